@@ -1,0 +1,46 @@
+# Two commands matter: `make run` and `make test`. Both set everything up on a fresh clone.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint typecheck fmt proto env clean test-services
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+# The environment is installed from the lock file only (--frozen: a stale lock is an error).
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+env: $(VENV)/.synced
+
+run: env
+	$(PY) -m orchestrator
+
+test-services:
+	bash scripts/test-services.sh
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: env
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# pytest exits 5 when it collected no tests: that is a failure here, never a pass.
+test: env test-services lint
+	$(VENV)/bin/pytest tests
+
+proto: env
+	$(PY) -m proto.generate
+
+clean:
+	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

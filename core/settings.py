@@ -1,0 +1,336 @@
+"""Settings: dynaconf (``settings.toml``, ``.secrets.toml``, ``LLMOPT_*`` variables), validated once
+at the entry point and turned into frozen typed settings that are passed down.
+
+Every default lives in :data:`_VALIDATORS`; ``settings.toml`` holds per-environment overrides.
+A value that fails validation raises :class:`core.errors.ConfigurationError` whose message names
+the key, the value and the rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from dynaconf import Dynaconf, ValidationError, Validator
+
+from core.durations import parse_duration
+from core.errors import ConfigurationError
+
+__all__ = [
+    "ApiSettings",
+    "KafkaSettings",
+    "OrchestratorSettings",
+    "ProcessorSettings",
+    "Settings",
+    "StorageSettings",
+    "load_settings",
+]
+
+ENV_PREFIX = "LLMOPT"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Where telemetry comes from and where bad records go."""
+
+    bootstrap_servers: str = ""
+    telemetry_topic: str = "llm.telemetry"
+    dlq_topic: str = "llm.telemetry.dlq"
+    tail: bool = True
+    partitions: int = 3
+    embedded_port: int = 9092
+
+    @property
+    def embedded(self) -> bool:
+        """True when no cluster is configured and the embedded broker must be started."""
+        return not self.bootstrap_servers
+
+    @property
+    def brokers(self) -> list[str]:
+        """The bootstrap servers as a list of ``host:port``."""
+        return [b.strip() for b in self.bootstrap_servers.split(",") if b.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    """Databases: PostgreSQL or the SQLite fallback, Redis or the in-process fallback."""
+
+    database_url: str = ""
+    redis_url: str = ""
+    data_dir: str = "./var"
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, or the embedded SQLite file under ``data_dir`` when none is set."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.data_dir).resolve() / 'llmopt.sqlite3'}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorSettings:
+    """The Bytewax dataflow."""
+
+    tumbling_window: timedelta = timedelta(seconds=60)
+    sliding_window: timedelta = timedelta(seconds=300)
+    sliding_step: timedelta = timedelta(seconds=60)
+    allowed_lateness: timedelta = timedelta(seconds=30)
+    dedup_ttl: timedelta = timedelta(hours=1)
+    feedback_join_window: timedelta = timedelta(minutes=10)
+    workers: int = 1
+    processes: int = 1
+    recovery_dir: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The REST (and later gRPC) surface."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    bootstrap_admin_key: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OrchestratorSettings:
+    """The service manager."""
+
+    health_interval: timedelta = timedelta(seconds=30)
+    shutdown_timeout: timedelta = timedelta(seconds=30)
+    start_timeout: timedelta = timedelta(seconds=60)
+    metrics_port: int = 9090
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting of the optimizer, frozen; built once by :func:`load_settings`."""
+
+    env: str = "development"
+    log_level: str = "INFO"
+    kafka: KafkaSettings = KafkaSettings()
+    storage: StorageSettings = StorageSettings()
+    processor: ProcessorSettings = ProcessorSettings()
+    api: ApiSettings = ApiSettings()
+    orchestrator: OrchestratorSettings = OrchestratorSettings()
+
+    def with_overrides(self, **sections: Any) -> Settings:
+        """Return a copy with whole sections replaced (tests, resolved embedded addresses)."""
+        return replace(self, **sections)
+
+    def as_env(self) -> dict[str, str]:
+        """The ``LLMOPT_*`` variables that reproduce these settings in a child process."""
+        out: dict[str, str] = {
+            f"{ENV_PREFIX}_ENV": self.env,
+            f"{ENV_PREFIX}_LOG_LEVEL": self.log_level,
+        }
+        for name in ("kafka", "storage", "processor", "api", "orchestrator"):
+            section = getattr(self, name)
+            for key in section.__dataclass_fields__:
+                value = getattr(section, key)
+                if isinstance(value, timedelta):
+                    text = f"{value.total_seconds()}s"
+                elif isinstance(value, bool):
+                    text = "true" if value else "false"
+                else:
+                    text = str(value)
+                # '@str' keeps dynaconf from parsing the value as TOML (e.g. "1e3" or "true").
+                prefix = "" if isinstance(value, bool | int) else "@str "
+                out[f"{ENV_PREFIX}_{name.upper()}__{key.upper()}"] = prefix + text
+        return out
+
+
+def _is_duration(value: Any) -> bool:
+    try:
+        parse_duration(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def _is_url(schemes: tuple[str, ...]) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        if value == "":
+            return True
+        if not isinstance(value, str):
+            return False
+        return urlsplit(value).scheme in schemes
+
+    return check
+
+
+def _is_broker_list(value: Any) -> bool:
+    if value == "":
+        return True
+    if not isinstance(value, str):
+        return False
+    for broker in value.split(","):
+        host, sep, port = broker.strip().rpartition(":")
+        if not (sep and host and port.isdigit()):
+            return False
+    return True
+
+
+def _duration(key: str, default: str, *, positive: bool = True) -> Validator:
+    rule = "a positive duration such as 60s, 10min or 1h" if positive else "a duration"
+
+    def check(value: Any) -> bool:
+        return _is_duration(value) and (not positive or parse_duration(value) > timedelta(0))
+
+    return Validator(
+        key,
+        default=default,
+        condition=check,
+        messages={"condition": f"{{name}} must be {rule} but it is {{value!r}} in env {{env}}"},
+    )
+
+
+def _port(key: str, default: int, lowest: int = 1) -> Validator:
+    return Validator(key, default=default, is_type_of=int, gte=lowest, lte=65535)
+
+
+_VALIDATORS: list[Validator] = [
+    Validator("log_level", default="INFO", is_in=LOG_LEVELS),
+    Validator(
+        "kafka.bootstrap_servers",
+        default="",
+        condition=_is_broker_list,
+        messages={
+            "condition": "{name} must be a comma-separated list of host:port "
+            "(empty starts the embedded broker) but it is {value!r} in env {env}"
+        },
+    ),
+    Validator("kafka.telemetry_topic", default="llm.telemetry", is_type_of=str, len_min=1),
+    Validator("kafka.dlq_topic", default="llm.telemetry.dlq", is_type_of=str, len_min=1),
+    Validator("kafka.tail", default=True, is_type_of=bool),
+    Validator("kafka.partitions", default=3, is_type_of=int, gte=1, lte=1024),
+    _port("kafka.embedded_port", 9092, lowest=0),
+    Validator(
+        "storage.database_url",
+        default="",
+        condition=_is_url(("postgresql", "postgresql+psycopg", "sqlite")),
+        messages={
+            "condition": "{name} must be a postgresql+psycopg:// or sqlite:/// URL (empty: SQLite "
+            "under storage.data_dir) but it is {value!r} in env {env}"
+        },
+    ),
+    Validator(
+        "storage.redis_url",
+        default="",
+        condition=_is_url(("redis", "rediss", "unix")),
+        messages={
+            "condition": "{name} must be a redis:// URL (empty: in-process cache) "
+            "but it is {value!r} in env {env}"
+        },
+    ),
+    Validator("storage.data_dir", default="./var", is_type_of=str, len_min=1),
+    _duration("processor.tumbling_window", "60s"),
+    _duration("processor.sliding_window", "300s"),
+    _duration("processor.sliding_step", "60s"),
+    _duration("processor.allowed_lateness", "30s", positive=False),
+    _duration("processor.dedup_ttl", "1h"),
+    _duration("processor.feedback_join_window", "10min"),
+    Validator("processor.workers", default=1, is_type_of=int, gte=1, lte=256),
+    Validator("processor.processes", default=1, is_type_of=int, gte=1, lte=256),
+    Validator("processor.recovery_dir", default="", is_type_of=str),
+    Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
+    _port("api.port", 8080, lowest=0),
+    Validator("api.bootstrap_admin_key", default="", is_type_of=str),
+    _duration("orchestrator.health_interval", "30s"),
+    _duration("orchestrator.shutdown_timeout", "30s"),
+    _duration("orchestrator.start_timeout", "60s"),
+    _port("orchestrator.metrics_port", 9090, lowest=0),
+]
+
+
+def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
+    value = raw.get(name) or {}
+    return {str(k).lower(): v for k, v in value.items()}
+
+
+def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: parse_duration(v) if k in keys else v for k, v in values.items()}
+
+
+def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+
+
+def load_settings(
+    root: str | Path | None = None, *, environment: str | None = None
+) -> Settings:
+    """Load, validate and freeze the settings.
+
+    Args:
+        root: Folder holding ``settings.toml`` and ``.secrets.toml`` (default: the working dir).
+        environment: ``development``, ``production`` …; default from ``LLMOPT_ENV``, else
+            ``development``.
+
+    Returns:
+        The frozen settings.
+
+    Raises:
+        ConfigurationError: When a value breaks a rule; the message names key, value and rule.
+    """
+    base = Path(root) if root is not None else Path.cwd()
+    kwargs: dict[str, Any] = {}
+    if environment is not None:
+        kwargs["env"] = environment
+    raw = Dynaconf(
+        envvar_prefix=ENV_PREFIX,
+        settings_files=[str(base / "settings.toml"), str(base / ".secrets.toml")],
+        environments=True,
+        env_switcher=f"{ENV_PREFIX}_ENV",
+        default_env="default",
+        merge_enabled=True,
+        **kwargs,
+    )
+    raw.validators.register(*_VALIDATORS)
+    try:
+        raw.validators.validate_all()
+    except ValidationError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from exc
+    data = {str(k).lower(): v for k, v in raw.as_dict().items()}
+    processor = _durations(
+        _section(data, "processor"),
+        (
+            "tumbling_window",
+            "sliding_window",
+            "sliding_step",
+            "allowed_lateness",
+            "dedup_ttl",
+            "feedback_join_window",
+        ),
+    )
+    orchestrator = _durations(
+        _section(data, "orchestrator"), ("health_interval", "shutdown_timeout", "start_timeout")
+    )
+    settings = Settings(
+        env=str(raw.current_env).lower(),
+        log_level=str(data.get("log_level", "INFO")),
+        kafka=KafkaSettings(**_known(KafkaSettings, _section(data, "kafka"))),
+        storage=StorageSettings(**_known(StorageSettings, _section(data, "storage"))),
+        processor=ProcessorSettings(**_known(ProcessorSettings, processor)),
+        api=ApiSettings(**_known(ApiSettings, _section(data, "api"))),
+        orchestrator=OrchestratorSettings(**_known(OrchestratorSettings, orchestrator)),
+    )
+    _check_relations(settings)
+    return settings
+
+
+def _check_relations(settings: Settings) -> None:
+    p = settings.processor
+    if p.sliding_step > p.sliding_window:
+        raise ConfigurationError(
+            "invalid settings: processor.sliding_step must not exceed processor.sliding_window "
+            f"but it is {p.sliding_step} > {p.sliding_window}"
+        )
+    if settings.kafka.telemetry_topic == settings.kafka.dlq_topic:
+        raise ConfigurationError(
+            "invalid settings: kafka.dlq_topic must differ from kafka.telemetry_topic "
+            f"but both are {settings.kafka.dlq_topic!r}"
+        )
