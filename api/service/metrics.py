@@ -1,0 +1,86 @@
+"""Window-stats queries behind ``/api/v1/metrics`` and ``MetricsService``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from core.errors import ValidationError
+from core.stats import WindowStats
+from storage.windows import WindowRepository
+
+__all__ = ["MetricsQueries", "MetricsSummary", "SummaryTotals"]
+
+MAX_WINDOWS = 10_000
+
+
+class SummaryTotals(msgspec.Struct, frozen=True):
+    """Sums over the windows of a summary."""
+
+    windows: int
+    count: int
+    ok_count: int
+    error_count: int
+    error_rate: float | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class MetricsSummary(msgspec.Struct, frozen=True):
+    """The stored windows of an app (optionally one task) and their totals."""
+
+    app: str
+    task: str | None
+    kind: str
+    totals: SummaryTotals
+    windows: list[WindowStats]
+
+
+def _totals(windows: Sequence[WindowStats]) -> SummaryTotals:
+    count = sum(w.count for w in windows)
+    errors = sum(w.error_count for w in windows)
+    return SummaryTotals(
+        windows=len(windows),
+        count=count,
+        ok_count=sum(w.ok_count for w in windows),
+        error_count=errors,
+        error_rate=errors / count if count else None,
+        input_tokens=sum(w.input_tokens for w in windows),
+        output_tokens=sum(w.output_tokens for w in windows),
+        cost_usd=sum(w.cost_usd for w in windows),
+    )
+
+
+class MetricsQueries:
+    """Answers metrics questions from stored windows."""
+
+    def __init__(self, windows: WindowRepository) -> None:
+        self._windows = windows
+
+    def summary(
+        self,
+        app: str,
+        task: str | None = None,
+        *,
+        kind: Literal["tumbling", "sliding"] = "tumbling",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> MetricsSummary:
+        """Windows of ``app`` (and ``task``) in ``[since, until]``, oldest first, with totals."""
+        if not app:
+            raise ValidationError("app must not be empty")
+        if not 1 <= limit <= MAX_WINDOWS:
+            raise ValidationError(f"limit must be between 1 and {MAX_WINDOWS}, not {limit}")
+        if since is not None and until is not None and since > until:
+            raise ValidationError("since must not be after until")
+        windows = list(
+            self._windows.query(
+                app=app, task=task, kind=kind, since=since, until=until, limit=limit
+            )
+        )
+        return MetricsSummary(app=app, task=task, kind=kind, totals=_totals(windows), windows=windows)

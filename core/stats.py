@@ -1,0 +1,80 @@
+"""Window statistics (CONTRACT.md §3): what the processor emits per closed window and segment."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+__all__ = ["LatencyStats", "QualityStats", "TtftStats", "WindowKey", "WindowStats"]
+
+
+class LatencyStats(msgspec.Struct, frozen=True):
+    """Exact latency percentiles of one window, in milliseconds."""
+
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    max: float
+
+
+class TtftStats(msgspec.Struct, frozen=True):
+    """Time-to-first-token percentiles, in milliseconds."""
+
+    p50: float
+    p95: float
+
+
+class QualityStats(msgspec.Struct, frozen=True):
+    """Quality scores (0..1) of the calls that carried one, with a 95 % t-interval of the mean."""
+
+    count: int
+    mean: float | None
+    stddev: float | None
+    ci95_low: float | None
+    ci95_high: float | None
+
+
+class WindowKey(msgspec.Struct, frozen=True, array_like=True):
+    """The segment a window aggregates: one (app, task, model, variant)."""
+
+    app: str
+    task: str
+    model: str
+    variant: str
+
+    def route(self) -> str:
+        """The Bytewax routing key of this segment."""
+        return f"{self.app}\x1f{self.task}\x1f{self.model}\x1f{self.variant}"
+
+
+class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
+    """Statistics of one closed window of one segment."""
+
+    kind: Literal["tumbling", "sliding"]
+    window_start: datetime
+    window_end: datetime
+    app: str
+    task: str
+    model: str
+    variant: str
+    count: int
+    ok_count: int
+    error_count: int
+    errors_by_type: dict[str, int]
+    latency_ms: LatencyStats
+    ttft_ms: TtftStats | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cost_usd: float
+    cost_per_success_usd: float | None
+    quality: QualityStats
+    distinct_prompts: int
+    repeat_ratio: float
+    rate_per_s: float
+    peak_rate_per_s: float
+    first_event_at: datetime
+    last_event_at: datetime

