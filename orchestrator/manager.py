@@ -185,22 +185,28 @@ class ServiceManager(ServiceRegistry):
     async def _update_dependents(self) -> None:
         """Set each up service to RUNNING or DEGRADED from its own and its dependencies' health.
 
-        A service whose *required* dependency failed for good is stopped and fails for good too;
-        in start order, one pass carries that down the graph.
+        First, services that lost a *required* dependency for good are stopped (dependents
+        before their dependencies) and fail for good too.
         """
+        gone = set(self._given_up)
+        doomed: list[str] = []
+        for name in self._order:
+            deps = self._services[name].depends_on
+            if self._states[name] in _UP and any(
+                d in gone and self._services[d].required for d in deps
+            ):
+                doomed.append(name)
+                gone.add(name)
+        for name in reversed(doomed):
+            _log.error("service_dependency_lost", service=name)
+            self._set_state(name, _S.SHUTTING_DOWN)
+            await self._stop_one(name)
+            self._set_state(name, _S.FAILED)
+            self._give_up(name)
         for name in self._order:
             if self._states[name] not in _UP:
                 continue
-            deps = self._services[name].depends_on
-            lost = [d for d in deps if d in self._given_up and self._services[d].required]
-            if lost:
-                _log.error("service_dependency_lost", service=name, dependencies=lost)
-                self._set_state(name, _S.SHUTTING_DOWN)
-                await self._stop_one(name)
-                self._set_state(name, _S.FAILED)
-                self._give_up(name)
-                continue
-            impaired = [d for d in deps if self._is_down(d)]
+            impaired = [d for d in self._services[name].depends_on if self._is_down(d)]
             own = self._health.get(name)
             sick = own is not None and own.status is not HealthStatus.HEALTHY
             target = _S.DEGRADED if impaired or sick else _S.RUNNING

