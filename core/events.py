@@ -174,10 +174,10 @@ def _llm_call(wire: _Wire, timestamp: datetime) -> LlmCall | Rejection:
     if missing:
         fields = ", ".join(f"`$.{name}`" for name in missing)
         return Rejection(f"invalid event: llm_call requires {fields}")
-    fields = msgspec.structs.asdict(wire)
-    fields["timestamp"] = timestamp
-    fields["task"] = wire.task or "default"
-    return LlmCall(**fields)
+    values = msgspec.structs.asdict(wire)
+    values["timestamp"] = timestamp
+    values["task"] = wire.task or "default"
+    return LlmCall(**values)
 
 
 def encode_event(event: Event) -> bytes:

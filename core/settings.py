@@ -1,5 +1,6 @@
-"""Settings: dynaconf (``settings.toml``, ``.secrets.toml``, ``LLMOPT_*`` variables), validated once
-at the entry point and turned into frozen typed settings that are passed down.
+"""Settings: dynaconf, validated once at the entry point, frozen, passed down.
+
+Sources: ``settings.toml``, ``.secrets.toml`` and ``LLMOPT_*`` variables (``__`` for nesting).
 
 Every default lives in :data:`_VALIDATORS`; ``settings.toml`` holds per-environment overrides.
 A value that fails validation raises :class:`core.errors.ConfigurationError` whose message names
@@ -9,7 +10,7 @@ the key, the value and the rule.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -257,12 +258,11 @@ def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in values.items() if k in names}
 
 
-def load_settings(
-    root: str | Path | None = None, *, environment: str | None = None
-) -> Settings:
+def load_settings(root: str | Path | None = None, *, environment: str | None = None) -> Settings:
     """Load, validate and freeze the settings.
 
     Args:

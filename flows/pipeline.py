@@ -73,7 +73,11 @@ def _dedup(
 def _log_late(step_id: str, call: LlmCall) -> None:
     # Counted and stored per (app, task) by the processor issue; logged, never dropped silently.
     _log.warning(
-        "late_event", step=step_id, app=call.app, task=call.task, event_id=call.event_id,
+        "late_event",
+        step=step_id,
+        app=call.app,
+        task=call.task,
+        event_id=call.event_id,
         timestamp=call.timestamp.isoformat(),
     )
 
@@ -113,7 +117,7 @@ def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
     )
 
     by_segment = op.key_on("key_by_segment", calls, _segment)
-    clock = win.EventClock(
+    clock: win.EventClock[LlmCall] = win.EventClock(
         lambda c: c.timestamp, wait_for_system_duration=p.allowed_lateness
     )
     windower = win.TumblingWindower(length=p.tumbling_window, align_to=EPOCH)
@@ -127,16 +131,18 @@ def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
         return summarize("tumbling", start, start + p.tumbling_window, key, window_calls)
 
     stats = op.map("window_stats", collected.down, to_stats)
-    op.output("windows_out", stats, io.windows or WindowStoreSink(settings.storage.resolved_database_url))
+    op.output(
+        "windows_out", stats, io.windows or WindowStoreSink(settings.storage.resolved_database_url)
+    )
 
-    late = op.map("late_call", collected.late, lambda kv: kv[1])
+    late = op.map("late_call", collected.late, lambda kv: kv[1][1])
     op.inspect("log_late", late, _log_late)
 
-    dlq = rejected if consumer_errors is None else op.merge("dead_letters", rejected, consumer_errors)
+    dlq = (
+        rejected if consumer_errors is None else op.merge("dead_letters", rejected, consumer_errors)
+    )
     if io.dead_letters is not None:
         op.output("dlq_out", dlq, io.dead_letters)
     else:
-        kop.output(
-            "dlq_out", dlq, brokers=settings.kafka.brokers, topic=settings.kafka.dlq_topic
-        )
+        kop.output("dlq_out", dlq, brokers=settings.kafka.brokers, topic=settings.kafka.dlq_topic)
     return flow

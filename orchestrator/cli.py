@@ -57,3 +57,7 @@ def produce(
         _err.print(f"  {error}")
     if report.failed:
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

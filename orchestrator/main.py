@@ -53,9 +53,7 @@ def resolve_embedded(settings: Settings) -> tuple[Settings, bool]:
         from storage.kafka import free_port
 
         port = free_port()
-    resolved = dataclasses.replace(
-        kafka, bootstrap_servers=f"127.0.0.1:{port}", embedded_port=port
-    )
+    resolved = dataclasses.replace(kafka, bootstrap_servers=f"127.0.0.1:{port}", embedded_port=port)
     return settings.with_overrides(kafka=resolved), True
 
 
@@ -111,7 +109,9 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
     remove_handlers()
     for name, state in manager.states().items():
         result = manager.health().get(name)
-        _log.info("final_health", service=name, state=str(state), detail=result.detail if result else "")
+        _log.info(
+            "final_health", service=name, state=str(state), detail=result.detail if result else ""
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 
 import structlog
 
@@ -38,6 +39,7 @@ class ServiceManager(ServiceRegistry):
         *,
         failure_threshold: int = 3,
         max_restarts: int = 3,
+        health_timeout: timedelta | None = None,
         sleep: SleepFunction = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> ServiceManager:
@@ -49,6 +51,7 @@ class ServiceManager(ServiceRegistry):
             start_timeout=settings.start_timeout,
             failure_threshold=failure_threshold,
             max_restarts=max_restarts,
+            health_timeout=health_timeout,
             sleep=sleep,
             clock=clock,
         )

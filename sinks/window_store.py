@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing_extensions import override
-
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from typing_extensions import override
 
 from core.stats import WindowStats
 from storage.database import create_db_engine
@@ -28,7 +27,7 @@ class _Partition(StatelessSinkPartition[WindowStats]):
 
 
 class WindowStoreSink(DynamicSink[WindowStats]):
-    """Writes each batch of closed windows in one transaction; a replay overwrites, never doubles."""
+    """Writes each batch of windows in one transaction; a replay overwrites, never doubles."""
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url

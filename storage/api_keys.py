@@ -37,7 +37,9 @@ class ApiKeyRepository:
         key = key or "llmopt_" + secrets.token_urlsafe(32)
         with Session(self._engine) as session, session.begin():
             session.add(
-                ApiKeyRow(name=name, key_hash=hash_key(key), role=role, created_at=datetime.now(UTC))
+                ApiKeyRow(
+                    name=name, key_hash=hash_key(key), role=role, created_at=datetime.now(UTC)
+                )
             )
         return key
 
@@ -63,5 +65,5 @@ class ApiKeyRepository:
             )
             if row is None or row.role not in ROLES:
                 return None
-            role: Role = row.role  # type: ignore[assignment]
+            role: Role = row.role
             return role

@@ -104,7 +104,9 @@ class RedisCache:
             value = await self._redis.get(key)
         except RedisError as exc:
             raise StorageUnavailableError(f"redis unreachable: {exc}") from exc
-        return bytes(value) if value is not None else None
+        if value is None:
+            return None
+        return value.encode() if isinstance(value, str) else bytes(value)
 
     async def set(self, key: str, value: bytes, ttl_s: float | None = None) -> None:
         """See :class:`Cache`."""
@@ -127,10 +129,11 @@ class RedisCache:
         try:
             async for message in pubsub.listen():
                 if message.get("type") == "message":
-                    yield bytes(message["data"])
+                    data = message["data"]
+                    yield data.encode() if isinstance(data, str) else bytes(data)
         finally:
             await pubsub.unsubscribe(channel)
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def ping(self) -> None:
         """See :class:`Cache`."""

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from core.errors import StorageUnavailableError
 
@@ -66,8 +66,16 @@ class EmbeddedBroker:
         url = f"tcp://127.0.0.1:{self.port}"
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -119,8 +127,11 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
-    wanted = [NewTopic(name, num_partitions=n, replication_factor=1)
-              for name, n in topics.items() if name not in existing]
+    wanted = [
+        NewTopic(name, num_partitions=n, replication_factor=1)
+        for name, n in topics.items()
+        if name not in existing
+    ]
     if not wanted:
         return
     for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():

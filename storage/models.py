@@ -1,4 +1,4 @@
-"""SQLAlchemy tables. The schema itself is created by Alembic migrations, never by ``create_all``."""
+"""SQLAlchemy tables; the schema itself comes from Alembic migrations, never ``create_all``."""
 
 from __future__ import annotations
 
@@ -55,7 +55,9 @@ class WindowRow(Base):
 
     __tablename__ = "window_stats"
     __table_args__ = (
-        UniqueConstraint("kind", "window_start", "app", "task", "model", "variant", name="uq_window"),
+        UniqueConstraint(
+            "kind", "window_start", "app", "task", "model", "variant", name="uq_window"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -32,7 +32,9 @@ def create_app(settings: Settings) -> Litestar:
             render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
             components=Components(
                 security_schemes={
-                    "apiKey": SecurityScheme(type="apiKey", name="x-api-key", security_scheme_in="header")
+                    "apiKey": SecurityScheme(
+                        type="apiKey", name="x-api-key", security_scheme_in="header"
+                    )
                 }
             ),
             security=[{"apiKey": []}],

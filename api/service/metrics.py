@@ -83,4 +83,6 @@ class MetricsQueries:
                 app=app, task=task, kind=kind, since=since, until=until, limit=limit
             )
         )
-        return MetricsSummary(app=app, task=task, kind=kind, totals=_totals(windows), windows=windows)
+        return MetricsSummary(
+            app=app, task=task, kind=kind, totals=_totals(windows), windows=windows
+        )

@@ -54,7 +54,9 @@ class ProcessorService(ServiceBase):
     async def start(self) -> None:
         """Spawn the processes; fail when one exits at once."""
         self._procs = [
-            await asyncio.create_subprocess_exec(*cmd, env=self._env, stdin=asyncio.subprocess.DEVNULL)
+            await asyncio.create_subprocess_exec(
+                *cmd, env=self._env, stdin=asyncio.subprocess.DEVNULL
+            )
             for cmd in bytewax_commands(self._settings)
         ]
         await asyncio.sleep(0.5)

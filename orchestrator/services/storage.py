@@ -43,7 +43,9 @@ class StorageService(ServiceBase):
         """Start the embedded broker, create topics, migrate the schema, reach the cache."""
         kafka = self._settings.kafka
         if self._broker is not None:
-            Path(self._settings.storage.data_dir).mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(
+                Path(self._settings.storage.data_dir).mkdir, parents=True, exist_ok=True
+            )
             await asyncio.to_thread(self._broker.start)
         await asyncio.to_thread(
             ensure_topics,

@@ -47,7 +47,7 @@ def test_metrics_are_served_over_http_and_follow_the_manager() -> None:
     assert content_type.startswith("text/plain")
     lines = set(first.splitlines())
     assert 'service_status{service="storage"} 2.0' in lines
-    assert 'service_status{service="api"} 2.0' in lines
+    assert 'service_status{service="api"} 1.0' in lines  # a degraded dependency is still up
     assert 'service_health{service="storage"} 0.5' in lines
     assert 'service_health{service="api"} 1.0' in lines
     assert 'service_restarts_total{service="storage"} 0.0' in lines

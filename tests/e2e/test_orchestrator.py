@@ -1,0 +1,159 @@
+"""The optimizer as a user starts it: ``python -m orchestrator`` with embedded defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from storage.kafka import free_port
+
+pytestmark = pytest.mark.e2e
+
+ADMIN_KEY = "e2e-admin-key"
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes]):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"orchestrator exited with {proc.returncode} while {what}"
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
+    api_port, kafka_port, metrics_port = free_port(), free_port(), free_port()
+    env = {
+        **os.environ,
+        "LLMOPT_ENV": "development",
+        "LLMOPT_STORAGE__DATA_DIR": str(tmp_path / "var"),
+        "LLMOPT_API__PORT": str(api_port),
+        "LLMOPT_API__BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "LLMOPT_KAFKA__EMBEDDED_PORT": str(kafka_port),
+        "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(metrics_port),
+        "LLMOPT_PROCESSOR__ALLOWED_LATENESS": "1s",
+    }
+    for key in (
+        "LLMOPT_KAFKA__BOOTSTRAP_SERVERS",
+        "LLMOPT_STORAGE__DATABASE_URL",
+        "LLMOPT_STORAGE__REDIS_URL",
+    ):
+        env.pop(key, None)
+    log = (tmp_path / "orchestrator.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator"],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+
+        def healthy() -> bool:
+            try:
+                return httpx.get(base + "/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(healthy, 60, "the REST API to become healthy", proc)
+        health = httpx.get(base + "/health").json()
+        assert health["status"] == "ok"
+        assert set(health["dependencies"]) == {"database", "kafka", "cache"}
+
+        # Events of one closed minute, plus one a minute later that moves the watermark past it.
+        minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
+        lines = [
+            json.dumps(
+                {
+                    "event_id": f"e2e-{i}",
+                    "timestamp": (minute + timedelta(seconds=i)).isoformat(),
+                    "app": "e2e-app",
+                    "task": "answer",
+                    "model": "gpt-4o-mini",
+                    "latency_ms": 100.0 + i,
+                    "input_tokens": 10,
+                    "output_tokens": 5,
+                }
+            )
+            for i in range(30)
+        ]
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": "e2e-pusher",
+                    "timestamp": (minute + timedelta(minutes=2)).isoformat(),
+                    "app": "e2e-app",
+                    "task": "answer",
+                    "model": "gpt-4o-mini",
+                    "latency_ms": 1.0,
+                    "input_tokens": 1,
+                    "output_tokens": 1,
+                }
+            )
+        )
+        events = tmp_path / "events.jsonl"
+        events.write_text("\n".join(lines) + "\n")
+        produced = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.cli",
+                "produce",
+                str(events),
+                "--bootstrap",
+                f"127.0.0.1:{kafka_port}",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert produced.returncode == 0, produced.stderr
+        assert "delivered 31, failed 0" in produced.stderr
+
+        def window() -> dict[str, object] | None:
+            body = httpx.get(
+                base + "/api/v1/metrics/summary",
+                params={"app": "e2e-app"},
+                headers={"x-api-key": ADMIN_KEY},
+                timeout=5,
+            ).json()
+            return body if body["windows"] else None
+
+        body = _wait_for(window, 60, "the window to reach the REST API", proc)
+        first = body["windows"][0]
+        assert first["window_start"] == minute.strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert first["count"] == 30
+        assert first["latency_ms"]["max"] == 129.0
+
+        metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+        for service in ("storage", "processor", "rest"):
+            assert f'service_status{{service="{service}"}} 1.0' in metrics
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()
+    output = (tmp_path / "orchestrator.log").read_text()
+    assert "final_health" in output
+    stopped = [line for line in output.splitlines() if "service_stopped" in line]
+    assert [s.split("service=")[1].split()[0] for s in stopped] == ["rest", "processor", "storage"]
+    # Nothing left behind: the broker and the dataflow stopped with the orchestrator.
+    leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{kafka_port}"], capture_output=True)
+    assert leftovers.stdout == b""
