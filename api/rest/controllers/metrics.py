@@ -33,7 +33,9 @@ class MetricsController(Controller):
         request: Request,  # type: ignore[type-arg]
         app: Annotated[str, Parameter(min_length=1, max_length=512, description="application")],
         task: Annotated[str | None, Parameter(max_length=512, description="task")] = None,
-        kind: Literal["tumbling", "sliding"] = "tumbling",
+        kind: Annotated[
+            Literal["tumbling", "sliding"], Parameter(description="window kind")
+        ] = "tumbling",
         since: Annotated[datetime | None, Parameter(description="window_start >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="window_end <= until")] = None,
         limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,

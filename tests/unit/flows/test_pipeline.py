@@ -1,0 +1,94 @@
+"""The dataflow in-process with TestingSource/TestingSink: whole outputs asserted."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from core.settings import ProcessorSettings, Settings
+from core.stats import WindowStats
+from flows.pipeline import FlowIO, build_flow
+from tests.telemetry_samples import T0, expected_windows, make_sample
+
+
+def _run(records: list[bytes], settings: Settings | None = None):  # type: ignore[no-untyped-def]
+    source = [
+        KafkaSourceMessage(key=None, value=r, topic="llm.telemetry", partition=0, offset=i)
+        for i, r in enumerate(records)
+    ]
+    windows: list[WindowStats] = []
+    dead: list[KafkaSinkMessage[bytes | None, bytes | None]] = []
+    flow = build_flow(
+        settings or Settings(),
+        FlowIO(
+            source=TestingSource(source),
+            windows=TestingSink(windows),
+            dead_letters=TestingSink(dead),
+        ),
+    )
+    run_main(flow)
+    return windows, dead
+
+
+def test_sample_gives_exactly_the_expected_windows_and_dead_letters() -> None:
+    sample = make_sample()
+    windows, dead = _run(sample.records())
+    expected = expected_windows(sample)
+    got = {(w.app, w.window_start.strftime("%Y-%m-%dT%H:%M:%SZ")): w for w in windows}
+    assert len(windows) == len(got) == len(expected)  # each window emitted once
+    assert set(got) == set(expected)
+    for key, want in expected.items():
+        w = got[key]
+        assert (w.count, w.error_count, w.input_tokens) == (
+            want["count"],
+            want["error_count"],
+            want["input_tokens"],
+        )
+        assert w.latency_ms.p99 == pytest.approx(want["p99"])
+        assert w.cost_usd == pytest.approx(want["cost_usd"], rel=1e-9)
+    assert sorted(d.value for d in dead if d.value is not None) == sorted(sample.malformed)
+    offsets = {dict(d.headers)["source.offset"] for d in dead}
+    assert len(offsets) == len(sample.malformed)
+
+
+def test_duplicates_are_dropped_within_ttl_and_kept_after_it() -> None:
+    def call(event_id: str, seconds: int) -> bytes:
+        return json.dumps(
+            {
+                "event_id": event_id,
+                "timestamp": int((T0 + timedelta(seconds=seconds)).timestamp() * 1000),
+                "app": "a",
+                "model": "m",
+                "latency_ms": 1,
+                "input_tokens": 1,
+                "output_tokens": 1,
+                "cost_usd": 0.0,
+            }
+        ).encode()
+
+    settings = Settings(processor=ProcessorSettings(dedup_ttl=timedelta(seconds=120)))
+    records = [call("x", 0), call("x", 5), call("y", 10), call("z", 200), call("x", 200)]
+    windows, dead = _run(records, settings)
+    assert dead == []
+    by_start = {w.window_start: w.count for w in windows}
+    # x@5 is a duplicate; x@200 is beyond the 120 s TTL and counts again.
+    assert by_start == {T0: 2, T0 + timedelta(seconds=180): 2}
+
+
+def test_feedback_events_do_not_become_window_calls() -> None:
+    feedback = json.dumps(
+        {
+            "kind": "feedback",
+            "event_id": "f1",
+            "timestamp": T0.isoformat(),
+            "app": "a",
+            "request_id": "r1",
+            "quality": 0.9,
+        }
+    ).encode()
+    windows, dead = _run([feedback])
+    assert (windows, dead) == ([], [])
