@@ -1,0 +1,164 @@
+"""Processor throughput against the raw Kafka consume rate, in the same run.
+
+Produces N telemetry events (~200 bytes) to a broker, then measures:
+  1. baseline: confluent-kafka assign()+consume of every partition to the end, msgspec decode;
+  2. the real processor: ``python -m bytewax.run flows.main`` with ``kafka.tail=false`` (the
+     same command lines the orchestrator runs, 1 or more processes) until it exits.
+Prints events/s of each, the ratio, and the processor's peak RSS.
+
+    .venv/bin/python -m bench.throughput --events 1000000 --partitions 4 --processes 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import resource
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from core.events import decode_event
+from core.settings import KafkaSettings, ProcessorSettings, Settings, StorageSettings
+from orchestrator.services.processor import bytewax_commands
+from storage.kafka import EmbeddedBroker, ensure_topics
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+CONSUMER_TUNING = {"fetch.queue.backoff.ms": 5, "queued.max.messages.kbytes": 262144}
+
+
+def _event(i: int, rng: random.Random, per_second: int) -> bytes:
+    app = f"app-{i % 10}"
+    return json.dumps(
+        {
+            "event_id": f"e{i}",
+            "timestamp": int((T0 + timedelta(seconds=i / per_second)).timestamp() * 1000),
+            "app": app,
+            "task": f"task-{i % 3}",
+            "model": "gpt-4o-mini" if i % 2 else "claude-3-5-haiku-latest",
+            "latency_ms": round(rng.uniform(100, 2000), 1),
+            "input_tokens": rng.randint(100, 2000),
+            "output_tokens": rng.randint(10, 400),
+            "status": "ok" if i % 50 else "error",
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def produce(bootstrap: str, topic: str, n: int, per_second: int) -> float:
+    """Send ``n`` events keyed by app; returns the mean record size in bytes."""
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
+         "compression.type": "lz4", "queue.buffering.max.messages": 500000}
+    )
+    rng = random.Random(1)
+    size = 0
+    for i in range(n):
+        value = _event(i, rng, per_second)
+        size += len(value)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=f"app-{i % 10}".encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if i % 10000 == 0:
+            producer.poll(0)
+    producer.flush(120)
+    return size / n
+
+
+def raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float]:
+    """Baseline: consume and decode everything; returns (events, seconds)."""
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-raw", "enable.partition.eof": True,
+         "enable.auto.commit": False, **CONSUMER_TUNING}
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    count, done = 0, 0
+    start = time.perf_counter()
+    while done < partitions:
+        for msg in consumer.consume(1000, 1.0):
+            if msg.error():
+                done += 1
+                continue
+            decode_event(msg.value())
+            count += 1
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return count, elapsed
+
+
+def run_processor(settings: Settings, env: dict[str, str]) -> tuple[float, int]:
+    """The real flow; returns (seconds, peak RSS in KiB of the largest child)."""
+    full_env = {**env, **settings.as_env()}
+    start = time.perf_counter()
+    procs = [subprocess.Popen(cmd, env=full_env) for cmd in bytewax_commands(settings)]
+    codes = [p.wait() for p in procs]
+    elapsed = time.perf_counter() - start
+    if any(codes):
+        raise SystemExit(f"processor failed with exit codes {codes}")
+    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def main() -> None:
+    """Parse arguments, run both measurements, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--per-second", type=int, default=1000, help="event-time rate")
+    parser.add_argument("--bootstrap", default="", help="outside Kafka (default: embedded tansu)")
+    parser.add_argument("--database-url", default="", help="default: a SQLite file in a temp dir")
+    args = parser.parse_args()
+
+    broker = None
+    bootstrap = args.bootstrap
+    if not bootstrap:
+        broker = EmbeddedBroker()
+        broker.start()
+        bootstrap = broker.bootstrap
+    topic = f"bench.telemetry.{os.getpid()}"
+    try:
+        ensure_topics(bootstrap, {topic: args.partitions, topic + ".dlq": 1})
+        t = time.perf_counter()
+        size = produce(bootstrap, topic, args.events, args.per_second)
+        print(f"produced {args.events} events ({size:.0f} B mean) in {time.perf_counter() - t:.1f} s")
+
+        count, raw_s = raw_consume(bootstrap, topic, args.partitions)
+        assert count == args.events, f"baseline read {count} of {args.events}"
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(
+                kafka=KafkaSettings(bootstrap_servers=bootstrap, telemetry_topic=topic,
+                                    dlq_topic=topic + ".dlq", tail=False),
+                storage=StorageSettings(database_url=args.database_url, data_dir=tmp),
+                processor=dataclasses.replace(
+                    ProcessorSettings(), workers=args.workers, processes=args.processes
+                ),
+            )
+            from storage.database import create_db_engine, migrate
+
+            migrate(create_db_engine(settings.storage.resolved_database_url))
+            flow_s, rss_kib = run_processor(settings, dict(os.environ))
+        raw_rate, flow_rate = args.events / raw_s, args.events / flow_s
+        print(f"baseline  raw consume + decode : {raw_rate:>10,.0f} events/s ({raw_s:.2f} s)")
+        print(
+            f"processor flows.main ({args.processes} proc x {args.workers} workers): "
+            f"{flow_rate:>10,.0f} events/s ({flow_s:.2f} s, incl. start-up)"
+        )
+        print(f"ratio processor / baseline      : {flow_rate / raw_rate:.3f}")
+        print(f"peak RSS of a processor process : {rss_kib / 1024:.0f} MiB")
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
