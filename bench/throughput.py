@@ -54,8 +54,13 @@ def _event(i: int, rng: random.Random, per_second: int) -> bytes:
 def produce(bootstrap: str, topic: str, n: int, per_second: int) -> float:
     """Send ``n`` events keyed by app; returns the mean record size in bytes."""
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 10000,
-         "compression.type": "lz4", "queue.buffering.max.messages": 500000}
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 20,
+            "batch.num.messages": 10000,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500000,
+        }
     )
     rng = random.Random(1)
     size = 0
@@ -77,8 +82,13 @@ def produce(bootstrap: str, topic: str, n: int, per_second: int) -> float:
 def raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float]:
     """Baseline: consume and decode everything; returns (events, seconds)."""
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "bench-raw", "enable.partition.eof": True,
-         "enable.auto.commit": False, **CONSUMER_TUNING}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-raw",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            **CONSUMER_TUNING,
+        }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     count, done = 0, 0
@@ -130,14 +140,20 @@ def main() -> None:
         ensure_topics(bootstrap, {topic: args.partitions, topic + ".dlq": 1})
         t = time.perf_counter()
         size = produce(bootstrap, topic, args.events, args.per_second)
-        print(f"produced {args.events} events ({size:.0f} B mean) in {time.perf_counter() - t:.1f} s")
+        print(
+            f"produced {args.events} events ({size:.0f} B mean) in {time.perf_counter() - t:.1f} s"
+        )
 
         count, raw_s = raw_consume(bootstrap, topic, args.partitions)
         assert count == args.events, f"baseline read {count} of {args.events}"
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(
-                kafka=KafkaSettings(bootstrap_servers=bootstrap, telemetry_topic=topic,
-                                    dlq_topic=topic + ".dlq", tail=False),
+                kafka=KafkaSettings(
+                    bootstrap_servers=bootstrap,
+                    telemetry_topic=topic,
+                    dlq_topic=topic + ".dlq",
+                    tail=False,
+                ),
                 storage=StorageSettings(database_url=args.database_url, data_dir=tmp),
                 processor=dataclasses.replace(
                     ProcessorSettings(), workers=args.workers, processes=args.processes

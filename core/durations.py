@@ -16,6 +16,7 @@ _UNITS = {
     "h": 3600.0,
     "d": 86400.0,
 }
+_MAX_SECONDS = 100 * 365 * 86400.0  # a century: beyond it, a typo
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|sec|min|s|m|h|d)")
 
 
@@ -37,6 +38,8 @@ def parse_duration(value: str | int | float) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError(f"duration must not be negative: {value!r}")
+        if not value < _MAX_SECONDS:
+            raise ValueError(f"duration too long: {value!r} (at most {_MAX_SECONDS:.0f}s)")
         return timedelta(seconds=value)
     text = value.strip().lower().replace(" ", "")
     if not text:
@@ -50,12 +53,12 @@ def parse_duration(value: str | int | float) -> timedelta:
         pos = match.end()
     if pos != len(text):
         raise ValueError(f"not a duration: {value!r} (use e.g. 60s, 10min, 1h, 1h30m, 250ms)")
+    if total >= _MAX_SECONDS:
+        raise ValueError(f"duration too long: {value!r} (at most {_MAX_SECONDS:.0f}s)")
     return timedelta(seconds=total)
 
 
 def format_duration(value: timedelta) -> str:
     """Format a duration the way :func:`parse_duration` reads it (``90s`` → ``"90s"``)."""
-    seconds = value.total_seconds()
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{int(seconds * 1000)}ms"
+    ms = round(value.total_seconds() * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"

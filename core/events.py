@@ -7,7 +7,8 @@ feedback (``kind="feedback"``). :func:`decode_event` turns raw bytes into an :cl
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -17,6 +18,7 @@ __all__ = [
     "Feedback",
     "LlmCall",
     "Rejection",
+    "decode_batch",
     "decode_event",
     "encode_event",
     "parse_timestamp",
@@ -24,10 +26,10 @@ __all__ = [
 
 NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
 NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
-Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
 NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 # Epoch milliseconds between 1970 and 9999.
 _MAX_EPOCH_MS = 253_402_300_799_999
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class LlmCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -60,7 +62,7 @@ class LlmCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     attributes: dict[str, Any] | None = None
 
 
-class Feedback(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Feedback(msgspec.Struct, frozen=True, kw_only=True):
     """A quality score for an earlier call, joined to it by ``request_id``."""
 
     event_id: str
@@ -101,7 +103,7 @@ class _Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
     status: Literal["ok", "error"] = "ok"
     error_type: str | None = None
     finish_reason: str | None = None
-    quality: Unit | None = None
+    quality: float | None = None
     prompt_hash: str | None = None
     prompt_tokens_fixed: NonNegInt | None = None
     config_version: NonNegInt | None = None
@@ -112,6 +114,7 @@ class _Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
 
 _DECODER = msgspec.json.Decoder(_Wire)
+_BATCH_DECODER = msgspec.json.Decoder(list[_Wire])
 _ENCODER = msgspec.json.Encoder()
 _CALL_REQUIRED = ("model", "latency_ms", "input_tokens", "output_tokens")
 
@@ -129,10 +132,13 @@ def parse_timestamp(value: str | int | float) -> datetime:
             raise ValueError(f"timestamp {value!r} is not RFC 3339") from exc
         if parsed.tzinfo is None:
             raise ValueError(f"timestamp {value!r} has no UTC offset (RFC 3339 requires one)")
-        return parsed.astimezone(UTC)
-    if not 0 <= value <= _MAX_EPOCH_MS:
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValueError(f"timestamp {value!r} is outside the years 1-9999 in UTC") from exc
+    if isinstance(value, bool) or not 0 <= value <= _MAX_EPOCH_MS:
         raise ValueError(f"timestamp {value!r} is out of range for epoch milliseconds")
-    return datetime.fromtimestamp(value / 1000, tz=UTC)
+    return _EPOCH + timedelta(milliseconds=value)  # exact, unlike fromtimestamp(value / 1000)
 
 
 def decode_event(raw: bytes | None) -> Event | Rejection:
@@ -145,6 +151,27 @@ def decode_event(raw: bytes | None) -> Event | Rejection:
         return Rejection(f"invalid event: {exc}")
     except msgspec.DecodeError as exc:
         return Rejection(f"not JSON: {exc}")
+    return _from_wire(wire)
+
+
+def decode_batch(records: Sequence[bytes | None]) -> list[Event | Rejection]:
+    """Decode many records at once: one result per record, in order. Never raises.
+
+    The records are decoded as one JSON array in a single call when they are all valid (the
+    common case, several times faster); otherwise each is decoded on its own.
+    """
+    if records and all(records):
+        try:
+            wires = _BATCH_DECODER.decode(b"[" + b",".join(records) + b"]")  # type: ignore[arg-type]
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        else:
+            if len(wires) == len(records):  # a record such as b'{..},{..}' would split in two
+                return [_from_wire(w) for w in wires]
+    return [decode_event(r) for r in records]
+
+
+def _from_wire(wire: _Wire) -> Event | Rejection:
     try:
         timestamp = parse_timestamp(wire.timestamp)
     except ValueError as exc:
@@ -157,27 +184,58 @@ def decode_event(raw: bytes | None) -> Event | Rejection:
 def _feedback(wire: _Wire, timestamp: datetime) -> Feedback | Rejection:
     if not wire.request_id:
         return Rejection("invalid event: feedback requires `$.request_id`")
-    if wire.quality is None:
+    quality = _clamp(wire.quality)
+    if quality is None:
         return Rejection("invalid event: feedback requires `$.quality`")
     return Feedback(
         event_id=wire.event_id,
         timestamp=timestamp,
         app=wire.app,
         request_id=wire.request_id,
-        quality=wire.quality,
+        quality=quality,
         task=wire.task,
     )
 
 
-def _llm_call(wire: _Wire, timestamp: datetime) -> LlmCall | Rejection:
-    missing = [name for name in _CALL_REQUIRED if getattr(wire, name) is None]
-    if missing:
+def _llm_call(w: _Wire, timestamp: datetime) -> LlmCall | Rejection:
+    model, latency, tokens_in, tokens_out = w.model, w.latency_ms, w.input_tokens, w.output_tokens
+    if model is None or latency is None or tokens_in is None or tokens_out is None:
+        missing = [name for name in _CALL_REQUIRED if getattr(w, name) is None]
         fields = ", ".join(f"`$.{name}`" for name in missing)
         return Rejection(f"invalid event: llm_call requires {fields}")
-    values = msgspec.structs.asdict(wire)
-    values["timestamp"] = timestamp
-    values["task"] = wire.task or "default"
-    return LlmCall(**values)
+    return LlmCall(
+        event_id=w.event_id,
+        timestamp=timestamp,
+        app=w.app,
+        model=model,
+        latency_ms=latency,
+        input_tokens=tokens_in,
+        output_tokens=tokens_out,
+        task=w.task or "default",
+        operation=w.operation,
+        provider=w.provider,
+        ttft_ms=w.ttft_ms,
+        cache_read_tokens=w.cache_read_tokens,
+        cost_usd=w.cost_usd,
+        status=w.status,
+        error_type=w.error_type,
+        finish_reason=w.finish_reason,
+        quality=_clamp(w.quality),
+        prompt_hash=w.prompt_hash,
+        prompt_tokens_fixed=w.prompt_tokens_fixed,
+        config_version=w.config_version,
+        variant=w.variant,
+        request_id=w.request_id,
+        user_id=w.user_id,
+        attributes=w.attributes,
+    )
+
+
+def _clamp(quality: float | None) -> float | None:
+    """Normalise a quality score into [0, 1] (scores slightly outside are clamped, not lost)."""
+    if quality is None:
+        return None
+    return 0.0 if quality < 0.0 else 1.0 if quality > 1.0 else quality
 
 
 def encode_event(event: Event) -> bytes:

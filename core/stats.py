@@ -7,7 +7,14 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["LatencyStats", "QualityStats", "TtftStats", "WindowKey", "WindowStats"]
+__all__ = [
+    "LatencyStats",
+    "QualityStats",
+    "StrayEvent",
+    "TtftStats",
+    "WindowKey",
+    "WindowStats",
+]
 
 
 class LatencyStats(msgspec.Struct, frozen=True):
@@ -78,3 +85,24 @@ class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
     peak_rate_per_s: float
     first_event_at: datetime
     last_event_at: datetime
+    revision: int = 0
+    """0 for the first emission; each correction (late event, joined feedback) adds one."""
+
+
+class StrayEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """An event that did not flow into its window the normal way, kept so it is never lost.
+
+    ``late``: it arrived behind the watermark; ``in_window`` says whether its window still
+    reflects it (open, or corrected and re-emitted) or it was older than the retained state.
+    ``unmatched_feedback``: feedback whose call was not found within
+    ``processor.feedback_join_window``.
+    """
+
+    kind: Literal["late", "unmatched_feedback"]
+    event_id: str
+    app: str
+    task: str
+    event_time: datetime
+    watermark: datetime
+    in_window: bool
+    detail: str

@@ -1,89 +1,109 @@
-"""The processor dataflow: Kafka → decode (bad → DLQ) → dedup → event-time windows → storage.
+"""The processor dataflow, batch by batch.
 
-Operators here only wire the pure logic of ``operators``; sources and sinks are injectable so
-tests can run the same flow with ``TestingSource``/``TestingSink``.
+    Kafka batches ─► decode (bad records ─► DLQ) ─► split by app ─► per-app state:
+    dedup · feedback join · watermark · tumbling + sliding windows ─► windows, strays ─► storage
+
+Every item between steps is a batch (one Kafka poll, or one app's share of it), so Bytewax's
+per-item cost is paid per batch, not per record. The per-app state is the pure
+:class:`operators.app_windows.AppWindows`; this module only wires it. Sources and sinks are
+injectable so tests and the backtest run the very same steps.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import bytewax.operators as op
 import structlog
-from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
-from bytewax.dataflow import Dataflow, Stream
+from bytewax.dataflow import Dataflow
 from bytewax.inputs import Source
-from bytewax.operators import windowing as win
+from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
+from typing_extensions import override
 
-from core.events import Event, LlmCall, Rejection, decode_event
+from core.events import Event, Rejection, decode_batch
 from core.settings import Settings
-from core.stats import WindowKey, WindowStats
-from operators.dedup import DedupState
-from operators.window_stats import summarize
+from core.stats import StrayEvent, WindowStats
+from flows.kafka_batches import KafkaBatchSource, RecordBatch
+from operators.app_windows import AppWindows, Output, WindowSpec
+from sinks.database import StrayStoreSink, WindowStoreSink
 from sinks.dead_letters import dead_letter
-from sinks.window_store import WindowStoreSink
 
 __all__ = ["FlowIO", "build_flow"]
 
 _log = structlog.get_logger(__name__)
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-Msg = KafkaSourceMessage[bytes | None, bytes | None]
 DlqMsg = KafkaSinkMessage[bytes | None, bytes | None]
 
 
 @dataclass(frozen=True)
 class FlowIO:
-    """Where the flow reads and writes; ``None`` means the real Kafka topics / database."""
+    """Where the flow reads and writes; ``None`` means the Kafka topics and the database."""
 
-    source: Source[Msg] | None = None
+    source: Source[RecordBatch] | None = None
     windows: Sink[WindowStats] | None = None
+    strays: Sink[StrayEvent] | None = None
     dead_letters: Sink[DlqMsg] | None = None
 
 
-def _input(
-    flow: Dataflow, settings: Settings, io: FlowIO
-) -> tuple[Stream[Msg], Stream[DlqMsg] | None]:
-    """The telemetry records, and the consumer errors (as DLQ records) when reading Kafka."""
-    if io.source is not None:
-        return op.input("in", flow, io.source), None
-    kafka = kop.input(
-        "kafka_in",
-        flow,
-        brokers=settings.kafka.brokers,
-        topics=[settings.kafka.telemetry_topic],
-        tail=settings.kafka.tail,
-    )
-    consumer_errors = op.map(
-        "consumer_error_to_dlq", kafka.errs, lambda e: dead_letter(e.msg, f"kafka: {e.err}")
-    )
-    return kafka.oks, consumer_errors
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    by_app: dict[str, list[Event]] = field(default_factory=dict)
+    dead: list[DlqMsg] = field(default_factory=list)
 
 
-def _dedup(
-    state: DedupState | None, event: Event, ttl: timedelta
-) -> tuple[DedupState, list[Event]]:
-    state = state if state is not None else DedupState(ttl)
-    return state, [event] if state.first_sighting(event.event_id, event.timestamp) else []
+def _decode(batch: RecordBatch) -> _Decoded:
+    out = _Decoded()
+    for error in batch.errors:
+        _log.warning(
+            "kafka_consumer_error", topic=batch.topic, partition=batch.partition, error=error
+        )
+    for offset, raw, result in zip(
+        batch.offsets, batch.values, decode_batch(batch.values), strict=True
+    ):
+        if isinstance(result, Rejection):
+            out.dead.append(dead_letter(raw, result.reason, batch.topic, batch.partition, offset))
+        else:
+            out.by_app.setdefault(result.app, []).append(result)
+    return out
 
 
-def _log_late(step_id: str, call: LlmCall) -> None:
-    # Counted and stored per (app, task) by the processor issue; logged, never dropped silently.
-    _log.warning(
-        "late_event",
-        step=step_id,
-        app=call.app,
-        task=call.task,
-        event_id=call.event_id,
-        timestamp=call.timestamp.isoformat(),
-    )
+class _AppLogic(StatefulLogic[list[Event], Output, bytes]):
+    """Bytewax wiring of one app's :class:`AppWindows`: items, timers, end of input, snapshots."""
 
+    def __init__(self, state: AppWindows, now: Callable[[], float] | None) -> None:
+        self._state = state
+        self._now = now
 
-def _segment(call: LlmCall) -> str:
-    return WindowKey(call.app, call.task, call.model, call.variant).route()
+    def _time(self) -> float | None:
+        return self._now() if self._now is not None else None
+
+    @override
+    def on_item(self, value: list[Event]) -> tuple[Iterable[Output], bool]:
+        return self._state.process(value, self._time()), StatefulLogic.RETAIN
+
+    @override
+    def on_notify(self) -> tuple[Iterable[Output], bool]:
+        return self._state.advance(self._time()), StatefulLogic.RETAIN
+
+    @override
+    def on_eof(self) -> tuple[Iterable[Output], bool]:
+        return self._state.flush(), StatefulLogic.RETAIN
+
+    @override
+    def notify_at(self) -> datetime | None:
+        if self._now is None:
+            return None
+        at = self._state.next_close_at()
+        return datetime.fromtimestamp(at, tz=UTC) if at is not None else None
+
+    @override
+    def snapshot(self) -> bytes:
+        return self._state.snapshot()
 
 
 def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
@@ -91,58 +111,38 @@ def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
 
     Args:
         settings: Validated settings (topics, windows, lateness, dedup TTL, database).
-        io: Replacement source/sinks for tests; the real Kafka and database by default.
+        io: Replacement source/sinks (tests, backtest); Kafka and the database by default.
 
     Returns:
         The dataflow, ready for ``python -m bytewax.run`` or ``bytewax.testing.run_main``.
     """
     io = io or FlowIO()
-    p = settings.processor
+    kafka = settings.kafka
+    spec = WindowSpec.from_settings(settings.processor)
+    # Idle time advances the watermark only while tailing a live topic; a bounded input (a
+    # backfill, a backtest) closes everything at its end, so its output never depends on speed.
+    now: Callable[[], float] | None = time.time if kafka.tail and io.source is None else None
+
+    def build(resume: bytes | None) -> _AppLogic:
+        state = AppWindows(spec) if resume is None else AppWindows.restore(resume, time.time())
+        return _AppLogic(state, now)
+
     flow = Dataflow("llmopt_processor")
-    messages, consumer_errors = _input(flow, settings, io)
+    source = io.source or KafkaBatchSource(kafka.brokers, kafka.telemetry_topic, tail=kafka.tail)
+    batches = op.input("telemetry", flow, source)
+    decoded = op.map("decode", batches, _decode)
+    by_app = op.flat_map("split_by_app", decoded, lambda d: d.by_app.items())
+    outputs = op.stateful("app_windows", by_app, build)
+    results = op.map("unkey", outputs, lambda kv: kv[1])
+    windows = op.filter_map("windows", results, lambda o: o if isinstance(o, WindowStats) else None)
+    strays = op.filter_map("strays", results, lambda o: o if isinstance(o, StrayEvent) else None)
+    db = settings.storage.resolved_database_url
+    op.output("windows_out", windows, io.windows or WindowStoreSink(db))
+    op.output("strays_out", strays, io.strays or StrayStoreSink(db))
 
-    decoded = op.map("decode", messages, lambda m: (m, decode_event(m.value)))
-    split = op.branch("valid", decoded, lambda pair: not isinstance(pair[1], Rejection))
-    rejected = op.map(
-        "rejection_to_dlq",
-        split.falses,
-        lambda pair: dead_letter(pair[0], pair[1].reason),  # type: ignore[union-attr]
-    )
-    events: Stream[Event] = op.map("event", split.trues, lambda pair: pair[1])  # type: ignore[arg-type,return-value]
-
-    by_app = op.key_on("key_by_app", events, lambda e: e.app)
-    unique = op.stateful_flat_map("dedup", by_app, lambda s, e: _dedup(s, e, p.dedup_ttl))
-    calls = op.filter_map(
-        "llm_calls", unique, lambda kv: kv[1] if isinstance(kv[1], LlmCall) else None
-    )
-
-    by_segment = op.key_on("key_by_segment", calls, _segment)
-    clock: win.EventClock[LlmCall] = win.EventClock(
-        lambda c: c.timestamp, wait_for_system_duration=p.allowed_lateness
-    )
-    windower = win.TumblingWindower(length=p.tumbling_window, align_to=EPOCH)
-    collected = win.collect_window("tumbling", by_segment, clock, windower)
-
-    def to_stats(item: tuple[str, tuple[int, list[LlmCall]]]) -> WindowStats:
-        _, (window_id, window_calls) = item
-        start = EPOCH + window_id * p.tumbling_window
-        first = window_calls[0]
-        key = WindowKey(first.app, first.task, first.model, first.variant)
-        return summarize("tumbling", start, start + p.tumbling_window, key, window_calls)
-
-    stats = op.map("window_stats", collected.down, to_stats)
-    op.output(
-        "windows_out", stats, io.windows or WindowStoreSink(settings.storage.resolved_database_url)
-    )
-
-    late = op.map("late_call", collected.late, lambda kv: kv[1][1])
-    op.inspect("log_late", late, _log_late)
-
-    dlq = (
-        rejected if consumer_errors is None else op.merge("dead_letters", rejected, consumer_errors)
-    )
+    dead = op.flat_map("dead_letters", decoded, lambda d: d.dead)
     if io.dead_letters is not None:
-        op.output("dlq_out", dlq, io.dead_letters)
+        op.output("dlq_out", dead, io.dead_letters)
     else:
-        kop.output("dlq_out", dlq, brokers=settings.kafka.brokers, topic=settings.kafka.dlq_topic)
+        kop.output("dlq_out", dead, brokers=kafka.brokers, topic=kafka.dlq_topic)
     return flow

@@ -1,37 +1,97 @@
-"""Window statistics from the calls of one closed window (pure, exact percentiles)."""
+"""Window statistics from the calls of one window (pure; exact percentiles).
+
+Calls are turned into :class:`Columns` (numpy arrays) once per time bucket; a window's stats are
+computed from the concatenated columns of its buckets, so a call is converted once however many
+windows (tumbling, sliding) it belongs to.
+"""
 
 from __future__ import annotations
 
 import math
 from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as sps
 
 from core.events import LlmCall
 from core.stats import LatencyStats, QualityStats, TtftStats, WindowKey, WindowStats
 from operators.pricing import call_cost
 
-__all__ = ["summarize"]
+__all__ = ["Columns", "summarize", "summarize_columns"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+_PCTS = (50, 90, 95, 99, 100)
 
 
-def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
-    # numpy's default ("linear") interpolation: the definition a test pins them against.
-    return [float(v) for v in np.percentile(np.asarray(values, dtype=float), qs)]
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """The calls of a bucket or window as columns; NaN marks a missing ttft or quality."""
+
+    ts: F64
+    latency: F64
+    ttft: F64
+    quality: F64
+    cost: F64
+    tokens: I64  # shape (n, 3): input, output, cache read
+    ok: npt.NDArray[np.bool_]
+    error_types: tuple[str, ...]  # one per failed call
+    prompt_hashes: tuple[str, ...]  # one per call that carried one
+
+    @staticmethod
+    def from_calls(calls: Sequence[LlmCall]) -> Columns:
+        """Columns of ``calls`` (costs from the price table where the call has none)."""
+        nan = math.nan
+        return Columns(
+            ts=np.fromiter((c.timestamp.timestamp() for c in calls), np.float64, len(calls)),
+            latency=np.fromiter((c.latency_ms for c in calls), np.float64, len(calls)),
+            ttft=np.fromiter(
+                (nan if c.ttft_ms is None else c.ttft_ms for c in calls), np.float64, len(calls)
+            ),
+            quality=np.fromiter(
+                (nan if c.quality is None else c.quality for c in calls), np.float64, len(calls)
+            ),
+            cost=np.fromiter((call_cost(c) or 0.0 for c in calls), np.float64, len(calls)),
+            tokens=np.array(
+                [(c.input_tokens, c.output_tokens, c.cache_read_tokens or 0) for c in calls],
+                dtype=np.int64,
+            ).reshape(len(calls), 3),
+            ok=np.fromiter((c.status == "ok" for c in calls), np.bool_, len(calls)),
+            error_types=tuple(c.error_type or "unknown" for c in calls if c.status == "error"),
+            prompt_hashes=tuple(c.prompt_hash for c in calls if c.prompt_hash),
+        )
+
+    @staticmethod
+    def concat(parts: Sequence[Columns]) -> Columns:
+        """One set of columns from several (a window from its buckets)."""
+        if len(parts) == 1:
+            return parts[0]
+        return Columns(
+            ts=np.concatenate([p.ts for p in parts]),
+            latency=np.concatenate([p.latency for p in parts]),
+            ttft=np.concatenate([p.ttft for p in parts]),
+            quality=np.concatenate([p.quality for p in parts]),
+            cost=np.concatenate([p.cost for p in parts]),
+            tokens=np.concatenate([p.tokens for p in parts]),
+            ok=np.concatenate([p.ok for p in parts]),
+            error_types=tuple(e for p in parts for e in p.error_types),
+            prompt_hashes=tuple(h for p in parts for h in p.prompt_hashes),
+        )
 
 
-def _quality(scores: list[float]) -> QualityStats:
+def _quality(scores: F64) -> QualityStats:
     n = len(scores)
     if n == 0:
         return QualityStats(count=0, mean=None, stddev=None, ci95_low=None, ci95_high=None)
-    arr = np.asarray(scores, dtype=float)
-    mean = float(arr.mean())
+    mean = float(scores.mean())
     if n == 1:
         return QualityStats(count=1, mean=mean, stddev=None, ci95_low=None, ci95_high=None)
-    stddev = float(arr.std(ddof=1))
+    stddev = float(scores.std(ddof=1))
     half = float(sps.t.ppf(0.975, n - 1)) * stddev / math.sqrt(n)
     return QualityStats(
         count=n,
@@ -42,40 +102,40 @@ def _quality(scores: list[float]) -> QualityStats:
     )
 
 
-def summarize(
+def _utc(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def summarize_columns(
     kind: Literal["tumbling", "sliding"],
     window_start: datetime,
     window_end: datetime,
     key: WindowKey,
-    calls: Sequence[LlmCall],
+    cols: Columns,
+    revision: int = 0,
 ) -> WindowStats:
-    """Aggregate the calls of one window of one segment.
+    """Aggregate one window of one segment from its columns (at least one call).
 
-    Args:
-        kind: Tumbling or sliding.
-        window_start: Inclusive start (aware UTC).
-        window_end: Exclusive end (aware UTC).
-        key: The segment.
-        calls: The window's calls, at least one, in any order.
-
-    Returns:
-        The statistics of CONTRACT.md §3. Costs the price table does not know count as 0 and
-        are visible as such; ``cost_per_success_usd`` is ``None`` without a successful call.
+    Percentiles use numpy's default (linear) method, the definition tests pin them against.
+    Costs the price table does not know count as 0; ``cost_per_success_usd`` is ``None``
+    without a successful call.
     """
-    if not calls:
+    n = len(cols.ts)
+    if n == 0:
         raise ValueError("a window holds at least one call")
-    ok = sum(1 for c in calls if c.status == "ok")
-    errors = Counter(c.error_type or "unknown" for c in calls if c.status == "error")
-    p50, p90, p95, p99, top = _percentiles([c.latency_ms for c in calls], (50, 90, 95, 99, 100))
-    ttfts = [c.ttft_ms for c in calls if c.ttft_ms is not None]
-    ttft = TtftStats(*_percentiles(ttfts, (50, 95))) if ttfts else None
-    cost = sum(call_cost(c) or 0.0 for c in calls)
-    prompts = [c.prompt_hash for c in calls if c.prompt_hash]
-    distinct = len(set(prompts))
-    times = [c.timestamp for c in calls]
-    first, last = min(times), max(times)
-    per_second = Counter(int(t.timestamp()) for t in times)
+    ok = int(cols.ok.sum())
+    p50, p90, p95, p99, top = (float(v) for v in np.percentile(cols.latency, _PCTS))
+    ttfts = cols.ttft[~np.isnan(cols.ttft)]
+    ttft = None
+    if len(ttfts):
+        t50, t95 = np.percentile(ttfts, (50, 95))
+        ttft = TtftStats(p50=float(t50), p95=float(t95))
+    cost = float(cols.cost.sum())
+    distinct = len(set(cols.prompt_hashes))
+    hashed = len(cols.prompt_hashes)
     span = (window_end - window_start).total_seconds()
+    _, per_second = np.unique(np.floor(cols.ts), return_counts=True)
+    tokens = cols.tokens.sum(axis=0)
     return WindowStats(
         kind=kind,
         window_start=window_start,
@@ -84,22 +144,36 @@ def summarize(
         task=key.task,
         model=key.model,
         variant=key.variant,
-        count=len(calls),
+        count=n,
         ok_count=ok,
-        error_count=len(calls) - ok,
-        errors_by_type=dict(sorted(errors.items())),
+        error_count=n - ok,
+        errors_by_type=dict(sorted(Counter(cols.error_types).items())),
         latency_ms=LatencyStats(p50=p50, p90=p90, p95=p95, p99=p99, max=top),
         ttft_ms=ttft,
-        input_tokens=sum(c.input_tokens for c in calls),
-        output_tokens=sum(c.output_tokens for c in calls),
-        cache_read_tokens=sum(c.cache_read_tokens or 0 for c in calls),
+        input_tokens=int(tokens[0]),
+        output_tokens=int(tokens[1]),
+        cache_read_tokens=int(tokens[2]),
         cost_usd=cost,
         cost_per_success_usd=cost / ok if ok else None,
-        quality=_quality([c.quality for c in calls if c.quality is not None]),
+        quality=_quality(cols.quality[~np.isnan(cols.quality)]),
         distinct_prompts=distinct,
-        repeat_ratio=(len(prompts) - distinct) / len(prompts) if prompts else 0.0,
-        rate_per_s=len(calls) / span if span > 0 else float(len(calls)),
-        peak_rate_per_s=float(max(per_second.values())),
-        first_event_at=first,
-        last_event_at=last,
+        repeat_ratio=(hashed - distinct) / hashed if hashed else 0.0,
+        rate_per_s=n / span if span > 0 else float(n),
+        peak_rate_per_s=float(per_second.max()),
+        first_event_at=_utc(float(cols.ts.min())),
+        last_event_at=_utc(float(cols.ts.max())),
+        revision=revision,
     )
+
+
+def summarize(
+    kind: Literal["tumbling", "sliding"],
+    window_start: datetime,
+    window_end: datetime,
+    key: WindowKey,
+    calls: Sequence[LlmCall],
+) -> WindowStats:
+    """Aggregate the calls of one window of one segment (see :func:`summarize_columns`)."""
+    if not calls:
+        raise ValueError("a window holds at least one call")
+    return summarize_columns(kind, window_start, window_end, key, Columns.from_calls(calls))

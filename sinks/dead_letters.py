@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 
 __all__ = ["REASON_HEADER", "dead_letter"]
 
@@ -10,14 +10,13 @@ REASON_HEADER = "reason"
 
 
 def dead_letter(
-    msg: KafkaSourceMessage[bytes | None, bytes | None], reason: str
+    value: bytes | None, reason: str, topic: str, partition: int, offset: int
 ) -> KafkaSinkMessage[bytes | None, bytes | None]:
-    """The DLQ record for ``msg``: same key and value, a ``reason`` header and the source offset."""
-    headers = [(REASON_HEADER, reason.encode())]
-    if msg.topic is not None:
-        headers.append(("source.topic", msg.topic.encode()))
-    if msg.partition is not None:
-        headers.append(("source.partition", str(msg.partition).encode()))
-    if msg.offset is not None:
-        headers.append(("source.offset", str(msg.offset).encode()))
-    return KafkaSinkMessage(key=msg.key, value=msg.value, headers=headers)
+    """The DLQ record of a rejected record: the same bytes and a ``reason`` header."""
+    headers = [
+        (REASON_HEADER, reason.encode()),
+        ("source.topic", topic.encode()),
+        ("source.partition", str(partition).encode()),
+        ("source.offset", str(offset).encode()),
+    ]
+    return KafkaSinkMessage(key=None, value=value, headers=headers)

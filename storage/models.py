@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, Integer, MetaData, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["ApiKeyRow", "Base", "UtcDateTime", "WindowRow"]
+__all__ = ["ApiKeyRow", "Base", "StrayEventRow", "UtcDateTime", "WindowRow"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -95,6 +104,7 @@ class WindowRow(Base):
     peak_rate_per_s: Mapped[float] = mapped_column(Float)
     first_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    revision: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
@@ -109,3 +119,21 @@ class ApiKeyRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+
+
+class StrayEventRow(Base):
+    """A late event or an unmatched feedback (``core.stats.StrayEvent``); never silently lost."""
+
+    __tablename__ = "stray_events"
+    __table_args__ = (UniqueConstraint("kind", "event_id", name="uq_stray_event"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(512))
+    app: Mapped[str] = mapped_column(String(512), index=True)
+    task: Mapped[str] = mapped_column(String(512))
+    event_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    watermark: Mapped[datetime] = mapped_column(UtcDateTime)
+    in_window: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(1024))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -54,6 +54,7 @@ def _to_row(w: WindowStats, now: datetime) -> dict[str, Any]:
         "peak_rate_per_s": w.peak_rate_per_s,
         "first_event_at": w.first_event_at,
         "last_event_at": w.last_event_at,
+        "revision": w.revision,
         "updated_at": now,
     }
 
@@ -100,6 +101,7 @@ def _from_row(r: WindowRow) -> WindowStats:
         peak_rate_per_s=r.peak_rate_per_s,
         first_event_at=r.first_event_at,
         last_event_at=r.last_event_at,
+        revision=r.revision,
     )
 
 

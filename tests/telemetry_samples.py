@@ -104,7 +104,7 @@ def make_sample(t0: datetime = T0, seed: int = 7) -> Sample:
                 "latency_ms": 1,
                 "input_tokens": 1,
                 "output_tokens": 1,
-                "quality": 1.5,
+                "quality": "high",
             }
         ).encode(): "`$.quality`",
     }

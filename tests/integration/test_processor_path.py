@@ -75,7 +75,7 @@ def test_events_become_exact_windows_in_postgres_dlq_and_rest(settings: Settings
     engine = create_db_engine(settings.storage.database_url)
     stored = {}
     for app in ("support", "search"):
-        for w in WindowRepository(engine).query(app=app):
+        for w in WindowRepository(engine).query(app=app, kind="tumbling"):
             stored[(w.app, w.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"))] = w
     engine.dispose()
     assert set(stored) == set(expected)
@@ -151,8 +151,8 @@ def test_replaying_the_topic_does_not_double_windows(settings: Settings) -> None
     run_main(build_flow(settings))
     run_main(build_flow(dataclasses.replace(settings)))  # a second full replay
     engine = create_db_engine(settings.storage.database_url)
-    windows = list(WindowRepository(engine).query(app="support")) + list(
-        WindowRepository(engine).query(app="search")
+    windows = list(WindowRepository(engine).query(app="support", kind="tumbling")) + list(
+        WindowRepository(engine).query(app="search", kind="tumbling")
     )
     engine.dispose()
     assert len(windows) == len(expected_windows(sample))

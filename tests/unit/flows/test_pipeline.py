@@ -6,32 +6,44 @@ import json
 from datetime import timedelta
 
 import pytest
-from bytewax.connectors.kafka import KafkaSinkMessage, KafkaSourceMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from core.settings import ProcessorSettings, Settings
-from core.stats import WindowStats
+from core.stats import StrayEvent, WindowStats
+from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
 from tests.telemetry_samples import T0, expected_windows, make_sample
 
 
-def _run(records: list[bytes], settings: Settings | None = None):  # type: ignore[no-untyped-def]
-    source = [
-        KafkaSourceMessage(key=None, value=r, topic="llm.telemetry", partition=0, offset=i)
-        for i, r in enumerate(records)
+def _batches(records: list[bytes], size: int = 17) -> list[RecordBatch]:
+    return [
+        RecordBatch(
+            "llm.telemetry",
+            0,
+            list(range(start, start + len(records[start : start + size]))),
+            list(records[start : start + size]),
+            [],
+        )
+        for start in range(0, len(records), size)
     ]
+
+
+def _run(records: list[bytes], settings: Settings | None = None, kind: str = "tumbling"):  # type: ignore[no-untyped-def]
     windows: list[WindowStats] = []
+    strays: list[StrayEvent] = []
     dead: list[KafkaSinkMessage[bytes | None, bytes | None]] = []
     flow = build_flow(
         settings or Settings(),
         FlowIO(
-            source=TestingSource(source),
+            source=TestingSource(_batches(records)),
             windows=TestingSink(windows),
+            strays=TestingSink(strays),
             dead_letters=TestingSink(dead),
         ),
     )
     run_main(flow)
-    return windows, dead
+    return [w for w in windows if w.kind == kind], dead
 
 
 def test_sample_gives_exactly_the_expected_windows_and_dead_letters() -> None:
