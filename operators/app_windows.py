@@ -12,22 +12,25 @@ from __future__ import annotations
 import heapq
 import math
 import pickle
+from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import msgspec
+import numpy as np
 
 from core.events import Event, Feedback, LlmCall
 from core.settings import ProcessorSettings
 from core.stats import StrayEvent, WindowKey, WindowStats
 from operators.dedup import DedupState
+from operators.pricing import call_cost, tokens_cost
 from operators.window_stats import Columns, summarize_columns
 
 __all__ = ["AppWindows", "WindowSpec"]
 
 Output = WindowStats | StrayEvent
 _TUMBLING, _SLIDING = 0, 1
-_KINDS = ("tumbling", "sliding")
+_NAN = math.nan
 
 
 def _ms(value: timedelta) -> int:
@@ -83,15 +86,97 @@ class WindowSpec:
         return out
 
 
-@dataclass(slots=True)
 class _Bucket:
-    calls: list[LlmCall] = field(default_factory=list)
-    cols: Columns | None = None
+    """The calls of one time bucket of one segment, as compact columns (cheap to snapshot).
+
+    Calls without ``cost_usd`` of the bucket's model and provider are priced per bucket,
+    vectorised, when the columns are built.
+    """
+
+    _FIELDS = (
+        "model",
+        "provider",
+        "ts",
+        "latency",
+        "ttft",
+        "quality",
+        "cost",
+        "tokens",
+        "ok",
+        "errors",
+        "prompts",
+    )
+    __slots__ = (*_FIELDS, "_cols")
+
+    def __init__(self, model: str, provider: str | None) -> None:
+        self.model, self.provider = model, provider
+        self.ts, self.latency, self.ttft = array("d"), array("d"), array("d")
+        self.quality, self.cost = array("d"), array("d")
+        self.tokens = array("q")  # input, output, cache read per call
+        self.ok = array("b")
+        self.errors: list[str] = []
+        self.prompts: list[str] = []
+        self._cols: Columns | None = None
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self._FIELDS, state, strict=True):
+            setattr(self, name, value)
+        self._cols = None
+
+    def add(self, call: LlmCall, ts_s: float) -> int:
+        """Append a call; returns its position."""
+        self.ts.append(ts_s)
+        self.latency.append(call.latency_ms)
+        self.ttft.append(_NAN if call.ttft_ms is None else call.ttft_ms)
+        self.quality.append(_NAN if call.quality is None else call.quality)
+        if call.cost_usd is not None:
+            self.cost.append(call.cost_usd)
+        elif call.provider == self.provider:
+            self.cost.append(_NAN)  # priced in columns()
+        else:
+            self.cost.append(call_cost(call) or 0.0)
+        self.tokens.extend((call.input_tokens, call.output_tokens, call.cache_read_tokens or 0))
+        ok = call.status == "ok"
+        self.ok.append(ok)
+        if not ok:
+            self.errors.append(call.error_type or "unknown")
+        if call.prompt_hash:
+            self.prompts.append(call.prompt_hash)
+        self._cols = None
+        return len(self.ts) - 1
+
+    def set_quality(self, position: int, quality: float) -> None:
+        """Apply a joined feedback score."""
+        self.quality[position] = quality
+        self._cols = None
 
     def columns(self) -> Columns:
-        if self.cols is None:
-            self.cols = Columns.from_calls(self.calls)
-        return self.cols
+        """The bucket as numpy columns (cached until the bucket changes)."""
+        if self._cols is None:
+            tokens = np.array(self.tokens, dtype=np.int64).reshape(-1, 3)
+            cost = np.array(self.cost, dtype=np.float64)
+            unpriced = np.isnan(cost)
+            if unpriced.any():
+                priced = tokens_cost(self.model, self.provider, tokens[unpriced])
+                cost[unpriced] = 0.0 if priced is None else priced
+            self._cols = Columns(
+                ts=np.array(self.ts, dtype=np.float64),
+                latency=np.array(self.latency, dtype=np.float64),
+                ttft=np.array(self.ttft, dtype=np.float64),
+                quality=np.array(self.quality, dtype=np.float64),
+                cost=cost,
+                tokens=tokens,
+                ok=np.array(self.ok, dtype=np.bool_),
+                error_types=tuple(self.errors),
+                prompt_hashes=tuple(self.prompts),
+            )
+        return self._cols
 
 
 @dataclass(slots=True)
@@ -158,13 +243,14 @@ class AppWindows:
         out: list[Output] = []
         dedup = self._dedup
         for event in events:
-            if not dedup.first_sighting(event.event_id, event.timestamp):
+            ts_s = event.timestamp.timestamp()
+            if not dedup.first_sighting(event.event_id, ts_s):
                 continue
-            ts = round(event.timestamp.timestamp() * 1000)
+            ts = round(ts_s * 1000)
             if isinstance(event, Feedback):
                 self._feedback(event, ts, out)
             else:
-                self._call(event, ts, out)
+                self._call(event, ts, ts_s, out)
             if self._max_ts is None or ts > self._max_ts:
                 self._max_ts = ts
                 if now is not None:
@@ -195,7 +281,7 @@ class AppWindows:
         return out
 
     # -- calls ------------------------------------------------------------------------------
-    def _call(self, call: LlmCall, ts: int, out: list[Output]) -> None:
+    def _call(self, call: LlmCall, ts: int, ts_s: float, out: list[Output]) -> None:
         spec = self.spec
         index = ts // spec.bucket
         route = f"{call.task}\x1f{call.model}\x1f{call.variant}"
@@ -209,20 +295,20 @@ class AppWindows:
         if late and (index + 1) * spec.bucket <= self._closed - spec.retention:
             out.append(self._stray_late(call, ts, wm, in_window=False, detail="state expired"))
             return
-        if call.request_id and call.request_id in self._waiting:
-            fb, fb_ts = self._waiting.pop(call.request_id)
+        rid = call.request_id
+        if rid and rid in self._waiting:
+            fb, fb_ts = self._waiting.pop(rid)
             if fb_ts - ts <= spec.feedback_join:
                 call = msgspec.structs.replace(call, quality=fb.quality)
             else:
                 out.append(self._unmatched(fb, "arrived after the feedback join window"))
         bucket = segment.buckets.get(index)
         if bucket is None:
-            bucket = segment.buckets[index] = _Bucket()
+            bucket = segment.buckets[index] = _Bucket(call.model, call.provider)
             self._queue(route, index)
-        bucket.calls.append(call)
-        bucket.cols = None
-        if call.request_id:
-            self._requests[call.request_id] = (route, index, len(bucket.calls) - 1, ts)
+        position = bucket.add(call, ts_s)
+        if rid:
+            self._requests[rid] = (route, index, position, ts)
         if late:
             corrected = self._correct(segment, index, out)
             detail = "window corrected" if corrected else "its window was still open"
@@ -245,9 +331,7 @@ class AppWindows:
             out.append(self._unmatched(fb, "arrived after the feedback join window"))
             return
         segment = self._segments[route]
-        bucket = segment.buckets[index]
-        bucket.calls[pos] = msgspec.structs.replace(bucket.calls[pos], quality=fb.quality)
-        bucket.cols = None
+        segment.buckets[index].set_quality(pos, fb.quality)
         self._correct(segment, index, out)
 
     # -- closing ----------------------------------------------------------------------------
@@ -265,7 +349,7 @@ class AppWindows:
         parts = [
             bucket.columns()
             for i in range(start // b, end // b)
-            if (bucket := segment.buckets.get(i)) is not None and bucket.calls
+            if (bucket := segment.buckets.get(i)) is not None and len(bucket)
         ]
         if not parts:
             return
@@ -294,13 +378,14 @@ class AppWindows:
     def _evict(self) -> None:
         horizon = self._closed - self.spec.retention
         b = self.spec.bucket
-        for route, segment in self._segments.items():
+        for segment in self._segments.values():
             for index in [i for i in segment.buckets if (i + 1) * b <= horizon]:
-                for call in segment.buckets.pop(index).calls:
-                    if call.request_id and self._requests.get(call.request_id, ("",))[0] == route:
-                        del self._requests[call.request_id]
+                del segment.buckets[index]
             for key in [k for k in segment.emitted if k[1] + self.spec.sliding <= horizon]:
                 del segment.emitted[key]
+        requests = self._requests
+        for rid in [r for r, (_, _, _, ts) in requests.items() if ts < horizon - b]:
+            del requests[rid]
 
     def _expire(self, now: float | None, out: list[Output]) -> None:
         wm = self.watermark(now)

@@ -1,13 +1,13 @@
 """Deduplication by ``event_id`` with an event-time TTL (pure logic; the flow wires it).
 
-State is kept per coarse key (the app), not per event id, so a recovery snapshot holds one row
-per app. Ids expire once the newest event time seen passes their own time plus the TTL, which
-bounds the state by the TTL however long the stream runs.
+State is kept per coarse key (the app), not per event id, so a recovery snapshot holds one
+entry per app. An id is a duplicate while the newest event time seen is less than its own time
+plus the TTL; ids leave the state once that has passed, which bounds it by the TTL.
 """
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from datetime import datetime, timedelta
 
 __all__ = ["DedupState"]
@@ -16,43 +16,56 @@ __all__ = ["DedupState"]
 class DedupState:
     """Event ids seen within the TTL for one key; picklable for Bytewax snapshots."""
 
-    __slots__ = ("_expiry", "_heap", "_newest", "ttl")
+    __slots__ = ("_newest", "_order", "_seen", "_ttl_s")
 
     def __init__(self, ttl: timedelta) -> None:
-        self.ttl = ttl
-        self._expiry: dict[str, float] = {}
-        self._heap: list[tuple[float, str]] = []
+        self._ttl_s = ttl.total_seconds()
+        self._seen: dict[str, float] = {}  # id → event time (s)
+        self._order: deque[tuple[float, str]] = deque()  # arrival order
         self._newest = float("-inf")
 
-    def __len__(self) -> int:
-        return len(self._expiry)
+    @property
+    def ttl(self) -> timedelta:
+        """How long (event time) an id is remembered."""
+        return timedelta(seconds=self._ttl_s)
 
-    def __getstate__(self) -> tuple[timedelta, dict[str, float], list[tuple[float, str]], float]:
-        return (self.ttl, dict(self._expiry), list(self._heap), self._newest)
+    def __len__(self) -> int:
+        return len(self._seen)
+
+    def __getstate__(self) -> tuple[float, dict[str, float], list[tuple[float, str]], float]:
+        return (self._ttl_s, dict(self._seen), list(self._order), self._newest)
 
     def __setstate__(
-        self, state: tuple[timedelta, dict[str, float], list[tuple[float, str]], float]
+        self, state: tuple[float, dict[str, float], list[tuple[float, str]], float]
     ) -> None:
-        self.ttl, self._expiry, self._heap, self._newest = state
+        self._ttl_s, self._seen, order, self._newest = state
+        self._order = deque(order)
 
-    def first_sighting(self, event_id: str, event_time: datetime) -> bool:
-        """Record ``event_id``; True the first time within the TTL, False for a duplicate."""
-        at = event_time.timestamp()
-        self._newest = max(self._newest, at)
-        self._evict()
-        if event_id in self._expiry:
+    def first_sighting(self, event_id: str, event_time: datetime | float) -> bool:
+        """Record ``event_id``; True the first time within the TTL, False for a duplicate.
+
+        ``event_time`` is an aware datetime or epoch seconds.
+        """
+        at = event_time if isinstance(event_time, float) else event_time.timestamp()
+        ttl = self._ttl_s
+        if at > self._newest:
+            self._newest = at
+            self._evict()
+        seen = self._seen.get(event_id)
+        if seen is not None and seen + ttl > self._newest:
             return False
-        expires = at + self.ttl.total_seconds()
-        if expires <= self._newest:
+        if at + ttl <= self._newest:
             # Older than the TTL already: it cannot be remembered, so it counts as new.
             return True
-        self._expiry[event_id] = expires
-        heapq.heappush(self._heap, (expires, event_id))
+        self._seen[event_id] = at
+        self._order.append((at, event_id))
         return True
 
     def _evict(self) -> None:
-        heap = self._heap
-        while heap and heap[0][0] <= self._newest:
-            expires, event_id = heapq.heappop(heap)
-            if self._expiry.get(event_id) == expires:
-                del self._expiry[event_id]
+        # Arrival order is nearly time order; an out-of-order id may stay a little longer than
+        # its TTL, which first_sighting ignores, but never leaves early.
+        order, seen, horizon = self._order, self._seen, self._newest - self._ttl_s
+        while order and order[0][0] <= horizon:
+            at, event_id = order.popleft()
+            if seen.get(event_id) == at:
+                del seen[event_id]

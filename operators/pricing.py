@@ -12,11 +12,16 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 from genai_prices import Usage, calc_price
 
 from core.events import LlmCall
 
-__all__ = ["call_cost"]
+__all__ = ["call_cost", "tokens_cost"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
 
 _MTOK = 1_000_000.0
 
@@ -74,3 +79,36 @@ def call_cost(call: LlmCall) -> float | None:
         cache_read_tokens=cache_read or None,
     )
     return float(price.calc_price(usage)["total_price"])
+
+
+def tokens_cost(model: str, provider: str | None, tokens: I64) -> F64 | None:
+    """Costs in USD of many calls of one model from their token counts, or ``None`` if unknown.
+
+    Args:
+        model: The model every row used.
+        provider: Its provider, when known.
+        tokens: Shape (n, 3): input, output and cache-read tokens per call.
+    """
+    found = _lookup(model, provider)
+    if found is None:
+        return None
+    price, rates = found
+    inputs, outputs, cached = tokens[:, 0], tokens[:, 1], np.minimum(tokens[:, 2], tokens[:, 0])
+    if rates is not None:
+        cached_rate = rates.cache_read if rates.cache_read is not None else rates.input
+        cost: F64 = (inputs - cached) * rates.input + cached * cached_rate + outputs * rates.output
+        return cost
+    return np.fromiter(
+        (
+            float(
+                price.calc_price(
+                    Usage(
+                        input_tokens=int(i), output_tokens=int(o), cache_read_tokens=int(c) or None
+                    )
+                )["total_price"]
+            )
+            for i, o, c in zip(inputs, outputs, cached, strict=True)
+        ),
+        np.float64,
+        len(tokens),
+    )
