@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from core.settings import KafkaSettings, ProcessorSettings, Settings, StorageSettings
 from flows.kafka_batches import CONSUMER_TUNING
-from orchestrator.services.processor import bytewax_commands
+from orchestrator.services.processor import bytewax_commands, ensure_recovery_store
 from storage.kafka import EmbeddedBroker, ensure_topics
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -126,6 +126,7 @@ def raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float
 def run_processor(settings: Settings, env: dict[str, str]) -> tuple[float, int]:
     """The real flow; returns (seconds, peak RSS in KiB of the largest child)."""
     full_env = {**env, **settings.as_env()}
+    ensure_recovery_store(settings)
     start = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=full_env) for cmd in bytewax_commands(settings)]
     codes = [p.wait() for p in procs]

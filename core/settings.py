@@ -85,7 +85,10 @@ class ProcessorSettings:
     feedback_join_window: timedelta = timedelta(minutes=10)
     workers: int = 1
     processes: int = 1
+    recovery: bool = True
     recovery_dir: str = ""
+    recovery_partitions: int = 1
+    snapshot_interval: timedelta = timedelta(seconds=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +240,10 @@ _VALIDATORS: list[Validator] = [
     _duration("processor.feedback_join_window", "10min"),
     Validator("processor.workers", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.processes", default=1, is_type_of=int, gte=1, lte=256),
+    Validator("processor.recovery", default=True, is_type_of=bool),
     Validator("processor.recovery_dir", default="", is_type_of=str),
+    Validator("processor.recovery_partitions", default=1, is_type_of=int, gte=1, lte=1024),
+    _duration("processor.snapshot_interval", "10s"),
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("api.port", 8080, lowest=0),
     Validator("api.bootstrap_admin_key", default="", is_type_of=str),
@@ -304,6 +310,7 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
             "allowed_lateness",
             "dedup_ttl",
             "feedback_join_window",
+            "snapshot_interval",
         ),
     )
     orchestrator = _durations(

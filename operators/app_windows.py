@@ -367,13 +367,17 @@ class AppWindows:
         )
 
     def _correct(self, segment: _Segment, index: int, out: list[Output]) -> bool:
-        """Re-emit every already-emitted window that holds bucket ``index``; any re-emitted?"""
-        corrected = False
+        """(Re-)emit every window holding bucket ``index`` that the watermark already passed.
+
+        Such a window was emitted before (this is a numbered correction) or had no call until
+        now (this is its first emission); windows still ahead of the watermark are pending.
+        """
+        emitted = False
         for kind, start, end in self.spec.windows_of_bucket(index):
-            if (kind, start) in segment.emitted:
+            if end <= self._closed:
                 self._emit(segment, kind, start, end, out)
-                corrected = True
-        return corrected
+                emitted = True
+        return emitted
 
     def _evict(self) -> None:
         horizon = self._closed - self.spec.retention

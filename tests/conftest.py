@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -89,3 +89,29 @@ def redis_url() -> str:
     client.flushdb()
     client.close()
     return REDIS_URL
+
+
+@pytest.fixture
+def fresh_database(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """A factory of empty, migrated PostgreSQL databases, dropped after the test."""
+    from storage.database import create_db_engine, migrate
+
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"llmopt_test_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        engine = create_db_engine(url)
+        migrate(engine)
+        engine.dispose()
+        return url
+
+    yield make
+    with admin.connect() as conn:
+        for name in made:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()

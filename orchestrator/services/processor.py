@@ -6,28 +6,53 @@ import asyncio
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import structlog
+from bytewax.recovery import init_db_dir
 
 from core.settings import Settings
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
 from storage.kafka import free_port
 
-__all__ = ["ProcessorService", "bytewax_commands"]
+__all__ = ["ProcessorService", "bytewax_commands", "ensure_recovery_store", "recovery_dir"]
 
 _log = structlog.get_logger(__name__)
+
+
+def recovery_dir(settings: Settings) -> Path | None:
+    """Where the recovery store lives (``processor.recovery_dir``, else under the data dir)."""
+    p = settings.processor
+    if not p.recovery:
+        return None
+    return Path(p.recovery_dir or Path(settings.storage.data_dir) / "recovery")
+
+
+def ensure_recovery_store(settings: Settings) -> None:
+    """Create the recovery partitions on first start (``python -m bytewax.recovery``)."""
+    path = recovery_dir(settings)
+    if path is None or (path.is_dir() and any(path.glob("part-*.sqlite3"))):
+        return
+    path.mkdir(parents=True, exist_ok=True)
+    init_db_dir(path, settings.processor.recovery_partitions)
+    _log.info("recovery_store_created", path=str(path))
 
 
 def bytewax_commands(settings: Settings) -> list[list[str]]:
     """One ``python -m bytewax.run flows.main`` command line per process.
 
     With ``processor.processes`` > 1 the processes form one cluster (``-a`` addresses, ``-i``
-    index); each runs ``processor.workers`` workers; ``processor.recovery_dir`` enables recovery.
+    index); each runs ``processor.workers`` workers. With ``processor.recovery`` (the default)
+    they snapshot state every ``processor.snapshot_interval`` into the recovery store and resume
+    from it after a crash.
     """
     p = settings.processor
     base = [sys.executable, "-m", "bytewax.run", "flows.main", "-w", str(p.workers)]
-    if p.recovery_dir:
-        base += ["-r", p.recovery_dir]
+    store = recovery_dir(settings)
+    if store is not None:
+        # bytewax.run takes whole seconds.
+        interval = str(max(1, round(p.snapshot_interval.total_seconds())))
+        base += ["-r", str(store), "-s", interval, "-b", interval]
     if p.processes == 1:
         return [base]
     addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(p.processes))
@@ -53,6 +78,7 @@ class ProcessorService(ServiceBase):
 
     async def start(self) -> None:
         """Spawn the processes; fail when one exits at once."""
+        await asyncio.to_thread(ensure_recovery_store, self._settings)
         self._procs = [
             await asyncio.create_subprocess_exec(
                 *cmd, env=self._env, stdin=asyncio.subprocess.DEVNULL
@@ -78,6 +104,7 @@ class ProcessorService(ServiceBase):
                 _log.warning("processor_kill", pid=proc.pid)
                 proc.kill()
                 await proc.wait()
+        await asyncio.to_thread(ensure_recovery_store, self._settings)
         self._procs = []
 
     async def health_check(self) -> HealthResult:
