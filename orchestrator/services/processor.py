@@ -34,7 +34,7 @@ def ensure_recovery_store(settings: Settings) -> None:
     if path is None or (path.is_dir() and any(path.glob("part-*.sqlite3"))):
         return
     path.mkdir(parents=True, exist_ok=True)
-    init_db_dir(path, settings.processor.recovery_partitions)
+    init_db_dir(path, settings.processor.recovery_partitions)  # type: ignore[no-untyped-call]
     _log.info("recovery_store_created", path=str(path))
 
 
