@@ -9,8 +9,9 @@ the key, the value and the rule.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from core.errors import ConfigurationError
 __all__ = [
     "ApiSettings",
     "KafkaSettings",
+    "ModelPrice",
     "OrchestratorSettings",
     "ProcessorSettings",
     "Settings",
@@ -74,6 +76,15 @@ class StorageSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """A price that overrides or adds to the genai-prices table (USD per million tokens)."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+    cache_read_per_mtok: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ProcessorSettings:
     """The Bytewax dataflow."""
 
@@ -89,6 +100,7 @@ class ProcessorSettings:
     recovery_dir: str = ""
     recovery_partitions: int = 1
     snapshot_interval: timedelta = timedelta(seconds=10)
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,15 +148,18 @@ class Settings:
             section = getattr(self, name)
             for key in section.__dataclass_fields__:
                 value = getattr(section, key)
+                # '@str' keeps dynaconf from parsing the value as TOML (e.g. "1e3" or "true").
                 if isinstance(value, timedelta):
-                    text = f"{value.total_seconds()}s"
+                    text = f"@str {value.total_seconds()}s"
                 elif isinstance(value, bool):
                     text = "true" if value else "false"
-                else:
+                elif isinstance(value, int):
                     text = str(value)
-                # '@str' keeps dynaconf from parsing the value as TOML (e.g. "1e3" or "true").
-                prefix = "" if isinstance(value, bool | int) else "@str "
-                out[f"{ENV_PREFIX}_{name.upper()}__{key.upper()}"] = prefix + text
+                elif isinstance(value, Mapping):
+                    text = "@json " + json.dumps({k: asdict(v) for k, v in value.items()})
+                else:
+                    text = f"@str {value}"
+                out[f"{ENV_PREFIX}_{name.upper()}__{key.upper()}"] = text
         return out
 
 
@@ -301,8 +316,10 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
     except ValidationError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from exc
     data = {str(k).lower(): v for k, v in raw.as_dict().items()}
+    processor_raw = _section(data, "processor")
+    processor_raw["prices"] = _prices(processor_raw.get("prices") or {})
     processor = _durations(
-        _section(data, "processor"),
+        processor_raw,
         (
             "tumbling_window",
             "sliding_window",
@@ -327,6 +344,25 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
     )
     _check_relations(settings)
     return settings
+
+
+def _prices(raw: Mapping[str, Any]) -> dict[str, ModelPrice]:
+    out: dict[str, ModelPrice] = {}
+    for model, value in raw.items():
+        fields_ = {str(k).lower(): v for k, v in (value or {}).items()}
+        try:
+            price = ModelPrice(**fields_)
+            values = [price.input_per_mtok, price.output_per_mtok, price.cache_read_per_mtok]
+            if not all(v is None or (isinstance(v, int | float) and v >= 0) for v in values):
+                raise TypeError("prices must be numbers >= 0")
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"invalid settings: processor.prices.{model} must be a table of "
+                "input_per_mtok, output_per_mtok (and optional cache_read_per_mtok), numbers >= 0, "
+                f"but it is {value!r} ({exc})"
+            ) from exc
+        out[str(model)] = price
+    return out
 
 
 def _check_relations(settings: Settings) -> None:

@@ -31,6 +31,7 @@ from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
 from operators.app_windows import AppWindows, Output, WindowSpec
+from operators.pricing import PriceTable
 from sinks.database import StrayStoreSink, WindowStoreSink
 from sinks.dead_letters import dead_letter
 
@@ -123,8 +124,14 @@ def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
     # backfill, a backtest) closes everything at its end, so its output never depends on speed.
     now: Callable[[], float] | None = time.time if kafka.tail and io.source is None else None
 
+    prices = PriceTable(settings.processor.prices)
+
     def build(resume: bytes | None) -> _AppLogic:
-        state = AppWindows(spec) if resume is None else AppWindows.restore(resume, time.time())
+        state = (
+            AppWindows(spec, prices)
+            if resume is None
+            else AppWindows.restore(resume, time.time(), prices)
+        )
         return _AppLogic(state, now)
 
     flow = Dataflow("llmopt_processor")

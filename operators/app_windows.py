@@ -23,7 +23,7 @@ from core.events import Event, Feedback, LlmCall
 from core.settings import ProcessorSettings
 from core.stats import StrayEvent, WindowKey, WindowStats
 from operators.dedup import DedupState
-from operators.pricing import call_cost, tokens_cost
+from operators.pricing import DEFAULT_PRICES, PriceTable
 from operators.window_stats import Columns, summarize_columns
 
 __all__ = ["AppWindows", "WindowSpec"]
@@ -129,7 +129,7 @@ class _Bucket:
             setattr(self, name, value)
         self._cols = None
 
-    def add(self, call: LlmCall, ts_s: float) -> int:
+    def add(self, call: LlmCall, ts_s: float, prices: PriceTable) -> int:
         """Append a call; returns its position."""
         self.ts.append(ts_s)
         self.latency.append(call.latency_ms)
@@ -140,7 +140,7 @@ class _Bucket:
         elif call.provider == self.provider:
             self.cost.append(_NAN)  # priced in columns()
         else:
-            self.cost.append(call_cost(call) or 0.0)
+            self.cost.append(prices.call_cost(call) or 0.0)
         self.tokens.extend((call.input_tokens, call.output_tokens, call.cache_read_tokens or 0))
         ok = call.status == "ok"
         self.ok.append(ok)
@@ -156,14 +156,14 @@ class _Bucket:
         self.quality[position] = quality
         self._cols = None
 
-    def columns(self) -> Columns:
+    def columns(self, prices: PriceTable) -> Columns:
         """The bucket as numpy columns (cached until the bucket changes)."""
         if self._cols is None:
             tokens = np.array(self.tokens, dtype=np.int64).reshape(-1, 3)
             cost = np.array(self.cost, dtype=np.float64)
             unpriced = np.isnan(cost)
             if unpriced.any():
-                priced = tokens_cost(self.model, self.provider, tokens[unpriced])
+                priced = prices.tokens_cost(self.model, self.provider, tokens[unpriced])
                 cost[unpriced] = 0.0 if priced is None else priced
             self._cols = Columns(
                 ts=np.array(self.ts, dtype=np.float64),
@@ -189,8 +189,9 @@ class _Segment:
 class AppWindows:
     """All window state of one app; :meth:`process` and :meth:`advance` return outputs."""
 
-    def __init__(self, spec: WindowSpec) -> None:
+    def __init__(self, spec: WindowSpec, prices: PriceTable = DEFAULT_PRICES) -> None:
         self.spec = spec
+        self._prices = prices
         self._dedup = DedupState(spec.dedup_ttl)
         self._max_ts: int | None = None
         self._seen_at = 0.0  # system time (s) when _max_ts last grew
@@ -202,14 +203,25 @@ class AppWindows:
         self._waiting: dict[str, tuple[Feedback, int]] = {}  # feedback before its call
 
     # -- snapshots: immutable bytes ---------------------------------------------------------
+    def __getstate__(self) -> dict[str, object]:
+        # Prices come from the settings of the run that resumes, not from the snapshot.
+        return {k: v for k, v in self.__dict__.items() if k != "_prices"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._prices = DEFAULT_PRICES
+
     def snapshot(self) -> bytes:
         """The whole state as immutable bytes (a Bytewax recovery snapshot)."""
         return pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)
 
     @staticmethod
-    def restore(snapshot: bytes, now: float | None) -> AppWindows:
+    def restore(
+        snapshot: bytes, now: float | None, prices: PriceTable = DEFAULT_PRICES
+    ) -> AppWindows:
         """Rebuild from :meth:`snapshot`; downtime does not count as idle time."""
         state: AppWindows = pickle.loads(snapshot)  # noqa: S301 - our own recovery store
+        state._prices = prices
         if now is not None:
             state._seen_at = now
         return state
@@ -306,7 +318,7 @@ class AppWindows:
         if bucket is None:
             bucket = segment.buckets[index] = _Bucket(call.model, call.provider)
             self._queue(route, index)
-        position = bucket.add(call, ts_s)
+        position = bucket.add(call, ts_s, self._prices)
         if rid:
             self._requests[rid] = (route, index, position, ts)
         if late:
@@ -347,7 +359,7 @@ class AppWindows:
     def _emit(self, segment: _Segment, kind: int, start: int, end: int, out: list[Output]) -> None:
         b = self.spec.bucket
         parts = [
-            bucket.columns()
+            bucket.columns(self._prices)
             for i in range(start // b, end // b)
             if (bucket := segment.buckets.get(i)) is not None and len(bucket)
         ]

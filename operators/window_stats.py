@@ -20,7 +20,7 @@ from scipy import stats as sps
 
 from core.events import LlmCall
 from core.stats import LatencyStats, QualityStats, TtftStats, WindowKey, WindowStats
-from operators.pricing import call_cost
+from operators.pricing import DEFAULT_PRICES, PriceTable
 
 __all__ = ["Columns", "summarize", "summarize_columns"]
 
@@ -44,7 +44,7 @@ class Columns:
     prompt_hashes: tuple[str, ...]  # one per call that carried one
 
     @staticmethod
-    def from_calls(calls: Sequence[LlmCall]) -> Columns:
+    def from_calls(calls: Sequence[LlmCall], prices: PriceTable = DEFAULT_PRICES) -> Columns:
         """Columns of ``calls`` (costs from the price table where the call has none)."""
         nan = math.nan
         return Columns(
@@ -56,7 +56,7 @@ class Columns:
             quality=np.fromiter(
                 (nan if c.quality is None else c.quality for c in calls), np.float64, len(calls)
             ),
-            cost=np.fromiter((call_cost(c) or 0.0 for c in calls), np.float64, len(calls)),
+            cost=np.fromiter((prices.call_cost(c) or 0.0 for c in calls), np.float64, len(calls)),
             tokens=np.array(
                 [(c.input_tokens, c.output_tokens, c.cache_read_tokens or 0) for c in calls],
                 dtype=np.int64,

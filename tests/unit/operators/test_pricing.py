@@ -107,3 +107,43 @@ def test_flat_cost_is_linear_in_tokens(inp: int, out: int, cached: int) -> None:
     read = min(cached, inp)
     expected = (inp - read) * 0.15e-6 + read * 0.075e-6 + out * 0.6e-6
     assert cost == pytest.approx(expected, rel=1e-9, abs=1e-15)
+
+
+def test_settings_prices_override_and_extend_the_table() -> None:
+    from core.settings import ModelPrice
+    from operators.pricing import PriceTable
+
+    table = PriceTable(
+        {
+            "my-finetune": ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0),
+            "gpt-4o-mini": ModelPrice(
+                input_per_mtok=10.0, output_per_mtok=20.0, cache_read_per_mtok=5.0
+            ),
+        }
+    )
+    assert table.call_cost(
+        call(model="my-finetune", input_tokens=1_000_000, output_tokens=500_000)
+    ) == pytest.approx(2.0)
+    overridden = table.call_cost(call(input_tokens=1000, cache_read_tokens=400, output_tokens=100))
+    assert overridden == pytest.approx((600 * 10 + 400 * 5 + 100 * 20) / 1e6)
+    assert call_cost(call(model="my-finetune")) is None  # the default table does not know it
+    assert table.call_cost(call(model="my-finetune", cost_usd=0.5)) == 0.5  # reported cost wins
+
+
+def test_settings_prices_are_loaded_and_validated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from core.errors import ConfigurationError
+    from core.settings import ModelPrice, load_settings
+
+    (tmp_path / "settings.toml").write_text(
+        '[default.processor.prices."my-finetune"]\ninput_per_mtok = 1.5\noutput_per_mtok = 3\n'
+    )
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(root=tmp_path)
+    assert settings.processor.prices == {"my-finetune": ModelPrice(1.5, 3)}
+    monkeypatch.setenv(
+        "LLMOPT_PROCESSOR__PRICES", '@json {"x": {"input_per_mtok": -1, "output_per_mtok": 1}}'
+    )
+    with pytest.raises(ConfigurationError, match=r"processor\.prices\.x.*-1"):
+        load_settings(root=tmp_path)
