@@ -15,6 +15,7 @@ from storage.api_keys import ApiKeyRepository
 from storage.cache import Cache, open_cache
 from storage.database import create_db_engine, ping
 from storage.kafka import kafka_ping
+from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
 __all__ = ["Resources", "lifespan", "resources_of"]
@@ -56,7 +57,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         )
     checks.append(DependencyCheck("cache", bool(settings.storage.redis_url), cache.ping))
     app.state.resources = Resources(
-        metrics=MetricsQueries(WindowRepository(engine)),
+        metrics=MetricsQueries(WindowRepository(engine), StrayRepository(engine)),
         api_keys=keys,
         health=HealthService(checks),
         cache=cache,

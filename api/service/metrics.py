@@ -10,6 +10,7 @@ import msgspec
 
 from core.errors import ValidationError
 from core.stats import WindowStats
+from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
 __all__ = ["MetricsQueries", "MetricsSummary", "SummaryTotals"]
@@ -37,6 +38,8 @@ class MetricsSummary(msgspec.Struct, frozen=True):
     task: str | None
     kind: str
     totals: SummaryTotals
+    strays: dict[str, int]
+    """Late events and unmatched feedback stored for the app (and task), by kind."""
     windows: list[WindowStats]
 
 
@@ -58,8 +61,9 @@ def _totals(windows: Sequence[WindowStats]) -> SummaryTotals:
 class MetricsQueries:
     """Answers metrics questions from stored windows."""
 
-    def __init__(self, windows: WindowRepository) -> None:
+    def __init__(self, windows: WindowRepository, strays: StrayRepository) -> None:
         self._windows = windows
+        self._strays = strays
 
     def summary(
         self,
@@ -83,6 +87,10 @@ class MetricsQueries:
                 app=app, task=task, kind=kind, since=since, until=until, limit=limit
             )
         )
+        strays: dict[str, int] = {"late": 0, "unmatched_feedback": 0}
+        for (stray_task, stray_kind), n in self._strays.counts(app).items():
+            if task is None or stray_task == task:
+                strays[stray_kind] = strays.get(stray_kind, 0) + n
         return MetricsSummary(
-            app=app, task=task, kind=kind, totals=_totals(windows), windows=windows
+            app=app, task=task, kind=kind, totals=_totals(windows), strays=strays, windows=windows
         )

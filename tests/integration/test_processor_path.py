@@ -134,6 +134,7 @@ def test_events_become_exact_windows_in_postgres_dlq_and_rest(settings: Settings
     support = {k: v for k, v in expected.items() if k[0] == "support"}
     assert body["totals"]["count"] == sum(v["count"] for v in support.values()) == 120
     assert body["totals"]["error_count"] == 12
+    assert body["strays"] == {"late": 0, "unmatched_feedback": 0}
     starts = [w["window_start"] for w in body["windows"]]
     assert starts == sorted(k[1] for k in support)
     first = body["windows"][0]

@@ -12,10 +12,11 @@ from litestar.testing import TestClient
 from api.rest.app import create_app
 from core.events import LlmCall
 from core.settings import ApiSettings, Settings, StorageSettings
-from core.stats import WindowKey
+from core.stats import StrayEvent, WindowKey
 from operators.window_stats import summarize
 from storage.api_keys import ApiKeyRepository
 from storage.database import create_db_engine, migrate
+from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
 ADMIN = "unit-admin-key"
@@ -68,6 +69,21 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:  # ty
                     )
                 ]
             )
+    StrayRepository(engine).add(
+        [
+            StrayEvent(
+                kind="late",
+                event_id=f"late-{i}",
+                app="shop",
+                task=task,
+                event_time=T0,
+                watermark=T0,
+                in_window=True,
+                detail="window corrected",
+            )
+            for i, task in enumerate(("faq", "faq", "search"))
+        ]
+    )
     engine.dispose()
     with TestClient(create_app(settings)) as test_client:
         yield test_client, roles
@@ -126,6 +142,11 @@ def test_summary_returns_windows_and_totals(client) -> None:  # type: ignore[no-
         "cost_usd": 6.0,
     }
     assert body["windows"][0]["latency_ms"]["max"] == 40.0
+    assert body["strays"] == {"late": 2, "unmatched_feedback": 0}
+    whole_app = c.get(
+        "/api/v1/metrics/summary", params={"app": "shop"}, headers={"x-api-key": ADMIN}
+    )
+    assert whole_app.json()["strays"] == {"late": 3, "unmatched_feedback": 0}
     ranged = c.get(
         "/api/v1/metrics/summary",
         params={"app": "shop", "since": "2026-03-01T10:01:00Z", "until": "2026-03-01T10:02:00Z"},
