@@ -196,6 +196,7 @@ class AppWindows:
         self._max_ts: int | None = None
         self._seen_at = 0.0  # system time (s) when _max_ts last grew
         self._closed = -(2**62)  # watermark up to which windows are emitted
+        self._evicted = -(2**62)  # buckets starting before this are gone
         self._segments: dict[str, _Segment] = {}
         self._pending: list[tuple[int, int, int, str]] = []  # (end, kind, start, route)
         self._queued: set[tuple[str, int, int]] = set()
@@ -267,9 +268,8 @@ class AppWindows:
                 self._max_ts = ts
                 if now is not None:
                     self._seen_at = now
-                wm = ts - self.spec.lateness
-                if self._pending and self._pending[0][0] <= wm:
-                    self._close_through(wm, out)
+            if self._pending and self._pending[0][0] <= self._current_watermark():
+                self._close_through(self._current_watermark(), out)
         self._expire(now, out)
         return out
 
@@ -304,13 +304,13 @@ class AppWindows:
             )
         wm = self._current_watermark()
         late = ts < wm
-        if late and (index + 1) * spec.bucket <= self._closed - spec.retention:
+        if late and not self._retained(index):
             out.append(self._stray_late(call, ts, wm, in_window=False, detail="state expired"))
             return
         rid = call.request_id
         if rid and rid in self._waiting:
             fb, fb_ts = self._waiting.pop(rid)
-            if fb_ts - ts <= spec.feedback_join:
+            if abs(fb_ts - ts) <= spec.feedback_join:
                 call = msgspec.structs.replace(call, quality=fb.quality)
             else:
                 out.append(self._unmatched(fb, "arrived after the feedback join window"))
@@ -339,8 +339,11 @@ class AppWindows:
             self._waiting[fb.request_id] = (fb, ts)
             return
         route, index, pos, call_ts = found
-        if ts - call_ts > self.spec.feedback_join:
+        if abs(ts - call_ts) > self.spec.feedback_join:
             out.append(self._unmatched(fb, "arrived after the feedback join window"))
+            return
+        if not self._retained(index):
+            out.append(self._unmatched(fb, "its call's windows are no longer retained"))
             return
         segment = self._segments[route]
         segment.buckets[index].set_quality(pos, fb.quality)
@@ -391,16 +394,25 @@ class AppWindows:
                 emitted = True
         return emitted
 
+    def _retained(self, index: int) -> bool:
+        """Whether every window holding bucket ``index`` still has all its buckets."""
+        return min(start for _, start, _ in self.spec.windows_of_bucket(index)) >= self._evicted
+
     def _evict(self) -> None:
-        horizon = self._closed - self.spec.retention
+        """Drop buckets that start more than the retention behind the watermark."""
         b = self.spec.bucket
+        horizon = self._closed - self.spec.retention
+        cut = horizon - horizon % b
+        if cut <= self._evicted:
+            return
+        self._evicted = cut
         for segment in self._segments.values():
-            for index in [i for i in segment.buckets if (i + 1) * b <= horizon]:
+            for index in [i for i in segment.buckets if i * b < cut]:
                 del segment.buckets[index]
-            for key in [k for k in segment.emitted if k[1] + self.spec.sliding <= horizon]:
+            for key in [k for k in segment.emitted if k[1] < cut]:
                 del segment.emitted[key]
         requests = self._requests
-        for rid in [r for r, (_, _, _, ts) in requests.items() if ts < horizon - b]:
+        for rid in [r for r, (_, index, _, _) in requests.items() if not self._retained(index)]:
             del requests[rid]
 
     def _expire(self, now: float | None, out: list[Output]) -> None:
