@@ -8,18 +8,24 @@ feedback (``kind="feedback"``). :func:`decode_event` turns raw bytes into an :cl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import msgspec
+import numpy as np
+
+from core.call_batch import I64, CallBatch
 
 __all__ = [
+    "AppEvents",
+    "DecodedRecords",
     "Event",
     "Feedback",
     "LlmCall",
     "Rejection",
-    "decode_batch",
     "decode_event",
+    "decode_records",
     "encode_event",
     "parse_timestamp",
 ]
@@ -154,21 +160,125 @@ def decode_event(raw: bytes | None) -> Event | Rejection:
     return _from_wire(wire)
 
 
-def decode_batch(records: Sequence[bytes | None]) -> list[Event | Rejection]:
-    """Decode many records at once: one result per record, in order. Never raises.
+@dataclass(frozen=True, slots=True)
+class AppEvents:
+    """One app's share of a batch of records: its calls as columns, its feedback as events."""
 
-    The records are decoded as one JSON array in a single call when they are all valid (the
-    common case, several times faster); otherwise each is decoded on its own.
+    calls: CallBatch
+    feedback: list[Feedback]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRecords:
+    """A batch of records decoded by app, and the records that are not events, with reasons."""
+
+    apps: dict[str, AppEvents]
+    rejected: list[tuple[int, str]]  # (position in the batch, reason)
+
+
+_MS = timedelta(milliseconds=1)
+
+
+def _ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // _MS
+
+
+def decode_records(records: Sequence[bytes | None]) -> DecodedRecords:
+    """Decode a batch of records straight into per-app columns. Never raises.
+
+    Same validation and reasons as :func:`decode_event`; the common all-valid batch is decoded
+    in one call and never builds an event object per call.
     """
-    if records and all(records):
-        try:
-            wires = _BATCH_DECODER.decode(b"[" + b",".join(records) + b"]")  # type: ignore[arg-type]
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            pass
+    wires = _decode_wires(records)
+    if wires is None:
+        return _group_events([decode_event(r) for r in records])
+    rejected: list[tuple[int, str]] = []
+    ts = _wire_times(wires, rejected)
+    calls: dict[str, list[int]] = {}
+    feedback: dict[str, list[Feedback]] = {}
+    for i, w in enumerate(wires):
+        if ts[i] < 0:
+            continue  # rejected for its timestamp
+        if w.kind == "feedback":
+            event = _feedback(w, _EPOCH + timedelta(milliseconds=int(ts[i])))
+            if isinstance(event, Rejection):
+                rejected.append((i, event.reason))
+            else:
+                feedback.setdefault(w.app, []).append(event)
+        elif (
+            w.model is None
+            or w.latency_ms is None
+            or w.input_tokens is None
+            or (w.output_tokens is None)
+        ):
+            rejected.append((i, _missing_reason(w)))
         else:
-            if len(wires) == len(records):  # a record such as b'{..},{..}' would split in two
-                return [_from_wire(w) for w in wires]
-    return [decode_event(r) for r in records]
+            calls.setdefault(w.app, []).append(i)
+    apps = {
+        app: AppEvents(
+            CallBatch.build(app, [wires[i] for i in idx], ts[idx]), feedback.pop(app, [])
+        )
+        for app, idx in calls.items()
+    }
+    for app, fbs in feedback.items():
+        apps[app] = AppEvents(CallBatch.build(app, [], []), fbs)
+    rejected.sort()
+    return DecodedRecords(apps, rejected)
+
+
+def _decode_wires(records: Sequence[bytes | None]) -> list[_Wire] | None:
+    if not records or not all(records):
+        return None
+    try:
+        wires = _BATCH_DECODER.decode(b"[" + b",".join(records) + b"]")  # type: ignore[arg-type]
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+    return wires if len(wires) == len(records) else None  # b'{..},{..}' would split in two
+
+
+def _wire_times(wires: list[_Wire], rejected: list[tuple[int, str]]) -> I64:
+    """Event times in epoch ms; -1 where the timestamp is invalid (and a rejection is noted)."""
+    raw = [w.timestamp for w in wires]
+    if all(type(t) is int for t in raw):
+        ts = np.array(raw, dtype=np.int64)
+        if len(ts) == 0 or (ts.min() >= 0 and ts.max() <= _MAX_EPOCH_MS):
+            return ts
+    out = np.empty(len(raw), dtype=np.int64)
+    for i, value in enumerate(raw):
+        try:
+            out[i] = _ms(parse_timestamp(value))
+        except ValueError as exc:
+            out[i] = -1
+            rejected.append((i, f"invalid event: {exc} - at `$.timestamp`"))
+    return out
+
+
+def _group_events(results: list[Event | Rejection]) -> DecodedRecords:
+    rejected: list[tuple[int, str]] = []
+    calls: dict[str, list[LlmCall]] = {}
+    feedback: dict[str, list[Feedback]] = {}
+    for i, result in enumerate(results):
+        if isinstance(result, Rejection):
+            rejected.append((i, result.reason))
+        elif isinstance(result, Feedback):
+            feedback.setdefault(result.app, []).append(result)
+        else:
+            calls.setdefault(result.app, []).append(result)
+    apps = {
+        app: AppEvents(
+            CallBatch.build(app, group, [_ms(c.timestamp) for c in group]),
+            feedback.pop(app, []),
+        )
+        for app, group in calls.items()
+    }
+    for app, fbs in feedback.items():
+        apps[app] = AppEvents(CallBatch.build(app, [], []), fbs)
+    return DecodedRecords(apps, rejected)
+
+
+def _missing_reason(w: _Wire) -> str:
+    missing = [name for name in _CALL_REQUIRED if getattr(w, name) is None]
+    return "invalid event: llm_call requires " + ", ".join(f"`$.{name}`" for name in missing)
 
 
 def _from_wire(wire: _Wire) -> Event | Rejection:
@@ -200,9 +310,7 @@ def _feedback(wire: _Wire, timestamp: datetime) -> Feedback | Rejection:
 def _llm_call(w: _Wire, timestamp: datetime) -> LlmCall | Rejection:
     model, latency, tokens_in, tokens_out = w.model, w.latency_ms, w.input_tokens, w.output_tokens
     if model is None or latency is None or tokens_in is None or tokens_out is None:
-        missing = [name for name in _CALL_REQUIRED if getattr(w, name) is None]
-        fields = ", ".join(f"`$.{name}`" for name in missing)
-        return Rejection(f"invalid event: llm_call requires {fields}")
+        return Rejection(_missing_reason(w))
     return LlmCall(
         event_id=w.event_id,
         timestamp=timestamp,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import bytewax.operators as op
@@ -26,7 +26,7 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 from typing_extensions import override
 
-from core.events import Event, Rejection, decode_batch
+from core.events import AppEvents, decode_records
 from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
@@ -53,27 +53,24 @@ class FlowIO:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
-    by_app: dict[str, list[Event]] = field(default_factory=dict)
-    dead: list[DlqMsg] = field(default_factory=list)
+    by_app: dict[str, AppEvents]
+    dead: list[DlqMsg]
 
 
 def _decode(batch: RecordBatch) -> _Decoded:
-    out = _Decoded()
     for error in batch.errors:
         _log.warning(
             "kafka_consumer_error", topic=batch.topic, partition=batch.partition, error=error
         )
-    for offset, raw, result in zip(
-        batch.offsets, batch.values, decode_batch(batch.values), strict=True
-    ):
-        if isinstance(result, Rejection):
-            out.dead.append(dead_letter(raw, result.reason, batch.topic, batch.partition, offset))
-        else:
-            out.by_app.setdefault(result.app, []).append(result)
-    return out
+    decoded = decode_records(batch.values)
+    dead = [
+        dead_letter(batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i])
+        for i, reason in decoded.rejected
+    ]
+    return _Decoded(decoded.apps, dead)
 
 
-class _AppLogic(StatefulLogic[list[Event], Output, bytes]):
+class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
     """Bytewax wiring of one app's :class:`AppWindows`: items, timers, end of input, snapshots."""
 
     def __init__(self, state: AppWindows, now: Callable[[], float] | None) -> None:
@@ -84,8 +81,9 @@ class _AppLogic(StatefulLogic[list[Event], Output, bytes]):
         return self._now() if self._now is not None else None
 
     @override
-    def on_item(self, value: list[Event]) -> tuple[Iterable[Output], bool]:
-        return self._state.process(value, self._time()), StatefulLogic.RETAIN
+    def on_item(self, value: AppEvents) -> tuple[Iterable[Output], bool]:
+        out = self._state.process_batch(value.calls, value.feedback, self._time())
+        return out, StatefulLogic.RETAIN
 
     @override
     def on_notify(self) -> tuple[Iterable[Output], bool]:

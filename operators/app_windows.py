@@ -15,10 +15,12 @@ import pickle
 from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
-import msgspec
 import numpy as np
+import numpy.typing as npt
 
+from core.call_batch import I64, CallBatch
 from core.events import Event, Feedback, LlmCall
 from core.settings import ProcessorSettings
 from core.stats import StrayEvent, WindowKey, WindowStats
@@ -31,6 +33,7 @@ __all__ = ["AppWindows", "WindowSpec"]
 Output = WindowStats | StrayEvent
 _TUMBLING, _SLIDING = 0, 1
 _NAN = math.nan
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _ms(value: timedelta) -> int:
@@ -129,27 +132,29 @@ class _Bucket:
             setattr(self, name, value)
         self._cols = None
 
-    def add(self, call: LlmCall, ts_s: float, prices: PriceTable) -> int:
-        """Append a call; returns its position."""
-        self.ts.append(ts_s)
-        self.latency.append(call.latency_ms)
-        self.ttft.append(_NAN if call.ttft_ms is None else call.ttft_ms)
-        self.quality.append(_NAN if call.quality is None else call.quality)
-        if call.cost_usd is not None:
-            self.cost.append(call.cost_usd)
-        elif call.provider == self.provider:
-            self.cost.append(_NAN)  # priced in columns()
-        else:
-            self.cost.append(prices.call_cost(call) or 0.0)
-        self.tokens.extend((call.input_tokens, call.output_tokens, call.cache_read_tokens or 0))
-        ok = call.status == "ok"
-        self.ok.append(ok)
-        if not ok:
-            self.errors.append(call.error_type or "unknown")
-        if call.prompt_hash:
-            self.prompts.append(call.prompt_hash)
+    def extend(self, calls: CallBatch, rows: I64, prices: PriceTable) -> int:
+        """Append the calls at ``rows`` of ``calls``; returns the position of the first."""
+        start = len(self.ts)
+        self.ts.frombytes((calls.ts[rows] / 1000.0).tobytes())
+        self.latency.frombytes(calls.latency[rows].tobytes())
+        self.ttft.frombytes(calls.ttft[rows].tobytes())
+        self.quality.frombytes(calls.quality[rows].tobytes())
+        cost = calls.cost[rows]
+        tokens = calls.tokens[rows]
+        listed = rows.tolist()
+        for j, r in enumerate(listed):  # rare: a provider other than the bucket's
+            if calls.provider[r] != self.provider and np.isnan(cost[j]):
+                priced = prices.tokens_cost(self.model, calls.provider[r], tokens[j : j + 1])
+                cost[j] = 0.0 if priced is None else priced[0]
+        self.cost.frombytes(cost.tobytes())
+        self.tokens.frombytes(tokens.tobytes())
+        ok = calls.ok[rows]
+        self.ok.frombytes(ok.astype(np.int8).tobytes())
+        if not ok.all():
+            self.errors.extend(calls.error_type[r] or "unknown" for r in listed if not calls.ok[r])
+        self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
         self._cols = None
-        return len(self.ts) - 1
+        return start
 
     def set_quality(self, position: int, quality: float) -> None:
         """Apply a joined feedback score."""
@@ -184,6 +189,11 @@ class _Segment:
     key: WindowKey
     buckets: dict[int, _Bucket] = field(default_factory=dict)
     emitted: dict[tuple[int, int], int] = field(default_factory=dict)  # (kind, start) → revision
+
+
+def _batch(app: str, calls: list[LlmCall]) -> CallBatch:
+    ms = timedelta(milliseconds=1)
+    return CallBatch.build(app, calls, [(c.timestamp - _EPOCH) // ms for c in calls])
 
 
 class AppWindows:
@@ -252,24 +262,57 @@ class AppWindows:
 
     # -- input ------------------------------------------------------------------------------
     def process(self, events: list[Event], now: float | None) -> list[Output]:
-        """Take the app's next events (arrival order); return closed windows and strays."""
+        """Take the app's next events (arrival order); return closed windows and strays.
+
+        Consecutive calls are handled as one batch (see :meth:`process_batch`).
+        """
         out: list[Output] = []
-        dedup = self._dedup
+        calls: list[LlmCall] = []
+        app = events[0].app if events else ""
         for event in events:
-            ts_s = event.timestamp.timestamp()
-            if not dedup.first_sighting(event.event_id, ts_s):
-                continue
-            ts = round(ts_s * 1000)
             if isinstance(event, Feedback):
-                self._feedback(event, ts, out)
+                if calls:
+                    out += self.process_batch(_batch(app, calls), [], now)
+                    calls = []
+                out += self.process_batch(_batch(app, []), [event], now)
             else:
-                self._call(event, ts, ts_s, out)
-            if self._max_ts is None or ts > self._max_ts:
-                self._max_ts = ts
-                if now is not None:
-                    self._seen_at = now
-            if self._pending and self._pending[0][0] <= self._current_watermark():
-                self._close_through(self._current_watermark(), out)
+                calls.append(event)
+        if calls:
+            out += self.process_batch(_batch(app, calls), [], now)
+        return out
+
+    def process_batch(
+        self, calls: CallBatch, feedback: list[Feedback], now: float | None
+    ) -> list[Output]:
+        """Take the app's next calls (columns, arrival order) and feedback; return outputs.
+
+        Each call is judged against the watermark it arrived at (late or not, retained or
+        expired), so the result does not depend on how the stream is cut into batches; windows
+        the batch moves the watermark past are emitted at its end, and windows already emitted
+        that received late calls are re-emitted once, as their next revision.
+        """
+        out: list[Output] = []
+        closed_before = self._closed
+        dirty: set[tuple[str, int]] = set()
+        if len(calls):
+            dirty = self._take_calls(calls, now, out)
+        for fb in feedback:
+            at = fb.timestamp.timestamp()
+            if self._dedup.first_sighting(fb.event_id, at):
+                ts = round(at * 1000)
+                self._feedback(fb, ts, out)
+                self._saw(ts, now)
+        wm = self._current_watermark()
+        if self._pending and self._pending[0][0] <= wm:
+            self._close_through(wm, out)
+        seen: set[tuple[str, int, int]] = set()
+        for route, index in sorted(dirty):
+            segment = self._segments[route]
+            for kind, start, end in self.spec.windows_of_bucket(index):
+                if end <= closed_before and (route, kind, start) not in seen:
+                    seen.add((route, kind, start))
+                    self._emit(segment, kind, start, end, out)
+        self._evict()
         self._expire(now, out)
         return out
 
@@ -293,38 +336,138 @@ class AppWindows:
         return out
 
     # -- calls ------------------------------------------------------------------------------
-    def _call(self, call: LlmCall, ts: int, ts_s: float, out: list[Output]) -> None:
-        spec = self.spec
-        index = ts // spec.bucket
-        route = f"{call.task}\x1f{call.model}\x1f{call.variant}"
-        segment = self._segments.get(route)
-        if segment is None:
-            segment = self._segments[route] = _Segment(
-                WindowKey(call.app, call.task, call.model, call.variant)
+    def _take_calls(
+        self, calls: CallBatch, now: float | None, out: list[Output]
+    ) -> set[tuple[str, int]]:
+        """Dedup, judge lateness, store calls in their buckets; return buckets to correct."""
+        spec, b = self.spec, self.spec.bucket
+        keep = self._dedup.first_sightings(calls.event_id, (calls.ts / 1000.0).tolist())
+        if not keep:
+            return set()
+        rows = np.asarray(keep, dtype=np.int64)
+        ts = calls.ts[rows]
+        floor = -(2**62)
+        previous = floor if self._max_ts is None else self._max_ts
+        newest_before = np.maximum(
+            np.concatenate(([previous], np.maximum.accumulate(ts)[:-1])), previous
+        )
+        wm_before = np.maximum(newest_before - spec.lateness, self._closed)
+        late = ts < wm_before
+        index = ts // b
+        if late.any():
+            line = wm_before - spec.retention
+            line = np.maximum(line - line % b, self._evicted)
+            expired = late & (self._min_start(index) < line)
+            for j in np.flatnonzero(expired).tolist():
+                out.append(self._late_stray(calls, int(rows[j]), int(wm_before[j]), None))
+            accepted = ~expired
+            rows, ts, index, late, wm_before = (
+                rows[accepted],
+                ts[accepted],
+                index[accepted],
+                late[accepted],
+                wm_before[accepted],
             )
-        wm = self._current_watermark()
-        late = ts < wm
-        if late and not self._retained(index):
-            out.append(self._stray_late(call, ts, wm, in_window=False, detail="state expired"))
-            return
-        rid = call.request_id
-        if rid and rid in self._waiting:
-            fb, fb_ts = self._waiting.pop(rid)
-            if abs(fb_ts - ts) <= spec.feedback_join:
-                call = msgspec.structs.replace(call, quality=fb.quality)
-            else:
-                out.append(self._unmatched(fb, "arrived after the feedback join window"))
-        bucket = segment.buckets.get(index)
-        if bucket is None:
-            bucket = segment.buckets[index] = _Bucket(call.model, call.provider)
-            self._queue(route, index)
-        position = bucket.add(call, ts_s, self._prices)
-        if rid:
-            self._requests[rid] = (route, index, position, ts)
-        if late:
-            corrected = self._correct(segment, index, out)
-            detail = "window corrected" if corrected else "its window was still open"
-            out.append(self._stray_late(call, ts, wm, in_window=True, detail=detail))
+        dirty = self._store(calls, rows, index, late, out)
+        for j in np.flatnonzero(late).tolist():
+            window_end = int(index[j]) * b - int(index[j]) * b % spec.tumbling + spec.tumbling
+            out.append(
+                self._late_stray(calls, int(rows[j]), int(wm_before[j]), window_end <= self._closed)
+            )
+        if len(ts):
+            self._saw(int(ts.max()), now)
+        return dirty
+
+    def _saw(self, ts: int, now: float | None) -> None:
+        """Event time ``ts`` was seen: it may move the watermark (and reset the idle clock)."""
+        if self._max_ts is None or ts > self._max_ts:
+            self._max_ts = ts
+            if now is not None:
+                self._seen_at = now
+
+    def _store(
+        self,
+        calls: CallBatch,
+        rows: I64,
+        index: I64,
+        late: npt.NDArray[np.bool_],
+        out: list[Output],
+    ) -> set[tuple[str, int]]:
+        """Append rows to their (segment, bucket); return late-touched buckets behind _closed."""
+        if not len(rows):
+            return set()
+        codes: dict[tuple[str, str, str], int] = {}
+        segment_of = np.fromiter(
+            (
+                codes.setdefault(key, len(codes))
+                for key in zip(calls.task, calls.model, calls.variant, strict=True)
+            ),
+            np.int64,
+            len(calls),
+        )[rows]
+        routes = {code: "\x1f".join(key) for key, code in codes.items()}
+        order = np.lexsort((index, segment_of))  # stable: arrival order within a group
+        keys = segment_of[order] * (1 << 40) + index[order]
+        cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(order)]
+        has_requests = any(calls.request_id)
+        dirty: set[tuple[str, int]] = set()
+        for g0, g1 in pairwise(cuts):
+            group = order[g0:g1]
+            route = routes[int(segment_of[group[0]])]
+            bucket_index = int(index[group[0]])
+            segment = self._segments.get(route)
+            if segment is None:
+                r0 = int(rows[group[0]])
+                segment = self._segments[route] = _Segment(
+                    WindowKey(calls.app, calls.task[r0], calls.model[r0], calls.variant[r0])
+                )
+            bucket = segment.buckets.get(bucket_index)
+            if bucket is None:
+                r0 = int(rows[group[0]])
+                bucket = segment.buckets[bucket_index] = _Bucket(
+                    calls.model[r0], calls.provider[r0]
+                )
+                self._queue(route, bucket_index)
+            batch_rows = rows[group]
+            first = bucket.extend(calls, batch_rows, self._prices)
+            if has_requests:
+                where = (route, bucket_index, bucket, first)
+                self._index_requests(calls, batch_rows, where, out)
+            if late[group].any():
+                dirty.add((route, bucket_index))
+        return dirty
+
+    def _index_requests(
+        self,
+        calls: CallBatch,
+        rows: I64,
+        where: tuple[str, int, _Bucket, int],
+        out: list[Output],
+    ) -> None:
+        route, index, bucket, first = where
+        join = self.spec.feedback_join
+        for j, r in enumerate(rows.tolist()):
+            rid = calls.request_id[r]
+            if not rid:
+                continue
+            ts = int(calls.ts[r])
+            self._requests[rid] = (route, index, first + j, ts)
+            waiting = self._waiting.pop(rid, None)
+            if waiting is not None:
+                fb, fb_ts = waiting
+                if abs(fb_ts - ts) <= join:
+                    bucket.set_quality(first + j, fb.quality)
+                else:
+                    out.append(self._unmatched(fb, "arrived after the feedback join window"))
+
+    def _min_start(self, index: I64) -> I64:
+        """Earliest start of the windows holding each bucket."""
+        spec = self.spec
+        start = index * spec.bucket
+        tumbling = start - start % spec.tumbling
+        sliding = start - start % spec.step + spec.step - spec.sliding
+        result: I64 = np.minimum(tumbling, sliding)
+        return result
 
     def _queue(self, route: str, index: int) -> None:
         for kind, start, end in self.spec.windows_of_bucket(index):
@@ -381,18 +524,11 @@ class AppWindows:
             )
         )
 
-    def _correct(self, segment: _Segment, index: int, out: list[Output]) -> bool:
-        """(Re-)emit every window holding bucket ``index`` that the watermark already passed.
-
-        Such a window was emitted before (this is a numbered correction) or had no call until
-        now (this is its first emission); windows still ahead of the watermark are pending.
-        """
-        emitted = False
+    def _correct(self, segment: _Segment, index: int, out: list[Output]) -> None:
+        """Re-emit every window holding bucket ``index`` that the watermark already passed."""
         for kind, start, end in self.spec.windows_of_bucket(index):
             if end <= self._closed:
                 self._emit(segment, kind, start, end, out)
-                emitted = True
-        return emitted
 
     def _retained(self, index: int) -> bool:
         """Whether every window holding bucket ``index`` still has all its buckets."""
@@ -426,17 +562,22 @@ class AppWindows:
                 del self._waiting[rid]
 
     # -- strays -----------------------------------------------------------------------------
-    def _stray_late(
-        self, call: LlmCall, ts: int, wm: int, *, in_window: bool, detail: str
-    ) -> StrayEvent:
+    @staticmethod
+    def _late_stray(calls: CallBatch, row: int, wm: int, corrected: bool | None) -> StrayEvent:
+        """The record of a late call: ``corrected`` None means its state had expired."""
+        ts = int(calls.ts[row])
+        if corrected is None:
+            detail = "state expired"
+        else:
+            detail = "window corrected" if corrected else "its window was still open"
         return StrayEvent(
             kind="late",
-            event_id=call.event_id,
-            app=call.app,
-            task=call.task,
-            event_time=call.timestamp,
+            event_id=calls.event_id[row],
+            app=calls.app,
+            task=calls.task[row],
+            event_time=_utc(ts),
             watermark=_utc(wm),
-            in_window=in_window,
+            in_window=corrected is not None,
             detail=f"{(wm - ts) / 1000:.3f}s behind the watermark; {detail}",
         )
 

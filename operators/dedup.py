@@ -69,3 +69,26 @@ class DedupState:
             at, event_id = order.popleft()
             if seen.get(event_id) == at:
                 del seen[event_id]
+
+    def first_sightings(self, event_ids: list[str], times_s: list[float]) -> list[int]:
+        """Batch form of :meth:`first_sighting`: the positions of the first sightings, in order.
+
+        Same answers as calling :meth:`first_sighting` for each id in turn.
+        """
+        ttl, seen, order = self._ttl_s, self._seen, self._order
+        newest = self._newest
+        keep: list[int] = []
+        for i, (event_id, at) in enumerate(zip(event_ids, times_s, strict=True)):
+            if at > newest:
+                newest = at
+            known = seen.get(event_id)
+            if known is not None and known + ttl > newest:
+                continue
+            keep.append(i)
+            if at + ttl > newest:
+                seen[event_id] = at
+                order.append((at, event_id))
+        if newest > self._newest:
+            self._newest = newest
+            self._evict()
+        return keep
