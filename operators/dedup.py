@@ -32,14 +32,13 @@ class DedupState:
     def __len__(self) -> int:
         return len(self._seen)
 
-    def __getstate__(self) -> tuple[float, dict[str, float], list[tuple[float, str]], float]:
-        return (self._ttl_s, dict(self._seen), list(self._order), self._newest)
+    def __getstate__(self) -> tuple[float, dict[str, float], float]:
+        # The eviction order is rebuilt on restore: snapshots stay half the size.
+        return (self._ttl_s, self._seen, self._newest)
 
-    def __setstate__(
-        self, state: tuple[float, dict[str, float], list[tuple[float, str]], float]
-    ) -> None:
-        self._ttl_s, self._seen, order, self._newest = state
-        self._order = deque(order)
+    def __setstate__(self, state: tuple[float, dict[str, float], float]) -> None:
+        self._ttl_s, self._seen, self._newest = state
+        self._order = deque(sorted((at, event_id) for event_id, at in self._seen.items()))
 
     def first_sighting(self, event_id: str, event_time: datetime | float) -> bool:
         """Record ``event_id``; True the first time within the TTL, False for a duplicate.

@@ -16,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats as sps
+from scipy.special import stdtrit
 
 from core.events import LlmCall
 from core.stats import LatencyStats, QualityStats, TtftStats, WindowKey, WindowStats
@@ -92,7 +92,7 @@ def _quality(scores: F64) -> QualityStats:
     if n == 1:
         return QualityStats(count=1, mean=mean, stddev=None, ci95_low=None, ci95_high=None)
     stddev = float(scores.std(ddof=1))
-    half = float(sps.t.ppf(0.975, n - 1)) * stddev / math.sqrt(n)
+    half = float(stdtrit(n - 1, 0.975)) * stddev / math.sqrt(n)  # Student t quantile
     return QualityStats(
         count=n,
         mean=mean,

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -38,6 +36,9 @@ def create_db_engine(url: str) -> Engine:
 
 def migrate(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision`` with Alembic (idempotent)."""
+    from alembic import command  # imported here: the dataflow never migrates, and it is slow
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", _MIGRATIONS)
     try:
