@@ -57,7 +57,7 @@ class _Partition(StatefulSourcePartition[RecordBatch, int]):
     def next_batch(self) -> list[RecordBatch]:
         if self._eof:
             raise StopIteration
-        messages = self._consumer.consume(self._batch_size, 0.05)
+        messages = self._consumer.consume(self._batch_size, 0.001)  # never stall the worker
         offsets: list[int] = []
         values: list[bytes | None] = []
         errors: list[str] = []
