@@ -396,16 +396,11 @@ class AppWindows:
         """Append rows to their (segment, bucket); return late-touched buckets behind _closed."""
         if not len(rows):
             return set()
-        codes: dict[tuple[str, str, str], int] = {}
-        segment_of = np.fromiter(
-            (
-                codes.setdefault(key, len(codes))
-                for key in zip(calls.task, calls.model, calls.variant, strict=True)
-            ),
-            np.int64,
-            len(calls),
-        )[rows]
-        routes = {code: "\x1f".join(key) for key, code in codes.items()}
+        # Segment routes as strings, not tuples: strings are invisible to the garbage collector.
+        route_of = list(map("\x1f".join, zip(calls.task, calls.model, calls.variant, strict=True)))
+        codes = {route: code for code, route in enumerate(dict.fromkeys(route_of))}
+        segment_of = np.fromiter(map(codes.__getitem__, route_of), np.int64, len(route_of))[rows]
+        routes = {code: route for route, code in codes.items()}
         order = np.lexsort((index, segment_of))  # stable: arrival order within a group
         keys = segment_of[order] * (1 << 40) + index[order]
         cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(order)]

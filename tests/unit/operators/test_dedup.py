@@ -92,7 +92,7 @@ def test_state_stays_bounded_by_the_ttl_on_a_long_stream() -> None:
     ttl_s, expiry, _newest = state.__getstate__()
     assert ttl_s == TTL.total_seconds()
     assert sorted(expiry) == sorted(f"id-{i}" for i in range(n - 60, n))
-    assert len(state._order) == 60  # the eviction queue is bounded too
+    assert len(state._order_ids) == 60  # the eviction queue is bounded too
     # The recovery snapshot stays small as well.
     assert len(pickle.dumps(state)) < 10_000
 
@@ -102,7 +102,7 @@ def test_state_stays_bounded_with_many_duplicates_per_id() -> None:
     for i in range(5_000):
         state.first_sighting(f"id-{i // 10}", at(i / 10))  # ten copies within one second
     assert len(state) <= 60
-    assert len(state._order) <= 60
+    assert len(state._order_ids) <= 60
 
 
 def test_pickle_round_trip_keeps_behaviour() -> None:
