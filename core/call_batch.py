@@ -7,7 +7,6 @@ object at a time.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,7 +18,6 @@ __all__ = ["F64", "I64", "CallBatch", "CallFields"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-_NAN = math.nan
 
 
 class CallFields(Protocol):
@@ -76,30 +74,30 @@ class CallBatch:
             calls: Validated calls (every required field present).
             ts_ms: Their event times in epoch milliseconds.
         """
-        n = len(calls)
-        nan = _NAN
         c: Sequence[CallFields] = calls
+        f64, i64 = np.float64, np.int64
+        # List comprehensions into np.array: the fastest way from objects to columns here;
+        # None becomes NaN in a float64 array.
         return CallBatch(
             app=app,
             event_id=[x.event_id for x in c],
-            ts=np.asarray(ts_ms, dtype=np.int64),
+            ts=np.asarray(ts_ms, dtype=i64),
             task=[x.task or "default" for x in c],
             model=[x.model or "" for x in c],
             variant=[x.variant for x in c],
             provider=[x.provider for x in c],
-            latency=np.fromiter((x.latency_ms for x in c), np.float64, n),
-            ttft=np.fromiter((nan if x.ttft_ms is None else x.ttft_ms for x in c), np.float64, n),
-            quality=np.clip(
-                np.fromiter((nan if x.quality is None else x.quality for x in c), np.float64, n),
-                0.0,
-                1.0,
-            ),
-            cost=np.fromiter((nan if x.cost_usd is None else x.cost_usd for x in c), np.float64, n),
-            tokens=np.array(
-                [(x.input_tokens, x.output_tokens, x.cache_read_tokens or 0) for x in c],
-                dtype=np.int64,
-            ).reshape(n, 3),
-            ok=np.fromiter((x.status == "ok" for x in c), np.bool_, n),
+            latency=np.array([x.latency_ms for x in c], dtype=f64),
+            ttft=np.array([x.ttft_ms for x in c], dtype=f64),
+            quality=np.clip(np.array([x.quality for x in c], dtype=f64), 0.0, 1.0),
+            cost=np.array([x.cost_usd for x in c], dtype=f64),
+            tokens=np.column_stack(
+                (
+                    np.array([x.input_tokens for x in c], dtype=i64),
+                    np.array([x.output_tokens for x in c], dtype=i64),
+                    np.array([x.cache_read_tokens or 0 for x in c], dtype=i64),
+                )
+            ).reshape(len(c), 3),
+            ok=np.array([x.status == "ok" for x in c], dtype=np.bool_),
             error_type=[x.error_type for x in c],
             prompt_hash=[x.prompt_hash for x in c],
             request_id=[x.request_id for x in c],

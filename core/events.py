@@ -7,6 +7,7 @@ feedback (``kind="feedback"``). :func:`decode_event` turns raw bytes into an :cl
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -198,26 +199,35 @@ def decode_records(records: Sequence[bytes | None]) -> DecodedRecords:
         return _group_events([decode_event(r) for r in records])
     rejected: list[tuple[int, str]] = []
     ts = _wire_times(wires, rejected)
-    calls: dict[str, list[int]] = {}
+    # Rows that are not plain valid calls are few: find them in one pass, then handle each.
+    special = {i for i, _ in rejected}
+    special.update(
+        i
+        for i, w in enumerate(wires)
+        if w.kind != "llm_call"
+        or w.model is None
+        or w.latency_ms is None
+        or w.input_tokens is None
+        or w.output_tokens is None
+    )
     feedback: dict[str, list[Feedback]] = {}
-    for i, w in enumerate(wires):
-        if ts[i] < 0:
-            continue  # rejected for its timestamp
+    bad_time = {i for i, _ in rejected}
+    for i in sorted(special - bad_time):
+        w = wires[i]
         if w.kind == "feedback":
             event = _feedback(w, _EPOCH + timedelta(milliseconds=int(ts[i])))
             if isinstance(event, Rejection):
                 rejected.append((i, event.reason))
             else:
                 feedback.setdefault(w.app, []).append(event)
-        elif (
-            w.model is None
-            or w.latency_ms is None
-            or w.input_tokens is None
-            or (w.output_tokens is None)
-        ):
-            rejected.append((i, _missing_reason(w)))
         else:
-            calls.setdefault(w.app, []).append(i)
+            rejected.append((i, _missing_reason(w)))
+    calls: dict[str, list[int]] = defaultdict(list)
+    for i, app in enumerate([w.app for w in wires]):
+        calls[app].append(i)
+    if special:
+        calls = {app: [i for i in idx if i not in special] for app, idx in calls.items()}
+        calls = {app: idx for app, idx in calls.items() if idx}
     apps = {
         app: AppEvents(
             CallBatch.build(app, [wires[i] for i in idx], ts[idx]), feedback.pop(app, [])
