@@ -182,13 +182,29 @@ def main() -> None:
 
             migrate(create_db_engine(settings.storage.resolved_database_url))
             flow_s, rss_kib = run_processor(settings, dict(os.environ))
+        with tempfile.TemporaryDirectory() as tmp:
+            # The same command on an empty topic: what start-up and shutdown alone cost.
+            ensure_topics(bootstrap, {topic + ".empty": args.partitions})
+            empty = dataclasses.replace(
+                settings,
+                kafka=dataclasses.replace(settings.kafka, telemetry_topic=topic + ".empty"),
+                storage=dataclasses.replace(settings.storage, data_dir=tmp),
+            )
+            migrate(create_db_engine(empty.storage.resolved_database_url))
+            idle_s, _ = run_processor(empty, dict(os.environ))
         raw_rate, flow_rate = args.events / raw_s, args.events / flow_s
+        steady_rate = args.events / max(flow_s - idle_s, 1e-9)
         print(f"baseline  raw consume + decode : {raw_rate:>10,.0f} events/s ({raw_s:.2f} s)")
         print(
             f"processor flows.main ({args.processes} proc x {args.workers} workers): "
             f"{flow_rate:>10,.0f} events/s ({flow_s:.2f} s, incl. start-up)"
         )
+        print(
+            f"  without start-up/shutdown ({idle_s:.2f} s on an empty topic): "
+            f"{steady_rate:>10,.0f} events/s"
+        )
         print(f"ratio processor / baseline      : {flow_rate / raw_rate:.3f}")
+        print(f"ratio without start-up          : {steady_rate / raw_rate:.3f}")
         print(f"peak RSS of a processor process : {rss_kib / 1024:.0f} MiB")
     finally:
         if broker is not None:
