@@ -2,29 +2,45 @@
 
 State is kept per coarse key (the app), not per event id, so a recovery snapshot holds one
 entry per app. An id is a duplicate while the newest event time seen is less than its own time
-plus the TTL; ids leave the state once that has passed, which bounds it by the TTL.
+plus the TTL, exactly; the state holds ids for at most the TTL plus one slice (1/16 of it).
+
+Ids are kept as 64-bit xxh3 hashes: recent ones in a dict, older ones in one sorted numpy
+array (merged and pruned every 1/16 of the TTL), so a million remembered ids cost 16 MB and
+snapshot as plain bytes (a dict of strings cost ~110 bytes an id and dominated the recovery
+snapshots).
 """
 
 from __future__ import annotations
 
-from collections import deque
 from datetime import datetime, timedelta
 
+import numpy as np
+import numpy.typing as npt
+import xxhash
+
 __all__ = ["DedupState"]
+
+U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
+_SLICES = 16
+_hash = xxhash.xxh3_64_intdigest
+
+
+def _hashes(event_ids: list[str]) -> list[int]:
+    return list(map(_hash, map(str.encode, event_ids)))
 
 
 class DedupState:
     """Event ids seen within the TTL for one key; picklable for Bytewax snapshots."""
 
-    __slots__ = ("_newest", "_order_ids", "_order_ts", "_seen", "_ttl_s")
+    __slots__ = ("_newest", "_open", "_open_since", "_sealed_keys", "_sealed_times", "_ttl_s")
 
     def __init__(self, ttl: timedelta) -> None:
         self._ttl_s = ttl.total_seconds()
-        self._seen: dict[str, float] = {}  # id → event time (s)
-        # Arrival order as two deques of atomic values: the garbage collector never scans them
-        # (a deque of (time, id) tuples made every collection walk every remembered id).
-        self._order_ts: deque[float] = deque()
-        self._order_ids: deque[str] = deque()
+        self._open: dict[int, float] = {}  # hash → event time (s), ids of the current slice
+        self._open_since = float("-inf")  # newest event time when the open slice began
+        self._sealed_keys: U64 = np.empty(0, np.uint64)  # sorted hashes of older ids
+        self._sealed_times: F64 = np.empty(0, np.float64)
         self._newest = float("-inf")
 
     @property
@@ -33,17 +49,39 @@ class DedupState:
         return timedelta(seconds=self._ttl_s)
 
     def __len__(self) -> int:
-        return len(self._seen)
+        """Ids still remembered (within the TTL of the newest event time)."""
+        horizon = self._newest - self._ttl_s
+        live = sum(1 for at in self._open.values() if at > horizon)
+        return live + int((self._sealed_times > horizon).sum())
 
-    def __getstate__(self) -> tuple[float, dict[str, float], float]:
-        # The eviction order is rebuilt on restore: snapshots stay half the size.
-        return (self._ttl_s, self._seen, self._newest)
+    def stored(self) -> int:
+        """Ids held, including expired ones whose slice has not been dropped yet."""
+        return len(self._open) + len(self._sealed_keys)
 
-    def __setstate__(self, state: tuple[float, dict[str, float], float]) -> None:
-        self._ttl_s, self._seen, self._newest = state
-        ordered = sorted((at, event_id) for event_id, at in self._seen.items())
-        self._order_ts = deque(at for at, _ in ordered)
-        self._order_ids = deque(event_id for _, event_id in ordered)
+    def __getstate__(self) -> tuple[object, ...]:
+        keys = np.fromiter(self._open.keys(), np.uint64, len(self._open))
+        times = np.fromiter(self._open.values(), np.float64, len(self._open))
+        return (
+            self._ttl_s,
+            self._newest,
+            self._open_since,
+            keys,
+            times,
+            self._sealed_keys,
+            self._sealed_times,
+        )
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        (
+            self._ttl_s,
+            self._newest,
+            self._open_since,
+            keys,
+            times,
+            self._sealed_keys,
+            self._sealed_times,
+        ) = state  # type: ignore[assignment]
+        self._open = dict(zip(keys.tolist(), times.tolist(), strict=True))  # type: ignore[attr-defined]
 
     def first_sighting(self, event_id: str, event_time: datetime | float) -> bool:
         """Record ``event_id``; True the first time within the TTL, False for a duplicate.
@@ -51,65 +89,71 @@ class DedupState:
         ``event_time`` is an aware datetime or epoch seconds.
         """
         at = event_time if isinstance(event_time, float) else event_time.timestamp()
-        ttl = self._ttl_s
-        if at > self._newest:
-            self._newest = at
-            self._evict()
-        seen = self._seen.get(event_id)
-        if seen is not None and seen + ttl > self._newest:
-            return False
-        if at + ttl <= self._newest:
-            # Older than the TTL already: it cannot be remembered, so it counts as new.
-            return True
-        self._seen[event_id] = at
-        self._order_ts.append(at)
-        self._order_ids.append(event_id)
-        return True
-
-    def _evict(self) -> None:
-        # Arrival order is nearly time order; an out-of-order id may stay a little longer than
-        # its TTL, which first_sighting ignores, but never leaves early.
-        times, ids, seen = self._order_ts, self._order_ids, self._seen
-        horizon = self._newest - self._ttl_s
-        while times and times[0] <= horizon:
-            at, event_id = times.popleft(), ids.popleft()
-            if seen.get(event_id) == at:
-                del seen[event_id]
+        return bool(self.first_sightings([event_id], [at]))
 
     def first_sightings(self, event_ids: list[str], times_s: list[float]) -> list[int]:
         """Batch form of :meth:`first_sighting`: the positions of the first sightings, in order.
 
         Same answers as calling :meth:`first_sighting` for each id in turn.
         """
-        ttl, seen = self._ttl_s, self._seen
-        newest = max(self._newest, max(times_s, default=self._newest))
-        if (
-            len(set(event_ids)) == len(event_ids)
-            and seen.keys().isdisjoint(event_ids)
-            and (not times_s or min(times_s) + ttl > newest)
-        ):
+        if not event_ids:
+            return []
+        ttl = self._ttl_s
+        hashes = _hashes(event_ids)
+        known = self._known(hashes)
+        newest = max(self._newest, max(times_s))
+        if not known and len(set(hashes)) == len(hashes) and min(times_s) + ttl > newest:
             # The common batch: all new, distinct, none already older than the TTL.
-            seen.update(zip(event_ids, times_s, strict=True))
-            self._order_ts.extend(times_s)
-            self._order_ids.extend(event_ids)
-            if newest > self._newest:
-                self._newest = newest
-                self._evict()
-            return list(range(len(event_ids)))
+            self._open.update(zip(hashes, times_s, strict=True))
+            self._advance(newest)
+            return list(range(len(hashes)))
         newest = self._newest
         keep: list[int] = []
-        for i, (event_id, at) in enumerate(zip(event_ids, times_s, strict=True)):
+        seen = self._open
+        for i, (h, at) in enumerate(zip(hashes, times_s, strict=True)):
             if at > newest:
                 newest = at
-            known = seen.get(event_id)
-            if known is not None and known + ttl > newest:
+            previous = seen.get(h, known.get(h))
+            if previous is not None and previous + ttl > newest:
                 continue
             keep.append(i)
             if at + ttl > newest:
-                seen[event_id] = at
-                self._order_ts.append(at)
-                self._order_ids.append(event_id)
-        if newest > self._newest:
-            self._newest = newest
-            self._evict()
+                seen[h] = at
+        self._advance(newest)
         return keep
+
+    def _known(self, hashes: list[int]) -> dict[int, float]:
+        """Times of the batch's ids already held (open dict first, then the sealed slices)."""
+        found = {h: self._open[h] for h in hashes if h in self._open}
+        sealed = self._sealed_keys
+        if len(sealed):
+            wanted = np.fromiter(hashes, np.uint64, len(hashes))
+            at = np.searchsorted(sealed, wanted)
+            at[at == len(sealed)] = 0
+            for j in np.flatnonzero(sealed[at] == wanted).tolist():
+                h = hashes[j]
+                found[h] = max(found.get(h, float("-inf")), float(self._sealed_times[at[j]]))
+        return found
+
+    def _advance(self, newest: float) -> None:
+        """Move the newest event time: seal the open slice when due, drop expired slices."""
+        if newest <= self._newest:
+            return
+        self._newest = newest
+        width = self._ttl_s / _SLICES
+        if self._open_since == float("-inf"):
+            self._open_since = newest
+        elif newest - self._open_since >= width and self._open:
+            horizon = newest - self._ttl_s
+            keys = np.concatenate(
+                (self._sealed_keys, np.fromiter(self._open.keys(), np.uint64, len(self._open)))
+            )
+            times = np.concatenate(
+                (self._sealed_times, np.fromiter(self._open.values(), np.float64, len(self._open)))
+            )
+            live = times > horizon
+            keys, times = keys[live], times[live]
+            order = np.argsort(keys, kind="stable")
+            self._sealed_keys, self._sealed_times = keys[order], times[order]
+            self._open = {}
+            self._open_since = newest

@@ -89,10 +89,11 @@ def test_state_stays_bounded_by_the_ttl_on_a_long_stream() -> None:
     # Only the ids of the last TTL are held: times n-60 .. n-1.
     assert len(state) == 60
     assert largest == 60
-    ttl_s, expiry, _newest = state.__getstate__()
-    assert ttl_s == TTL.total_seconds()
-    assert sorted(expiry) == sorted(f"id-{i}" for i in range(n - 60, n))
-    assert len(state._order_ids) == 60  # the eviction queue is bounded too
+    assert state.ttl == TTL
+    # Held ids: those of the last TTL plus at most one slice (1/16 of the TTL) not yet dropped.
+    assert 60 <= state.stored() <= 60 + 60 // 16 + 1
+    assert state.first_sighting(f"id-{n - 60}", at(n - 1)) is False  # still remembered
+    assert state.first_sighting(f"id-{n - 61}", at(n - 1)) is True  # forgotten after its TTL
     # The recovery snapshot stays small as well.
     assert len(pickle.dumps(state)) < 10_000
 
@@ -102,7 +103,7 @@ def test_state_stays_bounded_with_many_duplicates_per_id() -> None:
     for i in range(5_000):
         state.first_sighting(f"id-{i // 10}", at(i / 10))  # ten copies within one second
     assert len(state) <= 60
-    assert len(state._order_ids) <= 60
+    assert state.stored() <= 60 + 60 // 16 + 1
 
 
 def test_pickle_round_trip_keeps_behaviour() -> None:
