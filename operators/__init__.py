@@ -1,1 +1,17 @@
+"""Pure logic the dataflow wires: per-app windows, dedup, window stats, pricing."""
 
+from operators.app_windows import AppWindows
+from operators.dedup import DedupState
+from operators.pricing import PriceTable
+from operators.window_buckets import WindowSpec
+from operators.window_stats import Columns, summarize, summarize_columns
+
+__all__ = [
+    "AppWindows",
+    "Columns",
+    "DedupState",
+    "PriceTable",
+    "WindowSpec",
+    "summarize",
+    "summarize_columns",
+]

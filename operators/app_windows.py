@@ -12,7 +12,6 @@ from __future__ import annotations
 import heapq
 import math
 import pickle
-from array import array
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -22,172 +21,27 @@ import numpy.typing as npt
 
 from core.call_batch import I64, CallBatch
 from core.events import Event, Feedback, LlmCall
-from core.settings import ProcessorSettings
 from core.stats import StrayEvent, WindowKey, WindowStats
 from operators.dedup import DedupState
 from operators.pricing import DEFAULT_PRICES, PriceTable
+from operators.window_buckets import TUMBLING, Bucket, WindowSpec
 from operators.window_stats import Columns, summarize_columns
 
 __all__ = ["AppWindows", "WindowSpec"]
 
 Output = WindowStats | StrayEvent
-_TUMBLING, _SLIDING = 0, 1
 _NAN = math.nan
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ms(value: timedelta) -> int:
-    return round(value.total_seconds() * 1000)
 
 
 def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
-@dataclass(frozen=True, slots=True)
-class WindowSpec:
-    """Window geometry and time limits, in milliseconds."""
-
-    tumbling: int
-    sliding: int
-    step: int
-    lateness: int
-    feedback_join: int
-    dedup_ttl: timedelta
-
-    @property
-    def bucket(self) -> int:
-        """Bucket width: every window start and end is a multiple of it."""
-        return math.gcd(self.tumbling, self.step)
-
-    @property
-    def retention(self) -> int:
-        """How long behind the watermark buckets stay, for corrections and feedback."""
-        return max(self.tumbling, self.sliding) + max(self.feedback_join, self.lateness)
-
-    @staticmethod
-    def from_settings(p: ProcessorSettings) -> WindowSpec:
-        """The spec of the processor settings."""
-        return WindowSpec(
-            tumbling=_ms(p.tumbling_window),
-            sliding=_ms(p.sliding_window),
-            step=_ms(p.sliding_step),
-            lateness=_ms(p.allowed_lateness),
-            feedback_join=_ms(p.feedback_join_window),
-            dedup_ttl=p.dedup_ttl,
-        )
-
-    def windows_of_bucket(self, index: int) -> list[tuple[int, int, int]]:
-        """(kind, start, end) of every window that holds bucket ``index``."""
-        start = index * self.bucket
-        t_start = start - start % self.tumbling
-        out = [(_TUMBLING, t_start, t_start + self.tumbling)]
-        end = start - start % self.step + self.step
-        while end - self.sliding <= start:
-            out.append((_SLIDING, end - self.sliding, end))
-            end += self.step
-        return out
-
-
-class _Bucket:
-    """The calls of one time bucket of one segment, as compact columns (cheap to snapshot).
-
-    Calls without ``cost_usd`` of the bucket's model and provider are priced per bucket,
-    vectorised, when the columns are built.
-    """
-
-    _FIELDS = (
-        "model",
-        "provider",
-        "ts",
-        "latency",
-        "ttft",
-        "quality",
-        "cost",
-        "tokens",
-        "ok",
-        "errors",
-        "prompts",
-    )
-    __slots__ = (*_FIELDS, "_cols")
-
-    def __init__(self, model: str, provider: str | None) -> None:
-        self.model, self.provider = model, provider
-        self.ts, self.latency, self.ttft = array("d"), array("d"), array("d")
-        self.quality, self.cost = array("d"), array("d")
-        self.tokens = array("q")  # input, output, cache read per call
-        self.ok = array("b")
-        self.errors: list[str] = []
-        self.prompts: list[str] = []
-        self._cols: Columns | None = None
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._FIELDS)
-
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self._FIELDS, state, strict=True):
-            setattr(self, name, value)
-        self._cols = None
-
-    def extend(self, calls: CallBatch, rows: I64, prices: PriceTable) -> int:
-        """Append the calls at ``rows`` of ``calls``; returns the position of the first."""
-        start = len(self.ts)
-        self.ts.frombytes((calls.ts[rows] / 1000.0).tobytes())
-        self.latency.frombytes(calls.latency[rows].tobytes())
-        self.ttft.frombytes(calls.ttft[rows].tobytes())
-        self.quality.frombytes(calls.quality[rows].tobytes())
-        cost = calls.cost[rows]
-        tokens = calls.tokens[rows]
-        listed = rows.tolist()
-        for j, r in enumerate(listed):  # rare: a provider other than the bucket's
-            if calls.provider[r] != self.provider and np.isnan(cost[j]):
-                priced = prices.tokens_cost(self.model, calls.provider[r], tokens[j : j + 1])
-                cost[j] = 0.0 if priced is None else priced[0]
-        self.cost.frombytes(cost.tobytes())
-        self.tokens.frombytes(tokens.tobytes())
-        ok = calls.ok[rows]
-        self.ok.frombytes(ok.astype(np.int8).tobytes())
-        if not ok.all():
-            self.errors.extend(calls.error_type[r] or "unknown" for r in listed if not calls.ok[r])
-        self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
-        self._cols = None
-        return start
-
-    def set_quality(self, position: int, quality: float) -> None:
-        """Apply a joined feedback score."""
-        self.quality[position] = quality
-        self._cols = None
-
-    def columns(self, prices: PriceTable) -> Columns:
-        """The bucket as numpy columns (cached until the bucket changes)."""
-        if self._cols is None:
-            tokens = np.array(self.tokens, dtype=np.int64).reshape(-1, 3)
-            cost = np.array(self.cost, dtype=np.float64)
-            unpriced = np.isnan(cost)
-            if unpriced.any():
-                priced = prices.tokens_cost(self.model, self.provider, tokens[unpriced])
-                cost[unpriced] = 0.0 if priced is None else priced
-            self._cols = Columns(
-                ts=np.array(self.ts, dtype=np.float64),
-                latency=np.array(self.latency, dtype=np.float64),
-                ttft=np.array(self.ttft, dtype=np.float64),
-                quality=np.array(self.quality, dtype=np.float64),
-                cost=cost,
-                tokens=tokens,
-                ok=np.array(self.ok, dtype=np.bool_),
-                error_types=tuple(self.errors),
-                prompt_hashes=tuple(self.prompts),
-            )
-        return self._cols
-
-
 @dataclass(slots=True)
 class _Segment:
     key: WindowKey
-    buckets: dict[int, _Bucket] = field(default_factory=dict)
+    buckets: dict[int, Bucket] = field(default_factory=dict)
     emitted: dict[tuple[int, int], int] = field(default_factory=dict)  # (kind, start) → revision
 
 
@@ -419,9 +273,7 @@ class AppWindows:
             bucket = segment.buckets.get(bucket_index)
             if bucket is None:
                 r0 = int(rows[group[0]])
-                bucket = segment.buckets[bucket_index] = _Bucket(
-                    calls.model[r0], calls.provider[r0]
-                )
+                bucket = segment.buckets[bucket_index] = Bucket(calls.model[r0], calls.provider[r0])
                 self._queue(route, bucket_index)
             batch_rows = rows[group]
             first = bucket.extend(calls, batch_rows, self._prices)
@@ -436,7 +288,7 @@ class AppWindows:
         self,
         calls: CallBatch,
         rows: I64,
-        where: tuple[str, int, _Bucket, int],
+        where: tuple[str, int, Bucket, int],
         out: list[Output],
     ) -> None:
         route, index, bucket, first = where
@@ -510,7 +362,7 @@ class AppWindows:
         segment.emitted[(kind, start)] = revision
         out.append(
             summarize_columns(
-                "tumbling" if kind == _TUMBLING else "sliding",
+                "tumbling" if kind == TUMBLING else "sliding",
                 _utc(start),
                 _utc(end),
                 segment.key,
