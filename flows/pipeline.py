@@ -11,13 +11,13 @@ injectable so tests and the backtest run the very same steps.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import bytewax.operators as op
-import structlog
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.connectors.kafka import operators as kop
 from bytewax.dataflow import Dataflow
@@ -37,7 +37,8 @@ from sinks.dead_letters import dead_letter
 
 __all__ = ["FlowIO", "build_flow"]
 
-_log = structlog.get_logger(__name__)
+# stdlib logging: the dataflow process does not load structlog (and rich, which it imports).
+_log = logging.getLogger(__name__)
 DlqMsg = KafkaSinkMessage[bytes | None, bytes | None]
 
 
@@ -59,9 +60,7 @@ class _Decoded:
 
 def _decode(batch: RecordBatch) -> _Decoded:
     for error in batch.errors:
-        _log.warning(
-            "kafka_consumer_error", topic=batch.topic, partition=batch.partition, error=error
-        )
+        _log.warning("kafka consumer error on %s[%d]: %s", batch.topic, batch.partition, error)
     decoded = decode_records(batch.values)
     dead = [
         dead_letter(batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i])

@@ -1,22 +1,30 @@
-"""Storage: SQLAlchemy models + Alembic migrations, repositories, cache, Kafka plumbing."""
+"""Storage: SQLAlchemy models + Alembic migrations, repositories, cache, Kafka plumbing.
 
-from storage.api_keys import ApiKeyRepository
-from storage.cache import Cache, open_cache
-from storage.database import create_db_engine, migrate, ping
-from storage.kafka import EmbeddedBroker, ensure_topics, kafka_ping
-from storage.strays import StrayRepository
-from storage.windows import WindowRepository
+Names are imported on first use (PEP 562): the dataflow process imports ``storage.windows``
+alone and should not pay for Redis and the rest at start-up.
+"""
 
-__all__ = [
-    "ApiKeyRepository",
-    "Cache",
-    "EmbeddedBroker",
-    "StrayRepository",
-    "WindowRepository",
-    "create_db_engine",
-    "ensure_topics",
-    "kafka_ping",
-    "migrate",
-    "open_cache",
-    "ping",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "ApiKeyRepository": "storage.api_keys",
+    "Cache": "storage.cache",
+    "EmbeddedBroker": "storage.kafka",
+    "StrayRepository": "storage.strays",
+    "WindowRepository": "storage.windows",
+    "create_db_engine": "storage.database",
+    "ensure_topics": "storage.kafka",
+    "kafka_ping": "storage.kafka",
+    "migrate": "storage.database",
+    "open_cache": "storage.cache",
+    "ping": "storage.database",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'storage' has no attribute {name!r}")
