@@ -18,10 +18,11 @@ import numpy as np
 import numpy.typing as npt
 import xxhash
 
+from core.call_batch import F64
+
 __all__ = ["DedupState"]
 
 U64 = npt.NDArray[np.uint64]
-F64 = npt.NDArray[np.float64]
 _SLICES = 16
 _hash = xxhash.xxh3_64_intdigest
 

@@ -15,16 +15,14 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from genai_prices import Usage, calc_price
 
+from core.call_batch import F64, I64
 from core.events import LlmCall
 from core.settings import ModelPrice
 
 __all__ = ["DEFAULT_PRICES", "PriceTable", "call_cost"]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 _MTOK = 1_000_000.0
 
 

@@ -18,14 +18,13 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import stdtrit
 
+from core.call_batch import F64, I64
 from core.events import LlmCall
 from core.stats import LatencyStats, QualityStats, TtftStats, WindowKey, WindowStats
 from operators.pricing import DEFAULT_PRICES, PriceTable
 
 __all__ = ["Columns", "summarize", "summarize_columns"]
 
-F64 = npt.NDArray[np.float64]
-I64 = npt.NDArray[np.int64]
 _PCTS = (50, 90, 95, 99, 100)
 
 

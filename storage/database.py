@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import StorageUnavailableError
 
-__all__ = ["create_db_engine", "migrate", "ping"]
+__all__ = ["create_db_engine", "insert_for", "migrate", "ping"]
 
 _MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -32,6 +35,11 @@ def create_db_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def insert_for(engine: Engine) -> Callable[[Any], Any]:
+    """The dialect's ``insert`` (PostgreSQL or SQLite), which supports ``on_conflict_do_*``."""
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.stats import StrayEvent
+from storage.database import insert_for
 from storage.models import StrayEventRow
 
 __all__ = ["StrayRepository"]
@@ -40,8 +40,9 @@ class StrayRepository:
         ]
         if not rows:
             return 0
-        insert = postgresql.insert if self._engine.dialect.name == "postgresql" else sqlite.insert
-        stmt = insert(StrayEventRow).on_conflict_do_nothing(index_elements=["kind", "event_id"])
+        stmt = insert_for(self._engine)(StrayEventRow).on_conflict_do_nothing(
+            index_elements=["kind", "event_id"]
+        )
         with self._engine.begin() as conn:
             conn.execute(stmt, rows)
         return len(rows)

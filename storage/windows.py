@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from core.stats import LatencyStats, QualityStats, TtftStats, WindowStats
+from storage.database import insert_for
 from storage.models import WindowRow
 
 __all__ = ["WindowRepository"]
@@ -117,9 +117,7 @@ class WindowRepository:
         rows = [_to_row(w, now) for w in windows]
         if not rows:
             return 0
-        dialect = self._engine.dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        stmt = insert(WindowRow)
+        stmt = insert_for(self._engine)(WindowRow)
         updates = {c: stmt.excluded[c] for c in rows[0] if c not in _KEY}
         stmt = stmt.on_conflict_do_update(index_elements=list(_KEY), set_=updates)
         with self._engine.begin() as conn:
