@@ -58,19 +58,18 @@ class _Partition(StatefulSourcePartition[RecordBatch, int]):
         if self._eof:
             raise StopIteration
         messages = self._consumer.consume(self._batch_size, 0.001)  # never stall the worker
-        offsets: list[int] = []
-        values: list[bytes | None] = []
         errors: list[str] = []
-        for msg in messages:
-            err = msg.error()
-            if err is not None:
-                if err.code() == KafkaError._PARTITION_EOF:
+        failed = [m for m in messages if m.error() is not None]
+        if failed:  # rare: partition end, or a consumer error
+            for msg in failed:
+                err = msg.error()
+                if err is not None and err.code() == KafkaError._PARTITION_EOF:
                     self._eof = True
                 else:
                     errors.append(str(err))
-                continue
-            offsets.append(msg.offset() or 0)
-            values.append(msg.value())
+            messages = [m for m in messages if m.error() is None]
+        offsets = [m.offset() or 0 for m in messages]
+        values: list[bytes | None] = [m.value() for m in messages]
         if offsets:
             self._offset = offsets[-1] + 1
         if not offsets and not errors:
