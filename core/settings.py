@@ -23,7 +23,9 @@ from core.durations import parse_duration
 from core.errors import ConfigurationError
 
 __all__ = [
+    "AnalyzerSettings",
     "ApiSettings",
+    "BudgetSettings",
     "KafkaSettings",
     "ModelPrice",
     "OrchestratorSettings",
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "LLMOPT"
+_SECTIONS = ("kafka", "storage", "processor", "api", "orchestrator", "analyzers", "budgets")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -113,6 +116,34 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AnalyzerSettings:
+    """Thresholds of the analyzers; every number an analyzer compares against lives here."""
+
+    min_samples: int = 30  # calls in a window before a statistic may judge it
+    warmup_windows: int = 5  # windows a learned baseline needs before it judges
+    baseline_windows: int = 30  # windows a rolling baseline remembers
+    latency_p95_warning_ms: float = 1000.0  # SLO
+    latency_p95_critical_ms: float = 5000.0
+    regression_warning: float = 0.20  # p95 above the baseline by this share
+    regression_critical: float = 0.50
+    success_rate_warning: float = 0.95
+    error_rate_warning: float = 0.01
+    error_rate_critical: float = 0.05
+    quality_p_value: float = 0.01  # significance of a quality degradation
+    cost_spike_factor: float = 2.0  # spend rate over its baseline
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetSettings:
+    """Spend limits per app (0: no budget) and the shares of them that warn."""
+
+    daily_usd: float = 0.0
+    monthly_usd: float = 0.0
+    warning: float = 0.8
+    critical: float = 0.9
+
+
+@dataclass(frozen=True, slots=True)
 class OrchestratorSettings:
     """The service manager."""
 
@@ -133,6 +164,8 @@ class Settings:
     processor: ProcessorSettings = ProcessorSettings()
     api: ApiSettings = ApiSettings()
     orchestrator: OrchestratorSettings = OrchestratorSettings()
+    analyzers: AnalyzerSettings = AnalyzerSettings()
+    budgets: BudgetSettings = BudgetSettings()
 
     def with_overrides(self, **sections: Any) -> Settings:
         """Return a copy with whole sections replaced (tests, resolved embedded addresses)."""
@@ -144,7 +177,7 @@ class Settings:
             f"{ENV_PREFIX}_ENV": self.env,
             f"{ENV_PREFIX}_LOG_LEVEL": self.log_level,
         }
-        for name in ("kafka", "storage", "processor", "api", "orchestrator"):
+        for name in _SECTIONS:
             section = getattr(self, name)
             for key in section.__dataclass_fields__:
                 value = getattr(section, key)
@@ -153,8 +186,8 @@ class Settings:
                     text = f"@str {value.total_seconds()}s"
                 elif isinstance(value, bool):
                     text = "true" if value else "false"
-                elif isinstance(value, int):
-                    text = str(value)
+                elif isinstance(value, int | float):
+                    text = repr(value)
                 elif isinstance(value, Mapping):
                     text = "@json " + json.dumps({k: asdict(v) for k, v in value.items()})
                 else:
@@ -266,6 +299,11 @@ _VALIDATORS: list[Validator] = [
     _duration("orchestrator.shutdown_timeout", "30s"),
     _duration("orchestrator.start_timeout", "60s"),
     _port("orchestrator.metrics_port", 9090, lowest=0),
+    *(
+        Validator(f"{section}.{f.name}", default=f.default, is_type_of=(int, float), gte=0)
+        for section, cls in (("analyzers", AnalyzerSettings), ("budgets", BudgetSettings))
+        for f in fields(cls)
+    ),
 ]
 
 
@@ -341,6 +379,8 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
         processor=ProcessorSettings(**_known(ProcessorSettings, processor)),
         api=ApiSettings(**_known(ApiSettings, _section(data, "api"))),
         orchestrator=OrchestratorSettings(**_known(OrchestratorSettings, orchestrator)),
+        analyzers=AnalyzerSettings(**_known(AnalyzerSettings, _section(data, "analyzers"))),
+        budgets=BudgetSettings(**_known(BudgetSettings, _section(data, "budgets"))),
     )
     _check_relations(settings)
     return settings

@@ -1,0 +1,58 @@
+"""Insights (CONTRACT.md §3): what an analyzer found in the windows of one (app, task)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from core.stats import WindowStats
+
+__all__ = ["AnalyzerName", "Insight", "Severity", "WindowGroup", "insight_id"]
+
+AnalyzerName = Literal["performance", "cost", "quality", "pattern", "anomaly"]
+Severity = Literal["info", "warning", "critical"]
+_NAMESPACE = uuid.UUID("6f0c1c52-7d4e-4c53-9a55-5f1a3b3e7d21")
+
+
+def insight_id(
+    app: str, task: str, analyzer: str, kind: str, window_start: datetime, metric: str
+) -> str:
+    """A stable id: the same finding in a replay gets the same id (writes stay idempotent)."""
+    key = "\x1f".join((app, task, analyzer, kind, window_start.isoformat(), metric))
+    return str(uuid.uuid5(_NAMESPACE, key))
+
+
+class Insight(msgspec.Struct, frozen=True, kw_only=True):
+    """One finding, with the numbers behind it.
+
+    ``evidence`` holds every number the analyzer used: the statistic (z, p-value, CUSUM sum…),
+    sample sizes and the thresholds it compared against.
+    """
+
+    id: str
+    app: str
+    task: str
+    analyzer: AnalyzerName
+    kind: str
+    severity: Severity
+    window_start: datetime
+    window_end: datetime
+    metric: str
+    value: float
+    baseline: float | None
+    score: float
+    message: str
+    evidence: dict[str, float | str] = msgspec.field(default_factory=dict)
+
+
+class WindowGroup(msgspec.Struct, frozen=True, kw_only=True):
+    """The tumbling windows of one (app, task) for one period: every model and variant."""
+
+    app: str
+    task: str
+    window_start: datetime
+    window_end: datetime
+    windows: list[WindowStats]
