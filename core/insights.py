@@ -10,7 +10,9 @@ import msgspec
 
 from core.stats import WindowStats
 
-__all__ = ["AnalyzerName", "Insight", "Severity", "WindowGroup", "insight_id"]
+__all__ = ["APP_WIDE", "AnalyzerName", "Insight", "Severity", "WindowGroup", "insight_id"]
+
+APP_WIDE = "*"  # the task of findings about a whole app
 
 AnalyzerName = Literal["performance", "cost", "quality", "pattern", "anomaly"]
 Severity = Literal["info", "warning", "critical"]
@@ -49,10 +51,20 @@ class Insight(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WindowGroup(msgspec.Struct, frozen=True, kw_only=True):
-    """The tumbling windows of one (app, task) for one period: every model and variant."""
+    """The tumbling windows of one app for one period: every task, model and variant.
+
+    Analyzers judge each (app, task) from its windows; app-wide findings (budgets, total spend)
+    use the task ``"*"``.
+    """
 
     app: str
-    task: str
     window_start: datetime
     window_end: datetime
     windows: list[WindowStats]
+
+    def tasks(self) -> dict[str, list[WindowStats]]:
+        """The windows by task."""
+        out: dict[str, list[WindowStats]] = {}
+        for w in self.windows:
+            out.setdefault(w.task, []).append(w)
+        return out
