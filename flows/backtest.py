@@ -4,8 +4,8 @@
 are not valid events keep their place at the front and go to the dead letters), and runs the
 same :func:`flows.pipeline.build_flow` in-process with file sinks instead of Kafka and the
 database. Outputs in DIR: ``windows.jsonl`` (every emission, corrections included, as their
-revision says), ``late.jsonl`` (late events, unmatched feedback), ``dlq.jsonl`` and
-``report.html``.
+revision says), ``insights.jsonl`` (what the analyzers found), ``late.jsonl`` (late events,
+unmatched feedback), ``dlq.jsonl`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class BacktestResult:
 
     records: int
     windows: int
+    insights: int
     strays: int
     dead_letters: int
     out: Path
@@ -139,17 +140,22 @@ def run_backtest(
     out.mkdir(parents=True, exist_ok=True)
     with (
         (out / "windows.jsonl").open("wb") as windows_fh,
+        (out / "insights.jsonl").open("wb") as insights_fh,
         (out / "late.jsonl").open("wb") as late_fh,
         (out / "dlq.jsonl").open("wb") as dlq_fh,
     ):
         windows, strays = _JsonLines(windows_fh), _JsonLines(late_fh)
+        insights = _JsonLines(insights_fh)
         dead = _JsonLines(dlq_fh, _dead_letter_json)
         io = FlowIO(
             source=_FileSource(records, progress or (lambda _n: None)),
             windows=windows,
             strays=strays,
+            insights=insights,
             dead_letters=dead,
         )
         run_main(build_flow(settings, io))  # type: ignore[no-untyped-call]
     write_report(out, source=source.name, records=len(records))
-    return BacktestResult(len(records), windows.count, strays.count, dead.count, out)
+    return BacktestResult(
+        len(records), windows.count, insights.count, strays.count, dead.count, out
+    )

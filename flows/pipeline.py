@@ -11,11 +11,13 @@ injectable so tests and the backtest run the very same steps.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -27,12 +29,14 @@ from bytewax.outputs import Sink
 from typing_extensions import override
 
 from core.events import AppEvents, decode_records
+from core.insights import Insight
 from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
+from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
 from operators.app_windows import AppWindows, Output, WindowSpec
 from operators.pricing import PriceTable
-from sinks.database import StrayStoreSink, WindowStoreSink
+from sinks.database import InsightStoreSink, StrayStoreSink, WindowStoreSink
 from sinks.dead_letters import dead_letter
 
 __all__ = ["FlowIO", "build_flow"]
@@ -49,6 +53,7 @@ class FlowIO:
     source: Source[RecordBatch] | None = None
     windows: Sink[WindowStats] | None = None
     strays: Sink[StrayEvent] | None = None
+    insights: Sink[Insight] | None = None
     dead_letters: Sink[DlqMsg] | None = None
 
 
@@ -67,6 +72,25 @@ def _decode(batch: RecordBatch) -> _Decoded:
         for i, reason in decoded.rejected
     ]
     return _Decoded(decoded.apps, dead)
+
+
+class _AnalysisLogic(StatefulLogic[WindowStats, Insight, AnalysisRunner]):
+    """Bytewax wiring of one app's :class:`AnalysisRunner`."""
+
+    def __init__(self, runner: AnalysisRunner) -> None:
+        self._runner = runner
+
+    @override
+    def on_item(self, value: WindowStats) -> tuple[Iterable[Insight], bool]:
+        return self._runner.take([value]), StatefulLogic.RETAIN
+
+    @override
+    def on_eof(self) -> tuple[Iterable[Insight], bool]:
+        return self._runner.flush(), StatefulLogic.RETAIN
+
+    @override
+    def snapshot(self) -> AnalysisRunner:
+        return copy.deepcopy(self._runner)
 
 
 class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
@@ -104,12 +128,22 @@ class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
         return self._state.snapshot()
 
 
-def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
+def _tumbling(item: tuple[str, Output]) -> tuple[str, WindowStats] | None:
+    app, value = item
+    return (app, value) if isinstance(value, WindowStats) and value.kind == "tumbling" else None
+
+
+def build_flow(
+    settings: Settings,
+    io: FlowIO | None = None,
+    analyzers: Sequence[Analyzer[Any]] | None = None,
+) -> Dataflow:
     """Build the processor dataflow for ``settings``.
 
     Args:
         settings: Validated settings (topics, windows, lateness, dedup TTL, database).
         io: Replacement source/sinks (tests, backtest); Kafka and the database by default.
+        analyzers: The analyzers to run (default: those of the settings).
 
     Returns:
         The dataflow, ready for ``python -m bytewax.run`` or ``bytewax.testing.run_main``.
@@ -138,11 +172,22 @@ def build_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
     by_app = op.flat_map("split_by_app", decoded, lambda d: d.by_app.items())
     outputs = op.stateful("app_windows", by_app, build)
     results = op.map("unkey", outputs, lambda kv: kv[1])
+    analyzers = list(build_analyzers(settings) if analyzers is None else analyzers)
+    closed = op.filter_map("tumbling_windows", outputs, _tumbling)
+    insights = op.stateful(
+        "analyzers",
+        closed,
+        lambda resume: _AnalysisLogic(
+            (resume or AnalysisRunner(analyzers)).with_analyzers(analyzers)
+        ),
+    )
     windows = op.filter_map("windows", results, lambda o: o if isinstance(o, WindowStats) else None)
     strays = op.filter_map("strays", results, lambda o: o if isinstance(o, StrayEvent) else None)
     db = settings.storage.resolved_database_url
     op.output("windows_out", windows, io.windows or WindowStoreSink(db))
     op.output("strays_out", strays, io.strays or StrayStoreSink(db))
+    found = op.map("unkey_insights", insights, lambda kv: kv[1])
+    op.output("insights_out", found, io.insights or InsightStoreSink(db))
 
     dead = op.flat_map("dead_letters", decoded, lambda d: d.dead)
     if io.dead_letters is not None:

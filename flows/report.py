@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from core.insights import Insight
 from core.stats import StrayEvent, WindowStats
 
 __all__ = ["write_report"]
@@ -29,10 +30,41 @@ def _final(windows: list[WindowStats]) -> list[WindowStats]:
     return list(latest.values())
 
 
+def _insights_table(insights: list[Insight]) -> str:
+    """The warnings and critical insights, most severe and most recent first."""
+    rank = {"critical": 0, "warning": 1, "info": 2}
+    shown = sorted(insights, key=lambda i: (rank[i.severity], -i.window_start.timestamp()))
+    by_severity = Counter(i.severity for i in insights)
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{html.escape(str(c))}</td>"
+            for c in (
+                i.severity,
+                i.window_start.strftime("%Y-%m-%d %H:%M"),
+                i.app,
+                i.task,
+                i.analyzer,
+                i.kind,
+                i.message,
+            )
+        )
+        + "</tr>"
+        for i in shown[:200]
+    )
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(by_severity.items(), key=lambda x: rank[x[0]]))
+    return (
+        f"<h2>Insights ({len(insights)}: {counts or 'none'})</h2>"
+        "<table><thead><tr><th>severity</th><th>window</th><th>app</th><th>task</th>"
+        f"<th>analyzer</th><th>kind</th><th>message</th></tr></thead><tbody>{rows}</tbody></table>"
+    )
+
+
 def write_report(out: Path, *, source: str, records: int) -> Path:
     """Summarise ``windows.jsonl``, ``late.jsonl`` and ``dlq.jsonl`` of ``out`` as HTML."""
     windows = [w for w in _final(_read(out / "windows.jsonl", WindowStats)) if w.kind == "tumbling"]
     strays = _read(out / "late.jsonl", StrayEvent)
+    insights: list[Insight] = _read(out / "insights.jsonl", Insight)
     with (out / "dlq.jsonl").open("rb") as fh:
         dead = sum(1 for line in fh if line.strip())
     segments: dict[tuple[str, str, str, str], list[WindowStats]] = defaultdict(list)
@@ -81,6 +113,7 @@ td:nth-child(-n+4){{text-align:left}}</style>
 feedback · {dead} dead letters (see dlq.jsonl)</p>
 <table><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>
 <tbody>{"".join(rows)}</tbody></table>
+{_insights_table(insights)}
 </body></html>
 """
     path = out / "report.html"

@@ -79,9 +79,9 @@ def backtest(
             on_total=lambda n: bar.update(task, total=n),
         )
     _err.print(
-        f"{result.records} records → {result.windows} window emissions, {result.strays} late or "
-        f"unmatched, {result.dead_letters} dead letters; wrote {out}/windows.jsonl, late.jsonl, "
-        "dlq.jsonl, report.html"
+        f"{result.records} records → {result.windows} window emissions, {result.insights} "
+        f"insights, {result.strays} late or unmatched, {result.dead_letters} dead letters; wrote "
+        f"{out}/windows.jsonl, insights.jsonl, late.jsonl, dlq.jsonl, report.html"
     )
 
 

@@ -9,12 +9,14 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from sqlalchemy import Engine
 from typing_extensions import override
 
+from core.insights import Insight
 from core.stats import StrayEvent, WindowStats
 from storage.database import create_db_engine
+from storage.insights import InsightRepository
 from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
-__all__ = ["StrayStoreSink", "WindowStoreSink"]
+__all__ = ["InsightStoreSink", "StrayStoreSink", "WindowStoreSink"]
 
 T = TypeVar("T")
 
@@ -53,3 +55,14 @@ class StrayStoreSink(DynamicSink[StrayEvent]):
     @override
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[StrayEvent]:
         return _Partition(self._database_url, lambda e: StrayRepository(e).add)
+
+
+class InsightStoreSink(DynamicSink[Insight]):
+    """Analyzer insights, one row per stable id (a replay writes nothing new)."""
+
+    def __init__(self, database_url: str) -> None:
+        self._database_url = database_url
+
+    @override
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[Insight]:
+        return _Partition(self._database_url, lambda e: InsightRepository(e).add)

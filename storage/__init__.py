@@ -11,6 +11,7 @@ _EXPORTS = {
     "ApiKeyRepository": "storage.api_keys",
     "Cache": "storage.cache",
     "EmbeddedBroker": "storage.kafka",
+    "InsightRepository": "storage.insights",
     "StrayRepository": "storage.strays",
     "WindowRepository": "storage.windows",
     "create_db_engine": "storage.database",

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["ApiKeyRow", "Base", "StrayEventRow", "UtcDateTime", "WindowRow"]
+__all__ = ["ApiKeyRow", "Base", "InsightRow", "StrayEventRow", "UtcDateTime", "WindowRow"]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -136,4 +136,26 @@ class StrayEventRow(Base):
     watermark: Mapped[datetime] = mapped_column(UtcDateTime)
     in_window: Mapped[bool] = mapped_column(Boolean)
     detail: Mapped[str] = mapped_column(String(1024))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InsightRow(Base):
+    """An analyzer's finding (``core.insights.Insight``); the id is stable across replays."""
+
+    __tablename__ = "insights"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app: Mapped[str] = mapped_column(String(512), index=True)
+    task: Mapped[str] = mapped_column(String(512))
+    analyzer: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(64))
+    severity: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    metric: Mapped[str] = mapped_column(String(128))
+    value: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score: Mapped[float] = mapped_column(Float)
+    message: Mapped[str] = mapped_column(String(2048))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)

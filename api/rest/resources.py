@@ -14,6 +14,7 @@ from core.settings import Settings
 from storage.api_keys import ApiKeyRepository
 from storage.cache import Cache, open_cache
 from storage.database import create_db_engine, ping
+from storage.insights import InsightRepository
 from storage.kafka import kafka_ping
 from storage.strays import StrayRepository
 from storage.windows import WindowRepository
@@ -57,7 +58,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         )
     checks.append(DependencyCheck("cache", bool(settings.storage.redis_url), cache.ping))
     app.state.resources = Resources(
-        metrics=MetricsQueries(WindowRepository(engine), StrayRepository(engine)),
+        metrics=MetricsQueries(
+            WindowRepository(engine), StrayRepository(engine), InsightRepository(engine)
+        ),
         api_keys=keys,
         health=HealthService(checks),
         cache=cache,

@@ -9,7 +9,9 @@ from typing import Literal
 import msgspec
 
 from core.errors import ValidationError
+from core.insights import Insight
 from core.stats import WindowStats
+from storage.insights import InsightRepository
 from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
@@ -58,12 +60,49 @@ def _totals(windows: Sequence[WindowStats]) -> SummaryTotals:
     )
 
 
+def _check_range(app: str, limit: int, since: datetime | None, until: datetime | None) -> None:
+    if not app:
+        raise ValidationError("app must not be empty")
+    if not 1 <= limit <= MAX_WINDOWS:
+        raise ValidationError(f"limit must be between 1 and {MAX_WINDOWS}, not {limit}")
+    if since is not None and until is not None and since > until:
+        raise ValidationError("since must not be after until")
+
+
 class MetricsQueries:
     """Answers metrics questions from stored windows."""
 
-    def __init__(self, windows: WindowRepository, strays: StrayRepository) -> None:
+    def __init__(
+        self, windows: WindowRepository, strays: StrayRepository, insights: InsightRepository
+    ) -> None:
         self._windows = windows
         self._strays = strays
+        self._insights = insights
+
+    def insights(
+        self,
+        app: str,
+        task: str | None = None,
+        *,
+        analyzer: str | None = None,
+        severity: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 100,
+    ) -> list[Insight]:
+        """Insights of ``app`` (filters optional), newest window first."""
+        _check_range(app, limit, since, until)
+        return list(
+            self._insights.list(
+                app=app,
+                task=task,
+                analyzer=analyzer,
+                severity=severity,
+                since=since,
+                until=until,
+                limit=limit,
+            )
+        )
 
     def summary(
         self,
@@ -76,12 +115,7 @@ class MetricsQueries:
         limit: int = 1000,
     ) -> MetricsSummary:
         """Windows of ``app`` (and ``task``) in ``[since, until]``, oldest first, with totals."""
-        if not app:
-            raise ValidationError("app must not be empty")
-        if not 1 <= limit <= MAX_WINDOWS:
-            raise ValidationError(f"limit must be between 1 and {MAX_WINDOWS}, not {limit}")
-        if since is not None and until is not None and since > until:
-            raise ValidationError("since must not be after until")
+        _check_range(app, limit, since, until)
         windows = list(
             self._windows.query(
                 app=app, task=task, kind=kind, since=since, until=until, limit=limit

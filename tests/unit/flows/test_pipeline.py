@@ -9,10 +9,12 @@ import pytest
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 
+from core.insights import Insight
 from core.settings import ProcessorSettings, Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
+from tests.analyzer_doubles import BusyTaskAnalyzer
 from tests.telemetry_samples import T0, expected_windows, make_sample
 
 
@@ -41,9 +43,35 @@ def _run(records: list[bytes], settings: Settings | None = None, kind: str = "tu
             strays=TestingSink(strays),
             dead_letters=TestingSink(dead),
         ),
+        analyzers=[],
     )
     run_main(flow)
     return [w for w in windows if w.kind == kind], dead
+
+
+def test_analyzers_run_inside_the_flow_once_per_app_period() -> None:
+    sample = make_sample()
+    insights: list[Insight] = []
+    flow = build_flow(
+        Settings(),
+        FlowIO(
+            source=TestingSource(_batches(sample.records())),
+            windows=TestingSink([]),
+            strays=TestingSink([]),
+            insights=TestingSink(insights),
+            dead_letters=TestingSink([]),
+        ),
+        analyzers=[BusyTaskAnalyzer(limit=50)],
+    )
+    run_main(flow)
+    expected = sorted(
+        (app, start, float(w["count"]))
+        for (app, start), w in expected_windows(sample).items()
+        if w["count"] > 50
+    )
+    got = sorted((i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), i.value) for i in insights)
+    assert got == expected
+    assert len({i.id for i in insights}) == len(insights)
 
 
 def test_sample_gives_exactly_the_expected_windows_and_dead_letters() -> None:

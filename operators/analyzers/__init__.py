@@ -1,0 +1,16 @@
+"""The analyzers: plain typed modules, one per concern, run per app by ``AnalysisRunner``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.settings import Settings
+from operators.analyzers.base import Analyzer
+from operators.analyzers.runner import AnalysisRunner
+
+__all__ = ["AnalysisRunner", "Analyzer", "build_analyzers"]
+
+
+def build_analyzers(settings: Settings) -> list[Analyzer[Any]]:
+    """The analyzers of this release, configured from ``settings``."""
+    return []

@@ -1,0 +1,83 @@
+"""Runs every analyzer over one app's closed tumbling windows, period by period.
+
+Windows arrive in the order the window state closes them: all segments of one period together,
+periods in time order. The runner gathers one period's windows into a :class:`WindowGroup` and
+hands it to each analyzer when the next period starts (or the input ends). Corrections
+(revisions > 0) and periods older than the last analyzed one do not re-run the analyzers: a
+baseline must see each period once, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from core.insights import Insight, WindowGroup
+from core.stats import WindowStats
+from operators.analyzers.base import Analyzer
+
+__all__ = ["AnalysisRunner"]
+
+
+class AnalysisRunner:
+    """One app's analyzer states and the period being gathered; picklable."""
+
+    def __init__(self, analyzers: Sequence[Analyzer[Any]]) -> None:
+        self._analyzers = list(analyzers)
+        self._states: dict[str, Any] = {a.name: a.initial_state() for a in self._analyzers}
+        self._pending: list[WindowStats] = []
+        self._last_start: datetime | None = None
+        self.skipped = 0  # corrections and out-of-order periods not analyzed
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Analyzers are configuration: the resuming run brings its own (current settings).
+        return {k: v for k, v in self.__dict__.items() if k != "_analyzers"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._analyzers = []
+
+    def with_analyzers(self, analyzers: Sequence[Analyzer[Any]]) -> AnalysisRunner:
+        """Attach the analyzers of this run after a restore (new ones start fresh)."""
+        self._analyzers = list(analyzers)
+        for a in self._analyzers:
+            self._states.setdefault(a.name, a.initial_state())
+        return self
+
+    def take(self, windows: Sequence[WindowStats]) -> list[Insight]:
+        """Add closed windows; returns the insights of every period they complete."""
+        out: list[Insight] = []
+        for w in windows:
+            if w.kind != "tumbling":
+                continue
+            if w.revision > 0 or (
+                self._last_start is not None and w.window_start <= self._last_start
+            ):
+                self.skipped += 1
+                continue
+            if self._pending and w.window_start != self._pending[0].window_start:
+                out += self._run()
+            self._pending.append(w)
+        return out
+
+    def flush(self) -> list[Insight]:
+        """End of input: analyze the period still being gathered."""
+        return self._run() if self._pending else []
+
+    def _run(self) -> list[Insight]:
+        first = self._pending[0]
+        group = WindowGroup(
+            app=first.app,
+            window_start=first.window_start,
+            window_end=first.window_end,
+            windows=self._pending,
+        )
+        self._pending = []
+        self._last_start = group.window_start
+        out: list[Insight] = []
+        for analyzer in self._analyzers:
+            state, insights = analyzer.analyze(self._states[analyzer.name], group)
+            self._states[analyzer.name] = state
+            out += insights
+        return out

@@ -1,0 +1,79 @@
+"""AnalysisRunner: periods gathered per app, in order, once; corrections never re-run."""
+
+from __future__ import annotations
+
+import pickle
+from datetime import UTC, datetime, timedelta
+
+from core.events import LlmCall
+from core.stats import WindowKey, WindowStats
+from operators.analyzers import AnalysisRunner
+from operators.window_stats import summarize
+from tests.analyzer_doubles import BusyTaskAnalyzer
+
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+
+
+def window(
+    minute: int,
+    task: str,
+    calls: int,
+    *,
+    model: str = "m",
+    revision: int = 0,
+    kind: str = "tumbling",
+) -> WindowStats:
+    start = T0 + timedelta(minutes=minute)
+    made = [
+        LlmCall(
+            event_id=f"{minute}-{task}-{i}",
+            timestamp=start + timedelta(seconds=i % 60),
+            app="app",
+            task=task,
+            model=model,
+            latency_ms=10.0,
+            input_tokens=1,
+            output_tokens=1,
+            cost_usd=0.0,
+        )
+        for i in range(calls)
+    ]
+    w = summarize(
+        "tumbling",
+        start,
+        start + timedelta(minutes=1),
+        WindowKey("app", task, model, "baseline"),
+        made,
+    )
+    return WindowStats(
+        **{**{f: getattr(w, f) for f in w.__struct_fields__}, "revision": revision, "kind": kind}
+    )
+
+
+def test_periods_are_analyzed_once_in_order_when_the_next_one_starts() -> None:
+    analyzer = BusyTaskAnalyzer(limit=5)
+    runner = AnalysisRunner([analyzer])
+    assert runner.take([window(0, "a", 9), window(0, "b", 2), window(0, "a", 1, model="m2")]) == []
+    found = runner.take([window(1, "a", 1)])  # period 0 is complete now
+    assert [(i.task, i.value, i.window_start) for i in found] == [("a", 10.0, T0)]
+    assert runner.take([window(0, "a", 50, revision=1)]) == []  # a correction: not re-run
+    assert runner.take([window(0, "b", 50)]) == []  # an older period: not re-run
+    assert runner.skipped == 2
+    assert runner.flush() == []  # period 1 (1 call) has nothing to say
+    state = runner._states["performance"]
+    assert state.periods == [(T0.isoformat(), 3), ((T0 + timedelta(minutes=1)).isoformat(), 1)]
+
+
+def test_sliding_windows_are_not_periods() -> None:
+    runner = AnalysisRunner([BusyTaskAnalyzer(limit=0)])
+    assert runner.take([window(0, "a", 3, kind="sliding")]) == []
+    assert runner.flush() == []
+
+
+def test_a_restored_runner_continues_with_this_runs_analyzers() -> None:
+    runner = AnalysisRunner([BusyTaskAnalyzer(limit=5)])
+    runner.take([window(0, "a", 9)])
+    restored = pickle.loads(pickle.dumps(runner)).with_analyzers([BusyTaskAnalyzer(limit=100)])
+    # The pending period travels in the snapshot; the new limit (from this run) applies.
+    assert restored.take([window(1, "a", 200)]) == []
+    assert [i.value for i in restored.flush()] == [200.0]
