@@ -48,6 +48,7 @@ def settings(kafka_bootstrap: str, topics: dict[str, str], postgres_url: str) ->
     migrate(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM window_stats")
+        conn.exec_driver_sql("DELETE FROM insights")
     engine.dispose()
     return Settings(
         kafka=KafkaSettings(
@@ -158,3 +159,27 @@ def test_replaying_the_topic_does_not_double_windows(settings: Settings) -> None
     engine.dispose()
     assert len(windows) == len(expected_windows(sample))
     assert sum(w.count for w in windows) == 200
+
+
+def test_analyzers_run_from_kafka_to_insights_in_postgres(settings: Settings) -> None:
+    from storage.insights import InsightRepository
+    from tests.analyzer_doubles import BusyTaskAnalyzer
+
+    sample = make_sample(seed=13)
+    TelemetryProducer(settings.kafka.bootstrap_servers, settings.kafka.telemetry_topic).send_all(
+        sample.records()
+    )
+    for _ in range(2):  # the replay stores nothing twice
+        run_main(build_flow(settings, analyzers=[BusyTaskAnalyzer(limit=50)]))
+    engine = create_db_engine(settings.storage.database_url)
+    repo = InsightRepository(engine)
+    stored = [i for app in ("support", "search") for i in repo.list(app=app)]
+    engine.dispose()
+    expected = sorted(
+        (app, start, float(w["count"]))
+        for (app, start), w in expected_windows(sample).items()
+        if w["count"] > 50
+    )
+    got = sorted((i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), i.value) for i in stored)
+    assert got == expected
+    assert all(i.evidence == {"calls": i.value, "limit": 50.0} for i in stored)

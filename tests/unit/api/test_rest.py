@@ -11,11 +11,13 @@ from litestar.testing import TestClient
 
 from api.rest.app import create_app
 from core.events import LlmCall
+from core.insights import Insight
 from core.settings import ApiSettings, Settings, StorageSettings
 from core.stats import StrayEvent, WindowKey
 from operators.window_stats import summarize
 from storage.api_keys import ApiKeyRepository
 from storage.database import create_db_engine, migrate
+from storage.insights import InsightRepository
 from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
@@ -83,6 +85,31 @@ def client(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:  # ty
             )
             for i, task in enumerate(("faq", "faq", "search"))
         ]
+    )
+    InsightRepository(engine).add(
+        Insight(
+            id=f"i-{n}",
+            app="shop",
+            task=task,
+            analyzer=analyzer,
+            kind="k",
+            severity=severity,
+            window_start=T0 + timedelta(minutes=n),
+            window_end=T0 + timedelta(minutes=n + 1),
+            metric="latency_ms.p95",
+            value=float(n),
+            baseline=1.0,
+            score=2.0,
+            message="m",
+            evidence={"threshold": 1000.0},
+        )
+        for n, (task, analyzer, severity) in enumerate(
+            [
+                ("faq", "performance", "warning"),
+                ("faq", "cost", "critical"),
+                ("search", "performance", "info"),
+            ]
+        )
     )
     engine.dispose()
     with TestClient(create_app(settings)) as test_client:
@@ -176,3 +203,28 @@ def test_bad_queries_get_400_with_a_useful_body(client, query: str, fragment: st
     response = c.get(f"/api/v1/metrics/summary?{query}", headers={"x-api-key": ADMIN})
     assert response.status_code == 400
     assert fragment in response.text
+
+
+def test_insights_are_listed_newest_first_with_filters(client) -> None:  # type: ignore[no-untyped-def]
+    c, roles = client
+    url = "/api/v1/metrics/insights"
+    everything = c.get(url, params={"app": "shop"}, headers={"x-api-key": roles["viewer"]}).json()
+    assert [i["id"] for i in everything] == ["i-2", "i-1", "i-0"]
+    assert everything[2]["evidence"] == {"threshold": 1000.0}
+    perf = c.get(
+        url, params={"app": "shop", "analyzer": "performance"}, headers={"x-api-key": ADMIN}
+    )
+    assert [i["id"] for i in perf.json()] == ["i-2", "i-0"]
+    faq_critical = c.get(
+        url,
+        params={"app": "shop", "task": "faq", "severity": "critical"},
+        headers={"x-api-key": ADMIN},
+    )
+    assert [i["id"] for i in faq_critical.json()] == ["i-1"]
+    bad = c.get(url, params={"app": "shop", "severity": "loud"}, headers={"x-api-key": ADMIN})
+    assert bad.status_code == 400
+    assert "severity" in bad.text
+    assert (
+        c.get(url, params={"app": "shop"}, headers={"x-api-key": roles["ingest"]}).status_code
+        == 403
+    )
