@@ -6,11 +6,28 @@ from typing import Any
 
 from core.settings import Settings
 from operators.analyzers.base import Analyzer
+from operators.analyzers.cost import CostAnalyzer
+from operators.analyzers.performance import PerformanceAnalyzer
+from operators.analyzers.quality import QualityAnalyzer
 from operators.analyzers.runner import AnalysisRunner
 
-__all__ = ["AnalysisRunner", "Analyzer", "build_analyzers"]
+__all__ = [
+    "AnalysisRunner",
+    "Analyzer",
+    "CostAnalyzer",
+    "PerformanceAnalyzer",
+    "QualityAnalyzer",
+    "build_analyzers",
+]
 
 
 def build_analyzers(settings: Settings) -> list[Analyzer[Any]]:
-    """The analyzers of this release, configured from ``settings``."""
-    return []
+    """The analyzers of this release, configured from ``settings``.
+
+    Pattern and anomaly analyzers come next (see the analyzers issue).
+    """
+    return [
+        PerformanceAnalyzer(settings.analyzers),
+        CostAnalyzer(settings.analyzers, settings.budgets),
+        QualityAnalyzer(settings.analyzers),
+    ]
