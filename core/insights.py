@@ -10,7 +10,15 @@ import msgspec
 
 from core.stats import WindowStats
 
-__all__ = ["APP_WIDE", "AnalyzerName", "Insight", "Severity", "WindowGroup", "insight_id"]
+__all__ = [
+    "APP_WIDE",
+    "AnalyzerName",
+    "Insight",
+    "Severity",
+    "WindowGroup",
+    "insight_id",
+    "make_insight",
+]
 
 APP_WIDE = "*"  # the task of findings about a whole app
 
@@ -68,3 +76,35 @@ class WindowGroup(msgspec.Struct, frozen=True, kw_only=True):
         for w in self.windows:
             out.setdefault(w.task, []).append(w)
         return out
+
+
+def make_insight(
+    group: WindowGroup,
+    task: str,
+    analyzer: AnalyzerName,
+    kind: str,
+    severity: Severity,
+    metric: str,
+    value: float,
+    baseline: float | None,
+    score: float,
+    message: str,
+    evidence: dict[str, float | str],
+) -> Insight:
+    """An insight about ``task`` in ``group``'s period, with its stable id."""
+    return Insight(
+        id=insight_id(group.app, task, analyzer, kind, group.window_start, metric),
+        app=group.app,
+        task=task,
+        analyzer=analyzer,
+        kind=kind,
+        severity=severity,
+        window_start=group.window_start,
+        window_end=group.window_end,
+        metric=metric,
+        value=value,
+        baseline=baseline,
+        score=score,
+        message=message,
+        evidence=evidence,
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -146,7 +147,7 @@ class Service(Protocol):
         ...
 
 
-class ServiceBase:
+class ServiceBase(ABC):
     """Convenience base for services: no dependencies, required, and recover = stop + start.
 
     Subclasses set ``name`` (and ``depends_on``/``required`` when they differ) and implement
@@ -157,13 +158,13 @@ class ServiceBase:
     depends_on: tuple[str, ...] = ()
     required: bool = True
 
+    @abstractmethod
     async def start(self) -> None:
         """Begin serving."""
-        raise NotImplementedError
 
+    @abstractmethod
     async def stop(self) -> None:
         """Stop serving."""
-        raise NotImplementedError
 
     async def health_check(self) -> HealthResult:
         """Report the health; the default says healthy."""

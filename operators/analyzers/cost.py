@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
-from core.insights import APP_WIDE, AnalyzerName, Insight, Severity, WindowGroup, insight_id
+from core.insights import APP_WIDE, AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings, BudgetSettings
 from core.stats import WindowStats
 
@@ -286,19 +286,16 @@ class CostAnalyzer:
         message: str,
         evidence: _Evidence,
     ) -> Insight:
-        return Insight(
-            id=insight_id(group.app, task, "cost", kind, group.window_start, metric),
-            app=group.app,
-            task=task,
-            analyzer="cost",
-            kind=kind,
-            severity=severity,
-            window_start=group.window_start,
-            window_end=group.window_end,
-            metric=metric,
-            value=value,
-            baseline=baseline,
-            score=score,
-            message=message,
-            evidence=evidence,
+        return make_insight(
+            group,
+            task,
+            "cost",
+            kind,
+            severity,
+            metric,
+            value,
+            baseline,
+            score,
+            message,
+            dict(evidence),
         )

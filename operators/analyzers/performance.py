@@ -22,7 +22,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from core.insights import AnalyzerName, Insight, Severity, WindowGroup, insight_id
+from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
 
@@ -157,21 +157,18 @@ class PerformanceAnalyzer:
         message: str,
         evidence: dict[str, float | str],
     ) -> Insight:
-        return Insight(
-            id=insight_id(group.app, task, "performance", kind, group.window_start, metric),
-            app=group.app,
-            task=task,
-            analyzer="performance",
-            kind=kind,
-            severity=severity,
-            window_start=group.window_start,
-            window_end=group.window_end,
-            metric=metric,
-            value=value,
-            baseline=baseline,
-            score=score,
-            message=message,
-            evidence=evidence,
+        return make_insight(
+            group,
+            task,
+            "performance",
+            kind,
+            severity,
+            metric,
+            value,
+            baseline,
+            score,
+            message,
+            dict(evidence),
         )
 
     def _slo(

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from scipy import stats
 
-from core.insights import AnalyzerName, Insight, Severity, WindowGroup, insight_id
+from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
 
@@ -218,13 +218,21 @@ class QualityAnalyzer:
             evidence: dict[str, float | str],
         ) -> None:
             metric += "" if model == ALL_MODELS else f"@{model}"
-            out.append(Insight(
-                id=insight_id(group.app, task, "quality", kind, group.window_start, metric),
-                app=group.app, task=task, analyzer="quality", kind=kind, severity=sev,
-                window_start=group.window_start, window_end=group.window_end, metric=metric,
-                value=value, baseline=baseline, score=score, message=message,
-                evidence={**common, **evidence},
-            ))  # fmt: skip
+            out.append(
+                make_insight(
+                    group,
+                    task,
+                    "quality",
+                    kind,
+                    sev,
+                    metric,
+                    value,
+                    baseline,
+                    score,
+                    message,
+                    {**common, **evidence},
+                )
+            )
 
         if cur.count >= max(s.min_samples, 1):
             rate = cur.errors / cur.count
