@@ -131,6 +131,23 @@ class AnalyzerSettings:
     error_rate_critical: float = 0.05
     quality_p_value: float = 0.01  # significance of a quality degradation
     cost_spike_factor: float = 2.0  # spend rate over its baseline
+    burst_factor: float = 2.0  # a burst is a rate above this multiple of its reference
+    burst_max_windows: int = 10  # consecutive burst windows after which the new level is learned
+    profile_alpha: float = (
+        0.3  # EWMA weight of the newest day in an hour-of-day/day-of-week profile
+    )
+    profile_min_days: int = 2  # days an hour must be seen before the profile gives an expected rate
+    trend_p_value: float = 0.01  # significance of a traffic trend's slope
+    trend_min_change: float = (
+        0.2  # minimum fitted traffic change over the span, as a share of the mean
+    )
+    cache_repeat_ratio: float = 0.2  # prompt repeat ratio from which caching pays
+    cache_change: float = 0.1  # change of the repeat ratio that is reported again
+    batching_min_peak_rate: float = 10.0  # peak calls per second from which batching pays
+    batching_max_output_tokens: float = 100.0  # mean output tokens of a small call
+    batching_max_wait_ms: float = 50.0  # wait a batch adds (p95 plus it must meet the SLO)
+    batching_change: float = 0.5  # relative change of the peak rate that is reported again
+    renotify_windows: int = 60  # windows before cache/batching potential may be reported again
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from typing import Any
 from core.settings import Settings
 from operators.analyzers.base import Analyzer
 from operators.analyzers.cost import CostAnalyzer
+from operators.analyzers.pattern import PatternAnalyzer
 from operators.analyzers.performance import PerformanceAnalyzer
 from operators.analyzers.quality import QualityAnalyzer
 from operators.analyzers.runner import AnalysisRunner
@@ -15,6 +16,7 @@ __all__ = [
     "AnalysisRunner",
     "Analyzer",
     "CostAnalyzer",
+    "PatternAnalyzer",
     "PerformanceAnalyzer",
     "QualityAnalyzer",
     "build_analyzers",
@@ -24,10 +26,11 @@ __all__ = [
 def build_analyzers(settings: Settings) -> list[Analyzer[Any]]:
     """The analyzers of this release, configured from ``settings``.
 
-    Pattern and anomaly analyzers come next (see the analyzers issue).
+    The anomaly analyzer comes next (see the analyzers issue).
     """
     return [
         PerformanceAnalyzer(settings.analyzers),
         CostAnalyzer(settings.analyzers, settings.budgets),
         QualityAnalyzer(settings.analyzers),
+        PatternAnalyzer(settings.analyzers),
     ]
