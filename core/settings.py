@@ -148,6 +148,24 @@ class AnalyzerSettings:
     batching_max_wait_ms: float = 50.0  # wait a batch adds (p95 plus it must meet the SLO)
     batching_change: float = 0.5  # relative change of the peak rate that is reported again
     renotify_windows: int = 60  # windows before cache/batching potential may be reported again
+    anomaly_z_warning: float = 4.0  # robust |z| (MAD) that starts an anomaly
+    anomaly_z_critical: float = 8.0  # |z| from which an anomaly start is critical
+    anomaly_z_calm: float = 3.0  # |z| below which a period of an open anomaly counts as calm
+    anomaly_cusum_k: float = 1.0  # CUSUM allowance per period, in robust sigmas
+    anomaly_cusum_h: float = 20.0  # CUSUM sum that confirms a level shift
+    anomaly_cusum_clip: float = 6.0  # |z| clip before the CUSUM
+    anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
+    anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies
+    anomaly_history_windows: int = 288  # learned periods the anomaly median and MAD remember
+    anomaly_end_windows: int = 144  # consecutive calm periods that end an anomaly
+    anomaly_relearn_windows: int = (
+        12  # flagged periods after which a confirmed shift becomes the baseline
+    )
+    anomaly_min_calls: int = 1  # calls a period needs to be judged for anomalies
+    anomaly_score_cap: float = 1000.0  # largest reported |z| (change from a constant baseline)
+    anomaly_novelty_windows: int = (
+        2016  # periods whose values an anomaly start must exceed (0: off)
+    )
 
 
 @dataclass(frozen=True, slots=True)

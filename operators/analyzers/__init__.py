@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from core.settings import Settings
+from operators.analyzers.anomaly import AnomalyAnalyzer
 from operators.analyzers.base import Analyzer
 from operators.analyzers.cost import CostAnalyzer
 from operators.analyzers.pattern import PatternAnalyzer
@@ -15,6 +16,7 @@ from operators.analyzers.runner import AnalysisRunner
 __all__ = [
     "AnalysisRunner",
     "Analyzer",
+    "AnomalyAnalyzer",
     "CostAnalyzer",
     "PatternAnalyzer",
     "PerformanceAnalyzer",
@@ -26,11 +28,13 @@ __all__ = [
 def build_analyzers(settings: Settings) -> list[Analyzer[Any]]:
     """The analyzers of this release, configured from ``settings``.
 
-    The anomaly analyzer comes next (see the analyzers issue).
+    The anomaly analyzer judges raw values; feeding it the pattern analyzer's seasonal
+    expectation (its ``seasonal_expectation`` hook) is not wired yet.
     """
     return [
         PerformanceAnalyzer(settings.analyzers),
         CostAnalyzer(settings.analyzers, settings.budgets),
         QualityAnalyzer(settings.analyzers),
         PatternAnalyzer(settings.analyzers),
+        AnomalyAnalyzer(settings.analyzers),
     ]

@@ -1,0 +1,291 @@
+"""Anomaly analyzer: robust residual detection plus CUSUM change detection, per (app, task).
+
+Four metrics are followed per task, each as one number per period:
+
+* ``latency_ms.p95``: the count-weighted mean of the segments' p95 (as the performance analyzer;
+  p95 is where incidents show first, and the MAD scale absorbs its extra noise);
+* ``error_rate``: errors / calls, judged only with at least ``settings.min_samples`` calls;
+* ``cost_usd_per_s``: spend of the period divided by its length;
+* ``calls``: calls in the period (traffic).
+
+**Detector.** The residual ``r = value - expected`` (``expected`` from ``seasonal_expectation``
+when given, else 0) is compared with the median of the last ``history_windows`` learned residuals,
+scaled by ``1.4826 * MAD`` with floors (``rel_floor`` of the baseline level; the binomial standard
+error for the error rate; the Poisson one for calls). ``|z|`` is the score. Nothing is judged
+before ``warmup_windows`` learned residuals, nor in periods with fewer than ``min_calls`` calls.
+
+**Incidents.** A period starts an incident when ``|z| >= z_warning`` and the residual is a new
+extreme (beyond every residual of the last ``novelty_windows`` periods, flagged ones included, so
+a recurring spike of a known height is not reported again): one ``anomaly_start`` insight
+(``critical`` when ``|z| >= z_critical``, else ``warning``). Flagged periods are not learned. The
+incident ends with one ``anomaly_end`` (``info``) after ``end_windows`` consecutive periods with
+``|z| < z_calm``, or when a level shift is confirmed: ``relearn_windows`` flagged periods and a
+two-sided CUSUM of the clipped z (allowance ``cusum_k``) reaching ``cusum_h`` in one direction.
+The flagged periods then become the new baseline (the shift is re-learned).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
+from core.settings import AnalyzerSettings
+from core.stats import WindowStats
+
+__all__ = ["METRICS", "AnomalyAnalyzer", "AnomalyState", "MetricState", "SeasonalExpectation"]
+
+SeasonalExpectation = Callable[[str, str, str, datetime], float | None]
+"""``(app, task, metric, window_start) -> expected value`` or None when unknown."""
+
+METRICS = ("latency_ms.p95", "error_rate", "cost_usd_per_s", "calls")
+_MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates sigma for normal data
+
+
+@dataclass(frozen=True, slots=True)
+class MetricState:
+    """What one metric of one task has learned, and its open incident. Never mutated."""
+
+    history: tuple[float, ...] = ()  # learned residuals, oldest first
+    flagged: tuple[float, ...] = ()  # residuals of the open incident's flagged periods
+    seen: tuple[float, ...] = ()  # every judged residual (flagged too), oldest first
+    cusum_up: float = 0.0
+    cusum_down: float = 0.0
+    started: datetime | None = None  # window_start of the open incident, None when calm
+    calm: int = 0  # consecutive calm periods inside the open incident
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyState:
+    """The state of one app: one :class:`MetricState` per ``(task, metric)``. Picklable."""
+
+    metrics: dict[tuple[str, str], MetricState] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Judgement:
+    z: float
+    up: float
+    down: float
+    baseline: float
+    scale: float
+
+    @property
+    def cusum(self) -> float:
+        return max(self.up, self.down)
+
+
+def _measure(windows: Sequence[WindowStats], seconds: float) -> dict[str, float]:
+    count = sum(w.count for w in windows)
+    return {
+        "latency_ms.p95": sum(w.latency_ms.p95 * w.count for w in windows) / count,
+        "error_rate": sum(w.error_count for w in windows) / count,
+        "cost_usd_per_s": sum(w.cost_usd for w in windows) / seconds,
+        "calls": float(count),
+    }
+
+
+class AnomalyAnalyzer:
+    """Anomalies and level shifts on latency, error rate, cost rate and traffic.
+
+    Insight kinds: ``anomaly_start`` (warning/critical) and ``anomaly_end`` (info).
+    """
+
+    name: AnalyzerName = "anomaly"
+
+    def __init__(
+        self,
+        settings: AnalyzerSettings,
+        *,
+        seasonal_expectation: SeasonalExpectation | None = None,
+    ) -> None:
+        """Keep the thresholds (``analyzers.anomaly_*`` settings).
+
+        Args:
+            settings: ``min_samples`` (calls before the error rate is judged) and the anomaly
+                thresholds ``anomaly_z_warning``, ``anomaly_z_critical``, ``anomaly_z_calm``,
+                ``anomaly_cusum_k``, ``anomaly_cusum_h``, ``anomaly_cusum_clip``,
+                ``anomaly_rel_floor``, ``anomaly_warmup_windows``, ``anomaly_history_windows``,
+                ``anomaly_end_windows``, ``anomaly_relearn_windows``, ``anomaly_min_calls``,
+                ``anomaly_score_cap``, ``anomaly_novelty_windows``.
+            seasonal_expectation: Expected value of a metric at a period start (the pattern
+                analyzer's profiles); residuals from it are judged instead of raw values.
+        """
+        self._s = settings
+        self._expect = seasonal_expectation
+        self._z_warning, self._z_critical = settings.anomaly_z_warning, settings.anomaly_z_critical
+        self._z_calm = settings.anomaly_z_calm
+        self._cusum_k, self._cusum_h = settings.anomaly_cusum_k, settings.anomaly_cusum_h
+        self._cusum_clip = settings.anomaly_cusum_clip
+        self._rel_floor, self._score_cap = settings.anomaly_rel_floor, settings.anomaly_score_cap
+        self._warmup = max(settings.anomaly_warmup_windows, 1)
+        self._history = max(settings.anomaly_history_windows, self._warmup)
+        self._end = max(settings.anomaly_end_windows, 1)
+        self._relearn = max(settings.anomaly_relearn_windows, 1)
+        self._min_calls = max(settings.anomaly_min_calls, 1)
+        self._novelty_windows = max(settings.anomaly_novelty_windows, 0)
+
+    def initial_state(self) -> AnomalyState:
+        """The state before the first period: nothing learned."""
+        return AnomalyState()
+
+    def analyze(
+        self, state: AnomalyState, group: WindowGroup
+    ) -> tuple[AnomalyState, list[Insight]]:
+        """Judge and learn every metric of every task of one period.
+
+        Args:
+            state: The state returned for the previous period (or :meth:`initial_state`).
+            group: All windows of one app for one period.
+
+        Returns:
+            The next state and the insights of this period.
+        """
+        metrics = dict(state.metrics)
+        insights: list[Insight] = []
+        seconds = max((group.window_end - group.window_start).total_seconds(), 1e-9)
+        for task, windows in sorted(group.tasks().items()):
+            calls = sum(w.count for w in windows)
+            if calls < self._min_calls:
+                continue
+            for metric, value in _measure(windows, seconds).items():
+                if metric == "error_rate" and calls < max(self._s.min_samples, 1):
+                    continue
+                key = (task, metric)
+                ms, insight = self._step(
+                    metrics.get(key, MetricState()), group, task, metric, value, calls
+                )
+                metrics[key] = ms
+                if insight is not None:
+                    insights.append(insight)
+        return AnomalyState(metrics=metrics), insights
+
+    def _judge(
+        self, ms: MetricState, metric: str, resid: float, expected: float, calls: int
+    ) -> _Judgement:
+        med = statistics.median(ms.history)
+        mad = statistics.median(abs(h - med) for h in ms.history)
+        baseline = expected + med
+        scale = max(_MAD_TO_SIGMA * mad, self._rel_floor * abs(baseline))
+        if metric == "error_rate":
+            p = min(max(baseline, 1.0 / calls), 0.5)
+            scale = max(scale, math.sqrt(p * (1 - p) / calls))
+        elif metric == "calls":
+            scale = max(scale, math.sqrt(max(baseline, 1.0)))
+        dev = resid - med
+        if scale > 0:
+            z = max(-self._score_cap, min(self._score_cap, dev / scale))
+        else:
+            z = 0.0 if dev == 0 else math.copysign(self._score_cap, dev)
+        zc = max(-self._cusum_clip, min(self._cusum_clip, z))
+        up = max(0.0, ms.cusum_up + zc - self._cusum_k)
+        down = max(0.0, ms.cusum_down - zc - self._cusum_k)
+        return _Judgement(z=z, up=up, down=down, baseline=baseline, scale=scale)
+
+    def _learn(self, history: tuple[float, ...], resid: float) -> tuple[float, ...]:
+        return (*history, resid)[-self._history :]
+
+    def _step(
+        self,
+        ms: MetricState,
+        group: WindowGroup,
+        task: str,
+        metric: str,
+        value: float,
+        calls: int,
+    ) -> tuple[MetricState, Insight | None]:
+        expected = 0.0
+        if self._expect is not None:
+            seasonal = self._expect(group.app, task, metric, group.window_start)
+            expected = 0.0 if seasonal is None else seasonal
+        resid = value - expected
+        if len(ms.history) < self._warmup:
+            return replace(ms, history=self._learn(ms.history, resid)), None
+        j = self._judge(ms, metric, resid, expected, calls)
+        score = abs(j.z)
+        seen = ms.seen or ms.history
+        novel = resid > max(seen) if j.z > 0 else resid < min(seen)
+        ms = replace(ms, seen=(*seen, resid)[-self._novelty_windows :])
+        if ms.started is None:
+            if score < self._z_warning or not (novel or self._novelty_windows == 0):
+                return replace(ms, history=self._learn(ms.history, resid)), None
+            severity: Severity = "critical" if score >= self._z_critical else "warning"
+            started = replace(
+                ms, flagged=(resid,), cusum_up=0.0, cusum_down=0.0, started=group.window_start
+            )
+            insight = self._insight(group, task, metric, "anomaly_start", severity, value, j, "")
+            return replace(started, calm=0), insight
+        ms = replace(ms, cusum_up=j.up, cusum_down=j.down)
+        if score >= self._z_calm:
+            flagged = (*ms.flagged, resid)[-self._relearn :]
+            if len(flagged) < self._relearn or j.cusum < self._cusum_h:
+                return replace(ms, flagged=flagged, calm=0), None
+            relearned = replace(
+                ms, history=flagged, flagged=(), started=None, calm=0, cusum_up=0.0, cusum_down=0.0
+            )
+            return relearned, self._insight(
+                group, task, metric, "anomaly_end", "info", value, j, "relearned"
+            )
+        calm = ms.calm + 1
+        learned = self._learn(ms.history, resid)
+        if calm < self._end:
+            return replace(ms, history=learned, calm=calm), None
+        ended = replace(ms, history=learned, flagged=(), started=None, calm=0)
+        return ended, self._insight(group, task, metric, "anomaly_end", "info", value, j, "calm")
+
+    def _insight(
+        self,
+        group: WindowGroup,
+        task: str,
+        metric: str,
+        kind: str,
+        severity: Severity,
+        value: float,
+        j: _Judgement,
+        reason: str,
+    ) -> Insight:
+        direction = "above" if j.z >= 0 else "below"
+        if kind == "anomaly_start":
+            message = (
+                f"{metric} of {task} is {value:.6g}, {direction} its baseline of "
+                f"{j.baseline:.6g} (robust z {j.z:+.1f}, CUSUM {j.cusum:.1f}): anomaly started."
+            )
+        elif reason == "relearned":
+            message = (
+                f"{metric} of {task} stayed at the new level ({value:.6g}) for "
+                f"{self._relearn} periods: re-learned as its baseline, anomaly ended."
+            )
+        else:
+            message = (
+                f"{metric} of {task} is back to {value:.6g} (baseline {j.baseline:.6g}) for "
+                f"{self._end} periods: anomaly ended."
+            )
+        evidence: dict[str, float | str] = {
+            "value": value,
+            "baseline": j.baseline,
+            "scale": j.scale,
+            "z": j.z,
+            "cusum": j.cusum,
+            "z_warning": self._z_warning,
+            "z_critical": self._z_critical,
+            "cusum_h": self._cusum_h,
+            "direction": direction,
+        }
+        if reason:
+            evidence["reason"] = reason
+        return make_insight(
+            group,
+            task,
+            "anomaly",
+            kind,
+            severity,
+            metric,
+            value,
+            j.baseline,
+            abs(j.z),
+            message,
+            evidence,
+        )

@@ -1,0 +1,238 @@
+from __future__ import annotations
+
+import pickle
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.insights import Insight, WindowGroup, insight_id
+from core.settings import AnalyzerSettings
+from core.stats import LatencyStats, QualityStats, WindowStats
+from operators.analyzers.anomaly import AnomalyAnalyzer, AnomalyState
+
+T0 = datetime(2025, 1, 6, tzinfo=UTC)
+STEP = timedelta(minutes=5)
+DEFAULTS = AnalyzerSettings()
+# A wavy but regular history: median 100, MAD 1; the scale is the 5 % floor: 5 ms.
+BASE = [98.0, 100.0, 102.0, 100.0] * 10
+
+
+def win(i: int, latency: float, *, count: int = 100, errors: int = 0) -> WindowStats:
+    start = T0 + i * STEP
+    return WindowStats(
+        kind="tumbling",
+        window_start=start,
+        window_end=start + STEP,
+        app="shop",
+        task="chat",
+        model="m1",
+        variant="stable",
+        count=count,
+        ok_count=count - errors,
+        error_count=errors,
+        errors_by_type={},
+        latency_ms=LatencyStats(latency, latency, latency, latency, latency),
+        ttft_ms=None,
+        input_tokens=0,
+        output_tokens=0,
+        cache_read_tokens=0,
+        cost_usd=0.0,
+        cost_per_success_usd=None,
+        quality=QualityStats(count=0, mean=None, stddev=None, ci95_low=None, ci95_high=None),
+        distinct_prompts=count,
+        repeat_ratio=0.0,
+        rate_per_s=count / 300,
+        peak_rate_per_s=count / 300,
+        first_event_at=start,
+        last_event_at=start + STEP,
+    )
+
+
+def run(
+    analyzer: AnomalyAnalyzer,
+    latencies: Sequence[float],
+    *,
+    count: int = 100,
+    state: AnomalyState | None = None,
+    offset: int = 0,
+) -> tuple[AnomalyState, list[tuple[int, Insight]]]:
+    st_ = analyzer.initial_state() if state is None else state
+    out: list[tuple[int, Insight]] = []
+    for k, v in enumerate(latencies):
+        i = offset + k
+        w = win(i, v, count=count)
+        group = WindowGroup(
+            app="shop", window_start=w.window_start, window_end=w.window_end, windows=[w]
+        )
+        st_, found = analyzer.analyze(st_, group)
+        out += [(i, f) for f in found]
+    return st_, out
+
+
+def test_spike_starts_once_then_ends_with_exact_evidence() -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    series = [*BASE, 150.0, 135.0, 125.0, 100.0, 98.0, 102.0, 100.0]
+    _, found = run(a, series)
+    assert [(i, f.kind, f.severity, f.metric) for i, f in found] == [
+        (40, "anomaly_start", "critical", "latency_ms.p95"),
+        (45, "anomaly_end", "info", "latency_ms.p95"),  # after 3 calm periods,
+    ]
+    start = found[0][1]
+    assert start.value == 150.0
+    assert start.baseline == 100.0
+    assert start.score == 10.0  # (150 - 100) / 5
+    assert start.evidence["z"] == 10.0
+    assert start.evidence["scale"] == 5.0
+    assert start.evidence["direction"] == "above"
+    assert start.id == insight_id(
+        "shop", "chat", "anomaly", "anomaly_start", T0 + 40 * STEP, "latency_ms.p95"
+    )
+    assert start.window_end == T0 + 41 * STEP
+    assert found[1][1].evidence["reason"] == "calm"
+
+
+def test_moderate_spike_is_warning() -> None:
+    a = AnomalyAnalyzer(DEFAULTS)
+    _, found = run(a, [*BASE, 125.0, 118.0])  # z = 25 / 5 = 5: warning (4..8); 3.6: nothing
+    assert [(f.kind, f.severity) for _, f in found] == [("anomaly_start", "warning")]
+
+
+def test_no_repeated_start_during_one_incident() -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=5))
+    series = [*BASE, 140.0, 100.0, 150.0, 99.0, 160.0, 101.0, 170.0, *([100.0] * 6)]
+    _, found = run(a, series)
+    assert [f.kind for _, f in found] == ["anomaly_start", "anomaly_end"]
+    assert found[0][0] == 40
+
+
+def test_recurring_spike_of_known_height_is_not_a_new_incident() -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=2))
+    series = [*BASE, 150.0, 100.0, 100.0, *BASE[:8], 150.0, *BASE[:8], 160.0]
+    _, found = run(a, series)
+    starts = [i for i, f in found if f.kind == "anomaly_start"]
+    assert starts == [40, 40 + 3 + 8 + 1 + 8]  # the repeat at 150 is known; 160 is new
+
+
+def test_level_shift_is_relearned() -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_relearn_windows=12))
+    shifted = [x + 100.0 for x in BASE]  # the new normal: 200 +- 2
+    state, found = run(a, [*BASE, *shifted])
+    assert [(i, f.kind) for i, f in found] == [(40, "anomaly_start"), (51, "anomaly_end")]
+    assert found[1][1].evidence["reason"] == "relearned"
+    _, later = run(a, shifted * 3, state=state, offset=80)
+    assert later == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=60),
+    spike=st.floats(min_value=1.0, max_value=1e6),
+)
+def test_no_insight_during_warmup(n: int, spike: float) -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_warmup_windows=60))
+    _, found = run(a, [*[*BASE, *BASE][: n - 1], spike * 1000])
+    assert found == []
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=29),
+    spike=st.floats(min_value=200.0, max_value=1e6),
+)
+def test_no_insight_with_too_few_calls(count: int, spike: float) -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_min_calls=30))
+    _, found = run(a, [*BASE, spike, 0.0, spike], count=count)
+    assert found == []
+
+
+def test_error_rate_needs_min_samples() -> None:
+    a = AnomalyAnalyzer(DEFAULTS)  # min_samples 30
+    st_ = a.initial_state()
+    found: list[Insight] = []
+    for i in range(60):
+        errors, count = (20, 20) if i == 50 else (0, 20)
+        w = win(i, 100.0, count=count, errors=errors)
+        st_, f = a.analyze(
+            st_,
+            WindowGroup(
+                app="shop", window_start=w.window_start, window_end=w.window_end, windows=[w]
+            ),
+        )
+        found += f
+    assert [f for f in found if f.metric == "error_rate"] == []
+    for i in range(60, 80):
+        w = win(i, 100.0, count=100, errors=50 if i == 79 else 0)
+        st_, f = a.analyze(
+            st_,
+            WindowGroup(
+                app="shop", window_start=w.window_start, window_end=w.window_end, windows=[w]
+            ),
+        )
+        found += f
+    errors = [(f.metric, f.kind, f.value) for f in found if f.metric == "error_rate"]
+    assert errors == [("error_rate", "anomaly_start", 0.5)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    noise=st.lists(st.floats(min_value=50.0, max_value=150.0), min_size=40, max_size=40),
+    tail=st.lists(st.floats(min_value=0.0, max_value=2000.0), min_size=1, max_size=20),
+    power=st.integers(min_value=-8, max_value=8),
+)
+def test_scaling_scales_evidence(noise: list[float], tail: list[float], power: int) -> None:
+    k = 2.0**power  # exact in binary floating point
+    a = AnomalyAnalyzer(DEFAULTS)
+    _, plain = run(a, noise + tail)
+    _, scaled = run(a, [k * v for v in noise + tail])
+    assert [(i, f.kind, f.severity, f.metric) for i, f in plain] == [
+        (i, f.kind, f.severity, f.metric) for i, f in scaled
+    ]
+    for (_, p), (_, s) in zip(plain, scaled, strict=True):
+        assert s.value == k * p.value
+        assert s.baseline == k * (p.baseline or 0.0)
+        assert s.score == p.score
+
+
+def test_pickled_state_gives_identical_output() -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    state, _ = run(a, BASE)
+    rest = [130.0, 100.0, 98.0, 102.0, 100.0, 140.0]
+    restored = pickle.loads(pickle.dumps(state))
+    assert restored == state
+    assert run(a, rest, state=state, offset=40) == run(a, rest, state=restored, offset=40)
+
+
+def test_state_is_bounded() -> None:
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_history_windows=50, anomaly_novelty_windows=70))
+    state, _ = run(a, BASE * 10)
+    ms = state.metrics[("chat", "latency_ms.p95")]
+    assert len(ms.history) == 50
+    assert len(ms.seen) == 70
+
+
+def test_seasonal_expectation_suppresses_daily_peak() -> None:
+    day = 24 * 12  # 5-minute periods per day
+
+    def level(i: int) -> float:
+        return 300.0 if (i % day) in range(100, 112) else 100.0
+
+    def expect(app: str, task: str, metric: str, at: datetime) -> float | None:
+        if metric != "latency_ms.p95":
+            return None
+        return level(int((at - T0) / STEP))
+
+    series = [level(i) + BASE[i % 4] - 100.0 for i in range(2 * day)]
+    _, without = run(AnomalyAnalyzer(DEFAULTS), series)
+    assert [f.kind for i, f in without if f.kind == "anomaly_start"] != []
+    _, found = run(AnomalyAnalyzer(DEFAULTS, seasonal_expectation=expect), series)
+    assert found == []
+    bumped = [*series]
+    bumped[day + 150] = 200.0  # off-peak 200 is an anomaly even though the peak reaches 300
+    _, found = run(AnomalyAnalyzer(DEFAULTS, seasonal_expectation=expect), bumped)
+    assert [(i, f.kind) for i, f in found if f.kind == "anomaly_start"] == [
+        (day + 150, "anomaly_start")
+    ]
+    assert found[0][1].baseline == 100.0
