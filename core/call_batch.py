@@ -37,6 +37,7 @@ class CallFields(Protocol):
     status: str
     error_type: str | None
     prompt_hash: str | None
+    prompt_tokens_fixed: int | None
     request_id: str | None
     variant: str
 
@@ -60,6 +61,7 @@ class CallBatch:
     ok: npt.NDArray[np.bool_]
     error_type: list[str | None]
     prompt_hash: list[str | None]
+    fixed_tokens: I64  # prompt_tokens_fixed; -1 where the call did not report it
     request_id: list[str | None]
 
     def __len__(self) -> int:
@@ -100,5 +102,9 @@ class CallBatch:
             ok=np.array([x.status == "ok" for x in c], dtype=np.bool_),
             error_type=[x.error_type for x in c],
             prompt_hash=[x.prompt_hash for x in c],
+            fixed_tokens=np.array(
+                [-1 if x.prompt_tokens_fixed is None else x.prompt_tokens_fixed for x in c],
+                dtype=i64,
+            ),
             request_id=[x.request_id for x in c],
         )

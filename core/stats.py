@@ -87,6 +87,10 @@ class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
     last_event_at: datetime
     revision: int = 0
     """0 for the first emission; each correction (late event, joined feedback) adds one."""
+    prompt_tokens_fixed: int = 0
+    """Input tokens that were the fixed part of the prompt, over calls that reported it."""
+    fixed_prompt_share: float | None = None
+    """prompt_tokens_fixed over the input tokens of those calls (None: none reported)."""
 
 
 class StrayEvent(msgspec.Struct, frozen=True, kw_only=True):

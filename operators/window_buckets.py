@@ -92,6 +92,7 @@ class Bucket:
         "ok",
         "errors",
         "prompts",
+        "fixed",
     )
     __slots__ = (*_FIELDS, "_cols")
 
@@ -103,6 +104,7 @@ class Bucket:
         self.ok = array("b")
         self.errors: list[str] = []
         self.prompts: list[str] = []
+        self.fixed = array("q")  # prompt_tokens_fixed per call, -1 where not reported
         self._cols: Columns | None = None
 
     def __len__(self) -> int:
@@ -137,6 +139,7 @@ class Bucket:
         if not ok.all():
             self.errors.extend(calls.error_type[r] or "unknown" for r in listed if not calls.ok[r])
         self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
+        self.fixed.frombytes(calls.fixed_tokens[rows].tobytes())
         self._cols = None
         return start
 
@@ -164,5 +167,6 @@ class Bucket:
                 ok=np.array(self.ok, dtype=np.bool_),
                 error_types=tuple(self.errors),
                 prompt_hashes=tuple(self.prompts),
+                fixed=np.array(self.fixed, dtype=np.int64),
             )
         return self._cols

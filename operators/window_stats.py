@@ -41,6 +41,7 @@ class Columns:
     ok: npt.NDArray[np.bool_]
     error_types: tuple[str, ...]  # one per failed call
     prompt_hashes: tuple[str, ...]  # one per call that carried one
+    fixed: I64  # prompt_tokens_fixed per call; -1 where not reported
 
     @staticmethod
     def from_calls(calls: Sequence[LlmCall], prices: PriceTable = DEFAULT_PRICES) -> Columns:
@@ -63,6 +64,10 @@ class Columns:
             ok=np.fromiter((c.status == "ok" for c in calls), np.bool_, len(calls)),
             error_types=tuple(c.error_type or "unknown" for c in calls if c.status == "error"),
             prompt_hashes=tuple(c.prompt_hash for c in calls if c.prompt_hash),
+            fixed=np.array(
+                [-1 if c.prompt_tokens_fixed is None else c.prompt_tokens_fixed for c in calls],
+                dtype=np.int64,
+            ),
         )
 
     @staticmethod
@@ -80,6 +85,7 @@ class Columns:
             ok=np.concatenate([p.ok for p in parts]),
             error_types=tuple(e for p in parts for e in p.error_types),
             prompt_hashes=tuple(h for p in parts for h in p.prompt_hashes),
+            fixed=np.concatenate([p.fixed for p in parts]),
         )
 
 
@@ -130,6 +136,9 @@ def summarize_columns(
         t50, t95 = np.percentile(ttfts, (50, 95))
         ttft = TtftStats(p50=float(t50), p95=float(t95))
     cost = float(cols.cost.sum())
+    reported = cols.fixed >= 0
+    fixed_sum = int(cols.fixed[reported].sum())
+    fixed_inputs = int(cols.tokens[reported, 0].sum())
     distinct = len(set(cols.prompt_hashes))
     hashed = len(cols.prompt_hashes)
     span = (window_end - window_start).total_seconds()
@@ -155,6 +164,8 @@ def summarize_columns(
         cost_usd=cost,
         cost_per_success_usd=cost / ok if ok else None,
         quality=_quality(cols.quality[~np.isnan(cols.quality)]),
+        prompt_tokens_fixed=fixed_sum,
+        fixed_prompt_share=fixed_sum / fixed_inputs if fixed_inputs else None,
         distinct_prompts=distinct,
         repeat_ratio=(hashed - distinct) / hashed if hashed else 0.0,
         rate_per_s=n / span if span > 0 else float(n),

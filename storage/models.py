@@ -105,6 +105,8 @@ class WindowRow(Base):
     first_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revision: Mapped[int] = mapped_column(Integer, server_default="0")
+    prompt_tokens_fixed: Mapped[int] = mapped_column(Integer, server_default="0")
+    fixed_prompt_share: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

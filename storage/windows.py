@@ -55,6 +55,8 @@ def _to_row(w: WindowStats, now: datetime) -> dict[str, Any]:
         "first_event_at": w.first_event_at,
         "last_event_at": w.last_event_at,
         "revision": w.revision,
+        "prompt_tokens_fixed": w.prompt_tokens_fixed,
+        "fixed_prompt_share": w.fixed_prompt_share,
         "updated_at": now,
     }
 
@@ -102,6 +104,8 @@ def _from_row(r: WindowRow) -> WindowStats:
         first_event_at=r.first_event_at,
         last_event_at=r.last_event_at,
         revision=r.revision,
+        prompt_tokens_fixed=r.prompt_tokens_fixed,
+        fixed_prompt_share=r.fixed_prompt_share,
     )
 
 

@@ -443,3 +443,68 @@ def test_columns_of_buckets_give_the_same_stats_as_the_calls() -> None:
     assert merged.peak_rate_per_s == whole.peak_rate_per_s
     assert merged.quality.count == whole.quality.count
     assert merged.quality.mean == pytest.approx(whole.quality.mean, rel=1e-12)
+
+
+def test_fixed_prompt_tokens_and_their_share_count_only_calls_that_report_them() -> None:
+    from datetime import UTC, datetime
+
+    from core.events import LlmCall
+    from core.stats import WindowKey
+    from operators.window_stats import summarize
+
+    t0 = datetime(2026, 6, 1, tzinfo=UTC)
+
+    def made(i: int, fixed: int | None, tokens_in: int) -> LlmCall:
+        return LlmCall(
+            event_id=f"f{i}",
+            timestamp=t0,
+            app="a",
+            task="t",
+            model="m",
+            latency_ms=1.0,
+            input_tokens=tokens_in,
+            output_tokens=1,
+            cost_usd=0.0,
+            prompt_tokens_fixed=fixed,
+        )
+
+    key = WindowKey("a", "t", "m", "baseline")
+    end = t0.replace(minute=1)
+    w = summarize(
+        "tumbling", t0, end, key, [made(0, 300, 400), made(1, 100, 400), made(2, None, 1000)]
+    )
+    assert w.prompt_tokens_fixed == 400
+    assert w.fixed_prompt_share == 0.5  # 400 fixed of the 800 input tokens of calls reporting it
+    none = summarize("tumbling", t0, end, key, [made(3, None, 10)])
+    assert (none.prompt_tokens_fixed, none.fixed_prompt_share) == (0, None)
+
+
+def test_fixed_prompt_tokens_survive_the_columnar_path() -> None:
+    import json
+
+    from core.events import decode_records
+    from core.settings import ProcessorSettings
+    from operators.app_windows import AppWindows, WindowSpec
+
+    records = [
+        json.dumps(
+            {
+                "event_id": f"e{i}",
+                "timestamp": 1_767_225_600_000 + i,
+                "app": "a",
+                "model": "m",
+                "latency_ms": 1,
+                "input_tokens": 100,
+                "output_tokens": 1,
+                "cost_usd": 0.0,
+                **({"prompt_tokens_fixed": 60} if i % 2 else {}),
+            }
+        ).encode()
+        for i in range(10)
+    ]
+    state = AppWindows(WindowSpec.from_settings(ProcessorSettings()))
+    events = decode_records(records).apps["a"]
+    state.process_batch(events.calls, events.feedback, None)
+    (tumbling,) = [w for w in state.flush() if getattr(w, "kind", None) == "tumbling"]
+    assert tumbling.prompt_tokens_fixed == 300
+    assert tumbling.fixed_prompt_share == 0.6
