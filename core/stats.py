@@ -89,6 +89,8 @@ class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
     """0 for the first emission; each correction (late event, joined feedback) adds one."""
     prompt_tokens_fixed: int = 0
     """Input tokens that were the fixed part of the prompt, over calls that reported it."""
+    prompt_tokens_fixed_of: int = 0
+    """Input tokens of the calls that reported ``prompt_tokens_fixed`` (the share's base)."""
     fixed_prompt_share: float | None = None
     """prompt_tokens_fixed over the input tokens of those calls (None: none reported)."""
 

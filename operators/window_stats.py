@@ -165,6 +165,7 @@ def summarize_columns(
         cost_per_success_usd=cost / ok if ok else None,
         quality=_quality(cols.quality[~np.isnan(cols.quality)]),
         prompt_tokens_fixed=fixed_sum,
+        prompt_tokens_fixed_of=fixed_inputs,
         fixed_prompt_share=fixed_sum / fixed_inputs if fixed_inputs else None,
         distinct_prompts=distinct,
         repeat_ratio=(hashed - distinct) / hashed if hashed else 0.0,

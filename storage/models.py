@@ -106,6 +106,7 @@ class WindowRow(Base):
     last_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revision: Mapped[int] = mapped_column(Integer, server_default="0")
     prompt_tokens_fixed: Mapped[int] = mapped_column(Integer, server_default="0")
+    prompt_tokens_fixed_of: Mapped[int] = mapped_column(Integer, server_default="0")
     fixed_prompt_share: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

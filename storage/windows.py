@@ -56,6 +56,7 @@ def _to_row(w: WindowStats, now: datetime) -> dict[str, Any]:
         "last_event_at": w.last_event_at,
         "revision": w.revision,
         "prompt_tokens_fixed": w.prompt_tokens_fixed,
+        "prompt_tokens_fixed_of": w.prompt_tokens_fixed_of,
         "fixed_prompt_share": w.fixed_prompt_share,
         "updated_at": now,
     }
@@ -105,6 +106,7 @@ def _from_row(r: WindowRow) -> WindowStats:
         last_event_at=r.last_event_at,
         revision=r.revision,
         prompt_tokens_fixed=r.prompt_tokens_fixed,
+        prompt_tokens_fixed_of=r.prompt_tokens_fixed_of,
         fixed_prompt_share=r.fixed_prompt_share,
     )
 

@@ -76,6 +76,11 @@ def _unit_economics(windows: Sequence[WindowStats]) -> _Evidence:
         out["cost_per_success_usd"] = cost / ok
     if tokens > 0:
         out["cost_per_1k_tokens_usd"] = cost / tokens * 1000.0
+    fixed_of = sum(w.prompt_tokens_fixed_of for w in windows)
+    if fixed_of > 0:  # the prompt strategy's evidence: how much of the input is fixed prompt
+        fixed = sum(w.prompt_tokens_fixed for w in windows)
+        out["prompt_tokens_fixed"] = float(fixed)
+        out["fixed_prompt_share"] = fixed / fixed_of
     return out
 
 

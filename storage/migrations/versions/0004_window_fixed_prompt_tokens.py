@@ -19,10 +19,14 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("prompt_tokens_fixed", sa.Integer(), server_default="0", nullable=False)
         )
+        batch.add_column(
+            sa.Column("prompt_tokens_fixed_of", sa.Integer(), server_default="0", nullable=False)
+        )
         batch.add_column(sa.Column("fixed_prompt_share", sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("window_stats") as batch:
         batch.drop_column("fixed_prompt_share")
+        batch.drop_column("prompt_tokens_fixed_of")
         batch.drop_column("prompt_tokens_fixed")

@@ -389,3 +389,21 @@ def test_scaling_costs_scales_the_evidence(
         for key, v in b.evidence.items():
             expected = v * k if "usd" in key and isinstance(v, float) else v
             assert s.evidence[key] == expected, key
+
+
+def test_cost_evidence_carries_the_fixed_prompt_share_when_calls_report_it() -> None:
+    import msgspec
+
+    analyzer = CostAnalyzer(AnalyzerSettings(), BudgetSettings(daily_usd=10.0))
+    plain = window(DAY, HOUR, 9.5, tokens=(1000, 500))
+    reported = msgspec.structs.replace(
+        window(DAY, HOUR, 0.0, task="summarize", tokens=(4000, 100)),
+        prompt_tokens_fixed=1500,
+        prompt_tokens_fixed_of=2000,
+    )
+    _, found = analyzer.analyze(analyzer.initial_state(), group([plain, reported]))
+    (budget,) = [i for i in found if i.kind == "daily_budget"]
+    assert budget.evidence["prompt_tokens_fixed"] == 1500.0
+    assert budget.evidence["fixed_prompt_share"] == 0.75  # 1500 of the 2000 reporting tokens
+    _, quiet = analyzer.analyze(analyzer.initial_state(), group([plain]))
+    assert "fixed_prompt_share" not in quiet[0].evidence
