@@ -8,11 +8,18 @@ Four metrics are followed per task, each as one number per period:
 * ``cost_usd_per_s``: spend of the period divided by its length;
 * ``calls``: calls in the period (traffic).
 
-**Detector.** The residual ``r = value - expected`` (``expected`` from ``seasonal_expectation``
-when given, else 0) is compared with the median of the last ``history_windows`` learned residuals,
-scaled by ``1.4826 * MAD`` with floors (``rel_floor`` of the baseline level; the binomial standard
-error for the error rate; the Poisson one for calls). ``|z|`` is the score. Nothing is judged
-before ``warmup_windows`` learned residuals, nor in periods with fewer than ``min_calls`` calls.
+**Seasonality.** The analyzer keeps its own :class:`PatternAnalyzer` profiles (fed every period
+after it is judged, so a period never shapes its own expectation). ``calls`` is judged against
+``expected_rate * period length`` once the profile knows the hour (``profile_min_days``): the
+metric then starts learning residuals afresh (after any open incident ends), and skips periods
+whose hour the profile does not know yet. Before that, and for the other metrics, the expectation
+is 0 (raw values). A ``seasonal_expectation`` hook, when given, replaces all of this.
+
+**Detector.** The residual ``r = value - expected`` is compared with the median of the last
+``history_windows`` learned residuals, scaled by ``1.4826 * MAD`` with floors (``rel_floor`` of
+the baseline level; the binomial standard error for the error rate; the Poisson one for calls).
+``|z|`` is the score. Nothing is judged before ``warmup_windows`` learned residuals, nor in
+periods with fewer than ``min_calls`` calls.
 
 **Incidents.** A period starts an incident when ``|z| >= z_warning`` and the residual is a new
 extreme (beyond every residual of the last ``novelty_windows`` periods, flagged ones included, so
@@ -35,6 +42,7 @@ from datetime import datetime
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
+from operators.analyzers.pattern import PatternAnalyzer, PatternState
 
 __all__ = ["METRICS", "AnomalyAnalyzer", "AnomalyState", "MetricState", "SeasonalExpectation"]
 
@@ -56,13 +64,15 @@ class MetricState:
     cusum_down: float = 0.0
     started: datetime | None = None  # window_start of the open incident, None when calm
     calm: int = 0  # consecutive calm periods inside the open incident
+    seasonal: bool = False  # residuals are from the pattern profile (else raw values)
 
 
 @dataclass(frozen=True, slots=True)
 class AnomalyState:
-    """The state of one app: one :class:`MetricState` per ``(task, metric)``. Picklable."""
+    """One app: a :class:`MetricState` per ``(task, metric)`` and the seasonality. Picklable."""
 
     metrics: dict[tuple[str, str], MetricState] = field(default_factory=dict)
+    pattern: PatternState = field(default_factory=PatternState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +121,14 @@ class AnomalyAnalyzer:
                 ``anomaly_rel_floor``, ``anomaly_warmup_windows``, ``anomaly_history_windows``,
                 ``anomaly_end_windows``, ``anomaly_relearn_windows``, ``anomaly_min_calls``,
                 ``anomaly_score_cap``, ``anomaly_novelty_windows``.
-            seasonal_expectation: Expected value of a metric at a period start (the pattern
-                analyzer's profiles); residuals from it are judged instead of raw values.
+                The pattern thresholds (``profile_alpha``, ``profile_min_days``...) shape the
+                seasonality of ``calls``.
+            seasonal_expectation: Overrides the internal seasonality: the expected value of any
+                metric at a period start (None is 0); residuals from it are judged.
         """
         self._s = settings
         self._expect = seasonal_expectation
+        self._pattern = PatternAnalyzer(settings)
         self._z_warning, self._z_critical = settings.anomaly_z_warning, settings.anomaly_z_critical
         self._z_calm = settings.anomaly_z_calm
         self._cusum_k, self._cusum_h = settings.anomaly_cusum_k, settings.anomaly_cusum_h
@@ -155,13 +168,28 @@ class AnomalyAnalyzer:
                 if metric == "error_rate" and calls < max(self._s.min_samples, 1):
                     continue
                 key = (task, metric)
-                ms, insight = self._step(
-                    metrics.get(key, MetricState()), group, task, metric, value, calls
-                )
+                ms = metrics.get(key, MetricState())
+                expected = self._expectation(state.pattern, group, task, metric, seconds)
+                ms, insight = self._step(ms, group, task, metric, value, calls, expected)
                 metrics[key] = ms
                 if insight is not None:
                     insights.append(insight)
-        return AnomalyState(metrics=metrics), insights
+        pattern = state.pattern
+        if self._expect is None:  # learn the period only now: it is not its own expectation
+            pattern, _ = self._pattern.analyze(pattern, group)
+        return AnomalyState(metrics=metrics, pattern=pattern), insights
+
+    def _expectation(
+        self, pattern: PatternState, group: WindowGroup, task: str, metric: str, seconds: float
+    ) -> float | None:
+        """The hook's value (None is 0); else the profile's calls (None: hour unknown) or 0."""
+        if self._expect is not None:
+            seasonal = self._expect(group.app, task, metric, group.window_start)
+            return 0.0 if seasonal is None else seasonal
+        if metric != "calls":
+            return 0.0
+        rate = self._pattern.expected_rate(pattern, group.app, task, group.window_start)
+        return None if rate is None else rate * seconds
 
     def _judge(
         self, ms: MetricState, metric: str, resid: float, expected: float, calls: int
@@ -196,11 +224,17 @@ class AnomalyAnalyzer:
         metric: str,
         value: float,
         calls: int,
+        expected: float | None,
     ) -> tuple[MetricState, Insight | None]:
-        expected = 0.0
-        if self._expect is not None:
-            seasonal = self._expect(group.app, task, metric, group.window_start)
-            expected = 0.0 if seasonal is None else seasonal
+        if expected is None:  # the profile does not know this hour yet
+            if ms.seasonal:
+                return ms, None  # residual history cannot judge a raw value
+            expected = 0.0
+        elif self._expect is None and metric == "calls" and not ms.seasonal:
+            if ms.started is None:  # switch to seasonal residuals: learn them afresh
+                ms = MetricState(seasonal=True)
+            else:
+                expected = 0.0  # finish the raw incident first
         resid = value - expected
         if len(ms.history) < self._warmup:
             return replace(ms, history=self._learn(ms.history, resid)), None
