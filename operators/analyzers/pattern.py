@@ -15,8 +15,8 @@ rate is the sum of the segments' ``rate_per_s``; its calls the sum of their ``co
   the profile expects is not a burst. A burst lasting more than ``burst_max_windows`` windows
   is a level shift: its windows are learned again.
 * **Trend** (info ``traffic_trend``). Over the last ``baseline_windows`` unflagged windows,
-  calls per window are regressed on the window index (``scipy.stats.linregress``); a trend is
-  significant when ``p < trend_p_value`` and the fitted change over the span is at least
+  calls per window are regressed on the window index (least squares, t-test of the slope); a
+  trend is significant when ``p < trend_p_value`` and the fitted change over the span is at least
   ``trend_min_change`` of the mean. It is reported once per direction: a rising trend, then
   only a falling one, and so on.
 * **Cache potential** (info). The count-weighted repeat ratio of ``prompt_hash`` is at least
@@ -38,7 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from scipy import stats as sps
+import numpy as np
+from scipy import special
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
@@ -99,6 +100,36 @@ class PatternState:
 def _weighted(pairs: Sequence[tuple[float, int]]) -> float:
     total = sum(n for _, n in pairs)
     return sum(v * n for v, n in pairs) / total if total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class _Fit:
+    slope: float
+    intercept: float
+    rvalue: float
+    pvalue: float
+
+
+def _linregress(xs: Sequence[float], ys: Sequence[float]) -> _Fit:
+    """Least-squares line and the two-sided p-value of its slope (as scipy's linregress).
+
+    Written out with numpy and ``scipy.special`` because importing ``scipy.stats`` costs the
+    dataflow process a second at start-up.
+    """
+    x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+    n = len(x)
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy, sxy = float(dx @ dx), float(dy @ dy), float(dx @ dy)
+    if sxx == 0.0 or syy == 0.0:
+        return _Fit(0.0, float(y.mean()), 0.0, 1.0)
+    slope = sxy / sxx
+    r = max(-1.0, min(1.0, sxy / (sxx * syy) ** 0.5))
+    df = n - 2
+    if df <= 0 or abs(r) >= 1.0:
+        return _Fit(slope, float(y.mean() - slope * x.mean()), r, 0.0 if abs(r) >= 1.0 else 1.0)
+    t = r * (df / ((1.0 - r) * (1.0 + r))) ** 0.5
+    p = 2.0 * float(special.stdtr(df, -abs(t)))
+    return _Fit(slope, float(y.mean() - slope * x.mean()), r, p)
 
 
 class PatternAnalyzer:
@@ -258,7 +289,7 @@ class PatternAnalyzer:
         mean = statistics.fmean(ys)
         if mean <= 0 or len(set(ys)) == 1:
             return tp, None
-        fit = sps.linregress(xs, ys)
+        fit = _linregress(xs, ys)
         slope, p = float(fit.slope), float(fit.pvalue)
         change = slope * (xs[-1] - xs[0]) / mean
         direction = 1 if change > 0 else -1

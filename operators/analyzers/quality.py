@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from scipy import stats
+from scipy import special
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
@@ -82,7 +82,7 @@ def _sample(w: WindowStats) -> _Sample:
 
 def wilson_interval(errors: int, n: int, level: float = _CI_LEVEL) -> tuple[float, float]:
     """The Wilson score interval of a proportion ``errors / n``."""
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = float(special.ndtri(0.5 + level / 2))
     p = errors / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -97,7 +97,7 @@ def two_proportion_z(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float] 
     if se == 0:
         return None
     z = (x1 / n1 - x0 / n0) / se
-    return z, float(stats.norm.sf(z))
+    return z, float(special.ndtr(-z))
 
 
 def welch_less(cur: _Sample, base: _Sample) -> tuple[float, float, float] | None:
@@ -108,7 +108,7 @@ def welch_less(cur: _Sample, base: _Sample) -> tuple[float, float, float] | None
         return None
     t = (cur.q_mean - base.q_mean) / se
     df = (a + b) ** 2 / (a * a / (cur.q_count - 1) + b * b / (base.q_count - 1))
-    return t, df, float(stats.t.cdf(t, df))
+    return t, df, float(special.stdtr(df, t))
 
 
 class QualityAnalyzer:
@@ -282,7 +282,7 @@ class QualityAnalyzer:
             if test_q is not None and test_q[2] < s.quality_p_value:
                 t, df, p = test_q
                 sd = math.sqrt(cur.q_var)
-                half = float(stats.t.ppf(0.5 + _CI_LEVEL / 2, cur.q_count - 1)) * sd
+                half = float(special.stdtrit(cur.q_count - 1, 0.5 + _CI_LEVEL / 2)) * sd
                 half /= math.sqrt(cur.q_count)
                 msg = (
                     f"{where}: quality mean {cur.q_mean:.3f} (n={cur.q_count}) below baseline "

@@ -345,3 +345,21 @@ def test_tasks_and_apps_are_kept_apart() -> None:
     state, _ = run(analyzer, [group(win(T0, 100), win(T0, 50, task="embed"))])
     assert set(state.tasks) == {("shop", "chat"), ("shop", "embed")}
     assert state.tasks[("shop", "embed")].rates == pytest.approx((50 / 60,))
+
+
+def test_the_trend_fit_matches_scipy_linregress() -> None:
+    import random
+
+    from scipy import stats
+
+    from operators.analyzers.pattern import _linregress
+
+    rng = random.Random(1)
+    for trial in range(50):
+        xs = list(range(rng.randint(3, 60)))
+        ys = [rng.gauss(0.4 * x * (trial % 3), 5.0) for x in xs]
+        ours, theirs = _linregress(xs, ys), stats.linregress(xs, ys)
+        assert ours.slope == pytest.approx(theirs.slope, abs=1e-9)
+        assert ours.intercept == pytest.approx(theirs.intercept, abs=1e-9)
+        assert ours.rvalue == pytest.approx(theirs.rvalue, abs=1e-9)
+        assert ours.pvalue == pytest.approx(theirs.pvalue, abs=1e-9)
