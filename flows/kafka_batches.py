@@ -123,6 +123,9 @@ class KafkaBatchSource(FixedPartitionedSource[RecordBatch, int]):
             "group.id": "llmopt-processor",  # never joined: partitions are assigned
             "enable.auto.commit": False,
             "enable.partition.eof": not self._tail,
+            # A recovered offset past the end (the topic was recreated, e.g. the in-memory
+            # embedded broker restarted) re-reads the partition instead of skipping what comes.
+            "auto.offset.reset": "earliest",
             **CONSUMER_TUNING,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state

@@ -63,7 +63,7 @@ def build_services(
     """The services of this release, registered in start order."""
     return [
         StorageService(settings, embedded_broker=embedded_broker),
-        ProcessorService(settings, base_env),
+        ProcessorService(settings, base_env, ephemeral_input=embedded_broker),
         RestService(settings),
     ]
 

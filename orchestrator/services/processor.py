@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import signal
 import sys
 from collections.abc import Mapping
@@ -15,7 +16,13 @@ from core.settings import Settings
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
 from storage.kafka import free_port
 
-__all__ = ["ProcessorService", "bytewax_commands", "ensure_recovery_store", "recovery_dir"]
+__all__ = [
+    "ProcessorService",
+    "bytewax_commands",
+    "discard_recovery_store",
+    "ensure_recovery_store",
+    "recovery_dir",
+]
 
 _log = structlog.get_logger(__name__)
 
@@ -36,6 +43,14 @@ def ensure_recovery_store(settings: Settings) -> None:
     path.mkdir(parents=True, exist_ok=True)
     init_db_dir(path, settings.processor.recovery_partitions)  # type: ignore[no-untyped-call]
     _log.info("recovery_store_created", path=str(path))
+
+
+def discard_recovery_store(settings: Settings) -> None:
+    """Remove the recovery store (its offsets belong to a topic that no longer exists)."""
+    path = recovery_dir(settings)
+    if path is not None and path.is_dir():
+        shutil.rmtree(path)
+        _log.info("recovery_store_discarded", path=str(path), reason="embedded broker restarted")
 
 
 def bytewax_commands(settings: Settings) -> list[list[str]]:
@@ -71,13 +86,22 @@ class ProcessorService(ServiceBase):
     depends_on = ("storage",)
     required = False  # REST keeps answering from stored windows while the processor restarts.
 
-    def __init__(self, settings: Settings, base_env: Mapping[str, str]) -> None:
+    def __init__(
+        self, settings: Settings, base_env: Mapping[str, str], *, ephemeral_input: bool = False
+    ) -> None:
         self._settings = settings
         self._env = {**base_env, **settings.as_env()}
         self._procs: list[asyncio.subprocess.Process] = []
+        # The embedded broker keeps its topics in memory: offsets recovered from an earlier run
+        # would point past the end of the new, empty topic, so such a run starts fresh.
+        self._ephemeral_input = ephemeral_input
+        self._started_once = False
 
     async def start(self) -> None:
         """Spawn the processes; fail when one exits at once."""
+        if self._ephemeral_input and not self._started_once:
+            await asyncio.to_thread(discard_recovery_store, self._settings)
+        self._started_once = True
         await asyncio.to_thread(ensure_recovery_store, self._settings)
         self._procs = [
             await asyncio.create_subprocess_exec(
@@ -104,6 +128,9 @@ class ProcessorService(ServiceBase):
                 _log.warning("processor_kill", pid=proc.pid)
                 proc.kill()
                 await proc.wait()
+        if self._ephemeral_input and not self._started_once:
+            await asyncio.to_thread(discard_recovery_store, self._settings)
+        self._started_once = True
         await asyncio.to_thread(ensure_recovery_store, self._settings)
         self._procs = []
 
