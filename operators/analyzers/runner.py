@@ -9,6 +9,7 @@ baseline must see each period once, in order.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from core.insights import Insight, WindowGroup
 from core.stats import WindowStats
 from operators.analyzers.base import Analyzer
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["AnalysisRunner"]
 
@@ -29,6 +32,7 @@ class AnalysisRunner:
         self._pending: list[WindowStats] = []
         self._last_start: datetime | None = None
         self.skipped = 0  # corrections and out-of-order periods not analyzed
+        self.failures: dict[str, int] = {}  # analyzer → periods it raised on
 
     def __getstate__(self) -> dict[str, Any]:
         # Analyzers are configuration: the resuming run brings its own (current settings).
@@ -77,7 +81,19 @@ class AnalysisRunner:
         self._last_start = group.window_start
         out: list[Insight] = []
         for analyzer in self._analyzers:
-            state, insights = analyzer.analyze(self._states[analyzer.name], group)
+            try:
+                state, insights = analyzer.analyze(self._states[analyzer.name], group)
+            except Exception:
+                # One analyzer's bug must not stop the processor (it would crash-loop on the
+                # same period): log it, keep its previous state, let the others judge.
+                self.failures[analyzer.name] = self.failures.get(analyzer.name, 0) + 1
+                _log.exception(
+                    "analyzer %s failed on app %s, period %s",
+                    analyzer.name,
+                    group.app,
+                    group.window_start.isoformat(),
+                )
+                continue
             self._states[analyzer.name] = state
             out += insights
         return out

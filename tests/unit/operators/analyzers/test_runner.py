@@ -77,3 +77,24 @@ def test_a_restored_runner_continues_with_this_runs_analyzers() -> None:
     # The pending period travels in the snapshot; the new limit (from this run) applies.
     assert restored.take([window(1, "a", 200)]) == []
     assert [i.value for i in restored.flush()] == [200.0]
+
+
+class _Broken:
+    name = "cost"
+
+    def initial_state(self) -> int:
+        return 0
+
+    def analyze(self, state: int, group: object) -> tuple[int, list[object]]:
+        raise ZeroDivisionError("a bug in an analyzer")
+
+
+def test_a_failing_analyzer_is_logged_and_does_not_stop_the_others(caplog) -> None:  # type: ignore[no-untyped-def]
+    runner = AnalysisRunner([_Broken(), BusyTaskAnalyzer(limit=5)])  # type: ignore[list-item]
+    runner.take([window(0, "a", 9)])
+    with caplog.at_level("ERROR"):
+        found = runner.take([window(1, "a", 1)])
+    assert [i.task for i in found] == ["a"]  # the busy analyzer still judged the period
+    assert runner.failures == {"cost": 1}
+    assert runner._states["cost"] == 0  # the failing analyzer's state is kept as it was
+    assert "analyzer cost failed on app app" in caplog.text
