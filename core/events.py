@@ -188,17 +188,27 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
-def decode_records(records: Sequence[bytes | None]) -> DecodedRecords:
+def decode_records(records: Sequence[bytes | None], latest_ms: int | None = None) -> DecodedRecords:
     """Decode a batch of records straight into per-app columns. Never raises.
 
     Same validation and reasons as :func:`decode_event`; the common all-valid batch is decoded
     in one call and never builds an event object per call.
+
+    Args:
+        records: Raw records.
+        latest_ms: When given, events dated after this epoch-ms moment are rejected: one event
+            from a broken clock far in the future would otherwise push its app's watermark
+            ahead and make every later event late.
     """
     wires = _decode_wires(records)
     if wires is None:
-        return _group_events([decode_event(r) for r in records])
+        return _group_events([_not_after(decode_event(r), latest_ms) for r in records])
     rejected: list[tuple[int, str]] = []
     ts = _wire_times(wires, rejected)
+    if latest_ms is not None:
+        for i in np.flatnonzero(ts > latest_ms).tolist():
+            rejected.append((i, _future_reason(int(ts[i]), latest_ms)))
+            ts[i] = -1
     # Rows that are not plain valid calls are few: find them in one pass, then handle each.
     special = {i for i, _ in rejected}
     special.update(
@@ -238,6 +248,21 @@ def decode_records(records: Sequence[bytes | None]) -> DecodedRecords:
         apps[app] = AppEvents(CallBatch.build(app, [], []), fbs)
     rejected.sort()
     return DecodedRecords(apps, rejected)
+
+
+def _future_reason(ts_ms: int, latest_ms: int) -> str:
+    at = (_EPOCH + timedelta(milliseconds=ts_ms)).isoformat()
+    return (
+        f"invalid event: timestamp {at} is {(ts_ms - latest_ms) / 1000:.0f}s beyond the accepted "
+        "clock skew (processor.max_clock_skew) - at `$.timestamp`"
+    )
+
+
+def _not_after(result: Event | Rejection, latest_ms: int | None) -> Event | Rejection:
+    if latest_ms is None or isinstance(result, Rejection):
+        return result
+    ts = _ms(result.timestamp)
+    return Rejection(_future_reason(ts, latest_ms)) if ts > latest_ms else result
 
 
 def _decode_wires(records: Sequence[bytes | None]) -> list[_Wire] | None:

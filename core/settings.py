@@ -103,6 +103,7 @@ class ProcessorSettings:
     recovery_dir: str = ""
     recovery_partitions: int = 1
     snapshot_interval: timedelta = timedelta(seconds=10)
+    max_clock_skew: timedelta = timedelta(hours=1)
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
 
@@ -327,6 +328,7 @@ _VALIDATORS: list[Validator] = [
     Validator("processor.recovery_dir", default="", is_type_of=str),
     Validator("processor.recovery_partitions", default=1, is_type_of=int, gte=1, lte=1024),
     _duration("processor.snapshot_interval", "10s"),
+    _duration("processor.max_clock_skew", "1h"),
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("api.port", 8080, lowest=0),
     Validator("api.bootstrap_admin_key", default="", is_type_of=str),
@@ -401,6 +403,7 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
             "dedup_ttl",
             "feedback_join_window",
             "snapshot_interval",
+            "max_clock_skew",
         ),
     )
     orchestrator = _durations(

@@ -63,10 +63,10 @@ class _Decoded:
     dead: list[DlqMsg]
 
 
-def _decode(batch: RecordBatch) -> _Decoded:
+def _decode(batch: RecordBatch, latest_ms: int | None) -> _Decoded:
     for error in batch.errors:
         _log.warning("kafka consumer error on %s[%d]: %s", batch.topic, batch.partition, error)
-    decoded = decode_records(batch.values)
+    decoded = decode_records(batch.values, latest_ms)
     dead = [
         dead_letter(batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i])
         for i, reason in decoded.rejected
@@ -168,7 +168,13 @@ def build_flow(
     flow = Dataflow("llmopt_processor")
     source = io.source or KafkaBatchSource(kafka.brokers, kafka.telemetry_topic, tail=kafka.tail)
     batches = op.input("telemetry", flow, source)
-    decoded = op.map("decode", batches, _decode)
+    skew_s = settings.processor.max_clock_skew.total_seconds()
+    if io.source is None:  # live or backfill: nothing may come from beyond the clock skew
+        decoded = op.map(
+            "decode", batches, lambda b: _decode(b, int((time.time() + skew_s) * 1000))
+        )
+    else:  # recorded or test input: its own time, no wall clock
+        decoded = op.map("decode", batches, lambda b: _decode(b, None))
     by_app = op.flat_map("split_by_app", decoded, lambda d: d.by_app.items())
     outputs = op.stateful("app_windows", by_app, build)
     results = op.map("unkey", outputs, lambda kv: kv[1])

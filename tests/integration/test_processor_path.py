@@ -183,3 +183,40 @@ def test_analyzers_run_from_kafka_to_insights_in_postgres(settings: Settings) ->
     got = sorted((i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), i.value) for i in stored)
     assert got == expected
     assert all(i.evidence == {"calls": i.value, "limit": 50.0} for i in stored)
+
+
+def test_an_event_from_a_broken_clock_goes_to_the_dlq_and_does_not_poison_its_app(
+    settings: Settings,
+) -> None:
+    import json as _json
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=10)
+
+    def call(event_id: str, at: datetime) -> bytes:
+        return _json.dumps(
+            {
+                "event_id": event_id,
+                "timestamp": at.isoformat(),
+                "app": "clock",
+                "model": "m",
+                "latency_ms": 5,
+                "input_tokens": 1,
+                "output_tokens": 1,
+                "cost_usd": 0.0,
+            }
+        ).encode()
+
+    broken = call("from-2099", datetime(2099, 1, 1, tzinfo=UTC))
+    records = [call("a", now), broken, call("b", now + timedelta(seconds=5))]
+    TelemetryProducer(settings.kafka.bootstrap_servers, settings.kafka.telemetry_topic).send_all(
+        records
+    )
+    run_main(build_flow(settings, analyzers=[]))
+    dead = _read_all(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic, 1)
+    assert [v for v, _ in dead] == [broken]
+    assert "clock skew" in dead[0][1]["reason"].decode()
+    engine = create_db_engine(settings.storage.database_url)
+    windows = list(WindowRepository(engine).query(app="clock", kind="tumbling"))
+    engine.dispose()
+    assert [w.count for w in windows] == [2]  # both real calls counted, none made late

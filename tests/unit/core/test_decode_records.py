@@ -131,3 +131,26 @@ def test_quality_is_clamped_in_columns_too() -> None:
         }
     ).encode()
     assert decode_records([raw]).apps["a"].calls.quality.tolist() == [1.0]
+
+
+def test_events_beyond_the_clock_skew_are_rejected_naming_the_setting() -> None:
+    now_ms = 1_767_225_600_000
+    ok = {
+        "event_id": "ok",
+        "timestamp": now_ms,
+        "app": "a",
+        "model": "m",
+        "latency_ms": 1,
+        "input_tokens": 1,
+        "output_tokens": 1,
+    }
+    future = {**ok, "event_id": "future", "timestamp": now_ms + 7_200_000}
+    future_text = {**future, "event_id": "future-rfc", "timestamp": "2099-01-01T00:00:00Z"}
+    records = [json.dumps(e).encode() for e in (ok, future, future_text)]
+    for batch in (records, [*records, b"junk"]):  # the fast path and the per-record path
+        decoded = decode_records(batch, latest_ms=now_ms + 3_600_000)
+        assert decoded.apps["a"].calls.event_id == ["ok"]
+        reasons = dict(decoded.rejected)
+        assert "3600s beyond the accepted clock skew (processor.max_clock_skew)" in reasons[1]
+        assert "2099-01-01" in reasons[2]
+    assert decode_records(records).apps["a"].calls.event_id == ["ok", "future", "future-rfc"]
