@@ -1,6 +1,12 @@
-"""The one place that maps optimizer errors to HTTP responses."""
+"""The one place that maps errors to HTTP responses.
+
+Optimizer errors by kind; a database that cannot be reached (SQLAlchemy's operational and
+interface errors, wherever they surface) is a 503 whose body never repeats connection details.
+"""
 
 from __future__ import annotations
+
+import logging
 
 from litestar import Request, Response
 from litestar.status_codes import (
@@ -9,8 +15,11 @@ from litestar.status_codes import (
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from core.errors import NotFoundError, OptimizerError, StorageUnavailableError, ValidationError
+
+_log = logging.getLogger(__name__)
 
 __all__ = ["exception_handlers", "status_of"]
 
@@ -34,4 +43,14 @@ def _handle(request: Request, exc: OptimizerError) -> Response:  # type: ignore[
     return Response({"status_code": status, "detail": str(exc)}, status_code=status)
 
 
-exception_handlers = {OptimizerError: _handle}
+def _database_down(request: Request, exc: DBAPIError) -> Response:  # type: ignore[type-arg]
+    _log.warning("database unavailable: %s", exc.__class__.__name__)
+    body = {"status_code": HTTP_503_SERVICE_UNAVAILABLE, "detail": "database unavailable"}
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+exception_handlers = {
+    OptimizerError: _handle,
+    OperationalError: _database_down,
+    InterfaceError: _database_down,
+}

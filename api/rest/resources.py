@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from litestar import Litestar
+from sqlalchemy.exc import SQLAlchemyError
 
 from api.service import DependencyCheck, HealthService, MetricsQueries
 from core.settings import Settings
@@ -20,6 +22,8 @@ from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
 __all__ = ["Resources", "lifespan", "resources_of"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,12 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     cache = open_cache(settings.storage.redis_url)
     keys = ApiKeyRepository(engine)
     if settings.api.bootstrap_admin_key:
-        await asyncio.to_thread(
-            keys.ensure, "bootstrap-admin", "admin", settings.api.bootstrap_admin_key
-        )
+        try:  # best effort: the key also works from settings alone (see api.rest.auth)
+            await asyncio.to_thread(
+                keys.ensure, "bootstrap-admin", "admin", settings.api.bootstrap_admin_key
+            )
+        except SQLAlchemyError as exc:
+            _log.warning("bootstrap admin key not stored, database unavailable: %s", type(exc))
     checks = [DependencyCheck("database", True, lambda: asyncio.to_thread(ping, engine))]
     if settings.kafka.bootstrap_servers:
         bootstrap = settings.kafka.bootstrap_servers

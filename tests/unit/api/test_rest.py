@@ -228,3 +228,26 @@ def test_insights_are_listed_newest_first_with_filters(client) -> None:  # type:
         c.get(url, params={"app": "shop"}, headers={"x-api-key": roles["ingest"]}).status_code
         == 403
     )
+
+
+def test_a_database_that_is_down_gives_503_not_500(tmp_path: Path) -> None:
+    from storage.kafka import free_port
+
+    settings = Settings(
+        storage=StorageSettings(
+            database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nowhere",
+            data_dir=str(tmp_path),
+        ),
+        api=ApiSettings(bootstrap_admin_key=ADMIN),
+    )
+    with TestClient(create_app(settings)) as c:  # starts although the database is down
+        health = c.get("/health")
+        assert health.status_code == 503
+        assert health.json()["dependencies"]["database"]["status"] == "down"
+        assert c.get("/health/live").status_code == 200
+        summary = c.get("/api/v1/metrics/summary?app=x", headers={"x-api-key": ADMIN})
+        assert summary.status_code == 503
+        assert summary.json()["detail"] == "database unavailable"
+        assert "127.0.0.1" not in summary.text
+        other = c.get("/api/v1/metrics/summary?app=x", headers={"x-api-key": "some-other-key"})
+        assert other.status_code == 503  # cannot tell without the database: not a 401, not a 500
