@@ -79,9 +79,9 @@ class WindowGroup(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def make_insight(
+    analyzer: AnalyzerName,
     group: WindowGroup,
     task: str,
-    analyzer: AnalyzerName,
     kind: str,
     severity: Severity,
     metric: str,
@@ -91,7 +91,10 @@ def make_insight(
     message: str,
     evidence: dict[str, float | str],
 ) -> Insight:
-    """An insight about ``task`` in ``group``'s period, with its stable id."""
+    """An insight about ``task`` in ``group``'s period, with its stable id.
+
+    Analyzers bind their name once: ``_insight = functools.partial(make_insight, "cost")``.
+    """
     return Insight(
         id=insight_id(group.app, task, analyzer, kind, group.window_start, metric),
         app=group.app,

@@ -311,9 +311,9 @@ class AnomalyAnalyzer:
         if reason:
             evidence["reason"] = reason
         return make_insight(
+            "anomaly",
             group,
             task,
-            "anomaly",
             kind,
             severity,
             metric,

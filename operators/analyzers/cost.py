@@ -13,12 +13,15 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 
 from core.insights import APP_WIDE, AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings, BudgetSettings
 from core.stats import WindowStats
 
 __all__ = ["CostAnalyzer", "CostState", "TaskCostBaseline"]
+
+_insight = partial(make_insight, "cost")
 
 _Evidence = dict[str, float | str]
 _PERIOD_NAMES = {"day": "daily", "month": "monthly"}
@@ -187,7 +190,7 @@ class CostAnalyzer:
                 f"(spent {_usd(spent)}, {share:.0%}, at {_usd(hourly)}/h)"
             )
             return [
-                self._insight(
+                _insight(
                     group,
                     APP_WIDE,
                     f"{name}_budget_projection",
@@ -208,7 +211,7 @@ class CostAnalyzer:
         )
         severity: Severity = "critical" if level == "critical" else "warning"
         return [
-            self._insight(
+            _insight(
                 group,
                 APP_WIDE,
                 f"{name}_budget",
@@ -261,7 +264,7 @@ class CostAnalyzer:
                 )
                 # a flagged period does not teach the baseline
                 return [
-                    self._insight(
+                    _insight(
                         group,
                         task,
                         "cost_spike",
@@ -277,30 +280,3 @@ class CostAnalyzer:
         hist.rates.append(rate)
         del hist.rates[: max(0, len(hist.rates) - self._s.baseline_windows)]
         return []
-
-    @staticmethod
-    def _insight(
-        group: WindowGroup,
-        task: str,
-        kind: str,
-        severity: Severity,
-        metric: str,
-        value: float,
-        baseline: float | None,
-        score: float,
-        message: str,
-        evidence: _Evidence,
-    ) -> Insight:
-        return make_insight(
-            group,
-            task,
-            "cost",
-            kind,
-            severity,
-            metric,
-            value,
-            baseline,
-            score,
-            message,
-            dict(evidence),
-        )

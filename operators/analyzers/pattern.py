@@ -37,15 +37,18 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 
 import numpy as np
 from scipy import special
 
-from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
+from core.insights import AnalyzerName, Insight, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
 
 __all__ = ["PatternAnalyzer", "PatternState", "ProfileBucket", "TaskPattern"]
+
+_insight = partial(make_insight, "pattern")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,25 +237,6 @@ class PatternAnalyzer:
             insights += [i for i in found if i is not None]
         return PatternState(tasks=tasks), insights
 
-    def _insight(
-        self, group: WindowGroup, task: str, kind: str, severity: Severity, metric: str,
-        value: float, baseline: float | None, score: float, message: str,
-        evidence: dict[str, float | str],
-    ) -> Insight:  # fmt: skip
-        return make_insight(
-            group,
-            task,
-            "pattern",
-            kind,
-            severity,
-            metric,
-            value,
-            baseline,
-            score,
-            message,
-            evidence,
-        )
-
     def _burst(
         self, group: WindowGroup, task: str, tp: TaskPattern, rate: float, count: int
     ) -> Insight | None:
@@ -264,7 +248,7 @@ class PatternAnalyzer:
         if reference <= 0 or rate <= self._s.burst_factor * reference:
             return None
         ratio = rate / reference
-        return self._insight(
+        return _insight(
             group, task, "burst", "warning", "rate_per_s", rate, reference,
             ratio / self._s.burst_factor,
             f"traffic of {task} is {rate:.3g} calls/s ({count} calls), {ratio:.1f}x its "
@@ -298,7 +282,7 @@ class PatternAnalyzer:
         if direction == tp.trend_direction:
             return tp, None
         word = "rising" if direction > 0 else "falling"
-        return replace(tp, trend_direction=direction), self._insight(
+        return replace(tp, trend_direction=direction), _insight(
             group, task, "traffic_trend", "info", "count", slope, mean,
             abs(change) / self._s.trend_min_change,
             f"traffic of {task} is {word}: {slope:+.3g} calls per window "
@@ -325,7 +309,7 @@ class PatternAnalyzer:
             return tp, None
         distinct = sum(w.distinct_prompts for w in windows)
         limit = self._s.cache_repeat_ratio
-        return replace(tp, cache_reported=(tp.windows - 1, ratio)), self._insight(
+        return replace(tp, cache_reported=(tp.windows - 1, ratio)), _insight(
             group, task, "cache_potential", "info", "repeat_ratio", ratio,
             limit, ratio / limit if limit > 0 else ratio,
             f"{100 * ratio:.0f} % of the {count} calls of {task} repeat a prompt "
@@ -358,7 +342,7 @@ class PatternAnalyzer:
         if not self._due(tp, last, changed):
             return tp, None
         batch = peak * self._s.batching_max_wait_ms / 1000
-        return replace(tp, batching_reported=(tp.windows - 1, peak)), self._insight(
+        return replace(tp, batching_reported=(tp.windows - 1, peak)), _insight(
             group, task, "batching_potential", "info", "peak_rate_per_s", peak,
             self._s.batching_min_peak_rate, peak / self._s.batching_min_peak_rate,
             f"{task} peaks at {peak:.3g} calls/s of {out_tokens:.0f} output tokens each, p95 "

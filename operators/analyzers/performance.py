@@ -21,12 +21,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
 
 __all__ = ["PerformanceAnalyzer", "PerformanceState", "TaskBaseline"]
+
+_insight = partial(make_insight, "performance")
 
 _MAD_TO_SIGMA = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for normal data
 _AGGREGATE = "*"
@@ -144,33 +147,6 @@ class PerformanceAnalyzer:
         keep = max(self._s.baseline_windows, 1)
         return (*history, value)[-keep:]
 
-    def _insight(
-        self,
-        group: WindowGroup,
-        task: str,
-        kind: str,
-        severity: Severity,
-        metric: str,
-        value: float,
-        baseline: float | None,
-        score: float,
-        message: str,
-        evidence: dict[str, float | str],
-    ) -> Insight:
-        return make_insight(
-            group,
-            task,
-            "performance",
-            kind,
-            severity,
-            metric,
-            value,
-            baseline,
-            score,
-            message,
-            dict(evidence),
-        )
-
     def _slo(
         self, group: WindowGroup, task: str, windows: Sequence[WindowStats], agg: _Aggregate
     ) -> Insight | None:
@@ -190,7 +166,7 @@ class PerformanceAnalyzer:
         else:
             return None
         where = "" if segment == _AGGREGATE else f" on {segment}"
-        return self._insight(
+        return _insight(
             group,
             task,
             "latency_slo",
@@ -253,7 +229,7 @@ class PerformanceAnalyzer:
         if mad > 0:
             evidence["z"] = (value - baseline) / (_MAD_TO_SIGMA * mad)
         label = "p95 latency" if metric.startswith("latency") else "p95 time to first token"
-        return self._insight(
+        return _insight(
             group,
             task,
             kind,
@@ -273,7 +249,7 @@ class PerformanceAnalyzer:
         if rate >= s.success_rate_warning:
             return None
         allowed = 1 - s.success_rate_warning
-        return self._insight(
+        return _insight(
             group,
             task,
             "success_rate",

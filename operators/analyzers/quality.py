@@ -220,9 +220,9 @@ class QualityAnalyzer:
             metric += "" if model == ALL_MODELS else f"@{model}"
             out.append(
                 make_insight(
+                    "quality",
                     group,
                     task,
-                    "quality",
                     kind,
                     sev,
                     metric,
