@@ -36,7 +36,7 @@ from flows.kafka_batches import KafkaBatchSource, RecordBatch
 from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
 from operators.app_windows import AppWindows, Output, WindowSpec
 from operators.pricing import PriceTable
-from sinks.database import InsightStoreSink, StrayStoreSink, WindowStoreSink
+from sinks.database import insight_sink, stray_sink, window_sink
 from sinks.dead_letters import dead_letter
 
 __all__ = ["FlowIO", "build_flow"]
@@ -190,10 +190,10 @@ def build_flow(
     windows = op.filter_map("windows", results, lambda o: o if isinstance(o, WindowStats) else None)
     strays = op.filter_map("strays", results, lambda o: o if isinstance(o, StrayEvent) else None)
     db = settings.storage.resolved_database_url
-    op.output("windows_out", windows, io.windows or WindowStoreSink(db))
-    op.output("strays_out", strays, io.strays or StrayStoreSink(db))
+    op.output("windows_out", windows, io.windows or window_sink(db))
+    op.output("strays_out", strays, io.strays or stray_sink(db))
     found = op.map("unkey_insights", insights, lambda kv: kv[1])
-    op.output("insights_out", found, io.insights or InsightStoreSink(db))
+    op.output("insights_out", found, io.insights or insight_sink(db))
 
     dead = op.flat_map("dead_letters", decoded, lambda d: d.dead)
     if io.dead_letters is not None:

@@ -1,8 +1,12 @@
-"""Bytewax sinks that write to the database in one transaction per batch (idempotent upserts)."""
+"""Bytewax sinks that write to the database in one transaction per batch (idempotent writes).
+
+One sink class; what it writes is the repository method it is given: windows are upserted (a
+replay or correction overwrites, never doubles), strays and insights are inserted once per key.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Generic, TypeVar
 
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -16,13 +20,14 @@ from storage.insights import InsightRepository
 from storage.strays import StrayRepository
 from storage.windows import WindowRepository
 
-__all__ = ["InsightStoreSink", "StrayStoreSink", "WindowStoreSink"]
+__all__ = ["StoreSink", "insight_sink", "stray_sink", "window_sink"]
 
 T = TypeVar("T")
+Writer = Callable[[Engine], Callable[[Iterable[T]], int]]
 
 
 class _Partition(StatelessSinkPartition[T], Generic[T]):
-    def __init__(self, database_url: str, writer: Callable[[Engine], Callable[[list[T]], int]]):
+    def __init__(self, database_url: str, writer: Writer[T]) -> None:
         self._engine = create_db_engine(database_url)
         self._write = writer(self._engine)
 
@@ -35,34 +40,28 @@ class _Partition(StatelessSinkPartition[T], Generic[T]):
         self._engine.dispose()
 
 
-class WindowStoreSink(DynamicSink[WindowStats]):
-    """Closed windows and their corrections: a replay overwrites, never doubles."""
+class StoreSink(DynamicSink[T], Generic[T]):
+    """Writes each batch with ``writer(engine)``; one engine per worker."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, writer: Writer[T]) -> None:
         self._database_url = database_url
+        self._writer = writer
 
     @override
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[WindowStats]:
-        return _Partition(self._database_url, lambda e: WindowRepository(e).upsert)
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[T]:
+        return _Partition(self._database_url, self._writer)
 
 
-class StrayStoreSink(DynamicSink[StrayEvent]):
-    """Late events and unmatched feedback, one row per event id and kind."""
-
-    def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
-
-    @override
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[StrayEvent]:
-        return _Partition(self._database_url, lambda e: StrayRepository(e).add)
+def window_sink(database_url: str) -> StoreSink[WindowStats]:
+    """Closed windows and their corrections."""
+    return StoreSink(database_url, lambda e: WindowRepository(e).upsert)
 
 
-class InsightStoreSink(DynamicSink[Insight]):
-    """Analyzer insights, one row per stable id (a replay writes nothing new)."""
+def stray_sink(database_url: str) -> StoreSink[StrayEvent]:
+    """Late events and unmatched feedback."""
+    return StoreSink(database_url, lambda e: StrayRepository(e).add)
 
-    def __init__(self, database_url: str) -> None:
-        self._database_url = database_url
 
-    @override
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Partition[Insight]:
-        return _Partition(self._database_url, lambda e: InsightRepository(e).add)
+def insight_sink(database_url: str) -> StoreSink[Insight]:
+    """Analyzer insights."""
+    return StoreSink(database_url, lambda e: InsightRepository(e).add)
