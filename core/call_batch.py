@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 __all__ = ["F64", "I64", "CallBatch", "CallFields"]
 
@@ -63,9 +66,17 @@ class CallBatch:
     prompt_hash: list[str | None]
     fixed_tokens: I64  # prompt_tokens_fixed; -1 where the call did not report it
     request_id: list[str | None]
+    providers: frozenset[str | None]  # every provider in the batch (usually one)
+    has_prompt_hashes: bool
 
     def __len__(self) -> int:
         return len(self.event_id)
+
+    @staticmethod
+    def from_events(app: str, calls: Sequence[Any]) -> CallBatch:
+        """Columns of validated call events (``timestamp`` an aware datetime)."""
+        ms = timedelta(milliseconds=1)
+        return CallBatch.build(app, calls, [(x.timestamp - _EPOCH) // ms for x in calls])
 
     @staticmethod
     def build(app: str, calls: Sequence[Any], ts_ms: Sequence[int] | I64) -> CallBatch:
@@ -78,6 +89,8 @@ class CallBatch:
         """
         c: Sequence[CallFields] = calls
         f64, i64 = np.float64, np.int64
+        provider = [x.provider for x in c]
+        prompt_hash = [x.prompt_hash for x in c]
         # List comprehensions into np.array: the fastest way from objects to columns here;
         # None becomes NaN in a float64 array.
         return CallBatch(
@@ -87,7 +100,7 @@ class CallBatch:
             task=[x.task or "default" for x in c],
             model=[x.model or "" for x in c],
             variant=[x.variant for x in c],
-            provider=[x.provider for x in c],
+            provider=provider,
             latency=np.array([x.latency_ms for x in c], dtype=f64),
             ttft=np.array([x.ttft_ms for x in c], dtype=f64),
             quality=np.clip(np.array([x.quality for x in c], dtype=f64), 0.0, 1.0),
@@ -101,10 +114,12 @@ class CallBatch:
             ).reshape(len(c), 3),
             ok=np.array([x.status == "ok" for x in c], dtype=np.bool_),
             error_type=[x.error_type for x in c],
-            prompt_hash=[x.prompt_hash for x in c],
+            prompt_hash=prompt_hash,
             fixed_tokens=np.array(
                 [-1 if x.prompt_tokens_fixed is None else x.prompt_tokens_fixed for x in c],
                 dtype=i64,
             ),
             request_id=[x.request_id for x in c],
+            providers=frozenset(provider),
+            has_prompt_hashes=any(prompt_hash),
         )

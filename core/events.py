@@ -305,7 +305,7 @@ def _group_events(results: list[Event | Rejection]) -> DecodedRecords:
             calls.setdefault(result.app, []).append(result)
     apps = {
         app: AppEvents(
-            CallBatch.build(app, group, [_ms(c.timestamp) for c in group]),
+            CallBatch.from_events(app, group),
             feedback.pop(app, []),
         )
         for app, group in calls.items()

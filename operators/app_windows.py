@@ -13,7 +13,7 @@ import heapq
 import math
 import pickle
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import pairwise
 
 import numpy as np
@@ -31,7 +31,6 @@ __all__ = ["AppWindows", "WindowSpec"]
 
 Output = WindowStats | StrayEvent
 _NAN = math.nan
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _utc(ms: int) -> datetime:
@@ -43,11 +42,6 @@ class _Segment:
     key: WindowKey
     buckets: dict[int, Bucket] = field(default_factory=dict)
     emitted: dict[tuple[int, int], int] = field(default_factory=dict)  # (kind, start) → revision
-
-
-def _batch(app: str, calls: list[LlmCall]) -> CallBatch:
-    ms = timedelta(milliseconds=1)
-    return CallBatch.build(app, calls, [(c.timestamp - _EPOCH) // ms for c in calls])
 
 
 class AppWindows:
@@ -126,13 +120,13 @@ class AppWindows:
         for event in events:
             if isinstance(event, Feedback):
                 if calls:
-                    out += self.process_batch(_batch(app, calls), [], now)
+                    out += self.process_batch(CallBatch.from_events(app, calls), [], now)
                     calls = []
-                out += self.process_batch(_batch(app, []), [event], now)
+                out += self.process_batch(CallBatch.from_events(app, []), [event], now)
             else:
                 calls.append(event)
         if calls:
-            out += self.process_batch(_batch(app, calls), [], now)
+            out += self.process_batch(CallBatch.from_events(app, calls), [], now)
         return out
 
     def process_batch(

@@ -128,17 +128,19 @@ class Bucket:
         cost = calls.cost[rows]
         tokens = calls.tokens[rows]
         listed = rows.tolist()
-        for j, r in enumerate(listed):  # rare: a provider other than the bucket's
-            if calls.provider[r] != self.provider and np.isnan(cost[j]):
-                priced = prices.tokens_cost(self.model, calls.provider[r], tokens[j : j + 1])
-                cost[j] = 0.0 if priced is None else priced[0]
+        if calls.providers != {self.provider}:  # rare: a provider other than the bucket's
+            for j, r in enumerate(listed):
+                if calls.provider[r] != self.provider and np.isnan(cost[j]):
+                    priced = prices.tokens_cost(self.model, calls.provider[r], tokens[j : j + 1])
+                    cost[j] = 0.0 if priced is None else priced[0]
         self.cost.frombytes(cost.tobytes())
         self.tokens.frombytes(tokens.tobytes())
         ok = calls.ok[rows]
         self.ok.frombytes(ok.astype(np.int8).tobytes())
         if not ok.all():
             self.errors.extend(calls.error_type[r] or "unknown" for r in listed if not calls.ok[r])
-        self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
+        if calls.has_prompt_hashes:
+            self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
         self.fixed.frombytes(calls.fixed_tokens[rows].tobytes())
         self._cols = None
         return start
