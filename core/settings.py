@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,6 @@ __all__ = [
 ]
 
 ENV_PREFIX = "LLMOPT"
-_SECTIONS = ("kafka", "storage", "processor", "api", "orchestrator", "analyzers", "budgets")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -213,7 +212,7 @@ class Settings:
             f"{ENV_PREFIX}_ENV": self.env,
             f"{ENV_PREFIX}_LOG_LEVEL": self.log_level,
         }
-        for name in _SECTIONS:
+        for name in section_names():
             section = getattr(self, name)
             for key in section.__dataclass_fields__:
                 value = getattr(section, key)
@@ -224,8 +223,8 @@ class Settings:
                     text = "true" if value else "false"
                 elif isinstance(value, int | float):
                     text = repr(value)
-                elif isinstance(value, Mapping):
-                    text = "@json " + json.dumps({k: asdict(v) for k, v in value.items()})
+                elif isinstance(value, Mapping | list | tuple):
+                    text = "@json " + json.dumps(_plain(value))
                 else:
                     text = f"@str {value}"
                 out[f"{ENV_PREFIX}_{name.upper()}__{key.upper()}"] = text
@@ -316,25 +315,15 @@ _VALIDATORS: list[Validator] = [
         },
     ),
     Validator("storage.data_dir", default="./var", is_type_of=str, len_min=1),
-    _duration("processor.tumbling_window", "60s"),
-    _duration("processor.sliding_window", "300s"),
-    _duration("processor.sliding_step", "60s"),
     _duration("processor.allowed_lateness", "30s", positive=False),
-    _duration("processor.dedup_ttl", "1h"),
-    _duration("processor.feedback_join_window", "10min"),
     Validator("processor.workers", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.processes", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.recovery", default=True, is_type_of=bool),
     Validator("processor.recovery_dir", default="", is_type_of=str),
     Validator("processor.recovery_partitions", default=1, is_type_of=int, gte=1, lte=1024),
-    _duration("processor.snapshot_interval", "10s"),
-    _duration("processor.max_clock_skew", "1h"),
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("api.port", 8080, lowest=0),
     Validator("api.bootstrap_admin_key", default="", is_type_of=str),
-    _duration("orchestrator.health_interval", "30s"),
-    _duration("orchestrator.shutdown_timeout", "30s"),
-    _duration("orchestrator.start_timeout", "60s"),
     _port("orchestrator.metrics_port", 9090, lowest=0),
     *(
         Validator(f"{section}.{f.name}", default=f.default, is_type_of=(int, float), gte=0)
@@ -349,8 +338,65 @@ def _section(raw: Mapping[str, Any], name: str) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in value.items()}
 
 
-def _durations(values: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
-    return {k: parse_duration(v) if k in keys else v for k, v in values.items()}
+def section_types() -> dict[str, type]:
+    """The sections of :class:`Settings` (name → frozen dataclass), in declaration order.
+
+    A new section is a frozen dataclass plus one field of :class:`Settings`; loading, duration
+    parsing (every field whose default is a ``timedelta``), validation of those durations and
+    :meth:`Settings.as_env` follow from that.
+    """
+    return {f.name: type(f.default) for f in fields(Settings) if f.name not in ("env", "log_level")}
+
+
+def section_names() -> tuple[str, ...]:
+    """The names of the settings sections."""
+    return tuple(section_types())
+
+
+def _field_default(f: Any) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def _typed(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """Turn raw values into the types of the dataclass defaults (durations, tuples)."""
+    defaults = {f.name: _field_default(f) for f in fields(cls)}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        default = defaults[key]
+        if isinstance(default, timedelta):
+            value = parse_duration(value)
+        elif isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
+        out[key] = value
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready form of a settings value (dataclasses inside mappings and sequences)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _duration_validators(explicit: list[Validator]) -> list[Validator]:
+    """A duration validator for every timedelta field that has no explicit validator."""
+    named = {str(name) for v in explicit for name in v.names}
+    out = []
+    for section, cls in section_types().items():
+        for f in fields(cls):
+            key = f"{section}.{f.name}"
+            default = _field_default(f)
+            if key not in named and isinstance(default, timedelta):
+                out.append(_duration(key, f"{default.total_seconds()}s"))
+    return out
 
 
 def _known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
@@ -385,40 +431,22 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
         merge_enabled=True,
         **kwargs,
     )
-    raw.validators.register(*_VALIDATORS)
+    raw.validators.register(*_VALIDATORS, *_duration_validators(_VALIDATORS))
     try:
         raw.validators.validate_all()
     except ValidationError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from exc
     data = {str(k).lower(): v for k, v in raw.as_dict().items()}
-    processor_raw = _section(data, "processor")
-    processor_raw["prices"] = _prices(processor_raw.get("prices") or {})
-    processor = _durations(
-        processor_raw,
-        (
-            "tumbling_window",
-            "sliding_window",
-            "sliding_step",
-            "allowed_lateness",
-            "dedup_ttl",
-            "feedback_join_window",
-            "snapshot_interval",
-            "max_clock_skew",
-        ),
-    )
-    orchestrator = _durations(
-        _section(data, "orchestrator"), ("health_interval", "shutdown_timeout", "start_timeout")
-    )
+    sections: dict[str, Any] = {}
+    for name, cls in section_types().items():
+        values = _known(cls, _section(data, name))
+        if name == "processor":
+            values["prices"] = _prices(values.get("prices") or {})
+        sections[name] = cls(**_typed(cls, values))
     settings = Settings(
         env=str(raw.current_env).lower(),
         log_level=str(data.get("log_level", "INFO")),
-        kafka=KafkaSettings(**_known(KafkaSettings, _section(data, "kafka"))),
-        storage=StorageSettings(**_known(StorageSettings, _section(data, "storage"))),
-        processor=ProcessorSettings(**_known(ProcessorSettings, processor)),
-        api=ApiSettings(**_known(ApiSettings, _section(data, "api"))),
-        orchestrator=OrchestratorSettings(**_known(OrchestratorSettings, orchestrator)),
-        analyzers=AnalyzerSettings(**_known(AnalyzerSettings, _section(data, "analyzers"))),
-        budgets=BudgetSettings(**_known(BudgetSettings, _section(data, "budgets"))),
+        **sections,
     )
     _check_relations(settings)
     return settings
