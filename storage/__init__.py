@@ -8,6 +8,7 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "session_scope": "storage.database",
     "ApiKeyRepository": "storage.api_keys",
     "Cache": "storage.cache",
     "EmbeddedBroker": "storage.kafka",

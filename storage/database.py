@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,11 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core.errors import StorageUnavailableError
 
-__all__ = ["create_db_engine", "insert_for", "migrate", "ping"]
+__all__ = ["create_db_engine", "insert_for", "migrate", "ping", "session_scope"]
 
 _MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -64,3 +66,10 @@ def ping(engine: Engine) -> None:
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         raise StorageUnavailableError(f"database unreachable: {exc.__class__.__name__}") from exc
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """One transaction: commit when the block ends, roll back when it raises."""
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session

@@ -10,16 +10,33 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     Float,
+    ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["ApiKeyRow", "Base", "InsightRow", "StrayEventRow", "UtcDateTime", "WindowRow"]
+__all__ = [
+    "ApiKeyRow",
+    "AppConfigRow",
+    "AuditRow",
+    "Base",
+    "DecisionRow",
+    "DeploymentRow",
+    "InsightRow",
+    "IntegrationRow",
+    "OutboxRow",
+    "StrayEventRow",
+    "UtcDateTime",
+    "VerdictRow",
+    "WindowRow",
+]
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -162,3 +179,140 @@ class InsightRow(Base):
     message: Mapped[str] = mapped_column(String(2048))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AppConfigRow(Base):
+    """One version of an app's config (``core.app_config``); the highest version is active.
+
+    Every change is a new version, a rollback too; ``decision_id`` makes a decision's change
+    idempotent (a replayed decision finds its version instead of writing another).
+    """
+
+    __tablename__ = "app_configs"
+    __table_args__ = (
+        UniqueConstraint("app", "version", name="uq_app_config_version"),
+        UniqueConstraint("app", "decision_key", name="uq_app_config_decision"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(512), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    tasks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    author: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(2048))
+    decision_key: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    diff: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DecisionRow(Base):
+    """A strategy's decision (``core.decisions.Decision``); the id is stable across replays."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_app_task", "app", "task"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    app: Mapped[str] = mapped_column(String(512))
+    task: Mapped[str] = mapped_column(String(512))
+    strategy: Mapped[str] = mapped_column(String(32))
+    action: Mapped[dict[str, Any]] = mapped_column(JSON)
+    rationale: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expected_impact: Mapped[dict[str, Any]] = mapped_column(JSON)
+    confidence: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    deployment_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    rollback_plan: Mapped[list[Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class DeploymentRow(Base):
+    """A canary rollout of a decision (``core.decisions.Deployment``)."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (Index("ix_deployments_app_task", "app", "task"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    decision_id: Mapped[str] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    app: Mapped[str] = mapped_column(String(512))
+    task: Mapped[str] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)
+    baseline_version: Mapped[int] = mapped_column(Integer)
+    canary_version: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    stage_started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    reason: Mapped[str] = mapped_column(String(2048))
+
+
+class VerdictRow(Base):
+    """The judge's verdict on one stage, with every metric check (``core.decisions.Verdict``)."""
+
+    __tablename__ = "verdicts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    weight: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    window_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    checks: Mapped[list[Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditRow(Base):
+    """Who did what to which resource, and the details (config changes, approvals, keys)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64))
+    resource: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(512))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class OutboxRow(Base):
+    """An event to deliver to the integrations, at least once, idempotent by ``key``.
+
+    Written in the same transaction as the decision or verdict it reports; the integrations
+    service delivers it and records the outcome.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    app: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime, nullable=True)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class IntegrationRow(Base):
+    """A Slack/Jira/GitHub/Anthropic connection made through the API; ``secret`` is write-only."""
+
+    __tablename__ = "integrations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    secret: Mapped[str] = mapped_column(String(4096))
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
