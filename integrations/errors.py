@@ -12,20 +12,38 @@ __all__ = ["IntegrationError"]
 
 
 class IntegrationError(OptimizerError):
-    """An outside service could not be reached or kept failing after the retries.
+    """An outside service could not be reached, kept failing, or refused the request.
 
     Attributes:
         target: Which integration failed (``"slack"``, ``"jira"``...).
-        attempts: How many requests were made before giving up.
+        attempts: How many requests were made before giving up (0: the breaker was open).
         status: The last HTTP status seen, or ``None`` when no response arrived.
-        reason: A short, secret-free reason (an exception type or an error code).
+        reason: A short, secret-free reason (an exception type, an error code, the service's
+            own error message with secrets masked).
+        retry_after: Seconds the service (or the breaker) asked to wait before the next try.
     """
 
     def __init__(
-        self, target: str, reason: str, *, attempts: int, status: int | None = None
+        self,
+        target: str,
+        reason: str,
+        *,
+        attempts: int,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.target = target
         self.reason = reason
         self.attempts = attempts
         self.status = status
-        super().__init__(f"{target}: gave up after {attempts} attempt(s): {reason}")
+        self.retry_after = retry_after
+        if status is None:
+            message = f"{target}: gave up after {attempts} attempt(s): {reason}"
+        else:
+            message = f"{target}: HTTP {status} after {attempts} attempt(s): {reason}"
+        super().__init__(message)
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again later may succeed: no answer, 408, 409, 425, 429 or a 5xx."""
+        return self.status is None or self.status in (408, 409, 425, 429) or self.status >= 500

@@ -46,12 +46,14 @@ class DeliveryResult(msgspec.Struct, frozen=True):
         attempts: How many requests were made (1 when the first one settled it).
         status: The last HTTP status, or ``None`` when no response ever arrived.
         error: A short, secret-free reason when ``ok`` is false (e.g. ``"invalid_payload"``).
+        retry_after: Seconds the service (or an open breaker) asked to wait before trying again.
     """
 
     ok: bool
     attempts: int
     status: int | None = None
     error: str | None = None
+    retry_after: float | None = None
 
 
 @runtime_checkable

@@ -98,6 +98,8 @@ async def with_retries(
     now: Callable[[], datetime] = _utcnow,
     max_retry_after: float = 60.0,
     target: str = "http",
+    retryable: Callable[[httpx.Response], bool] | None = None,
+    delay_hint: Callable[[httpx.Response, datetime], float | None] | None = None,
 ) -> httpx.Response:
     """Make ``call`` until it settles, retrying transient failures.
 
@@ -116,6 +118,10 @@ async def with_retries(
         now: Aware UTC clock, to read ``Retry-After`` dates.
         max_retry_after: Longest ``Retry-After`` to wait for, in seconds.
         target: Name of the integration, for log events and errors.
+        retryable: Whether an answer is worth retrying (default: :func:`is_retryable_status`
+            of its status); e.g. GitHub's rate-limit 403.
+        delay_hint: The wait an answer asks for, in seconds, or ``None`` for backoff
+            (default: its ``Retry-After`` header); e.g. GitHub's ``x-ratelimit-reset``.
 
     Returns:
         The final response: a success, a non-retryable error, or the last retryable error once
@@ -144,9 +150,13 @@ async def with_retries(
             await sleep(delay)
             continue
         status = response.status_code
-        if not is_retryable_status(status) or last:
+        worth = retryable(response) if retryable is not None else is_retryable_status(status)
+        if not worth or last:
             return response
-        retry_after = parse_retry_after(response.headers.get("retry-after"), now())
+        if delay_hint is not None:
+            retry_after = delay_hint(response, now())
+        else:
+            retry_after = parse_retry_after(response.headers.get("retry-after"), now())
         if retry_after is not None and retry_after > max_retry_after:
             _log.warning(
                 "integration.retry_after_too_long",

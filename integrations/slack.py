@@ -21,10 +21,11 @@ import msgspec
 import structlog
 
 from core.errors import ConfigurationError
+from integrations.circuit_breaker import CircuitBreaker
 from integrations.errors import IntegrationError
 from integrations.notifier import DeliveryResult, Notification, Severity
 from integrations.redaction import MASK, Secret, redact, register_secret
-from integrations.retry import with_retries
+from integrations.retry import is_retryable_status, parse_retry_after, with_retries
 
 __all__ = ["SEVERITY_EMOJI", "SlackWebhook", "build_slack_message"]
 
@@ -145,6 +146,8 @@ class SlackWebhook:
         sleep: Awaited with each retry delay.
         rng: Jitter source, floats in ``[0, 1)``.
         now: Aware UTC clock, to read ``Retry-After`` dates.
+        breaker: The webhook's circuit breaker (default: a fresh one named ``name``); while it is
+            open, :meth:`send` answers ``circuit_open`` without a request.
 
     Raises:
         ConfigurationError: The URL is not a usable webhook URL (the message does not repeat it).
@@ -164,6 +167,7 @@ class SlackWebhook:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         rng: Callable[[], float] = random.random,
         now: Callable[[], datetime] = _utcnow,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         try:
             parsed = httpx.URL(url)
@@ -196,6 +200,7 @@ class SlackWebhook:
         self._sleep = sleep
         self._rng = rng
         self._now = now
+        self.breaker = breaker if breaker is not None else CircuitBreaker(name)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -212,6 +217,10 @@ class SlackWebhook:
             ``"invalid_payload"``), or ``status=None`` and the transport error's type when no
             answer came back.
         """
+        if not self.breaker.allow():
+            return DeliveryResult(
+                ok=False, attempts=0, error="circuit_open", retry_after=self.breaker.retry_after()
+            )
         payload = msgspec.json.encode(build_slack_message(n))
         made = 0
 
@@ -240,19 +249,28 @@ class SlackWebhook:
                 max_retry_after=self._max_retry_after,
             )
         except IntegrationError as exc:
+            self.breaker.record_failure()
             log.warning("slack.failed", attempts=exc.attempts, error=exc.reason)
             return DeliveryResult(ok=False, attempts=exc.attempts, status=None, error=exc.reason)
         except httpx.HTTPError as exc:  # not retryable: e.g. a body that cannot be decoded
+            self.breaker.record_failure()
             reason = type(exc).__name__
             log.warning("slack.failed", attempts=made, error=reason)
             return DeliveryResult(ok=False, attempts=made, status=None, error=reason)
         status = response.status_code
         if response.is_success:
+            self.breaker.record_success()
             log.info("slack.delivered", attempts=made, status=status)
             return DeliveryResult(ok=True, attempts=made, status=status)
         error = self._error_code(response)
+        wait: float | None = None
+        if is_retryable_status(status):
+            self.breaker.record_failure()
+            wait = parse_retry_after(response.headers.get("retry-after"), self._now())
+        else:
+            self.breaker.record_success()  # Slack works; it refused this message
         log.warning("slack.rejected", attempts=made, status=status, error=error)
-        return DeliveryResult(ok=False, attempts=made, status=status, error=error)
+        return DeliveryResult(ok=False, attempts=made, status=status, error=error, retry_after=wait)
 
     def _error_code(self, response: httpx.Response) -> str:
         """Slack's error code from the body, masked and bounded; the status phrase if empty."""

@@ -143,7 +143,9 @@ def test_5xx_until_the_attempts_run_out_reports_the_last_answer(slack_server: Fa
 def test_429_asking_for_too_long_is_not_waited_for(slack_server: FakeSlack) -> None:
     slack_server.script(Reply(429, "rate_limited", {"Retry-After": "120"}))
     result, sleep = deliver(slack_server.url(), max_retry_after=60.0)
-    assert result == DeliveryResult(ok=False, attempts=1, status=429, error="rate_limited")
+    assert result == DeliveryResult(
+        ok=False, attempts=1, status=429, error="rate_limited", retry_after=120.0
+    )
     assert sleep.delays == []
 
 
