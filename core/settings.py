@@ -26,10 +26,12 @@ __all__ = [
     "AnalyzerSettings",
     "ApiSettings",
     "BudgetSettings",
+    "DecisionSettings",
     "KafkaSettings",
     "ModelPrice",
     "OrchestratorSettings",
     "ProcessorSettings",
+    "ProviderLimit",
     "Settings",
     "StorageSettings",
     "load_settings",
@@ -189,6 +191,67 @@ class OrchestratorSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProviderLimit:
+    """A provider's limits for one account (``None``: not limited)."""
+
+    requests_per_s: float | None = None
+    tokens_per_min: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionSettings:
+    """The decision strategies and their coordinator: every threshold they compare against."""
+
+    cooldown: timedelta = timedelta(minutes=15)  # between two changes of one (app, task)
+    repropose_after: timedelta = timedelta(hours=1)  # before a strategy proposes the same again
+    min_confidence: float = 0.7
+    max_cost_increase_pct: float = 10.0
+    max_latency_increase_pct: float = 20.0
+    min_quality: float = 0.0  # floor of the expected quality after a change (0: none)
+    min_samples: int = 100  # calls (quality scores for models) before a strategy judges
+    history_windows: int = 60  # periods of per-model statistics model selection remembers
+    candidates: tuple[str, ...] = ()  # models model selection may propose, for every app
+    app_candidates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # app → models
+    quality_tolerance: float = 0.02  # absolute quality a candidate may lose to the incumbent
+    quality_alpha: float = 0.05  # one-sided significance of "statistically worse"
+    prior_quality_sd: float = 0.05  # prior spread of an unseen model's quality gap
+    thompson_draws: int = 2000  # posterior draws estimating each model's chance to be best
+    weight_cost: float = 1.0  # objective (lower wins): relative cost ...
+    weight_latency: float = 0.0  # ... plus relative p95 latency ...
+    weight_quality: float = 0.0  # ... minus quality gain in tolerances
+    cache_min_hit_rate: float = 0.2
+    cache_ttl_coverage: float = 0.95  # share of repeat intervals the cache TTL should cover
+    cache_min_ttl: timedelta = timedelta(seconds=30)
+    cache_max_ttl: timedelta = timedelta(hours=24)
+    cache_exclude_params: tuple[str, ...] = ("multi_turn", "tools")  # params that forbid a cache
+    provider_limits: Mapping[str, ProviderLimit] = field(default_factory=dict)
+    rate_limited_share: float = 0.01  # share of calls failing with rate_limited that triggers
+    rate_limit_step: float = 0.2  # largest relative change of a limit per step
+    rate_limit_spacing: timedelta = timedelta(minutes=30)  # between two limit steps
+    rate_limit_burst: timedelta = timedelta(seconds=1)  # token-bucket burst, as time at the rate
+    batching_headroom_share: float = 0.5  # share of the p95 SLO headroom a batch may wait
+    batching_max_size: int = 32
+    prompt_fixed_share: float = 0.5  # fixed prompt share of the input from which prompts change
+    prompt_trim_target: float = 0.3  # share of the fixed prompt a trimmed template should drop
+    prompt_rewrite: bool = False  # ask the actuator for an LLM rewrite of the template
+
+    def __post_init__(self) -> None:
+        # Loaded mappings arrive as plain JSON data: give them their types (frozen: set directly).
+        apps = {str(k): tuple(str(m) for m in v) for k, v in self.app_candidates.items()}
+        object.__setattr__(self, "app_candidates", apps)
+        limits = {
+            str(k): v if isinstance(v, ProviderLimit) else ProviderLimit(**dict(v))
+            for k, v in self.provider_limits.items()
+        }
+        object.__setattr__(self, "provider_limits", limits)
+
+    def candidates_for(self, app: str) -> tuple[str, ...]:
+        """The candidate models of ``app``: the global list, then the app's own."""
+        own = self.app_candidates.get(app, ())
+        return tuple(dict.fromkeys((*self.candidates, *own)))
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the optimizer, frozen; built once by :func:`load_settings`."""
 
@@ -201,6 +264,7 @@ class Settings:
     orchestrator: OrchestratorSettings = OrchestratorSettings()
     analyzers: AnalyzerSettings = AnalyzerSettings()
     budgets: BudgetSettings = BudgetSettings()
+    decisions: DecisionSettings = DecisionSettings()
 
     def with_overrides(self, **sections: Any) -> Settings:
         """Return a copy with whole sections replaced (tests, resolved embedded addresses)."""
@@ -280,6 +344,50 @@ def _port(key: str, default: int, lowest: int = 1) -> Validator:
     return Validator(key, default=default, is_type_of=int, gte=lowest, lte=65535)
 
 
+_BIG = 1e9  # upper bound of the unbounded percentages and weights
+
+
+def _decision_validators() -> list[Validator]:
+    """Ranges of the ``decisions.*`` numbers (durations are checked generically)."""
+    floats = (
+        ("min_confidence", 0.0, 1.0),
+        ("max_cost_increase_pct", 0.0, _BIG),
+        ("max_latency_increase_pct", 0.0, _BIG),
+        ("min_quality", 0.0, 1.0),
+        ("quality_tolerance", 0.0, 1.0),
+        ("quality_alpha", 1e-9, 0.5),
+        ("prior_quality_sd", 1e-6, 1.0),
+        ("weight_cost", 0.0, _BIG),
+        ("weight_latency", 0.0, _BIG),
+        ("weight_quality", 0.0, _BIG),
+        ("cache_min_hit_rate", 0.0, 1.0),
+        ("cache_ttl_coverage", 1e-6, 0.999999),
+        ("rate_limited_share", 0.0, 1.0),
+        ("rate_limit_step", 1e-6, 1.0),
+        ("batching_headroom_share", 1e-6, 1.0),
+        ("prompt_fixed_share", 0.0, 1.0),
+        ("prompt_trim_target", 1e-6, 1.0),
+    )
+    ints = (("min_samples", 1), ("history_windows", 1), ("thompson_draws", 100))
+    d = DecisionSettings()
+    return [
+        *(
+            Validator(
+                f"decisions.{n}", default=getattr(d, n), is_type_of=(int, float), gte=lo, lte=hi
+            )
+            for n, lo, hi in floats
+        ),
+        *(
+            Validator(f"decisions.{n}", default=getattr(d, n), is_type_of=int, gte=lo)
+            for n, lo in ints
+        ),
+        Validator(
+            "decisions.batching_max_size", default=d.batching_max_size, is_type_of=int, gte=2
+        ),
+        Validator("decisions.prompt_rewrite", default=False, is_type_of=bool),
+    ]
+
+
 _VALIDATORS: list[Validator] = [
     Validator("log_level", default="INFO", is_in=LOG_LEVELS),
     Validator(
@@ -330,6 +438,7 @@ _VALIDATORS: list[Validator] = [
         for section, cls in (("analyzers", AnalyzerSettings), ("budgets", BudgetSettings))
         for f in fields(cls)
     ),
+    *_decision_validators(),
 ]
 
 
