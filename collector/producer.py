@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import msgspec
 from confluent_kafka import KafkaError, Message, Producer
 
 from core.errors import StorageUnavailableError
 
-__all__ = ["ProduceReport", "TelemetryProducer", "app_key"]
+__all__ = ["ProduceReport", "TelemetryProducer", "app_key", "producer_config"]
 
 
 class _AppOnly(msgspec.Struct):
@@ -27,6 +28,24 @@ def app_key(raw: bytes) -> bytes | None:
         return None
 
 
+def producer_config(bootstrap: str, *, linger_ms: int = 5, **extra: Any) -> dict[str, Any]:
+    """The librdkafka settings of every telemetry producer: idempotent, ``acks=all``, lz4.
+
+    Args:
+        bootstrap: ``host:port[,host:port]``.
+        linger_ms: How long records wait to fill a batch.
+        extra: More librdkafka settings (dots as in librdkafka, e.g. ``message.timeout.ms``).
+    """
+    return {
+        "bootstrap.servers": bootstrap,
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "linger.ms": linger_ms,
+        **extra,
+    }
+
+
 class ProduceReport(msgspec.Struct):
     """What a :meth:`TelemetryProducer.send_all` delivered."""
 
@@ -40,15 +59,7 @@ class TelemetryProducer:
 
     def __init__(self, bootstrap: str, topic: str, *, linger_ms: int = 5) -> None:
         self._topic = topic
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "compression.type": "lz4",
-                "linger.ms": linger_ms,
-            }
-        )
+        self._producer = Producer(producer_config(bootstrap, linger_ms=linger_ms))
 
     def send_all(self, records: Iterable[bytes], timeout: float = 30.0) -> ProduceReport:
         """Send every record (key = its app) and wait until all are confirmed or failed."""

@@ -7,10 +7,14 @@ them to HTTP statuses (``api.rest.errors``), one to gRPC status codes.
 from __future__ import annotations
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
+    "ConflictError",
     "DependencyCycleError",
     "NotFoundError",
     "OptimizerError",
+    "OverloadedError",
+    "PermissionDeniedError",
     "ServiceStartError",
     "StorageUnavailableError",
     "ValidationError",
@@ -31,6 +35,35 @@ class ValidationError(OptimizerError):
 
 class NotFoundError(OptimizerError):
     """A requested resource does not exist."""
+
+
+class AuthenticationError(OptimizerError):
+    """Missing, unknown, revoked, expired or forged credentials (HTTP 401, ``UNAUTHENTICATED``)."""
+
+
+class PermissionDeniedError(OptimizerError):
+    """The caller is known but its roles do not allow this (HTTP 403, ``PERMISSION_DENIED``)."""
+
+
+class ConflictError(OptimizerError):
+    """The request conflicts with the resource's state, e.g. a name taken (HTTP 409)."""
+
+
+class OverloadedError(OptimizerError):
+    """Input was refused for now (rate limit, backpressure, full buffer); retry later.
+
+    Maps to HTTP 429 with ``Retry-After`` and gRPC ``RESOURCE_EXHAUSTED``. Nothing of the
+    refused request was accepted, so the client should resend all of it.
+
+    Attributes:
+        retry_after: Seconds the client should wait before retrying (at least 1).
+        cause: ``"rate_limited"``, ``"backpressure"`` or ``"buffer_full"``.
+    """
+
+    def __init__(self, message: str, *, retry_after: float, cause: str) -> None:
+        self.retry_after = max(1.0, float(retry_after))
+        self.cause = cause
+        super().__init__(message)
 
 
 class StorageUnavailableError(OptimizerError):

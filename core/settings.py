@@ -26,6 +26,8 @@ __all__ = [
     "AnalyzerSettings",
     "ApiSettings",
     "BudgetSettings",
+    "CanarySettings",
+    "CollectorSettings",
     "DecisionSettings",
     "KafkaSettings",
     "ModelPrice",
@@ -115,6 +117,22 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8080
     bootstrap_admin_key: str = field(default="", repr=False)
+    jwt_algorithm: str = "HS256"  # HS256 (jwt_secret) or RS256 (key pair files)
+    jwt_secret: str = field(default="", repr=False)  # HS256; empty: no tokens are issued
+    jwt_private_key_path: str = ""  # RS256: PEM that signs (only replicas that issue tokens)
+    jwt_public_key_path: str = ""  # RS256: PEM that verifies
+    jwt_ttl: timedelta = timedelta(minutes=15)  # lifetime of a token from /api/v1/auth/token
+    jwt_issuer: str = "llmopt"
+    cors_origins: tuple[str, ...] = ()  # allowed CORS origins; empty: no CORS headers
+    rate_limit_per_s: float = 1000.0  # requests/s per API key or JWT subject; 0: off
+    rate_limit_burst: int = 2000
+    anonymous_rate_limit_per_s: float = 20.0  # requests/s per client IP without credentials
+    anonymous_rate_limit_burst: int = 100
+    rate_limit_prefix: str = "llmopt:rl"  # Redis key prefix of the shared limiter state
+    request_timeout: timedelta = timedelta(seconds=30)
+    max_body_bytes: int = 10 * 1024 * 1024  # largest request body (telemetry batches)
+    max_batch_events: int = 10_000  # events per telemetry request
+    config_cache_ttl: timedelta = timedelta(seconds=5)  # how long a replica trusts a cached config
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +174,7 @@ class AnalyzerSettings:
     anomaly_cusum_k: float = 1.0  # CUSUM allowance per period, in robust sigmas
     anomaly_cusum_h: float = 20.0  # CUSUM sum that confirms a level shift
     anomaly_cusum_clip: float = 6.0  # |z| clip before the CUSUM
+    anomaly_shift_h: float = 20.0  # CUSUM sum that starts a level-shift anomaly (0: off)
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
     anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies
     anomaly_history_windows: int = 288  # learned periods the anomaly median and MAD remember
@@ -188,6 +207,54 @@ class OrchestratorSettings:
     shutdown_timeout: timedelta = timedelta(seconds=30)
     start_timeout: timedelta = timedelta(seconds=60)
     metrics_port: int = 9090
+
+
+@dataclass(frozen=True, slots=True)
+class CollectorSettings:
+    """The OTLP collector: receivers, rate limits, backpressure, circuit breaker, spill buffer."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    http_port: int = 4318  # OTLP/HTTP (POST /v1/traces), also /metrics and /health
+    grpc_port: int = 4317  # OTLP/gRPC TraceService/Export
+    max_request_bytes: int = 16 * 1024 * 1024  # largest OTLP/HTTP body, after gzip
+    source_rate: float = 20_000.0  # events/s per source (API key or service.name); 0: off
+    source_burst: int = 40_000  # events a source may send at once
+    global_rate: float = 100_000.0  # events/s over all sources; 0: off
+    global_burst: int = 200_000
+    queue_high_watermark: int = 50_000  # events waiting for Kafka above which ingest says 429
+    queue_low_watermark: int = 25_000  # ... until the queue is back below this
+    breaker_failure_threshold: int = 3  # consecutive failed deliveries that open the breaker
+    breaker_reset_timeout: timedelta = timedelta(seconds=5)  # open → half-open probe
+    delivery_timeout: timedelta = timedelta(seconds=10)  # Kafka ack wait before a record spills
+    linger_ms: int = 5  # producer batching delay
+    spill_dir: str = ""  # default: <storage.data_dir>/collector-spill
+    spill_max_bytes: int = 1024 * 1024 * 1024  # on-disk buffer bound; beyond it: 429
+    spill_segment_bytes: int = 8 * 1024 * 1024  # size at which a spill segment is sealed
+
+    def resolved_spill_dir(self, data_dir: str) -> Path:
+        """The spill folder: ``spill_dir``, or ``collector-spill`` under ``data_dir``."""
+        return Path(self.spill_dir) if self.spill_dir else Path(data_dir) / "collector-spill"
+
+
+@dataclass(frozen=True, slots=True)
+class CanarySettings:
+    """Canary rollouts and the judge that advances, holds or rolls them back."""
+
+    stages: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 1.0)  # canary weights, in order
+    min_stage_duration: timedelta = timedelta(minutes=5)  # each stage is held at least this long
+    min_samples: int = 100  # calls per side before a stage may pass
+    alpha: float = 0.05  # significance of each baseline-vs-canary test
+    max_error_rate: float = 0.05  # gate: canary error rate above this fails
+    max_error_rate_increase: float = 0.01  # tolerated absolute error-rate increase (effect size)
+    max_p95_ms: float = 5000.0  # gate: canary p95 latency above this fails
+    max_p99_ms: float = 10000.0  # gate: canary p99 latency above this fails
+    max_latency_increase: float = 0.10  # tolerated relative increase of median latency
+    quality_floor: float = 0.0  # gate: canary mean quality below this fails (0: off)
+    quality_tolerance: float = 0.02  # tolerated absolute quality drop (effect size)
+    max_cost_increase: float = 0.10  # gate: relative cost-per-success increase that fails
+    max_stage_duration: timedelta = timedelta(hours=6)  # inconclusive this long: roll back
+    post_promotion_watch: timedelta = timedelta(minutes=30)  # health checks after promotion
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +331,8 @@ class Settings:
     orchestrator: OrchestratorSettings = OrchestratorSettings()
     analyzers: AnalyzerSettings = AnalyzerSettings()
     budgets: BudgetSettings = BudgetSettings()
+    canary: CanarySettings = CanarySettings()
+    collector: CollectorSettings = CollectorSettings()
     decisions: DecisionSettings = DecisionSettings()
 
     def with_overrides(self, **sections: Any) -> Settings:
@@ -342,6 +411,14 @@ def _duration(key: str, default: str, *, positive: bool = True) -> Validator:
 
 def _port(key: str, default: int, lowest: int = 1) -> Validator:
     return Validator(key, default=default, is_type_of=int, gte=lowest, lte=65535)
+
+
+def _is_stage_list(value: Any) -> bool:
+    if not isinstance(value, list | tuple) or not value:
+        return False
+    if not all(isinstance(v, int | float) and 0 < v <= 1 for v in value):
+        return False
+    return list(value) == sorted(set(value)) and value[-1] == 1
 
 
 _BIG = 1e9  # upper bound of the unbounded percentages and weights
@@ -432,11 +509,72 @@ _VALIDATORS: list[Validator] = [
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("api.port", 8080, lowest=0),
     Validator("api.bootstrap_admin_key", default="", is_type_of=str),
+    Validator("api.jwt_algorithm", default="HS256", is_in=("HS256", "RS256")),
+    Validator(
+        "api.jwt_secret",
+        default="",
+        condition=lambda v: isinstance(v, str) and (v == "" or len(v.encode()) >= 32),
+        messages={
+            "condition": "{name} must be empty (no tokens) or at least 32 bytes long "
+            "but it is a {value.__class__.__name__} of another length in env {env}"
+        },
+    ),
+    Validator("api.jwt_private_key_path", default="", is_type_of=str),
+    Validator("api.jwt_public_key_path", default="", is_type_of=str),
+    Validator("api.jwt_issuer", default="llmopt", is_type_of=str, len_min=1),
+    Validator(
+        "api.cors_origins",
+        default=[],
+        condition=lambda v: isinstance(v, list | tuple) and all(isinstance(o, str) for o in v),
+        messages={"condition": "{name} must be a list of origins but it is {value!r} in env {env}"},
+    ),
+    Validator("api.rate_limit_per_s", default=1000.0, is_type_of=(int, float), gte=0),
+    Validator("api.rate_limit_burst", default=2000, is_type_of=int, gte=1),
+    Validator("api.anonymous_rate_limit_per_s", default=20.0, is_type_of=(int, float), gte=0),
+    Validator("api.anonymous_rate_limit_burst", default=100, is_type_of=int, gte=1),
+    Validator("api.rate_limit_prefix", default="llmopt:rl", is_type_of=str, len_min=1),
+    Validator("api.max_body_bytes", default=10 * 1024 * 1024, is_type_of=int, gte=1024),
+    Validator("api.max_batch_events", default=10_000, is_type_of=int, gte=1),
     _port("orchestrator.metrics_port", 9090, lowest=0),
+    Validator("collector.enabled", default=True, is_type_of=bool),
+    Validator("collector.host", default="127.0.0.1", is_type_of=str, len_min=1),
+    _port("collector.http_port", 4318, lowest=0),
+    _port("collector.grpc_port", 4317, lowest=0),
+    Validator("collector.spill_dir", default="", is_type_of=str),
+    *(
+        Validator(f"collector.{name}", default=default, is_type_of=int, gte=lowest)
+        for name, default, lowest in (
+            ("max_request_bytes", 16 * 1024 * 1024, 1024),
+            ("source_burst", 40_000, 1),
+            ("global_burst", 200_000, 1),
+            ("queue_high_watermark", 50_000, 1),
+            ("queue_low_watermark", 25_000, 0),
+            ("breaker_failure_threshold", 3, 1),
+            ("linger_ms", 5, 0),
+            ("spill_max_bytes", 1024 * 1024 * 1024, 1024),
+            ("spill_segment_bytes", 8 * 1024 * 1024, 1024),
+        )
+    ),
+    Validator("collector.source_rate", default=20_000.0, is_type_of=(int, float), gte=0),
+    Validator("collector.global_rate", default=100_000.0, is_type_of=(int, float), gte=0),
     *(
         Validator(f"{section}.{f.name}", default=f.default, is_type_of=(int, float), gte=0)
-        for section, cls in (("analyzers", AnalyzerSettings), ("budgets", BudgetSettings))
+        for section, cls in (
+            ("analyzers", AnalyzerSettings),
+            ("budgets", BudgetSettings),
+            ("canary", CanarySettings),
+        )
         for f in fields(cls)
+        if isinstance(f.default, int | float) and not isinstance(f.default, bool)
+    ),
+    Validator(
+        "canary.stages",
+        default=list(CanarySettings().stages),
+        condition=_is_stage_list,
+        messages={
+            "condition": "{name} must be a list of increasing weights in (0, 1] ending with 1.0 "
+            "but it is {value!r} in env {env}"
+        },
     ),
     *_decision_validators(),
 ]
@@ -586,6 +724,19 @@ def _check_relations(settings: Settings) -> None:
         raise ConfigurationError(
             "invalid settings: processor.sliding_step must not exceed processor.sliding_window "
             f"but it is {p.sliding_step} > {p.sliding_window}"
+        )
+    c = settings.collector
+    if c.queue_low_watermark >= c.queue_high_watermark:
+        raise ConfigurationError(
+            "invalid settings: collector.queue_low_watermark must be below "
+            f"collector.queue_high_watermark but it is {c.queue_low_watermark} >= "
+            f"{c.queue_high_watermark}"
+        )
+    a = settings.api
+    if a.jwt_algorithm == "RS256" and not a.jwt_public_key_path:
+        raise ConfigurationError(
+            "invalid settings: api.jwt_public_key_path must name a PEM file when "
+            "api.jwt_algorithm is RS256 but it is empty"
         )
     if settings.kafka.telemetry_topic == settings.kafka.dlq_topic:
         raise ConfigurationError(

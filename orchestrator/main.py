@@ -16,7 +16,12 @@ from core.settings import Settings, load_settings
 from orchestrator.manager import ServiceManager
 from orchestrator.metrics import create_registry, serve_metrics
 from orchestrator.service import Service
-from orchestrator.services import ProcessorService, RestService, StorageService
+from orchestrator.services import (
+    CollectorService,
+    ProcessorService,
+    RestService,
+    StorageService,
+)
 from orchestrator.signals import install_signal_handlers
 
 __all__ = ["build_services", "configure_logging", "main", "resolve_embedded"]
@@ -61,8 +66,10 @@ def build_services(
     settings: Settings, *, embedded_broker: bool, base_env: Mapping[str, str]
 ) -> list[Service]:
     """The services of this release, registered in start order."""
+    collector = [CollectorService(settings)] if settings.collector.enabled else []
     return [
         StorageService(settings, embedded_broker=embedded_broker),
+        *collector,
         ProcessorService(settings, base_env, ephemeral_input=embedded_broker),
         RestService(settings),
     ]
@@ -97,6 +104,7 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
     _log.info(
         "optimizer_running",
         rest=f"http://{settings.api.host}:{settings.api.port}",
+        otlp=f"grpc {settings.collector.grpc_port}, http {settings.collector.http_port}",
         metrics=f"http://{settings.api.host}:{metrics.port}/metrics",
         kafka=settings.kafka.bootstrap_servers,
         database=settings.storage.resolved_database_url.split("@")[-1],

@@ -1,7 +1,8 @@
 """The concrete services the orchestrator supervises, in start order."""
 
+from orchestrator.services.collector import CollectorService
 from orchestrator.services.processor import ProcessorService
 from orchestrator.services.rest import RestService
 from orchestrator.services.storage import StorageService
 
-__all__ = ["ProcessorService", "RestService", "StorageService"]
+__all__ = ["CollectorService", "ProcessorService", "RestService", "StorageService"]

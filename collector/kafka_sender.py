@@ -1,0 +1,160 @@
+"""An asyncio front of the confluent-kafka producer: await the delivery of a batch.
+
+``produce()`` never blocks the event loop; a daemon thread polls the producer so that
+delivery callbacks run, and each batch's future is resolved on the loop once every one of its
+records is confirmed or failed. When librdkafka reports every broker down, ``on_brokers_down``
+is called on the loop (the pipeline then opens its breaker and :meth:`KafkaSender.purge` fails
+the records still waiting, so they spill at once instead of after ``delivery_timeout``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from collector.producer import producer_config
+from collector.records import OutRecord
+
+__all__ = ["KafkaSender"]
+
+
+class _Batch:
+    """Delivery flags of one batch; resolved on the loop when the last callback arrives."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.flags = [False] * size
+        self.errors: list[str] = []
+        self.remaining = size
+        self.lock = threading.Lock()
+        self.future: asyncio.Future[list[bool]] = loop.create_future()
+
+    def callback(self, index: int) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, _msg: Message) -> None:
+            with self.lock:
+                if err is None:
+                    self.flags[index] = True
+                elif len(self.errors) < 5:
+                    self.errors.append(str(err))
+                self.remaining -= 1
+                done = self.remaining == 0
+            if done:
+                self.loop.call_soon_threadsafe(self._resolve)
+
+        return on_delivery
+
+    def _resolve(self) -> None:
+        if not self.future.done():
+            self.future.set_result(self.flags)
+
+
+class KafkaSender:
+    """Sends batches of :class:`OutRecord` and reports which were delivered.
+
+    Args:
+        bootstrap: Kafka ``host:port`` list.
+        delivery_timeout: Seconds a record may wait for its acknowledgement.
+        linger_ms: Producer batching delay.
+        on_brokers_down: Called on the event loop when librdkafka reports all brokers down.
+    """
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        delivery_timeout: float,
+        linger_ms: int = 5,
+        on_brokers_down: Callable[[], None] | None = None,
+    ) -> None:
+        self._bootstrap = bootstrap
+        self._timeout_ms = max(1000, int(delivery_timeout * 1000))
+        self._linger_ms = linger_ms
+        self._on_brokers_down = on_brokers_down
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._producer = self._new_producer()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_errors: list[str] = []
+
+    def _new_producer(self) -> Producer:
+        config: dict[str, Any] = producer_config(
+            self._bootstrap,
+            linger_ms=self._linger_ms,
+            **{
+                "message.timeout.ms": self._timeout_ms,
+                "queue.buffering.max.messages": 1_000_000,
+                "queue.buffering.max.kbytes": 1_048_576,
+                "reconnect.backoff.max.ms": 1000,
+                "error_cb": self._on_error,
+            },
+        )
+        return Producer(config)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN and self._loop and self._on_brokers_down:
+            self._loop.call_soon_threadsafe(self._on_brokers_down)
+
+    def _poll_forever(self) -> None:
+        while not self._stop.is_set():
+            self._producer.poll(0.05)
+
+    def start(self) -> None:
+        """Bind to the running loop and start the poll thread."""
+        self._loop = asyncio.get_running_loop()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._poll_forever, name="kafka-poll", daemon=True)
+        self._thread.start()
+
+    async def send(self, records: Sequence[OutRecord]) -> list[bool]:
+        """Produce ``records`` in order; return, per record, whether Kafka confirmed it."""
+        if not records:
+            return []
+        loop = asyncio.get_running_loop()
+        batch = _Batch(loop, len(records))
+        producer = self._producer
+        for i, record in enumerate(records):
+            while True:
+                try:
+                    producer.produce(
+                        record.topic,
+                        value=record.value,
+                        key=record.key,
+                        headers=record.headers or None,  # type: ignore[arg-type]
+                        on_delivery=batch.callback(i),
+                    )
+                    break
+                except BufferError:  # the local queue is full: let deliveries drain it
+                    await asyncio.sleep(0.005)
+        flags = await batch.future
+        if batch.errors:
+            self.last_errors = batch.errors
+        return flags
+
+    async def purge(self) -> None:
+        """Fail every record not yet delivered (their batches resolve with ``False``)."""
+        producer = self._producer
+        await asyncio.to_thread(self._purge, producer)
+
+    @staticmethod
+    def _purge(producer: Producer) -> None:
+        producer.purge(in_queue=True, in_flight=True, blocking=False)
+        producer.poll(0)
+
+    async def reset(self) -> None:
+        """Replace the producer by a fresh one (new idempotence session) after purging it."""
+        old, self._producer = self._producer, self._new_producer()
+        await asyncio.to_thread(self._purge, old)
+        await asyncio.to_thread(old.flush, 1.0)
+
+    async def close(self, grace: float = 10.0) -> None:
+        """Deliver what is queued (up to ``grace`` seconds), then stop polling."""
+        await asyncio.to_thread(self._producer.flush, grace)
+        await asyncio.to_thread(self._purge, self._producer)
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+            self._thread = None

@@ -1,0 +1,219 @@
+"""The one ingest pipeline of every telemetry path: OTLP/HTTP, OTLP/gRPC, REST and gRPC.
+
+:class:`TelemetryIngest` rate-limits a batch (per source and globally), validates each event
+with :func:`core.events.decode_event`, sends the valid ones to ``kafka.telemetry_topic``
+(key = app, the original bytes) and the invalid ones to ``kafka.dlq_topic`` (the original
+bytes, headers ``reason``, ``source.transport``, ``source.identity``, ``source.index``: the
+processor's DLQ format with the collector's source), and returns once all of it is durable
+(confirmed by Kafka or spilled to disk, see :mod:`collector.delivery`).
+
+Use::
+
+    ingest = TelemetryIngest(settings)          # settings.kafka.bootstrap_servers resolved
+    await ingest.start()
+    result = await ingest.submit([b'{"event_id": ...}', ...], Source("rest", "key:ab12"))
+    result.accepted, result.rejected            # 2, [Rejection(index=1, reason="...")]
+    await ingest.stop()
+
+Refusals raise :class:`core.errors.OverloadedError` (``retry_after`` seconds; HTTP 429,
+gRPC ``RESOURCE_EXHAUSTED``); a batch larger than a rate-limit burst raises
+:class:`core.errors.ValidationError` (HTTP 400, gRPC ``INVALID_ARGUMENT``). A refused batch was
+not accepted at all: resend the whole of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from collector.backpressure import Watermarks
+from collector.breaker import CircuitBreaker
+from collector.delivery import Delivery
+from collector.kafka_sender import KafkaSender
+from collector.metrics import CollectorMetrics
+from collector.rate_limit import RateLimiter
+from collector.records import OutRecord
+from collector.spill import SpillBuffer
+from core.errors import OverloadedError, ValidationError
+from core.events import Event, Feedback, LlmCall, Rejection, decode_event, encode_event
+from core.settings import Settings
+
+__all__ = ["IngestResult", "RejectedEvent", "Source", "TelemetryIngest"]
+
+_JSON = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Who sent a batch.
+
+    Attributes:
+        transport: ``otlp_http``, ``otlp_grpc``, ``rest`` or ``grpc``.
+        identity: The rate-limited source: ``key:<api key id>`` or ``service:<service.name>``.
+    """
+
+    transport: str
+    identity: str
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedEvent:
+    """An event of the batch that failed validation (it went to the DLQ)."""
+
+    index: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What :meth:`TelemetryIngest.submit` did with a batch."""
+
+    accepted: int
+    rejected: list[RejectedEvent] = field(default_factory=list)
+
+
+def _raw(event: bytes | Event | Mapping[str, Any]) -> bytes:
+    if isinstance(event, bytes | bytearray | memoryview):
+        return bytes(event)
+    if isinstance(event, LlmCall | Feedback):
+        return encode_event(event)
+    return _JSON.encode(event)
+
+
+def dead_letter_record(
+    topic: str, raw: bytes, reason: str, source: Source, index: int
+) -> OutRecord:
+    """The DLQ record of a rejected payload: the original bytes and why, where from."""
+    headers = [
+        ("reason", reason.encode()),
+        ("source.transport", source.transport.encode()),
+        ("source.identity", source.identity.encode()),
+        ("source.index", str(index).encode()),
+    ]
+    return OutRecord(topic, None, raw, headers)
+
+
+class TelemetryIngest:
+    """Rate limit → validate → Kafka (or the spill buffer) / DLQ. One per process.
+
+    Args:
+        settings: ``kafka.bootstrap_servers`` must name the broker (the embedded one resolved).
+        metrics: Where to count; a fresh :class:`CollectorMetrics` by default.
+    """
+
+    def __init__(self, settings: Settings, *, metrics: CollectorMetrics | None = None) -> None:
+        c = settings.collector
+        self._telemetry_topic = settings.kafka.telemetry_topic
+        self._dlq_topic = settings.kafka.dlq_topic
+        self.metrics = metrics or CollectorMetrics()
+        self._limiter = RateLimiter(c.source_rate, c.source_burst, c.global_rate, c.global_burst)
+        self._bursts = [
+            b
+            for r, b in ((c.source_rate, c.source_burst), (c.global_rate, c.global_burst))
+            if r > 0
+        ]
+        breaker = CircuitBreaker(
+            c.breaker_failure_threshold,
+            c.breaker_reset_timeout.total_seconds(),
+            on_change=lambda state: self.metrics.breaker_state.set(state.code),
+        )
+        self._delivery = Delivery(
+            KafkaSender(
+                settings.kafka.bootstrap_servers,
+                delivery_timeout=c.delivery_timeout.total_seconds(),
+                linger_ms=c.linger_ms,
+                on_brokers_down=lambda: self._delivery.on_brokers_down(),
+            ),
+            SpillBuffer(
+                c.resolved_spill_dir(settings.storage.data_dir),
+                c.spill_max_bytes,
+                c.spill_segment_bytes,
+            ),
+            breaker,
+            Watermarks(c.queue_high_watermark, c.queue_low_watermark),
+            self.metrics,
+        )
+
+    async def start(self) -> None:
+        """Start delivering (and replay what an earlier run left in the spill buffer)."""
+        await self._delivery.start()
+
+    async def stop(self) -> None:
+        """Deliver or spill what was accepted, then stop."""
+        await self._delivery.stop()
+
+    def health(self) -> dict[str, str]:
+        """Breaker state, spill buffer and queue depth (for health details)."""
+        return self._delivery.health()
+
+    def _admit(self, source: Source, n: int) -> None:
+        wait = self._limiter.acquire(source.identity, n)
+        if wait == 0.0:
+            return
+        if math.isinf(wait):
+            raise ValidationError(
+                f"batch of {n} events exceeds the rate-limit burst ({min(self._bursts)}); "
+                "send smaller batches"
+            )
+        self.metrics.requests_refused.labels("rate_limited").inc()
+        raise OverloadedError(
+            f"rate limit exceeded for {source.identity}", retry_after=wait, cause="rate_limited"
+        )
+
+    async def submit(
+        self, events: Sequence[bytes | Event | Mapping[str, Any]], source: Source
+    ) -> IngestResult:
+        """Validate a batch and make it durable: valid events to Kafka, invalid ones to the DLQ.
+
+        Args:
+            events: Raw JSON records (sent unchanged when valid), decoded events, or dicts in
+                the contract's shape.
+            source: Transport and identity (the rate-limit key).
+
+        Returns:
+            How many events were accepted, and each rejected one's index and reason.
+
+        Raises:
+            OverloadedError: Rate limited, backpressure or full buffer; nothing was accepted.
+            ValidationError: The batch is larger than a rate-limit burst.
+        """
+        if not events:
+            return IngestResult(0)
+        self._admit(source, len(events))
+        records: list[OutRecord] = []
+        rejected: list[RejectedEvent] = []
+        for i, event in enumerate(events):
+            raw = _raw(event)
+            decoded = decode_event(raw)
+            if isinstance(decoded, Rejection):
+                rejected.append(RejectedEvent(i, decoded.reason))
+                records.append(dead_letter_record(self._dlq_topic, raw, decoded.reason, source, i))
+            else:
+                records.append(OutRecord(self._telemetry_topic, decoded.app.encode(), raw))
+        try:
+            await self._delivery.submit(records)
+        except OverloadedError as exc:
+            self.metrics.requests_refused.labels(exc.cause).inc()
+            raise
+        accepted = len(events) - len(rejected)
+        self.metrics.events_accepted.labels(source.transport).inc(accepted)
+        self.metrics.events_rejected.labels(source.transport).inc(len(rejected))
+        self.metrics.events_dlq.inc(len(rejected))
+        return IngestResult(accepted, rejected)
+
+    async def dead_letter(self, payload: bytes, reason: str, source: Source) -> None:
+        """Send a payload that could not even be parsed (a malformed request) to the DLQ.
+
+        Raises:
+            OverloadedError: As :meth:`submit`.
+        """
+        self._admit(source, 1)
+        self.metrics.requests_refused.labels("invalid").inc()
+        await self._delivery.submit(
+            [dead_letter_record(self._dlq_topic, payload, reason, source, 0)]
+        )
+        self.metrics.events_dlq.inc()
