@@ -45,5 +45,11 @@ class IntegrationError(OptimizerError):
 
     @property
     def transient(self) -> bool:
-        """Whether trying again later may succeed: no answer, 408, 409, 425, 429 or a 5xx."""
-        return self.status is None or self.status in (408, 409, 425, 429) or self.status >= 500
+        """Whether trying again later may succeed.
+
+        True without an answer, for 408, 409, 425, 429 and 5xx, and whenever the service (or an
+        open breaker) said how long to wait (e.g. GitHub's rate-limit 403).
+        """
+        if self.status is None or self.retry_after is not None:
+            return True
+        return self.status in (408, 409, 425, 429) or self.status >= 500

@@ -400,3 +400,35 @@ class FakeAnthropic(FakeServer):
             },
             {"request-id": "req_018EeWyXxfu5pfWkrYcMdjWG"},
         )
+
+
+def options(
+    sleep: RecordingSleep,
+    *,
+    breaker: Any = None,
+    attempts: int = 4,
+    now: Any = None,
+    monotonic: Any = None,
+) -> Any:
+    """ClientOptions for tests: recorded sleeps, rng() = 0.5, injected clocks."""
+    from integrations import ClientOptions, RetryPolicy
+
+    extra: dict[str, Any] = {}
+    if now is not None:
+        extra["now"] = now
+    if monotonic is not None:
+        extra["monotonic"] = monotonic
+    return ClientOptions(
+        policy=RetryPolicy(attempts=attempts),
+        breaker=breaker,
+        sleep=sleep,
+        rng=lambda: 0.5,
+        **extra,
+    )
+
+
+def assert_no_secret(text: str, *secrets: str) -> None:
+    """None of ``secrets`` (nor its basic-auth form) appears in ``text``."""
+    for secret in secrets:
+        assert secret not in text
+        assert base64.b64encode(f"{JIRA_EMAIL}:{secret}".encode()).decode() not in text
