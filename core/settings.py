@@ -174,7 +174,8 @@ class AnalyzerSettings:
     anomaly_cusum_k: float = 1.0  # CUSUM allowance per period, in robust sigmas
     anomaly_cusum_h: float = 20.0  # CUSUM sum that confirms a level shift
     anomaly_cusum_clip: float = 6.0  # |z| clip before the CUSUM
-    anomaly_shift_h: float = 20.0  # CUSUM sum that starts a level-shift anomaly (0: off)
+    anomaly_shift_k: float = 3.0  # allowance of the CUSUM that starts a level-shift anomaly
+    anomaly_shift_h: float = 9.0  # its sum that starts a level-shift anomaly (0: off)
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
     anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies
     anomaly_history_windows: int = 288  # learned periods the anomaly median and MAD remember

@@ -93,6 +93,11 @@ class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
     """Input tokens of the calls that reported ``prompt_tokens_fixed`` (the share's base)."""
     fixed_prompt_share: float | None = None
     """prompt_tokens_fixed over the input tokens of those calls (None: none reported)."""
+    latency_sample: tuple[float, ...] = ()
+    """Up to ``SAMPLE_SIZE`` latencies, evenly spaced over the sorted values (all when fewer):
+    what the canary judge's rank tests compare. Tumbling windows only; not stored."""
+    quality_sample: tuple[float, ...] = ()
+    """The same systematic sample of the window's quality scores."""
 
 
 class StrayEvent(msgspec.Struct, frozen=True, kw_only=True):

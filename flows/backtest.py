@@ -24,6 +24,7 @@ from typing_extensions import override
 
 from core.events import Rejection, decode_event
 from core.settings import Settings
+from core.stats import WindowStats
 from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
 from flows.report import write_report
@@ -118,6 +119,13 @@ class _JsonLines(DynamicSink[Any]):
         return _Part()
 
 
+def _window_json(window: WindowStats) -> bytes:
+    """A window as CONTRACT.md §3 has it (the judge's value samples stay inside the flow)."""
+    data = msgspec.to_builtins(window)
+    del data["latency_sample"], data["quality_sample"]
+    return _ENCODER.encode(data)
+
+
 def _dead_letter_json(msg: KafkaSinkMessage[bytes | None, bytes | None]) -> bytes:
     headers = {k: v.decode(errors="replace") for k, v in msg.headers}
     record = (msg.value or b"").decode(errors="replace")
@@ -144,7 +152,7 @@ def run_backtest(
         (out / "late.jsonl").open("wb") as late_fh,
         (out / "dlq.jsonl").open("wb") as dlq_fh,
     ):
-        windows, strays = _JsonLines(windows_fh), _JsonLines(late_fh)
+        windows, strays = _JsonLines(windows_fh, _window_json), _JsonLines(late_fh)
         insights = _JsonLines(insights_fh)
         dead = _JsonLines(dlq_fh, _dead_letter_json)
         io = FlowIO(

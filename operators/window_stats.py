@@ -23,9 +23,10 @@ from core.events import LlmCall
 from core.stats import LatencyStats, QualityStats, TtftStats, WindowKey, WindowStats
 from operators.pricing import DEFAULT_PRICES, PriceTable
 
-__all__ = ["Columns", "summarize", "summarize_columns"]
+__all__ = ["SAMPLE_SIZE", "Columns", "summarize", "summarize_columns", "systematic_sample"]
 
 _PCTS = (50, 90, 95, 99, 100)
+SAMPLE_SIZE = 256  # values a tumbling window keeps for the canary judge's rank tests
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +108,14 @@ def _quality(scores: F64) -> QualityStats:
     )
 
 
+def systematic_sample(values: np.ndarray, size: int = SAMPLE_SIZE) -> tuple[float, ...]:
+    """Every value when there are at most ``size``, else ``size`` evenly spaced order statistics."""
+    ordered = np.sort(values)
+    if len(ordered) > size:
+        ordered = ordered[np.linspace(0, len(ordered) - 1, size).round().astype(np.int64)]
+    return tuple(ordered.tolist())
+
+
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
@@ -144,6 +153,7 @@ def summarize_columns(
     span = (window_end - window_start).total_seconds()
     _, per_second = np.unique(np.floor(cols.ts), return_counts=True)
     tokens = cols.tokens.sum(axis=0)
+    qualities = cols.quality[~np.isnan(cols.quality)]
     return WindowStats(
         kind=kind,
         window_start=window_start,
@@ -163,7 +173,7 @@ def summarize_columns(
         cache_read_tokens=int(tokens[2]),
         cost_usd=cost,
         cost_per_success_usd=cost / ok if ok else None,
-        quality=_quality(cols.quality[~np.isnan(cols.quality)]),
+        quality=_quality(qualities),
         prompt_tokens_fixed=fixed_sum,
         prompt_tokens_fixed_of=fixed_inputs,
         fixed_prompt_share=fixed_sum / fixed_inputs if fixed_inputs else None,
@@ -174,6 +184,8 @@ def summarize_columns(
         first_event_at=_utc(float(cols.ts.min())),
         last_event_at=_utc(float(cols.ts.max())),
         revision=revision,
+        latency_sample=systematic_sample(cols.latency) if kind == "tumbling" else (),
+        quality_sample=systematic_sample(qualities) if kind == "tumbling" else (),
     )
 
 
