@@ -29,11 +29,13 @@ __all__ = [
     "CanarySettings",
     "CollectorSettings",
     "DecisionSettings",
+    "IntegrationSettings",
     "KafkaSettings",
     "ModelPrice",
     "OrchestratorSettings",
     "ProcessorSettings",
     "ProviderLimit",
+    "RouteRule",
     "Settings",
     "StorageSettings",
     "load_settings",
@@ -319,6 +321,123 @@ class DecisionSettings:
         return tuple(dict.fromkeys((*self.candidates, *own)))
 
 
+ROUTE_EVENTS = (
+    "critical_insight",
+    "insight",
+    "verdict",
+    "rollback",
+    "approval_needed",
+    "decision",
+    "decision_approved",
+    "decision_rejected",
+)
+ROUTE_TARGETS = ("slack", "jira", "github")
+SEVERITIES = ("info", "warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRule:
+    """One routing rule of the integrations: matching events go to each of ``targets``.
+
+    An empty ``events``, ``apps`` or ``strategies`` matches anything; ``strategies`` only
+    constrains events that name a strategy (decisions, approvals, rollbacks).
+    """
+
+    targets: tuple[str, ...] = ()
+    events: tuple[str, ...] = ()
+    min_severity: str = "info"
+    apps: tuple[str, ...] = ()
+    strategies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("targets", "events", "apps", "strategies"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ConfigurationError(
+                    f"invalid settings: integrations.routes[].{name} must be a list of strings "
+                    f"but it is {value!r}"
+                )
+            object.__setattr__(self, name, tuple(value))
+        rules = (
+            ("targets", ROUTE_TARGETS, self.targets),
+            ("events", ROUTE_EVENTS, self.events),
+            ("min_severity", SEVERITIES, (self.min_severity,)),
+        )
+        for name, allowed, values in rules:
+            bad = [v for v in values if v not in allowed]
+            if bad or (name == "targets" and not values):
+                raise ConfigurationError(
+                    f"invalid settings: integrations.routes[].{name} must be one or more of "
+                    f"{', '.join(allowed)} but it is {bad or list(values)!r}"
+                )
+
+
+DEFAULT_ROUTES = (
+    RouteRule(targets=("slack",), events=("critical_insight", "verdict", "rollback")),
+    RouteRule(
+        targets=("jira", "github"),
+        events=("approval_needed", "decision_approved", "decision_rejected"),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationSettings:
+    """Slack, Jira, GitHub and Anthropic: credentials, routing, retries, outbox delivery.
+
+    A client is on when its credentials are set; secrets never show in a ``repr``.
+    """
+
+    enabled: bool = True  # false: the integrations service delivers nothing
+    slack_webhook_url: str = field(default="", repr=False)
+    jira_base_url: str = ""  # e.g. https://example.atlassian.net
+    jira_email: str = ""
+    jira_api_token: str = field(default="", repr=False)
+    jira_project: str = ""  # project key issues are created in
+    jira_issue_type: str = "Task"
+    github_token: str = field(default="", repr=False)
+    github_repo: str = ""  # owner/name
+    github_api_url: str = "https://api.github.com"
+    github_config_path: str = ""  # folder for config-change files (contents API); empty: off
+    github_branch: str = ""  # branch of those files; empty: the default branch
+    anthropic_api_key: str = field(default="", repr=False)
+    anthropic_model: str = "claude-haiku-4-5"
+    anthropic_base_url: str = "https://api.anthropic.com"
+    anthropic_max_tokens: int = 1024
+    link_base_url: str = ""  # base of "open details" links (the REST API as users reach it)
+    routes: tuple[RouteRule, ...] = DEFAULT_ROUTES
+    timeout: timedelta = timedelta(seconds=10)  # per request
+    retry_attempts: int = 4  # requests per delivery attempt
+    retry_base: timedelta = timedelta(milliseconds=500)  # backoff ceiling after a failure
+    retry_cap: timedelta = timedelta(seconds=8)  # largest backoff ceiling
+    max_retry_after: timedelta = timedelta(seconds=60)  # longer waits go back to the outbox
+    breaker_failure_threshold: int = 5  # consecutive failures that open a client's breaker
+    breaker_reset_timeout: timedelta = timedelta(seconds=30)  # open → half-open probe
+    poll_interval: timedelta = timedelta(seconds=5)  # outbox polling
+    batch_size: int = 50  # outbox rows per poll
+    outbox_retry_interval: timedelta = timedelta(seconds=30)  # first redelivery delay, doubling
+    outbox_max_retry_interval: timedelta = timedelta(hours=1)  # largest redelivery delay
+    max_attempts: int = 10  # delivery attempts before a row is parked as failed
+
+    def __post_init__(self) -> None:
+        routes = tuple(r if isinstance(r, RouteRule) else _route(r) for r in self.routes)
+        object.__setattr__(self, "routes", routes)
+
+
+def _route(raw: Any) -> RouteRule:
+    if not isinstance(raw, Mapping):
+        raise ConfigurationError(
+            f"invalid settings: integrations.routes must be a list of tables but has {raw!r}"
+        )
+    values = {str(k).lower(): v for k, v in raw.items()}
+    unknown = sorted(set(values) - {f.name for f in fields(RouteRule)})
+    if unknown:
+        raise ConfigurationError(
+            f"invalid settings: integrations.routes[] has unknown keys {unknown} in {raw!r}"
+        )
+    return RouteRule(**values)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting of the optimizer, frozen; built once by :func:`load_settings`."""
@@ -335,6 +454,7 @@ class Settings:
     canary: CanarySettings = CanarySettings()
     collector: CollectorSettings = CollectorSettings()
     decisions: DecisionSettings = DecisionSettings()
+    integrations: IntegrationSettings = IntegrationSettings()
 
     def with_overrides(self, **sections: Any) -> Settings:
         """Return a copy with whole sections replaced (tests, resolved embedded addresses)."""
@@ -466,6 +586,78 @@ def _decision_validators() -> list[Validator]:
     ]
 
 
+def _url_rule(key: str, default: str, schemes: tuple[str, ...], what: str) -> Validator:
+    return Validator(
+        key,
+        default=default,
+        condition=_is_url(schemes),
+        messages={"condition": f"{{name}} must be {what} but it is {{value!r}} in env {{env}}"},
+    )
+
+
+def _integration_validators() -> list[Validator]:
+    """URLs, names and counts of ``integrations.*`` (durations are checked generically)."""
+    d = IntegrationSettings()
+    https = ("http", "https")
+    return [
+        Validator("integrations.enabled", default=True, is_type_of=bool),
+        Validator(
+            "integrations.slack_webhook_url",
+            default="",
+            condition=lambda v: v == "" or (isinstance(v, str) and urlsplit(v).scheme in https),
+            messages={
+                "condition": "{name} must be an https:// Slack webhook URL (empty: off) "
+                "but it is another value in env {env}"  # never echo the secret URL
+            },
+        ),
+        _url_rule("integrations.jira_base_url", "", https, "an https:// Jira site (empty: off)"),
+        _url_rule("integrations.github_api_url", d.github_api_url, https, "an https:// API root"),
+        _url_rule(
+            "integrations.anthropic_base_url", d.anthropic_base_url, https, "an https:// API root"
+        ),
+        _url_rule("integrations.link_base_url", "", https, "an http(s):// URL (empty: no links)"),
+        Validator(
+            "integrations.github_repo",
+            default="",
+            condition=lambda v: isinstance(v, str) and (v == "" or v.count("/") == 1),
+            messages={"condition": "{name} must be owner/name but it is {value!r} in env {env}"},
+        ),
+        *(
+            Validator(f"integrations.{n}", default=getattr(d, n), is_type_of=str)
+            for n in (
+                "jira_email",
+                "jira_project",
+                "jira_issue_type",
+                "github_config_path",
+                "github_branch",
+                "anthropic_model",
+            )
+        ),
+        *(
+            Validator(
+                f"integrations.{n}",
+                default="",
+                condition=lambda v: isinstance(v, str),
+                messages={  # never echo a secret
+                    "condition": "{name} must be a string (quote it) but it is a "
+                    "{value.__class__.__name__} in env {env}"
+                },
+            )
+            for n in ("jira_api_token", "github_token", "anthropic_api_key")
+        ),
+        *(
+            Validator(f"integrations.{n}", default=getattr(d, n), is_type_of=int, gte=1)
+            for n in (
+                "anthropic_max_tokens",
+                "retry_attempts",
+                "breaker_failure_threshold",
+                "batch_size",
+                "max_attempts",
+            )
+        ),
+    ]
+
+
 _VALIDATORS: list[Validator] = [
     Validator("log_level", default="INFO", is_in=LOG_LEVELS),
     Validator(
@@ -578,6 +770,7 @@ _VALIDATORS: list[Validator] = [
         },
     ),
     *_decision_validators(),
+    *_integration_validators(),
 ]
 
 
@@ -739,8 +932,34 @@ def _check_relations(settings: Settings) -> None:
             "invalid settings: api.jwt_public_key_path must name a PEM file when "
             "api.jwt_algorithm is RS256 but it is empty"
         )
+    _check_integrations(settings.integrations)
     if settings.kafka.telemetry_topic == settings.kafka.dlq_topic:
         raise ConfigurationError(
             "invalid settings: kafka.dlq_topic must differ from kafka.telemetry_topic "
             f"but both are {settings.kafka.dlq_topic!r}"
+        )
+
+
+def _check_integrations(i: IntegrationSettings) -> None:
+    jira = {
+        "jira_email": i.jira_email,
+        "jira_api_token": i.jira_api_token,
+        "jira_project": i.jira_project,
+    }
+    missing = [k for k, v in jira.items() if not v]
+    if i.jira_base_url and missing:
+        raise ConfigurationError(
+            f"invalid settings: integrations.{missing[0]} must be set when "
+            "integrations.jira_base_url is set but it is empty"
+        )
+    if i.github_token and not i.github_repo:
+        raise ConfigurationError(
+            "invalid settings: integrations.github_repo must be owner/name when "
+            "integrations.github_token is set but it is empty"
+        )
+    if i.outbox_retry_interval > i.outbox_max_retry_interval:
+        raise ConfigurationError(
+            "invalid settings: integrations.outbox_retry_interval must not exceed "
+            "integrations.outbox_max_retry_interval but it is "
+            f"{i.outbox_retry_interval} > {i.outbox_max_retry_interval}"
         )
