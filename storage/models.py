@@ -26,6 +26,7 @@ __all__ = [
     "ApiKeyRow",
     "AppConfigRow",
     "AuditRow",
+    "CanarySampleRow",
     "Base",
     "DecisionRow",
     "DeploymentRow",
@@ -316,3 +317,24 @@ class IntegrationRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CanarySampleRow(Base):
+    """What each side of a deployment served in one period (the judge pools a stage's rows).
+
+    Unique per (deployment, stage, period, side): a replayed period changes nothing.
+    """
+
+    __tablename__ = "canary_samples"
+    __table_args__ = (
+        UniqueConstraint(
+            "deployment_id", "stage", "window_start", "side", name="uq_canary_sample"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[str] = mapped_column(ForeignKey("deployments.id"), index=True)
+    stage: Mapped[int] = mapped_column(Integer)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    side: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON)

@@ -98,6 +98,25 @@ def upgrade() -> None:
     )
     op.create_index("ix_verdicts_deployment_id", "verdicts", ["deployment_id"])
     op.create_table(
+        "canary_samples",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("deployment_id", sa.String(36), nullable=False),
+        sa.Column("stage", sa.Integer(), nullable=False),
+        sa.Column("window_start", UtcDateTime(), nullable=False),
+        sa.Column("side", sa.String(16), nullable=False),
+        sa.Column("summary", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["deployment_id"],
+            ["deployments.id"],
+            name="fk_canary_samples_deployment_id_deployments",
+        ),
+        sa.PrimaryKeyConstraint("id", name="pk_canary_samples"),
+        sa.UniqueConstraint(
+            "deployment_id", "stage", "window_start", "side", name="uq_canary_sample"
+        ),
+    )
+    op.create_index("ix_canary_samples_deployment_id", "canary_samples", ["deployment_id"])
+    op.create_table(
         "audit_log",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("at", UtcDateTime(), nullable=False),
@@ -148,6 +167,8 @@ def downgrade() -> None:
     op.drop_index("ix_outbox_next_attempt_at", table_name="outbox")
     op.drop_index("ix_outbox_status", table_name="outbox")
     op.drop_table("outbox")
+    op.drop_index("ix_canary_samples_deployment_id", table_name="canary_samples")
+    op.drop_table("canary_samples")
     op.drop_index("ix_audit_log_at", table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_index("ix_verdicts_deployment_id", table_name="verdicts")
