@@ -7,16 +7,37 @@ import secrets
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
+import msgspec
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from core.errors import ValidationError
 from storage.models import ApiKeyRow
 
-__all__ = ["ROLES", "ApiKeyRepository", "Role", "hash_key"]
+__all__ = ["ROLES", "ApiKeyInfo", "ApiKeyRepository", "Role", "hash_key"]
 
 Role = Literal["admin", "operator", "viewer", "ingest"]
 ROLES: tuple[Role, ...] = get_args(Role)
+
+
+class ApiKeyInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """What is known about a key besides its secret: never the key itself."""
+
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+def _info(row: ApiKeyRow) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        id=row.id,
+        name=row.name,
+        role=row.role,  # type: ignore[arg-type]
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 def hash_key(key: str) -> str:
@@ -67,3 +88,46 @@ class ApiKeyRepository:
                 return None
             role: Role = row.role
             return role
+
+    def issue(self, name: str, role: Role) -> tuple[ApiKeyInfo, str]:
+        """Create a new random key; returns its record and the key (visible only now)."""
+        if role not in ROLES:
+            raise ValidationError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        key = "llmopt_" + secrets.token_urlsafe(32)
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            row = ApiKeyRow(
+                name=name, key_hash=hash_key(key), role=role, created_at=datetime.now(UTC)
+            )
+            session.add(row)
+            session.flush()
+            return _info(row), key
+
+    def lookup(self, key: str) -> ApiKeyInfo | None:
+        """The record of an active key, or ``None`` for an unknown or revoked one."""
+        with Session(self._engine) as session:
+            row = session.scalar(
+                select(ApiKeyRow).where(
+                    ApiKeyRow.key_hash == hash_key(key), ApiKeyRow.revoked_at.is_(None)
+                )
+            )
+            if row is None or row.role not in ROLES:
+                return None
+            return _info(row)
+
+    def list_keys(self, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
+        """Every key (active ones unless ``include_revoked``), oldest first."""
+        stmt = select(ApiKeyRow).order_by(ApiKeyRow.id)
+        if not include_revoked:
+            stmt = stmt.where(ApiKeyRow.revoked_at.is_(None))
+        with Session(self._engine) as session:
+            return [_info(r) for r in session.scalars(stmt)]
+
+    def revoke(self, key_id: int) -> ApiKeyInfo | None:
+        """Revoke a key (idempotent); ``None`` when no key has this id."""
+        with Session(self._engine, expire_on_commit=False) as session, session.begin():
+            row = session.get(ApiKeyRow, key_id)
+            if row is None:
+                return None
+            if row.revoked_at is None:
+                row.revoked_at = datetime.now(UTC)
+            return _info(row)

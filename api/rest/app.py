@@ -2,43 +2,104 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.config.cors import CORSConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
-from api.rest.auth import auth_middleware
-from api.rest.controllers import HealthController, MetricsController
+from api.rest.auth import SecurityMiddleware, permission_guard
+from api.rest.context import RequestContextMiddleware, before_send
+from api.rest.controllers import (
+    AdminController,
+    AuthController,
+    ConfigController,
+    DeploymentsController,
+    HealthController,
+    IntegrationsController,
+    MetricsController,
+    OptimizeController,
+    TelemetryController,
+)
 from api.rest.errors import exception_handlers
 from api.rest.resources import lifespan
+from api.service import ReloadHook
 from core.settings import Settings
 
-__all__ = ["create_app"]
+__all__ = ["API_CONTROLLERS", "create_app"]
+
+#: The guarded resources under ``/api/v1``.
+API_CONTROLLERS = (
+    TelemetryController,
+    OptimizeController,
+    DeploymentsController,
+    ConfigController,
+    MetricsController,
+    IntegrationsController,
+    AdminController,
+    AuthController,
+)
 
 
-def create_app(settings: Settings) -> Litestar:
-    """Build the REST app; resources are opened in its lifespan, not here."""
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="LLM Auto Optimizer",
+        version="1.0.0",
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "apiKey": SecurityScheme(
+                    type="apiKey", name="x-api-key", security_scheme_in="header"
+                ),
+                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
+            }
+        ),
+        security=[{"apiKey": []}, {"bearer": []}],
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    on_reload: ReloadHook | None = None,
+    ingest: Any = None,
+    config_manager: Any = None,
+) -> Litestar:
+    """Build the REST app; resources are opened in its lifespan, not here.
+
+    Args:
+        settings: The frozen settings.
+        on_reload: What ``POST /api/v1/admin/reload`` calls (the orchestrator's SIGHUP
+            handler); without it that route answers 503.
+        ingest: A started :class:`collector.pipeline.TelemetryIngest` to share (the
+            orchestrator's); by default the app starts its own when Kafka is configured.
+        config_manager: A :class:`sinks.config_manager.ConfigManager` to use instead of a new one.
+    """
+    api = settings.api
     prometheus = PrometheusConfig(app_name="llmopt_rest", group_path=True)
     app = Litestar(
-        route_handlers=[HealthController, MetricsController, PrometheusController],
-        middleware=[prometheus.middleware, auth_middleware],
+        route_handlers=[HealthController, PrometheusController, *API_CONTROLLERS],
+        middleware=[
+            RequestContextMiddleware(api.request_timeout.total_seconds()),
+            prometheus.middleware,
+            SecurityMiddleware(),
+        ],
+        guards=[permission_guard],
+        before_send=[before_send],
         lifespan=[lifespan],
-        exception_handlers=exception_handlers,  # type: ignore[arg-type]
-        openapi_config=OpenAPIConfig(
-            title="LLM Auto Optimizer",
-            version="0.1.0",
-            path="/schema",
-            render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(
-                        type="apiKey", name="x-api-key", security_scheme_in="header"
-                    )
-                }
-            ),
-            security=[{"apiKey": []}],
+        exception_handlers=exception_handlers,
+        compression_config=CompressionConfig(
+            backend="brotli", brotli_gzip_fallback=True, minimum_size=512
         ),
+        cors_config=CORSConfig(allow_origins=list(api.cors_origins)) if api.cors_origins else None,
+        request_max_body_size=api.max_body_bytes,
+        openapi_config=_openapi(),
     )
     app.state.settings = settings
+    app.state.hooks = {"on_reload": on_reload, "ingest": ingest, "config_manager": config_manager}
     return app

@@ -1,60 +1,133 @@
-"""Authentication (``x-api-key``) and role guards.
+"""Authentication, then rate limiting, then the permission guard.
 
-Only ``/health*``, ``/metrics`` and ``/schema*`` are open; every other route names the roles
-that may call it in its ``opt={"roles": ...}`` and :func:`role_guard` enforces them.
+Only ``/health*``, ``/metrics`` and ``/schema*`` are open. Every other route names one
+permission of :data:`api.service.permissions.PERMISSIONS` in ``opt={"permission": ...}``;
+:func:`permission_guard` (installed on the app) allows the call when one of the caller's roles
+holds it and refuses routes that name none. Rate limits apply after authentication, per caller
+(API key or JWT subject); open routes and failed authentications count per client IP.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-from dataclasses import dataclass
+import math
+import re
+from typing import Any
 
+from litestar import Litestar
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.middleware.base import DefineMiddleware
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.rest.context import set_rate_headers
 from api.rest.resources import resources_of
-from storage.api_keys import Role
+from api.service.auth import Principal
+from api.service.permissions import allowed
+from api.service.rate_limit import RateDecision
+from core.errors import AuthenticationError, OverloadedError, PermissionDeniedError
 
-__all__ = ["OPEN_PATHS", "Principal", "auth_middleware", "role_guard"]
+__all__ = ["OPEN_PATHS", "SecurityMiddleware", "is_open", "permission_guard", "principal_of"]
 
 OPEN_PATHS = ("^/health", "^/metrics", "^/schema")
-API_KEY_HEADER = "x-api-key"
+_OPEN = re.compile("|".join(OPEN_PATHS))
 
 
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling and with which role."""
-
-    role: Role
+def is_open(path: str) -> bool:
+    """Whether ``path`` needs no credentials."""
+    return _OPEN.match(path) is not None
 
 
-class _ApiKeyAuthentication(AbstractAuthenticationMiddleware):
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
-        key = connection.headers.get(API_KEY_HEADER)
-        if not key:
-            raise NotAuthorizedException(f"missing credentials: send the {API_KEY_HEADER} header")
-        bootstrap = connection.app.state.settings.api.bootstrap_admin_key
-        if bootstrap and hmac.compare_digest(key.encode(), bootstrap.encode()):
-            # The bootstrap key is configuration: it works even while the database is down.
-            return AuthenticationResult(user=Principal("admin"), auth=key)
-        role = await asyncio.to_thread(resources_of(connection.app).api_keys.role_of, key)
-        if role is None:
-            raise NotAuthorizedException("unknown or revoked API key")
-        return AuthenticationResult(user=Principal(role), auth=key)
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
-auth_middleware = DefineMiddleware(_ApiKeyAuthentication, exclude=list(OPEN_PATHS))
+def _rate_headers(decision: RateDecision) -> dict[str, str]:
+    headers = {
+        "RateLimit-Limit": str(decision.limit),
+        "RateLimit-Remaining": str(decision.remaining),
+        "RateLimit-Reset": str(math.ceil(decision.reset_s)),
+    }
+    if not decision.allowed:
+        headers["Retry-After"] = str(max(1, math.ceil(decision.retry_after_s)))
+    return headers
 
 
-def role_guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
-    """Allow the call only when the caller's role is in the handler's ``opt["roles"]``."""
-    allowed: tuple[Role, ...] = handler.opt.get("roles", ())
-    user = connection.user
-    if not isinstance(user, Principal) or user.role not in allowed:
-        raise PermissionDeniedException(
-            f"role {getattr(user, 'role', None)!r} may not call this; allowed: {', '.join(allowed)}"
+class SecurityMiddleware(ASGIMiddleware):
+    """Authenticates the caller (``x-api-key`` or Bearer JWT) and applies its rate limit."""
+
+    scopes = ("http",)  # type: ignore[assignment]
+
+    async def _principal(self, app: Litestar, scope: Scope) -> Principal:
+        auth = resources_of(app).auth
+        key = _header(scope, b"x-api-key")
+        if key:
+            cached = auth.cached_key(key)
+            return (
+                cached
+                if cached is not None
+                else await asyncio.to_thread(auth.authenticate_key, key)
+            )
+        bearer = _header(scope, b"authorization")
+        if bearer and bearer[:7].lower() == "bearer ":
+            return auth.authenticate_token(bearer[7:].strip())
+        raise AuthenticationError("missing credentials: send x-api-key or a Bearer token")
+
+    async def _limit(self, app: Litestar, scope: Scope, identity: str, anonymous: bool) -> None:
+        api = app.state.settings.api
+        rate = api.anonymous_rate_limit_per_s if anonymous else api.rate_limit_per_s
+        burst = api.anonymous_rate_limit_burst if anonymous else api.rate_limit_burst
+        if rate <= 0:
+            return
+        decision = await resources_of(app).limiter.hit(identity, rate, burst)
+        set_rate_headers(scope, _rate_headers(decision))
+        if not decision.allowed:
+            raise OverloadedError(
+                f"rate limit of {rate:g}/s (burst {burst}) exceeded",
+                retry_after=decision.retry_after_s,
+                cause="rate_limited",
+            )
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Authenticate, rate-limit, then call the route."""
+        app = Litestar.from_scope(scope)
+        client = scope.get("client")
+        ip = f"ip:{client[0] if client else 'unknown'}"
+        if is_open(scope["path"]):
+            await self._limit(app, scope, ip, anonymous=True)
+            await next_app(scope, receive, send)
+            return
+        try:
+            principal = await self._principal(app, scope)
+        except AuthenticationError:
+            await self._limit(app, scope, ip, anonymous=True)  # brute force counts per IP
+            raise
+        await self._limit(app, scope, principal.subject, anonymous=False)
+        scope["user"] = principal
+        scope["auth"] = principal.subject
+        await next_app(scope, receive, send)
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The authenticated caller of a guarded route."""
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise AuthenticationError("missing credentials: send x-api-key or a Bearer token")
+    return user
+
+
+def permission_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Allow the call when a role of the caller holds the route's ``opt["permission"]``."""
+    if is_open(connection.scope["path"]):
+        return
+    permission = handler.opt.get("permission")
+    principal = principal_of(connection)
+    if not allowed(principal.roles, permission):
+        raise PermissionDeniedError(
+            f"roles {', '.join(principal.roles)} lack the permission {permission!r}"
         )

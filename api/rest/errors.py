@@ -1,32 +1,49 @@
-"""The one place that maps errors to HTTP responses.
+"""The one place that maps errors to HTTP responses: RFC 9457 problem details.
 
-Optimizer errors by kind; a database that cannot be reached (SQLAlchemy's operational and
-interface errors, wherever they surface) is a 503 whose body never repeats connection details.
+Every error answer is ``application/problem+json`` with ``type``, ``title``, ``status``,
+``detail``, ``instance`` and ``request_id`` (plus ``errors`` for invalid parameters). Optimizer
+errors map by kind; Litestar's own HTTP errors keep their status; a database that cannot be
+reached is a 503 whose body never repeats connection details; anything else is a logged 500.
 """
 
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
+from typing import Any
 
 from litestar import Request, Response
-from litestar.status_codes import (
-    HTTP_400_BAD_REQUEST,
-    HTTP_404_NOT_FOUND,
-    HTTP_500_INTERNAL_SERVER_ERROR,
-    HTTP_503_SERVICE_UNAVAILABLE,
-)
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from litestar.exceptions import HTTPException
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from core.errors import NotFoundError, OptimizerError, StorageUnavailableError, ValidationError
+from api.rest.context import request_id_of
+from core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    ConflictError,
+    NotFoundError,
+    OptimizerError,
+    OverloadedError,
+    PermissionDeniedError,
+    StorageUnavailableError,
+    ValidationError,
+)
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["exception_handlers", "status_of"]
+__all__ = ["PROBLEM_JSON", "exception_handlers", "problem", "status_of"]
+
+PROBLEM_JSON = "application/problem+json"
 
 _STATUS: tuple[tuple[type[OptimizerError], int], ...] = (
-    (ValidationError, HTTP_400_BAD_REQUEST),
-    (NotFoundError, HTTP_404_NOT_FOUND),
-    (StorageUnavailableError, HTTP_503_SERVICE_UNAVAILABLE),
+    (ValidationError, 400),
+    (AuthenticationError, 401),
+    (PermissionDeniedError, 403),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (OverloadedError, 429),
+    (ConfigurationError, 503),
+    (StorageUnavailableError, 503),
 )
 
 
@@ -35,22 +52,67 @@ def status_of(exc: OptimizerError) -> int:
     for kind, status in _STATUS:
         if isinstance(exc, kind):
             return status
-    return HTTP_500_INTERNAL_SERVER_ERROR
+    return 500
 
 
-def _handle(request: Request, exc: OptimizerError) -> Response:  # type: ignore[type-arg]
+def problem(
+    request: Request[Any, Any, Any],
+    status: int,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
+    """A problem+json response for ``request``."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "request_id": request_id_of(request.scope),
+        **(extra or {}),
+    }
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _optimizer_error(request: Request[Any, Any, Any], exc: OptimizerError) -> Response[Any]:
     status = status_of(exc)
-    return Response({"status_code": status, "detail": str(exc)}, status_code=status)
+    headers = None
+    if isinstance(exc, OverloadedError):
+        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+    if status >= 500:
+        _log.warning("%s: %s", type(exc).__name__, exc)
+    return problem(request, status, str(exc), headers=headers)
 
 
-def _database_down(request: Request, exc: DBAPIError) -> Response:  # type: ignore[type-arg]
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    extra = {"errors": exc.extra} if exc.extra else None
+    return problem(
+        request, exc.status_code, str(exc.detail), headers=dict(exc.headers or {}), extra=extra
+    )
+
+
+def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     _log.warning("database unavailable: %s", exc.__class__.__name__)
-    body = {"status_code": HTTP_503_SERVICE_UNAVAILABLE, "detail": "database unavailable"}
-    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return problem(request, 503, "database unavailable")
 
 
-exception_handlers = {
-    OptimizerError: _handle,
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    _log.error(
+        "unhandled error on %s %s (request_id %s)",
+        request.method,
+        request.url.path,
+        request_id_of(request.scope),
+        exc_info=exc,
+    )
+    return problem(request, 500, "internal error; quote the request_id when reporting it")
+
+
+exception_handlers: dict[int | type[Exception], Any] = {
+    OptimizerError: _optimizer_error,
+    HTTPException: _http_error,
     OperationalError: _database_down,
     InterfaceError: _database_down,
+    Exception: _unexpected,
 }

@@ -3,15 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from litestar import Litestar
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.service import DependencyCheck, HealthService, MetricsQueries
+from api.service import (
+    AdminService,
+    Authenticator,
+    ConfigService,
+    DependencyCheck,
+    DeploymentQueries,
+    HealthService,
+    IntegrationService,
+    MetricsQueries,
+    RecommendationService,
+    TelemetryService,
+)
+from api.service.rate_limit import RateLimiter, open_limiter
 from core.settings import Settings
 from storage.api_keys import ApiKeyRepository
 from storage.cache import Cache, open_cache
@@ -28,12 +46,20 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Resources:
-    """Shared, thread-safe handles for request handlers."""
+    """Shared, thread-safe handles for request handlers: the service layer."""
 
     metrics: MetricsQueries
     api_keys: ApiKeyRepository
     health: HealthService
     cache: Cache
+    auth: Authenticator
+    limiter: RateLimiter
+    configs: ConfigService
+    recommendations: RecommendationService
+    deployments: DeploymentQueries
+    telemetry: TelemetryService
+    integrations: IntegrationService
+    admin: AdminService
 
 
 def resources_of(app: Litestar) -> Resources:
@@ -43,15 +69,40 @@ def resources_of(app: Litestar) -> Resources:
     return found
 
 
+def _config_manager(engine: Engine) -> Any:
+    """The actuator's config manager, when this build has it."""
+    try:
+        module = importlib.import_module("sinks.config_manager")
+    except ImportError:
+        _log.warning("sinks.config_manager not available: config changes answer 503")
+        return None
+    return module.ConfigManager(engine, lambda: datetime.now(UTC))
+
+
+async def _open_ingest(settings: Settings) -> Any:
+    """The REST replica's own ingest pipeline (own spill folder), when Kafka is configured."""
+    if not settings.kafka.bootstrap_servers:
+        return None
+    from collector.pipeline import TelemetryIngest
+
+    spill = Path(settings.storage.data_dir) / "rest-spill"
+    collector = dataclasses.replace(settings.collector, spill_dir=str(spill))
+    ingest = TelemetryIngest(settings.with_overrides(collector=collector))
+    await ingest.start()
+    return ingest
+
+
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Open the database, cache and health probes; create the bootstrap admin key."""
+    """Open the database, cache, limiter, ingest and health probes; create the bootstrap key."""
     settings: Settings = app.state.settings
+    hooks: dict[str, Any] = app.state.hooks
     engine = create_db_engine(settings.storage.resolved_database_url)
     cache = open_cache(settings.storage.redis_url)
+    limiter = open_limiter(settings.storage.redis_url, settings.api.rate_limit_prefix)
     keys = ApiKeyRepository(engine)
     if settings.api.bootstrap_admin_key:
-        try:  # best effort: the key also works from settings alone (see api.rest.auth)
+        try:  # best effort: the key also works from settings alone (see api.service.auth)
             await asyncio.to_thread(
                 keys.ensure, "bootstrap-admin", "admin", settings.api.bootstrap_admin_key
             )
@@ -64,6 +115,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             DependencyCheck("kafka", False, lambda: asyncio.to_thread(kafka_ping, bootstrap, 2.0))
         )
     checks.append(DependencyCheck("cache", bool(settings.storage.redis_url), cache.ping))
+    own_ingest = hooks.get("ingest") is None
+    ingest = hooks.get("ingest") or await _open_ingest(settings)
+    auth = Authenticator(keys, settings.api)
+    manager = hooks.get("config_manager") or _config_manager(engine)
     app.state.resources = Resources(
         metrics=MetricsQueries(
             WindowRepository(engine), StrayRepository(engine), InsightRepository(engine)
@@ -71,9 +126,22 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         api_keys=keys,
         health=HealthService(checks),
         cache=cache,
+        auth=auth,
+        limiter=limiter,
+        configs=ConfigService(
+            engine, cache, ttl_s=settings.api.config_cache_ttl.total_seconds(), manager=manager
+        ),
+        recommendations=RecommendationService(engine, settings),
+        deployments=DeploymentQueries(engine),
+        telemetry=TelemetryService(ingest, max_events=settings.api.max_batch_events),
+        integrations=IntegrationService(engine),
+        admin=AdminService(engine, keys, auth, on_reload=hooks.get("on_reload")),
     )
     try:
         yield
     finally:
+        if own_ingest and ingest is not None:
+            await ingest.stop()
+        await limiter.close()
         await cache.close()
         engine.dispose()

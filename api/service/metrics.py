@@ -8,6 +8,7 @@ from typing import Literal
 
 import msgspec
 
+from api.service.series import SERIES_METRICS, TimeSeries, build_series
 from core.errors import ValidationError
 from core.insights import Insight
 from core.stats import WindowStats
@@ -128,3 +129,29 @@ class MetricsQueries:
         return MetricsSummary(
             app=app, task=task, kind=kind, totals=_totals(windows), strays=strays, windows=windows
         )
+
+    def series(
+        self,
+        app: str,
+        metric: str,
+        *,
+        task: str | None = None,
+        model: str | None = None,
+        variant: str | None = None,
+        kind: Literal["tumbling", "sliding"] = "tumbling",
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+    ) -> TimeSeries:
+        """``metric`` per window of ``app``, one series per (task, model, variant) segment."""
+        _check_range(app, limit, since, until)
+        if metric not in SERIES_METRICS:
+            raise ValidationError(f"metric must be one of {', '.join(SERIES_METRICS)}")
+        windows = [
+            w
+            for w in self._windows.query(
+                app=app, task=task, kind=kind, since=since, until=until, limit=limit
+            )
+            if (model is None or w.model == model) and (variant is None or w.variant == variant)
+        ]
+        return build_series(app, metric, kind, windows)

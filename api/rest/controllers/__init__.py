@@ -1,6 +1,23 @@
 """One controller per REST resource."""
 
+from api.rest.controllers.admin import AdminController
+from api.rest.controllers.auth import AuthController
+from api.rest.controllers.config import ConfigController
+from api.rest.controllers.deployments import DeploymentsController
 from api.rest.controllers.health import HealthController
+from api.rest.controllers.integrations import IntegrationsController
 from api.rest.controllers.metrics import MetricsController
+from api.rest.controllers.optimize import OptimizeController
+from api.rest.controllers.telemetry import TelemetryController
 
-__all__ = ["HealthController", "MetricsController"]
+__all__ = [
+    "AdminController",
+    "AuthController",
+    "ConfigController",
+    "DeploymentsController",
+    "HealthController",
+    "IntegrationsController",
+    "MetricsController",
+    "OptimizeController",
+    "TelemetryController",
+]

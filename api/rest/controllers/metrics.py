@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from api.rest.auth import role_guard
 from api.rest.resources import resources_of
-from api.service import MetricsSummary
+from api.service import MetricsSummary, TimeSeries
+from api.service.series import SeriesMetric
 from core.insights import Insight
 
 __all__ = ["MetricsController"]
@@ -22,12 +22,11 @@ class MetricsController(Controller):
 
     path = "/api/v1/metrics"
     tags = ["metrics"]
-    guards = [role_guard]
 
     @get(
         "/summary",
         summary="Stored window stats of an app (optionally one task) with totals",
-        opt={"roles": ("admin", "operator", "viewer")},
+        opt={"permission": "metrics.read"},
     )
     async def summary(
         self,
@@ -50,7 +49,7 @@ class MetricsController(Controller):
     @get(
         "/insights",
         summary="What the analyzers found for an app, newest first, with their evidence",
-        opt={"roles": ("admin", "operator", "viewer")},
+        opt={"permission": "metrics.read"},
     )
     async def insights(
         self,
@@ -76,6 +75,41 @@ class MetricsController(Controller):
             task,
             analyzer=analyzer,
             severity=severity,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+
+    @get(
+        "/series",
+        summary="A window metric over time, one series per (task, model, variant)",
+        opt={"permission": "metrics.read"},
+    )
+    async def series(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        app: Annotated[str, Parameter(min_length=1, max_length=512, description="application")],
+        metric: Annotated[SeriesMetric, Parameter(description="window metric")] = "latency_p95",
+        task: Annotated[str | None, Parameter(max_length=512)] = None,
+        model: Annotated[str | None, Parameter(max_length=512)] = None,
+        variant: Annotated[Literal["baseline", "canary"] | None, Parameter()] = None,
+        kind: Annotated[
+            Literal["tumbling", "sliding"], Parameter(description="window kind")
+        ] = "tumbling",
+        since: Annotated[datetime | None, Parameter(description="window_start >= since")] = None,
+        until: Annotated[datetime | None, Parameter(description="window_end <= until")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
+    ) -> TimeSeries:
+        """Points ``{t, value}`` oldest first per segment."""
+        queries = resources_of(request.app).metrics
+        return await asyncio.to_thread(
+            queries.series,
+            app,
+            metric,
+            task=task,
+            model=model,
+            variant=variant,
+            kind=kind,
             since=since,
             until=until,
             limit=limit,

@@ -1,0 +1,110 @@
+"""Per-request context: request id, timeout, access log and the headers every response carries.
+
+The request id comes from ``x-request-id`` (when it is a sane token) or is created; it is bound to
+the log context, put in every response (also errors and 404s, through ``before_send``) and in
+every problem body. Rate-limit headers computed by :mod:`api.rest.auth` are added the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.datastructures import MutableScopeHeaders
+from litestar.exceptions import HTTPException
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+__all__ = ["RequestContextMiddleware", "before_send", "request_id_of", "set_rate_headers"]
+
+_log = structlog.get_logger("api.rest.access")
+_stdlib_log = logging.getLogger(__name__)
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_KEY = "llmopt"
+
+
+def _state(scope: Scope) -> dict[str, Any]:
+    state: dict[str, Any] = scope.setdefault("state", {})
+    found: dict[str, Any] = state.setdefault(_KEY, {})
+    return found
+
+
+def request_id_of(scope: Scope) -> str:
+    """The request's id: the client's ``x-request-id`` when sane, else a new one."""
+    state = _state(scope)
+    found = state.get("request_id")
+    if found is None:
+        found = uuid.uuid4().hex
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                text = value.decode("latin-1")
+                if _VALID_ID.match(text):
+                    found = text
+                break
+        state["request_id"] = found
+    return str(found)
+
+
+def set_rate_headers(scope: Scope, headers: dict[str, str]) -> None:
+    """Headers (``RateLimit-*``) to add to this request's response."""
+    _state(scope)["rate_headers"] = headers
+
+
+class RequestContextMiddleware(ASGIMiddleware):
+    """Assigns the request id, times the request and enforces ``api.request_timeout``."""
+
+    scopes = ("http",)  # type: ignore[assignment]
+
+    def __init__(self, timeout_s: float) -> None:
+        self._timeout = timeout_s
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        """Run the request within the timeout; 504 when it is exceeded before answering."""
+        state = _state(scope)
+        state["started"] = time.perf_counter()
+        structlog.contextvars.bind_contextvars(request_id=request_id_of(scope))
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            async with asyncio.timeout(self._timeout):
+                await next_app(scope, receive, tracking_send)
+        except TimeoutError:
+            if started:
+                _stdlib_log.warning("request timed out after the response started")
+                return
+            raise HTTPException(
+                status_code=504, detail=f"request exceeded the {self._timeout:g}s timeout"
+            ) from None
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+async def before_send(message: Message, scope: Scope) -> None:
+    """Add the request id and rate-limit headers to every response; log it."""
+    if message["type"] != "http.response.start":
+        return
+    state = _state(scope)
+    headers = MutableScopeHeaders.from_message(message)
+    headers["x-request-id"] = request_id_of(scope)
+    for name, value in state.get("rate_headers", {}).items():
+        headers[name] = value
+    started = state.get("started")
+    _log.debug(
+        "request",
+        request_id=request_id_of(scope),
+        method=scope.get("method"),
+        path=scope.get("path"),
+        status=message["status"],
+        duration_ms=None if started is None else round((time.perf_counter() - started) * 1e3, 2),
+    )

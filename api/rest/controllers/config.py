@@ -1,0 +1,137 @@
+"""``/api/v1/config``: the active config of an app (hot path), changes, versions, diff, rollback."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post, put
+from litestar.params import Parameter
+
+from api.rest.auth import principal_of
+from api.rest.resources import resources_of
+from api.service import ConfigDiff
+from core.app_config import AppConfig, ConfigVersion, TaskConfig
+
+__all__ = ["ConfigController"]
+
+_APP = Annotated[str, Parameter(min_length=1, max_length=512, description="application")]
+Reason = Annotated[str, msgspec.Meta(max_length=2048)]
+
+
+class ConfigUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A manual change: the whole task map of the new version, and why."""
+
+    tasks: dict[str, TaskConfig]
+    reason: Reason = ""
+
+
+class ConfigRollback(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The version to make active again (stored as a new version), and why."""
+
+    version: Annotated[int, msgspec.Meta(ge=1)]
+    reason: Reason = ""
+
+
+class ConfigController(Controller):
+    """What applications read and operators change."""
+
+    path = "/api/v1/config"
+    tags = ["config"]
+
+    @get("/", summary="Apps that have a config", opt={"permission": "config.read"})
+    async def apps(self, request: Request[Any, Any, Any]) -> list[str]:
+        """Every app with a stored config."""
+        return await asyncio.to_thread(resources_of(request.app).configs.apps)
+
+    @get(
+        "/{app:str}",
+        summary="The active config of an app (served from the cache)",
+        opt={"permission": "config.read"},
+    )
+    async def active(self, request: Request[Any, Any, Any], app: _APP) -> Response[AppConfig]:
+        """``{app, version, tasks}`` as in CONTRACT.md §3."""
+        raw = await resources_of(request.app).configs.active_json(app)
+        return Response(raw, media_type="application/json")  # type: ignore[arg-type]
+
+    @put(
+        "/{app:str}",
+        summary="A manual change: validated, versioned, audited, published",
+        opt={"permission": "config.write"},
+    )
+    async def update(
+        self, request: Request[Any, Any, Any], app: _APP, data: ConfigUpdate
+    ) -> ConfigVersion:
+        """The new version."""
+        return await resources_of(request.app).configs.update(
+            app,
+            msgspec.to_builtins(data.tasks),
+            author=principal_of(request).subject,
+            reason=data.reason or "manual change",
+        )
+
+    @get(
+        "/{app:str}/versions",
+        summary="Versions of an app's config, newest first",
+        opt={"permission": "config.read"},
+    )
+    async def versions(
+        self,
+        request: Request[Any, Any, Any],
+        app: _APP,
+        before: Annotated[int | None, Parameter(ge=1, description="versions below this")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+    ) -> list[ConfigVersion]:
+        """Each version with its author, reason and diff."""
+        return await asyncio.to_thread(
+            resources_of(request.app).configs.versions, app, before=before, limit=limit
+        )
+
+    @get(
+        "/{app:str}/versions/{version:int}",
+        summary="One version of an app's config",
+        opt={"permission": "config.read"},
+    )
+    async def version(
+        self,
+        request: Request[Any, Any, Any],
+        app: _APP,
+        version: Annotated[int, Parameter(ge=1)],
+    ) -> ConfigVersion:
+        """The version's tasks, author, reason and diff."""
+        return await asyncio.to_thread(resources_of(request.app).configs.version, app, version)
+
+    @get(
+        "/{app:str}/diff",
+        summary="What changed between two versions",
+        opt={"permission": "config.read"},
+    )
+    async def diff(
+        self,
+        request: Request[Any, Any, Any],
+        app: _APP,
+        from_version: Annotated[int, Parameter(query="from", ge=1)],
+        to_version: Annotated[int, Parameter(query="to", ge=1)],
+    ) -> ConfigDiff:
+        """``{"task.field": {"from": x, "to": y}}``."""
+        return await asyncio.to_thread(
+            resources_of(request.app).configs.diff, app, from_version, to_version
+        )
+
+    @post(
+        "/{app:str}/rollback",
+        status_code=200,
+        summary="Make an earlier version active again (as a new version)",
+        opt={"permission": "config.write"},
+    )
+    async def rollback(
+        self, request: Request[Any, Any, Any], app: _APP, data: ConfigRollback
+    ) -> ConfigVersion:
+        """The new version, equal in tasks to ``version``."""
+        return await resources_of(request.app).configs.rollback_to(
+            app,
+            data.version,
+            author=principal_of(request).subject,
+            reason=data.reason or f"rollback to version {data.version}",
+        )
