@@ -284,7 +284,7 @@ class DecisionSettings:
     app_candidates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # app → models
     quality_tolerance: float = 0.02  # absolute quality a candidate may lose to the incumbent
     quality_alpha: float = 0.05  # one-sided significance of "statistically worse"
-    prior_quality_sd: float = 0.05  # prior spread of an unseen model's quality gap
+    prior_quality_sd: float = 0.02  # prior spread of an unseen model's quality gap
     thompson_draws: int = 2000  # posterior draws estimating each model's chance to be best
     weight_cost: float = 1.0  # objective (lower wins): relative cost ...
     weight_latency: float = 0.0  # ... plus relative p95 latency ...
