@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
-from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.service import (
@@ -31,6 +28,7 @@ from api.service import (
 )
 from api.service.rate_limit import RateLimiter, open_limiter
 from core.settings import Settings
+from sinks.config_manager import ConfigManager
 from storage.api_keys import ApiKeyRepository
 from storage.cache import Cache, open_cache
 from storage.database import create_db_engine, ping
@@ -67,16 +65,6 @@ def resources_of(app: Litestar) -> Resources:
     found = app.state.resources
     assert isinstance(found, Resources)
     return found
-
-
-def _config_manager(engine: Engine) -> Any:
-    """The actuator's config manager, when this build has it."""
-    try:
-        module = importlib.import_module("sinks.config_manager")
-    except ImportError:
-        _log.warning("sinks.config_manager not available: config changes answer 503")
-        return None
-    return module.ConfigManager(engine, lambda: datetime.now(UTC))
 
 
 async def _open_ingest(settings: Settings) -> Any:
@@ -118,7 +106,8 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     own_ingest = hooks.get("ingest") is None
     ingest = hooks.get("ingest") or await _open_ingest(settings)
     auth = Authenticator(keys, settings.api)
-    manager = hooks.get("config_manager") or _config_manager(engine)
+    # Publishing is the config service's (async, on the shared cache), not the manager's.
+    manager = hooks.get("config_manager") or ConfigManager(engine)
     app.state.resources = Resources(
         metrics=MetricsQueries(
             WindowRepository(engine), StrayRepository(engine), InsightRepository(engine)

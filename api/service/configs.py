@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from core.app_config import AppConfig, ConfigVersion, TaskConfig, config_diff, decode_tasks
 from core.errors import NotFoundError, StorageUnavailableError, ValidationError
+from sinks.config_manager import config_channel, encode_config
 from storage.cache import Cache
 from storage.configs import active_config, config_apps, config_version, config_versions
 from storage.database import session_scope
@@ -61,7 +62,7 @@ class ConfigDiff(msgspec.Struct, frozen=True, kw_only=True):
 
 def cache_key(app: str) -> str:
     """The shared cache key of an app's active config."""
-    return f"llmopt:config:{app}"
+    return f"llmopt:config-cache:{app}"
 
 
 class ConfigService:
@@ -163,7 +164,12 @@ class ConfigService:
         return self._manager
 
     async def _published(self, version: ConfigVersion) -> ConfigVersion:
-        await self._store(version.app, _ENCODE.encode(version.as_config()))
+        raw = encode_config(version.as_config())
+        await self._store(version.app, raw)
+        try:
+            await self._cache.publish(config_channel(version.app), raw)
+        except StorageUnavailableError as exc:
+            _log.warning("config not published (watchers re-read the database): %s", exc)
         return version
 
     async def update(self, app: str, tasks: Any, *, author: str, reason: str) -> ConfigVersion:

@@ -1,27 +1,31 @@
 """Recommendations (the strategies' decisions) behind ``/api/v1/optimize``.
 
 Lists and shows decisions with their evidence and deployment; runs an on-demand analysis of
-stored tumbling windows through the same analyzers (and, when available, strategies) as the
-dataflow; approves, rejects and rolls back through the actuator (``sinks.canary_controller``,
-``sinks.rollback``), which write the decision, deployment, config version, audit line and
-outbox row in one transaction.
+stored tumbling windows through the same analyzers and strategies as the dataflow; approves,
+rejects and rolls back through the actuator (``sinks.canary_controller``, ``sinks.rollback``),
+which writes the decision, deployment, config version, audit line and outbox row in one
+transaction.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
 
+from core.app_config import TaskConfig
 from core.decisions import DECISION_STATUSES, STRATEGIES, Decision, Deployment
-from core.errors import StorageUnavailableError, ValidationError
-from core.insights import Insight
+from core.errors import ValidationError
+from core.insights import Insight, WindowGroup
 from core.settings import Settings
+from core.stats import WindowStats
 from operators.analyzers import AnalysisRunner, build_analyzers
+from operators.strategies import StrategyRunner, build_strategies
+from sinks.canary_controller import approve_decision, reject_decision
+from sinks.rollback import rollback_deployment
+from storage.configs import active_config
 from storage.database import session_scope
 from storage.decisions import DecisionPage, deployment_for, get_decision, list_decisions
 from storage.windows import WindowRepository
@@ -48,21 +52,7 @@ class Analysis(msgspec.Struct, frozen=True, kw_only=True):
     windows: int
     insights: list[Insight]
     proposals: list[Decision]
-    strategies_available: bool
-
-
-def _optional(module: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        return None
-
-
-def _actuator(module: str, name: str) -> Callable[..., Any]:
-    found = getattr(_optional(module), name, None)
-    if found is None:
-        raise StorageUnavailableError(f"{module}.{name} is not available on this server")
-    return found  # type: ignore[no-any-return]
+    """What the strategies would propose, period by period (not coordinated, not stored)."""
 
 
 class RecommendationService:
@@ -131,9 +121,9 @@ class RecommendationService:
         since: datetime | None = None,
         until: datetime | None = None,
     ) -> Analysis:
-        """Run the analyzers (and strategies, when present) over stored tumbling windows.
+        """Run the analyzers and strategies over stored tumbling windows, period by period.
 
-        The analyzers start from fresh baselines, so the range should hold enough windows for
+        Analyzers and strategies start from fresh state, so the range should hold enough windows for
         their warm-up (``analyzers.warmup_windows``). Nothing is stored.
         """
         if not app:
@@ -150,13 +140,21 @@ class RecommendationService:
                 limit=MAX_ANALYSIS_WINDOWS,
             )
         )
-        runner = AnalysisRunner(build_analyzers(self._settings))
-        insights = runner.take(windows) + runner.flush()
-        strategies = _optional("operators.strategies")
-        propose = getattr(strategies, "propose", None)
+        analysis = AnalysisRunner(build_analyzers(self._settings))
+        strategies = StrategyRunner(build_strategies(self._settings))
+        configs = self._configs(app)
+        periods: dict[datetime, list[WindowStats]] = {}
+        for w in windows:
+            periods.setdefault(w.window_start, []).append(w)
+        insights: list[Insight] = []
         proposals: list[Decision] = []
-        if propose is not None:
-            proposals = list(propose(windows, insights, settings=self._settings, now=self._clock()))
+        for start, group in sorted(periods.items()):
+            found = analysis.take(group) + analysis.flush()
+            insights += found
+            period = WindowGroup(
+                app=app, window_start=start, window_end=group[0].window_end, windows=group
+            )
+            proposals += strategies.take(period, found, configs)
         return Analysis(
             app=app,
             task=task,
@@ -165,36 +163,35 @@ class RecommendationService:
             windows=len(windows),
             insights=insights,
             proposals=proposals,
-            strategies_available=propose is not None,
         )
+
+    def _configs(self, app: str) -> dict[str, TaskConfig]:
+        with session_scope(self._engine) as session:
+            found = active_config(session, app)
+        return dict(found.tasks) if found is not None else {}
 
     def approve(self, decision_id: str, *, actor: str) -> Decision:
         """Start the decision's canary (or apply it) through the canary controller."""
-        approve = _actuator("sinks.canary_controller", "approve_decision")
         with session_scope(self._engine) as session:
-            result: Decision = approve(
-                session, decision_id, actor=actor, now=self._clock(), settings=self._settings
+            return approve_decision(
+                session, decision_id, actor=actor, now=self._clock(), settings=self._settings.canary
             )
-        return result
 
     def reject(self, decision_id: str, *, actor: str, reason: str) -> Decision:
         """Reject a proposed decision."""
-        reject = _actuator("sinks.canary_controller", "reject_decision")
         with session_scope(self._engine) as session:
-            result: Decision = reject(
+            return reject_decision(
                 session, decision_id, actor=actor, reason=reason, now=self._clock()
             )
-        return result
 
     def rollback(self, decision_id: str, *, actor: str, reason: str) -> Deployment:
         """Roll back the deployment of a decision."""
-        rollback = _actuator("sinks.rollback", "rollback_deployment")
         with session_scope(self._engine) as session:
             get_decision(session, decision_id)  # NotFoundError for an unknown id
             deployment = deployment_for(session, decision_id)
             if deployment is None:
                 raise ValidationError(f"decision {decision_id!r} has no deployment to roll back")
-            result: Deployment = rollback(
+            rolled_back, _ = rollback_deployment(
                 session, deployment.id, actor=actor, reason=reason, now=self._clock()
             )
-        return result
+        return rolled_back

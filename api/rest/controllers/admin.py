@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from api.rest.auth import principal_of
@@ -33,7 +33,9 @@ class AdminController(Controller):
     tags = ["admin"]
 
     @post("/keys", summary="Create an API key (returned once)", opt={"permission": "admin"})
-    async def create_key(self, request: Request[Any, Any, Any], data: KeyRequest) -> CreatedKey:
+    async def create_key(
+        self, request: Request[Any, Any, Any], data: JSONBody[KeyRequest]
+    ) -> CreatedKey:
         """The key (shown only now) and its record."""
         return await asyncio.to_thread(
             resources_of(request.app).admin.create_key,
@@ -44,7 +46,9 @@ class AdminController(Controller):
 
     @get("/keys", summary="API keys (never the keys themselves)", opt={"permission": "admin"})
     async def list_keys(
-        self, request: Request[Any, Any, Any], include_revoked: bool = False
+        self,
+        request: Request[Any, Any, Any],
+        include_revoked: Annotated[bool, Parameter(description="also revoked keys")] = False,
     ) -> list[ApiKeyInfo]:
         """Key records, oldest first."""
         return await asyncio.to_thread(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
 from api.rest.resources import resources_of
@@ -61,7 +61,7 @@ class ConfigController(Controller):
         opt={"permission": "config.write"},
     )
     async def update(
-        self, request: Request[Any, Any, Any], app: _APP, data: ConfigUpdate
+        self, request: Request[Any, Any, Any], app: _APP, data: JSONBody[ConfigUpdate]
     ) -> ConfigVersion:
         """The new version."""
         return await resources_of(request.app).configs.update(
@@ -126,7 +126,7 @@ class ConfigController(Controller):
         opt={"permission": "config.write"},
     )
     async def rollback(
-        self, request: Request[Any, Any, Any], app: _APP, data: ConfigRollback
+        self, request: Request[Any, Any, Any], app: _APP, data: JSONBody[ConfigRollback]
     ) -> ConfigVersion:
         """The new version, equal in tasks to ``version``."""
         return await resources_of(request.app).configs.rollback_to(

@@ -6,7 +6,7 @@ import asyncio
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
 from api.rest.resources import resources_of
@@ -29,7 +29,9 @@ class IntegrationsController(Controller):
         return await asyncio.to_thread(resources_of(request.app).integrations.list)
 
     @post("/", summary="Add a connection", opt={"permission": "integrations.write"})
-    async def create(self, request: Request[Any, Any, Any], data: IntegrationInput) -> Integration:
+    async def create(
+        self, request: Request[Any, Any, Any], data: JSONBody[IntegrationInput]
+    ) -> Integration:
         """The stored connection (201); its secret is write-only."""
         return await resources_of(request.app).integrations.create(
             data, actor=principal_of(request).subject
@@ -48,7 +50,7 @@ class IntegrationsController(Controller):
         opt={"permission": "integrations.write"},
     )
     async def update(
-        self, request: Request[Any, Any, Any], integration_id: _ID, data: IntegrationPatch
+        self, request: Request[Any, Any, Any], integration_id: _ID, data: JSONBody[IntegrationPatch]
     ) -> Integration:
         """The changed connection."""
         return await resources_of(request.app).integrations.update(

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, get, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
 from api.rest.resources import resources_of
@@ -97,7 +97,9 @@ class OptimizeController(Controller):
         summary="Run the analyzers (and strategies) over stored windows now",
         opt={"permission": "recommendations.analyze"},
     )
-    async def analyze(self, request: Request[Any, Any, Any], data: AnalyzeRequest) -> Analysis:
+    async def analyze(
+        self, request: Request[Any, Any, Any], data: JSONBody[AnalyzeRequest]
+    ) -> Analysis:
         """Insights (and proposals) for the app/task over the range; nothing is stored."""
         return await asyncio.to_thread(
             resources_of(request.app).recommendations.analyze,
@@ -127,7 +129,7 @@ class OptimizeController(Controller):
         opt={"permission": "recommendations.act"},
     )
     async def reject(
-        self, request: Request[Any, Any, Any], decision_id: _ID, data: ActionRequest
+        self, request: Request[Any, Any, Any], decision_id: _ID, data: JSONBody[ActionRequest]
     ) -> Decision:
         """The decision after rejection."""
         actor = principal_of(request).subject
@@ -145,7 +147,7 @@ class OptimizeController(Controller):
         opt={"permission": "recommendations.act"},
     )
     async def rollback(
-        self, request: Request[Any, Any, Any], decision_id: _ID, data: ActionRequest
+        self, request: Request[Any, Any, Any], decision_id: _ID, data: JSONBody[ActionRequest]
     ) -> Deployment:
         """The deployment after the rollback."""
         actor = principal_of(request).subject

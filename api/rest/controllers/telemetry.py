@@ -29,10 +29,10 @@ class TelemetryController(Controller):
         "backpressure: nothing of the batch was accepted, resend all of it.",
         opt={"permission": "telemetry.write"},
     )
-    async def ingest(self, request: Request[Any, Any, Any], data: bytes) -> TelemetryAccepted:
-        """Validate and deliver a batch."""
+    async def ingest(self, request: Request[Any, Any, Any]) -> TelemetryAccepted:
+        """Validate and deliver a batch (body: JSON array, or NDJSON)."""
         return await resources_of(request.app).telemetry.ingest(
-            data,
+            await request.body(),
             request.headers.get("content-type", ""),
             identity=principal_of(request).subject,
         )
