@@ -177,7 +177,8 @@ class AnalyzerSettings:
     anomaly_cusum_h: float = 20.0  # CUSUM sum that confirms a level shift
     anomaly_cusum_clip: float = 6.0  # |z| clip before the CUSUM
     anomaly_shift_k: float = 3.0  # allowance of the CUSUM that starts a level-shift anomaly
-    anomaly_shift_h: float = 9.0  # its sum that starts a level-shift anomaly (0: off)
+    anomaly_shift_h: float = 12.0  # its sum that starts a level-shift anomaly (0: off)
+    anomaly_level_windows: int = 3  # periods whose median is a level (a shift's must be new)
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
     anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies
     anomaly_history_windows: int = 288  # learned periods the anomaly median and MAD remember
@@ -304,6 +305,7 @@ class DecisionSettings:
     prompt_fixed_share: float = 0.5  # fixed prompt share of the input from which prompts change
     prompt_trim_target: float = 0.3  # share of the fixed prompt a trimmed template should drop
     prompt_rewrite: bool = False  # ask the actuator for an LLM rewrite of the template
+    require_approval: tuple[str, ...] = ()  # strategies or apps whose decisions wait for a person
 
     def __post_init__(self) -> None:
         # Loaded mappings arrive as plain JSON data: give them their types (frozen: set directly).

@@ -4,8 +4,9 @@
 are not valid events keep their place at the front and go to the dead letters), and runs the
 same :func:`flows.pipeline.build_flow` in-process with file sinks instead of Kafka and the
 database. Outputs in DIR: ``windows.jsonl`` (every emission, corrections included, as their
-revision says), ``insights.jsonl`` (what the analyzers found), ``late.jsonl`` (late events,
-unmatched feedback), ``dlq.jsonl`` and ``report.html``.
+revision says), ``insights.jsonl`` (what the analyzers found), ``decisions.jsonl`` (what the
+strategies decided and how each rollout ended, run by the same actuator against a SQLite file
+in DIR), ``late.jsonl`` (late events, unmatched feedback), ``dlq.jsonl`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from core.stats import WindowStats
 from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
 from flows.report import write_report
+from sinks.actuator import actuator_sink
+from storage.database import create_db_engine, migrate, session_scope
+from storage.decisions import list_decisions
 
 __all__ = ["BacktestResult", "run_backtest"]
 
@@ -45,6 +49,7 @@ class BacktestResult:
     strays: int
     dead_letters: int
     out: Path
+    decisions: int = 0
 
 
 def _ordered(path: Path) -> list[bytes]:
@@ -126,6 +131,31 @@ def _window_json(window: WindowStats) -> bytes:
     return _ENCODER.encode(data)
 
 
+def _actuator_database(out: Path) -> str:
+    """A fresh SQLite database in ``out`` for the actuator's rollouts during the replay."""
+    path = out / "actuator.sqlite3"
+    for stale in out.glob("actuator.sqlite3*"):
+        stale.unlink()
+    url = f"sqlite:///{path.resolve()}"
+    engine = create_db_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
+def _write_decisions(database_url: str, target: Path) -> int:
+    """Every decision of the replay, oldest first, with its final status, as JSON lines."""
+    engine = create_db_engine(database_url)
+    try:
+        with session_scope(engine) as session:
+            found = list_decisions(session, limit=1_000_000).items
+    finally:
+        engine.dispose()
+    with target.open("wb") as fh:
+        fh.writelines(_ENCODER.encode(d) + b"\n" for d in reversed(found))
+    return len(found)
+
+
 def _dead_letter_json(msg: KafkaSinkMessage[bytes | None, bytes | None]) -> bytes:
     headers = {k: v.decode(errors="replace") for k, v in msg.headers}
     record = (msg.value or b"").decode(errors="replace")
@@ -155,7 +185,9 @@ def run_backtest(
         windows, strays = _JsonLines(windows_fh, _window_json), _JsonLines(late_fh)
         insights = _JsonLines(insights_fh)
         dead = _JsonLines(dlq_fh, _dead_letter_json)
+        actuator_db = _actuator_database(out)
         io = FlowIO(
+            actuator=actuator_sink(actuator_db, settings),
             source=_FileSource(records, progress or (lambda _n: None)),
             windows=windows,
             strays=strays,
@@ -163,7 +195,8 @@ def run_backtest(
             dead_letters=dead,
         )
         run_main(build_flow(settings, io))  # type: ignore[no-untyped-call]
+    decisions = _write_decisions(actuator_db, out / "decisions.jsonl")
     write_report(out, source=source.name, records=len(records))
     return BacktestResult(
-        len(records), windows.count, insights.count, strays.count, dead.count, out
+        len(records), windows.count, insights.count, strays.count, dead.count, out, decisions
     )

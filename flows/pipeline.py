@@ -2,6 +2,8 @@
 
     Kafka batches ─► decode (bad records ─► DLQ) ─► split by app ─► per-app state:
     dedup · feedback join · watermark · tumbling + sliding windows ─► windows, strays ─► storage
+    tumbling periods ─► analyzers ─► insights ─► storage
+                     ─► strategies + per-variant sides ─► actuator (canary judge, rollouts)
 
 Every item between steps is a batch (one Kafka poll, or one app's share of it), so Bytewax's
 per-item cost is paid per batch, not per record. The per-app state is the pure
@@ -29,13 +31,17 @@ from bytewax.outputs import Sink
 from typing_extensions import override
 
 from core.events import AppEvents, decode_records
-from core.insights import Insight
+from core.insights import Insight, WindowGroup
 from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
 from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
+from operators.analyzers.runner import Period
 from operators.app_windows import AppWindows, Output, WindowSpec
+from operators.judge import SideSummary
 from operators.pricing import PriceTable
+from operators.strategies import Strategy, StrategyRunner, build_strategies
+from sinks.actuator import PeriodWork, TaskSides, actuator_sink
 from sinks.database import insight_sink, stray_sink, window_sink
 from sinks.dead_letters import dead_letter
 
@@ -55,6 +61,7 @@ class FlowIO:
     strays: Sink[StrayEvent] | None = None
     insights: Sink[Insight] | None = None
     dead_letters: Sink[DlqMsg] | None = None
+    actuator: Sink[PeriodWork] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,22 +81,55 @@ def _decode(batch: RecordBatch, latest_ms: int | None) -> _Decoded:
     return _Decoded(decoded.apps, dead)
 
 
-class _AnalysisLogic(StatefulLogic[WindowStats, Insight, AnalysisRunner]):
-    """Bytewax wiring of one app's :class:`AnalysisRunner`."""
+class _AnalysisLogic(StatefulLogic[WindowStats, Period, AnalysisRunner]):
+    """Bytewax wiring of one app's :class:`AnalysisRunner`: closed windows in, periods out."""
 
     def __init__(self, runner: AnalysisRunner) -> None:
         self._runner = runner
 
     @override
-    def on_item(self, value: WindowStats) -> tuple[Iterable[Insight], bool]:
-        return self._runner.take([value]), StatefulLogic.RETAIN
+    def on_item(self, value: WindowStats) -> tuple[Iterable[Period], bool]:
+        return self._runner.take_periods([value]), StatefulLogic.RETAIN
 
     @override
-    def on_eof(self) -> tuple[Iterable[Insight], bool]:
-        return self._runner.flush(), StatefulLogic.RETAIN
+    def on_eof(self) -> tuple[Iterable[Period], bool]:
+        return self._runner.flush_periods(), StatefulLogic.RETAIN
 
     @override
     def snapshot(self) -> AnalysisRunner:
+        return copy.deepcopy(self._runner)
+
+
+def _sides(group: WindowGroup) -> dict[str, TaskSides]:
+    return {
+        task: TaskSides(
+            baseline=SideSummary.of(w for w in windows if w.variant == "baseline"),
+            canary=SideSummary.of(w for w in windows if w.variant == "canary"),
+        )
+        for task, windows in group.tasks().items()
+    }
+
+
+class _StrategyLogic(StatefulLogic[Period, PeriodWork, StrategyRunner]):
+    """Bytewax wiring of one app's :class:`StrategyRunner`: periods in, actuator work out."""
+
+    def __init__(self, runner: StrategyRunner) -> None:
+        self._runner = runner
+
+    @override
+    def on_item(self, value: Period) -> tuple[Iterable[PeriodWork], bool]:
+        group = value.group
+        work = PeriodWork(
+            app=group.app,
+            window_start=group.window_start,
+            window_end=group.window_end,
+            proposals=self._runner.take(group, value.insights),
+            sides=_sides(group),
+        )
+        return [work], StatefulLogic.RETAIN
+
+    @override
+    def snapshot(self) -> StrategyRunner:
         return copy.deepcopy(self._runner)
 
 
@@ -137,6 +177,7 @@ def build_flow(
     settings: Settings,
     io: FlowIO | None = None,
     analyzers: Sequence[Analyzer[Any]] | None = None,
+    strategies: Sequence[Strategy[Any]] | None = None,
 ) -> Dataflow:
     """Build the processor dataflow for ``settings``.
 
@@ -144,6 +185,7 @@ def build_flow(
         settings: Validated settings (topics, windows, lateness, dedup TTL, database).
         io: Replacement source/sinks (tests, backtest); Kafka and the database by default.
         analyzers: The analyzers to run (default: those of the settings).
+        strategies: The decision strategies to run (default: those of the settings).
 
     Returns:
         The dataflow, ready for ``python -m bytewax.run`` or ``bytewax.testing.run_main``.
@@ -179,8 +221,9 @@ def build_flow(
     outputs = op.stateful("app_windows", by_app, build)
     results = op.map("unkey", outputs, lambda kv: kv[1])
     analyzers = list(build_analyzers(settings) if analyzers is None else analyzers)
+    strategies = list(build_strategies(settings) if strategies is None else strategies)
     closed = op.filter_map("tumbling_windows", outputs, _tumbling)
-    insights = op.stateful(
+    periods = op.stateful(
         "analyzers",
         closed,
         lambda resume: _AnalysisLogic(
@@ -192,8 +235,17 @@ def build_flow(
     db = settings.storage.resolved_database_url
     op.output("windows_out", windows, io.windows or window_sink(db))
     op.output("strays_out", strays, io.strays or stray_sink(db))
-    found = op.map("unkey_insights", insights, lambda kv: kv[1])
+    found = op.flat_map("unkey_insights", periods, lambda kv: kv[1].insights)
     op.output("insights_out", found, io.insights or insight_sink(db))
+    work = op.stateful(
+        "strategies",
+        periods,
+        lambda resume: _StrategyLogic(
+            (resume or StrategyRunner(strategies)).with_strategies(strategies)
+        ),
+    )
+    actions = op.map("unkey_work", work, lambda kv: kv[1])
+    op.output("actuator_out", actions, io.actuator or actuator_sink(db, settings))
 
     dead = op.flat_map("dead_letters", decoded, lambda d: d.dead)
     if io.dead_letters is not None:

@@ -80,8 +80,9 @@ def backtest(
         )
     _err.print(
         f"{result.records} records → {result.windows} window emissions, {result.insights} "
-        f"insights, {result.strays} late or unmatched, {result.dead_letters} dead letters; wrote "
-        f"{out}/windows.jsonl, insights.jsonl, late.jsonl, dlq.jsonl, report.html"
+        f"insights, {result.decisions} decisions, {result.strays} late or unmatched, "
+        f"{result.dead_letters} dead letters; wrote {out}/windows.jsonl, insights.jsonl, "
+        "decisions.jsonl, late.jsonl, dlq.jsonl, report.html"
     )
 
 

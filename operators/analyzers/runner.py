@@ -14,13 +14,22 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from core.insights import Insight, WindowGroup
 from core.stats import WindowStats
 from operators.analyzers.base import Analyzer
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["AnalysisRunner"]
+__all__ = ["AnalysisRunner", "Period"]
+
+
+class Period(msgspec.Struct, frozen=True):
+    """One analyzed period of one app: its windows and what the analyzers found."""
+
+    group: WindowGroup
+    insights: list[Insight]
 
 
 class AnalysisRunner:
@@ -51,7 +60,15 @@ class AnalysisRunner:
 
     def take(self, windows: Sequence[WindowStats]) -> list[Insight]:
         """Add closed windows; returns the insights of every period they complete."""
-        out: list[Insight] = []
+        return [i for period in self.take_periods(windows) for i in period.insights]
+
+    def flush(self) -> list[Insight]:
+        """End of input: analyze the period still being gathered."""
+        return [i for period in self.flush_periods() for i in period.insights]
+
+    def take_periods(self, windows: Sequence[WindowStats]) -> list[Period]:
+        """Add closed windows; returns every period they complete, with its insights."""
+        out: list[Period] = []
         for w in windows:
             if w.kind != "tumbling":
                 continue
@@ -61,15 +78,15 @@ class AnalysisRunner:
                 self.skipped += 1
                 continue
             if self._pending and w.window_start != self._pending[0].window_start:
-                out += self._run()
+                out.append(self._run())
             self._pending.append(w)
         return out
 
-    def flush(self) -> list[Insight]:
-        """End of input: analyze the period still being gathered."""
-        return self._run() if self._pending else []
+    def flush_periods(self) -> list[Period]:
+        """End of input: the period still being gathered, analyzed."""
+        return [self._run()] if self._pending else []
 
-    def _run(self) -> list[Insight]:
+    def _run(self) -> Period:
         first = self._pending[0]
         group = WindowGroup(
             app=first.app,
@@ -96,4 +113,4 @@ class AnalysisRunner:
                 continue
             self._states[analyzer.name] = state
             out += insights
-        return out
+        return Period(group=group, insights=out)

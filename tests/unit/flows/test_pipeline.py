@@ -14,6 +14,7 @@ from core.settings import ProcessorSettings, Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
+from sinks.actuator import PeriodWork
 from tests.analyzer_doubles import BusyTaskAnalyzer
 from tests.telemetry_samples import T0, expected_windows, make_sample
 
@@ -42,6 +43,7 @@ def _run(records: list[bytes], settings: Settings | None = None, kind: str = "tu
             windows=TestingSink(windows),
             strays=TestingSink(strays),
             dead_letters=TestingSink(dead),
+            actuator=TestingSink([]),
         ),
         analyzers=[],
     )
@@ -52,6 +54,7 @@ def _run(records: list[bytes], settings: Settings | None = None, kind: str = "tu
 def test_analyzers_run_inside_the_flow_once_per_app_period() -> None:
     sample = make_sample()
     insights: list[Insight] = []
+    work: list[PeriodWork] = []
     flow = build_flow(
         Settings(),
         FlowIO(
@@ -60,8 +63,10 @@ def test_analyzers_run_inside_the_flow_once_per_app_period() -> None:
             strays=TestingSink([]),
             insights=TestingSink(insights),
             dead_letters=TestingSink([]),
+            actuator=TestingSink(work),
         ),
         analyzers=[BusyTaskAnalyzer(limit=50)],
+        strategies=[],
     )
     run_main(flow)
     expected = sorted(
@@ -72,6 +77,19 @@ def test_analyzers_run_inside_the_flow_once_per_app_period() -> None:
     got = sorted((i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), i.value) for i in insights)
     assert got == expected
     assert len({i.id for i in insights}) == len(insights)
+    # every app period also reaches the actuator, with what each variant of each task served
+    periods = sorted(
+        (
+            w.app,
+            w.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            sum(s.baseline.calls + s.canary.calls for s in w.sides.values()),
+        )
+        for w in work
+    )
+    assert periods == sorted(
+        (app, start, int(w["count"])) for (app, start), w in expected_windows(sample).items()
+    )
+    assert all(not w.proposals for w in work)
 
 
 def test_sample_gives_exactly_the_expected_windows_and_dead_letters() -> None:
