@@ -1,0 +1,245 @@
+"""The integrations service: delivers the outbox to Slack, Jira and GitHub every poll interval.
+
+:class:`SqlOutboxStore` adapts ``storage.outbox`` to the dispatcher's
+:class:`~integrations.outbox.OutboxStore`: each claim is one transaction holding its row
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL) until the outcome is recorded, so replicas never
+deliver one row at once and a crash mid-delivery leaves the row due (at least once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from core.settings import Settings
+from integrations.dispatcher import Dispatcher
+from integrations.factory import Clients, build_clients
+from integrations.outbox import PARK_FOR, OutboxClaim
+from integrations.routing import Router
+from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from storage.database import create_db_engine
+from storage.models import OutboxRow
+from storage.outbox import claim_due, mark_delivered, mark_failed
+
+__all__ = ["IntegrationsService", "OutboxRecordView", "SqlOutboxStore"]
+
+_log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OutboxRecordView:
+    """An outbox row read by key (the dispatcher's :class:`~integrations.outbox.OutboxRecord`)."""
+
+    id: int
+    key: str
+    event_type: str
+    app: str | None
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+class SqlOutboxStore:
+    """``storage.outbox`` as an :class:`~integrations.outbox.OutboxStore`.
+
+    Args:
+        engine: The database engine.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def claim(self, now: datetime) -> OutboxClaim | None:
+        """Take the oldest due row in a transaction of its own."""
+        session = Session(self._engine)
+        try:
+            entries = claim_due(session, now=now, limit=1)
+        except BaseException:
+            session.close()
+            raise
+        if not entries:
+            session.rollback()
+            session.close()
+            return None
+        return OutboxClaim(entries[0], session)
+
+    def delivered(self, claim: OutboxClaim, *, now: datetime, result: Mapping[str, Any]) -> None:
+        """Mark delivered and commit."""
+        session: Session = claim.handle
+        with session:
+            mark_delivered(session, claim.entry.id, now=now, result=dict(result))
+            session.commit()
+
+    def failed(
+        self,
+        claim: OutboxClaim,
+        *,
+        error: str,
+        next_attempt_at: datetime,
+        result: Mapping[str, Any],
+    ) -> None:
+        """Record the failed attempt and commit."""
+        session: Session = claim.handle
+        with session:
+            mark_failed(
+                session,
+                claim.entry.id,
+                error=error,
+                next_attempt_at=next_attempt_at,
+                result=dict(result),
+            )
+            session.commit()
+
+    def release(self, claim: OutboxClaim) -> None:
+        """Roll the claim back: the row is due again as it was."""
+        session: Session = claim.handle
+        with session:
+            session.rollback()
+
+    def find(self, key: str) -> OutboxRecordView | None:
+        """The row with ``key``, if any."""
+        with Session(self._engine) as session:
+            row = session.scalars(select(OutboxRow).where(OutboxRow.key == key)).first()
+            if row is None:
+                return None
+            return OutboxRecordView(
+                id=row.id,
+                key=row.key,
+                event_type=row.event_type,
+                app=row.app,
+                payload=dict(row.payload),
+                status=row.status,
+                attempts=row.attempts,
+                result=dict(row.result or {}),
+            )
+
+    def backlog(self, now: datetime) -> dict[str, int]:
+        """Rows by status, those due now, and those parked."""
+        with Session(self._engine) as session:
+            by_status = dict(
+                session.execute(
+                    select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+                ).all()
+            )
+            waiting = OutboxRow.status.in_(["pending", "failed"])
+            due = session.scalar(
+                select(func.count()).where(waiting, OutboxRow.next_attempt_at <= now)
+            )
+            parked = session.scalar(
+                select(func.count()).where(waiting, OutboxRow.next_attempt_at > now + PARK_FOR / 2)
+            )
+        return {
+            "pending": int(by_status.get("pending", 0)),
+            "failed": int(by_status.get("failed", 0)),
+            "due": int(due or 0),
+            "parked": int(parked or 0),
+        }
+
+
+class IntegrationsService(ServiceBase):
+    """Runs the outbox dispatcher every ``integrations.poll_interval``.
+
+    Health: healthy while every client's breaker is closed and the last poll worked;
+    degraded when a breaker is open or half-open or the last poll failed. The checks carry each
+    breaker's state and the outbox backlog.
+
+    Args:
+        settings: The settings (``integrations`` and ``storage.database_url``).
+        engine: A database engine to use (tests); by default one from the settings.
+    """
+
+    name = "integrations"
+    depends_on = ("storage",)
+    required = False
+
+    def __init__(self, settings: Settings, *, engine: Engine | None = None) -> None:
+        self._settings = settings
+        self._owns_engine = engine is None
+        self._engine = engine or create_db_engine(settings.storage.resolved_database_url)
+        self.store = SqlOutboxStore(self._engine)
+        self.clients = Clients()
+        self.dispatcher: Dispatcher | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self._last_error = ""
+        self.polls = 0
+
+    async def start(self) -> None:
+        """Build the configured clients and start the polling loop."""
+        s = self._settings.integrations
+        self.clients = build_clients(s)
+        self.dispatcher = Dispatcher(
+            self.store,
+            Router(s.routes, self.clients.targets),
+            notifiers=self.clients.notifiers,
+            trackers=self.clients.trackers,
+            link_base=s.link_base_url,
+            retry_interval=s.outbox_retry_interval,
+            max_retry_interval=s.outbox_max_retry_interval,
+            max_attempts=s.max_attempts,
+        )
+        self._stop = asyncio.Event()
+        if s.enabled:
+            self._task = asyncio.create_task(self._loop(), name="integrations-dispatcher")
+        _log.info("integrations.started", targets=sorted(self.clients.targets), enabled=s.enabled)
+
+    async def _loop(self) -> None:
+        s = self._settings.integrations
+        assert self.dispatcher is not None
+        while not self._stop.is_set():
+            try:
+                report = await self.dispatcher.run_once(s.batch_size)
+                self._last_error = ""
+                if report.delivered or report.failed or report.parked:
+                    _log.info("integrations.polled", **dataclasses.asdict(report))
+            except Exception as exc:  # the database may be down: keep polling
+                self._last_error = type(exc).__name__
+                _log.warning("integrations.poll_failed", error=self._last_error)
+            self.polls += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), s.poll_interval.total_seconds())
+
+    async def stop(self) -> None:
+        """Finish the current row, stop polling, close the clients."""
+        self._stop.set()
+        task, self._task = self._task, None
+        if task is not None:
+            try:
+                await asyncio.wait_for(task, timeout=30.0)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self.clients.close()
+        if self._owns_engine:
+            self._engine.dispose()
+
+    async def health_check(self) -> HealthResult:
+        """Breaker states and the outbox backlog."""
+        if not self._settings.integrations.enabled:
+            return HealthResult(HealthStatus.HEALTHY, "disabled")
+        if self._task is None or self._task.done():
+            return HealthResult(HealthStatus.UNHEALTHY, "dispatcher not running")
+        checks = {f"breaker.{n}": b.state.value for n, b in self.clients.breakers().items()}
+        try:
+            backlog = await asyncio.to_thread(self.store.backlog, datetime.now(UTC))
+            checks.update({f"outbox.{k}": str(v) for k, v in backlog.items()})
+        except Exception as exc:
+            checks["outbox"] = type(exc).__name__
+        open_ = sorted(n for n, b in self.clients.breakers().items() if b.state.value != "closed")
+        if open_:
+            return HealthResult(HealthStatus.DEGRADED, "breaker open: " + ", ".join(open_), checks)
+        if self._last_error or "outbox" in checks:
+            detail = self._last_error or checks["outbox"]
+            return HealthResult(HealthStatus.DEGRADED, f"outbox poll failed: {detail}", checks)
+        return HealthResult(HealthStatus.HEALTHY, "", checks)
