@@ -8,6 +8,7 @@ from typing import Any
 
 from core.app_config import TaskConfig, apply_overrides
 from core.decisions import Decision
+from core.decisions import Strategy as StrategyName
 from core.insights import APP_WIDE, WindowGroup
 from core.settings import DecisionSettings, Settings
 from core.stats import WindowStats
@@ -77,9 +78,8 @@ def test_replay_from_scratch_gives_the_same_ids() -> None:
 class Recording:
     """Records what it was given; raises on demand."""
 
-    name = "batching"
-
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, name: StrategyName = "batching") -> None:
+        self.name: StrategyName = name
         self.fail = fail
         self.seen: list[StrategyInput] = []
 
@@ -109,8 +109,7 @@ def test_insights_and_configs_reach_their_task() -> None:
 
 
 def test_a_failing_strategy_is_counted_and_the_others_run() -> None:
-    ok = Recording()
-    ok.name = "caching"
+    ok = Recording(name="caching")
     runner = StrategyRunner([Recording(fail=True), ok])
     runner.take(group(busy_period(0)), [])
     assert runner.failures == {"batching": 2}
