@@ -118,15 +118,18 @@ def call_id(span: Span, attrs: Mapping[str, Any]) -> str:
 
 
 def _llm_call(span: Span, attrs: Mapping[str, Any], app: str, now_ns: int) -> dict[str, Any]:
+    # Each read of a protobuf field builds a Python object: read every one once.
+    trace_hex, span_hex = span.trace_id.hex(), span.span_id.hex()
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
     event: dict[str, Any] = {
         "kind": "llm_call",
-        "event_id": span.trace_id.hex() + span.span_id.hex(),
-        "timestamp": _rfc3339(span.end_time_unix_nano or span.start_time_unix_nano or now_ns),
+        "event_id": trace_hex + span_hex,
+        "timestamp": _rfc3339(end or start or now_ns),
         "app": app,
         "model": _first(attrs, ("gen_ai.request.model", "gen_ai.response.model")),
     }
-    if span.start_time_unix_nano and span.end_time_unix_nano >= span.start_time_unix_nano:
-        event["latency_ms"] = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+    if start and end >= start:
+        event["latency_ms"] = (end - start) / 1e6
     for name, keys in _STRINGS:
         value = _first(attrs, keys)
         if value is not None:
@@ -152,11 +155,14 @@ def _llm_call(span: Span, attrs: Mapping[str, Any], app: str, now_ns: int) -> di
     if failed:  # a failed call is billed nothing when it reports no usage
         event.setdefault("input_tokens", 0)
         event.setdefault("output_tokens", 0)
-    event["request_id"] = call_id(span, attrs)
+    explicit = attrs.get("llmopt.request_id")
+    event["request_id"] = (
+        explicit if isinstance(explicit, str) and explicit else trace_hex + span_hex
+    )
     kept = {k: v for k, v in attrs.items() if k in _KEPT or k.startswith(_KEPT_PREFIX)}
     kept.pop("gen_ai.request.model", None)
-    kept["otel.trace_id"] = span.trace_id.hex()
-    kept["otel.span_id"] = span.span_id.hex()
+    kept["otel.trace_id"] = trace_hex
+    kept["otel.span_id"] = span_hex
     event["attributes"] = kept
     return event
 
@@ -196,11 +202,12 @@ def map_span(span: Span, app: str, now_ns: int) -> list[dict[str, Any]] | None:
     events: list[dict[str, Any]] = []
     if _first(attrs, ("gen_ai.request.model", "gen_ai.response.model")) is not None:
         events.append(_llm_call(span, attrs, app, now_ns))
-    events.extend(
-        _feedback(span, attrs, app, i, now_ns)
-        for i, ev in enumerate(span.events)
-        if ev.name == EVALUATION_EVENT
-    )
+    if len(span.events):
+        events.extend(
+            _feedback(span, attrs, app, i, now_ns)
+            for i, ev in enumerate(span.events)
+            if ev.name == EVALUATION_EVENT
+        )
     return events or None
 
 
