@@ -18,6 +18,7 @@ from orchestrator.metrics import create_registry, serve_metrics
 from orchestrator.service import Service
 from orchestrator.services import (
     CollectorService,
+    IntegrationsService,
     ProcessorService,
     RestService,
     StorageService,
@@ -70,6 +71,7 @@ def build_services(
     return [
         StorageService(settings, embedded_broker=embedded_broker),
         *collector,
+        IntegrationsService(settings),
         ProcessorService(settings, base_env, ephemeral_input=embedded_broker),
         RestService(settings),
     ]

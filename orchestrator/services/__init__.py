@@ -1,8 +1,15 @@
 """The concrete services the orchestrator supervises, in start order."""
 
 from orchestrator.services.collector import CollectorService
+from orchestrator.services.integrations import IntegrationsService
 from orchestrator.services.processor import ProcessorService
 from orchestrator.services.rest import RestService
 from orchestrator.services.storage import StorageService
 
-__all__ = ["CollectorService", "ProcessorService", "RestService", "StorageService"]
+__all__ = [
+    "CollectorService",
+    "IntegrationsService",
+    "ProcessorService",
+    "RestService",
+    "StorageService",
+]
