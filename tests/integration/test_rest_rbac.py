@@ -1,4 +1,4 @@
-"""The permission matrix, walked: every guarded route × every role → allowed or 403.
+"""The permission matrix, walked: every guarded route x every role → allowed or 403.
 
 A route added without a permission fails here (it would be refused for every role), and a
 route whose guard lets a role through that the matrix denies (or the reverse) fails too.
