@@ -265,3 +265,49 @@ def test_an_undecodable_answer_is_a_failure_without_retry(slack_server: FakeSlac
 def test_attempts_must_be_positive() -> None:
     with pytest.raises(ConfigurationError, match="at least 1"):
         SlackWebhook(f"https://hooks.slack.example{WEBHOOK_PATH}", attempts=0)
+
+
+def test_breaker_opens_refuses_without_a_request_and_half_opens(slack_server: FakeSlack) -> None:
+    from integrations import BreakerState, CircuitBreaker
+
+    from .fakes import FakeClock
+
+    clock = FakeClock()
+    breaker = CircuitBreaker("slack", failure_threshold=2, reset_timeout=30.0, clock=clock)
+    slack_server.script(
+        Reply(500, "internal_error"), Reply(500, "internal_error"), Reply(200, "ok")
+    )
+
+    async def run() -> list[DeliveryResult]:
+        hook = SlackWebhook(slack_server.url(), attempts=1, breaker=breaker, sleep=RecordingSleep())
+        try:
+            out = [await hook.send(NOTE) for _ in range(3)]
+            clock.advance(30.0)
+            assert breaker.state is BreakerState.HALF_OPEN
+            out.append(await hook.send(NOTE))
+            return out
+        finally:
+            await hook.close()
+
+    results = asyncio.run(run())
+    assert [(r.ok, r.status, r.error) for r in results] == [
+        (False, 500, "internal_error"),
+        (False, 500, "internal_error"),
+        (False, None, "circuit_open"),
+        (True, 200, None),
+    ]
+    assert results[2] == DeliveryResult(
+        ok=False, attempts=0, error="circuit_open", retry_after=30.0
+    )
+    assert len(slack_server.requests) == 3
+    assert breaker.state is BreakerState.CLOSED
+
+
+def test_a_refusal_does_not_open_the_breaker(slack_server: FakeSlack) -> None:
+    from integrations import BreakerState, CircuitBreaker
+
+    breaker = CircuitBreaker("slack", failure_threshold=1)
+    slack_server.script(Reply(400, "invalid_payload"))
+    result, _ = deliver(slack_server.url(), breaker=breaker)
+    assert result.error == "invalid_payload"
+    assert breaker.state is BreakerState.CLOSED
