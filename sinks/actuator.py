@@ -67,6 +67,19 @@ def _last_decision_at(session: Session, app: str, task: str) -> datetime | None:
     )
 
 
+def _cache_forbidden(session: Session, decision: Decision, excluded: tuple[str, ...]) -> str:
+    """The excluded params (multi-turn, tools) the task's config sets, for a cache decision.
+
+    Windows carry no call attributes, so the dataflow's cache proposals are checked here.
+    """
+    if decision.strategy != "caching":
+        return ""
+    current = active_config(session, decision.app)
+    task = current.tasks.get(decision.task) if current is not None else None
+    params = task.params if task is not None else {}
+    return ", ".join(p for p in excluded if params.get(p))
+
+
 class Actuator:
     """Applies periods to the database (and publishes configs that changed)."""
 
@@ -157,6 +170,10 @@ class Actuator:
                     "proposal %s %s/%s not taken: %s", decision.strategy, work.app, task, reason
                 )
             if chosen is None:
+                continue
+            unsafe = _cache_forbidden(session, chosen, decided.cache_exclude_params)
+            if unsafe:
+                _log.info("caching for %s/%s not taken: task params set %s", work.app, task, unsafe)
                 continue
             if chosen.strategy in approval or work.app in approval:
                 if save_decision(session, chosen, now=work.window_end):

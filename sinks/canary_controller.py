@@ -19,6 +19,7 @@ row) and uses event time, so a replayed period writes nothing twice.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from sqlalchemy import select
@@ -29,6 +30,7 @@ from core.decisions import Decision, Deployment, Verdict, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
 from operators.judge import SideSummary, judge
+from operators.strategies import REWRITE_KEY
 from sinks.rollback import rollback_deployment
 from storage.audit import record_audit
 from storage.configs import active_config, save_config
@@ -44,9 +46,20 @@ from storage.decisions import (
 from storage.models import CanarySampleRow
 from storage.outbox import enqueue
 
-__all__ = ["approve_decision", "observe", "reject_decision", "start_canary"]
+__all__ = [
+    "approve_decision",
+    "config_overrides",
+    "observe",
+    "reject_decision",
+    "start_canary",
+]
 
 _CONTROLLER = "canary-controller"
+
+
+def config_overrides(action: dict[str, Any]) -> dict[str, Any]:
+    """The part of a decision's action that is task config (not requests to the actuator)."""
+    return {k: v for k, v in action.items() if k != REWRITE_KEY}
 
 
 def _task_of(session: Session, app: str, task: str) -> tuple[dict[str, TaskConfig], int]:
@@ -94,14 +107,15 @@ def start_canary(
             f"task {decision.app}/{decision.task} already runs canary "
             f"{task.canary.deployment_id}; one change at a time"
         )
-    apply_overrides(task, decision.action)  # validates the action before anything is written
+    overrides = config_overrides(decision.action)
+    apply_overrides(task, overrides)  # validates the action before anything is written
     weight = settings.stages[0]
     tasks[decision.task] = msgspec.structs.replace(
         task,
         canary=CanaryConfig(
             version=baseline_version + 1,
             weight=weight,
-            overrides=decision.action,
+            overrides=overrides,
             deployment_id=deployment_id,
         ),
     )

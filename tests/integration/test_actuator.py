@@ -1,0 +1,117 @@
+"""The actuator sink on real PostgreSQL: coordination, approval, cache safety, rewrite requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from core.app_config import AppConfig, TaskConfig
+from core.decisions import Decision, ExpectedImpact, stable_id
+from core.settings import DecisionSettings, Settings
+from operators.judge import SideSummary
+from operators.strategies import REWRITE_KEY
+from sinks.actuator import Actuator, PeriodWork, TaskSides
+from sinks.config_manager import ConfigManager
+from storage.database import create_db_engine, session_scope
+from storage.decisions import get_decision, list_deployments
+from storage.outbox import list_outbox
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def engine(fresh_database: Callable[[], str]) -> Iterator[Engine]:
+    engine = create_db_engine(fresh_database())
+    yield engine
+    engine.dispose()
+
+
+def _proposal(strategy: str, action: dict[str, object], task: str = "classify") -> Decision:
+    return Decision(
+        id=stable_id(strategy, task),
+        created_at=T0,
+        app="shop",
+        task=task,
+        strategy=strategy,  # type: ignore[arg-type]
+        action=action,
+        rationale="test",
+        expected_impact=ExpectedImpact(cost_change_pct=-30.0),
+        confidence=0.95,
+    )
+
+
+def _work(*proposals: Decision, at: datetime = T0) -> PeriodWork:
+    empty = TaskSides(baseline=SideSummary(), canary=SideSummary())
+    return PeriodWork(
+        app="shop",
+        window_start=at - timedelta(minutes=1),
+        window_end=at,
+        proposals=list(proposals),
+        sides={"classify": empty, "chat": empty},
+    )
+
+
+def _actuator(engine: Engine, **decisions: object) -> tuple[Actuator, list[AppConfig]]:
+    published: list[AppConfig] = []
+    settings = Settings(decisions=DecisionSettings(**decisions))  # type: ignore[arg-type]
+    ConfigManager(engine, clock=lambda: T0 - timedelta(hours=1)).update(
+        "shop",
+        {"classify": TaskConfig(model="big"), "chat": TaskConfig(params={"multi_turn": True})},
+        author="alice",
+        reason="initial",
+    )
+    return Actuator(engine, settings, published.append), published
+
+
+def test_one_change_per_task_starts_as_a_canary_and_is_published(engine: Engine) -> None:
+    actuator, published = _actuator(engine)
+    model = _proposal("model_selection", {"model": "small"})
+    cache = _proposal("caching", {"cache": {"enabled": True, "ttl_s": 60.0}})
+    started = actuator.apply(_work(model, cache))
+    assert len(started) == 1
+    with session_scope(engine) as s:
+        (deployment,) = list_deployments(s, app="shop")[0]
+        assert get_decision(s, started[0].id).status == "canary"
+    assert deployment.task == "classify"
+    assert [c.version for c in published] == [2]
+    canary = published[0].tasks["classify"].canary
+    assert canary is not None
+    assert canary.weight == 0.01
+    # the next period: the task is in flight, nothing more starts
+    assert actuator.apply(_work(cache, at=T0 + timedelta(minutes=1))) == []
+
+
+def test_cache_is_never_enabled_for_multi_turn_traffic(engine: Engine) -> None:
+    actuator, published = _actuator(engine)
+    cache = _proposal("caching", {"cache": {"enabled": True, "ttl_s": 60.0}}, task="chat")
+    assert actuator.apply(_work(cache)) == []
+    assert published == []
+
+
+def test_rewrite_request_is_not_config_and_approval_waits_for_a_person(engine: Engine) -> None:
+    actuator, published = _actuator(engine, require_approval=("prompt_optimization",))
+    prompt = _proposal("prompt_optimization", {"prompt": {"prompt_cache": True}, REWRITE_KEY: "x"})
+    (waiting,) = actuator.apply(_work(prompt))
+    with session_scope(engine) as s:
+        assert get_decision(s, waiting.id).status == "proposed"
+        assert [e.event_type for e in list_outbox(s)] == ["approval_needed"]
+        assert list_deployments(s, app="shop")[0] == []
+    assert published == []
+    free, published = Actuator(engine, Settings(), published.append), published
+    (started,) = free.apply(
+        _work(
+            _proposal(
+                "prompt_optimization",
+                {"prompt": {"prompt_cache": True}, REWRITE_KEY: "requested"},
+                task="chat",
+            )
+        )
+    )
+    canary = published[-1].tasks["chat"].canary
+    assert canary is not None
+    assert canary.overrides == {"prompt": {"prompt_cache": True}}
+    assert started.strategy == "prompt_optimization"
