@@ -42,6 +42,8 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         "LLMOPT_API__BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
         "LLMOPT_KAFKA__EMBEDDED_PORT": str(kafka_port),
         "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(metrics_port),
+        "LLMOPT_COLLECTOR__HTTP_PORT": "0",
+        "LLMOPT_COLLECTOR__GRPC_PORT": "0",
         "LLMOPT_PROCESSOR__ALLOWED_LATENESS": "1s",
     }
     for key in (
@@ -140,7 +142,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         assert first["latency_ms"]["max"] == 129.0
 
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        for service in ("storage", "processor", "rest"):
+        for service in ("storage", "collector", "processor", "rest"):
             assert f'service_status{{service="{service}"}} 1.0' in metrics
 
         proc.send_signal(signal.SIGTERM)
@@ -153,7 +155,12 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
     output = (tmp_path / "orchestrator.log").read_text()
     assert "final_health" in output
     stopped = [line for line in output.splitlines() if "service_stopped" in line]
-    assert [s.split("service=")[1].split()[0] for s in stopped] == ["rest", "processor", "storage"]
+    assert [s.split("service=")[1].split()[0] for s in stopped] == [
+        "rest",
+        "processor",
+        "collector",
+        "storage",
+    ]
     # Nothing left behind: the broker and the dataflow stopped with the orchestrator.
     leftovers = subprocess.run(["pgrep", "-f", f"127.0.0.1:{kafka_port}"], capture_output=True)
     assert leftovers.stdout == b""
