@@ -378,7 +378,7 @@ DEFAULT_ROUTES = (
     RouteRule(targets=("slack",), events=("critical_insight", "verdict", "rollback")),
     RouteRule(
         targets=("jira", "github"),
-        events=("approval_needed", "decision_approved", "decision_rejected"),
+        events=("approval_needed", "decision", "decision_approved", "decision_rejected"),
     ),
 )
 

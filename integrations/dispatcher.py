@@ -3,8 +3,12 @@
 For each claimed row: build its :class:`~integrations.notifier.Notification`, route it, and
 deliver it to every target the row's ``result["targets"]`` does not already record as done (so
 a replay never re-sends a Slack message that went out). Notifiers (Slack) post the message;
-trackers (Jira, GitHub) open an issue (idempotent by the key's label) for most events, and
-comment on the decision's issue for ``decision_approved`` / ``decision_rejected``. The row is
+trackers (Jira, GitHub) open an issue (idempotent by the key's label) for ``approval_needed``,
+and comment on that issue for later events of the same decision (``decision`` - e.g. the canary
+that its approval started -, ``decision_rejected``, ``verdict``, ``rollback``); the approval row
+is found by key (``approval:<decision id>``, or ``approval_needed:<decision id>``). A
+``decision`` or rejection without an approval issue is skipped; other events without one open an
+issue of their own. The row is
 marked delivered when every target is done; otherwise failed with each target's error and a
 next attempt after exponential backoff (or the wait a service asked for). A permanent refusal
 (a 4xx) or ``max_attempts`` parks the row (:data:`~integrations.outbox.PARK_FOR`).
@@ -22,7 +26,7 @@ from typing import Any
 import structlog
 
 from integrations.errors import IntegrationError
-from integrations.messages import build_notification, event_facts, subject_id
+from integrations.messages import build_notification, decision_id, event_facts
 from integrations.notifier import Notification, Notifier
 from integrations.outbox import PARK_FOR, OutboxClaim, OutboxRecord, OutboxStore, outbox_key
 from integrations.routing import Router
@@ -31,7 +35,7 @@ from integrations.tracker import IssueTracker
 __all__ = ["DispatchReport", "Dispatcher", "TargetOutcome"]
 
 _log = structlog.get_logger(__name__)
-_FOLLOW_UPS = ("decision_approved", "decision_rejected")
+_FOLLOW_UPS = ("decision", "decision_approved", "decision_rejected")  # comment or nothing
 
 
 def _utcnow() -> datetime:
@@ -178,8 +182,12 @@ class Dispatcher:
         if tracker is None:
             return self._failure("not configured", None, False, None)
         try:
-            if entry.event_type in _FOLLOW_UPS:
-                return await self._comment(tracker, target, entry, note, at)
+            if entry.event_type != "approval_needed" and decision_id(
+                entry.event_type, entry.payload
+            ):
+                commented = await self._comment(tracker, target, entry, note, at)
+                if commented is not None:
+                    return commented
             issue = await tracker.open_issue(note)
         except IntegrationError as exc:
             return self._failure(exc.reason, exc.status, exc.transient, exc.retry_after)
@@ -192,11 +200,14 @@ class Dispatcher:
         entry: OutboxRecord,
         note: Notification,
         at: str,
-    ) -> TargetOutcome:
-        decision_id = subject_id(entry.event_type, entry.payload)
-        opened = await asyncio.to_thread(
-            self.store.find, outbox_key("approval_needed", decision_id)
-        )
+    ) -> TargetOutcome | None:
+        """Comment on the decision's approval issue; ``None``: no issue, open one instead."""
+        decided = decision_id(entry.event_type, entry.payload)
+        opened = None
+        for key in (f"approval:{decided}", outbox_key("approval_needed", decided)):
+            opened = await asyncio.to_thread(self.store.find, key)
+            if opened is not None:
+                break
         record = ((opened.result or {}).get("targets") or {}).get(target) if opened else None
         if record and record.get("issue"):
             comment = await tracker.comment(str(record["issue"]), note)
@@ -206,6 +217,8 @@ class Dispatcher:
         pending = opened is not None and not (opened.result or {}).get("parked")
         if pending and opened and target in ((opened.result or {}).get("routed") or [target]):
             return self._failure("issue not opened yet", None, True, None)
+        if entry.event_type not in _FOLLOW_UPS:
+            return None
         return TargetOutcome(True, {"ok": True, "at": at, "skipped": "no issue for the decision"})
 
     @staticmethod

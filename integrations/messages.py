@@ -22,7 +22,7 @@ from typing import Any
 
 from integrations.notifier import Notification, Severity
 
-__all__ = ["EventFacts", "build_notification", "event_facts", "subject_id"]
+__all__ = ["EventFacts", "build_notification", "decision_id", "event_facts", "subject_id"]
 
 _SEVERITIES: tuple[Severity, ...] = ("info", "warning", "critical")
 _MAX_FIELDS = 20
@@ -89,6 +89,18 @@ def subject_id(event_type: str, payload: Mapping[str, Any]) -> str:
     return str(_part(payload, name).get("id") or "")
 
 
+def decision_id(event_type: str, payload: Mapping[str, Any]) -> str:
+    """The decision an event is about (``decision_id``, or the decision's ``id``; empty if none)."""
+    if event_type in ("critical_insight", "insight"):
+        return ""
+    if payload.get("decision_id"):
+        return str(payload["decision_id"])
+    decision = _part(payload, "decision")
+    if event_type == "verdict" and decision is payload:
+        return ""
+    return str(decision.get("id") or "")
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -103,7 +115,7 @@ def _fields(items: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _verdict_fields(verdict: Mapping[str, Any]) -> dict[str, str]:
-    metrics = verdict.get("metrics") or {}
+    metrics = verdict.get("checks") or verdict.get("metrics") or {}
     if isinstance(metrics, Mapping):
         metrics = [{"name": k, **v} for k, v in metrics.items() if isinstance(v, Mapping)]
     out: dict[str, str] = {}
@@ -122,7 +134,7 @@ def _verdict_fields(verdict: Mapping[str, Any]) -> dict[str, str]:
         ]
         passed = m.get("passed")
         mark = "✅ " if passed is True else "❌ " if passed is False else ""
-        out[str(m.get("name", "?"))] = mark + ", ".join(parts)
+        out[str(m.get("metric") or m.get("name") or "?")] = mark + ", ".join(parts)
     return dict(list(out.items())[:_MAX_FIELDS])
 
 
@@ -147,7 +159,7 @@ def build_notification(
     facts = event_facts(event_type, payload)
     decision = _part(payload, "decision")
     where = "/".join(str(x) for x in (decision.get("app"), decision.get("task")) if x)
-    d_link = _link(link_base, f"/api/v1/optimize/{decision.get('id', '')}")
+    d_link = _link(link_base, f"/api/v1/optimize/{decision_id(event_type, payload)}")
     common = {"key": key, "severity": facts.severity, "app": facts.app}
     if event_type in ("critical_insight", "insight"):
         i = _part(payload, "insight")
@@ -178,7 +190,7 @@ def build_notification(
             link=_link(link_base, f"/api/v1/deployments/{v.get('deployment_id', '')}"),
             **common,  # type: ignore[arg-type]
         )
-    strategy = decision.get("strategy", "")
+    strategy = decision.get("strategy") or payload.get("strategy") or "change"
     titles = {
         "rollback": f"Rolled back {strategy} on {where}",
         "approval_needed": f"Approval needed: {strategy} on {where}",
@@ -190,7 +202,8 @@ def build_notification(
     fields = _fields(
         {
             **extra,
-            "decision": decision.get("id"),
+            "decision": decision_id(event_type, payload),
+            "deployment": payload.get("deployment_id"),
             "status": decision.get("status"),
             "confidence": decision.get("confidence"),
             **(decision.get("expected_impact") or {}),
@@ -199,6 +212,8 @@ def build_notification(
     )
     if event_type == "rollback":
         fields.update(_verdict_fields(_part(payload, "verdict")) if "verdict" in payload else {})
+    if event_type == "decision" and decision.get("status") == "canary":
+        titles["decision"] = f"Canary started: {strategy} on {where}"
     return Notification(
         title=titles.get(event_type, f"Decision: {strategy} on {where}"),
         text=text,

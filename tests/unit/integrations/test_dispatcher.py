@@ -314,3 +314,76 @@ def test_json_payload_from_storage_round_trip(ok_slack: OkSlack) -> None:
     assert (
         fields[1]["text"] == "*latency_p95_ms*\n✅ baseline 900, canary 850, threshold 1000, p 0.2"
     )
+
+
+def test_actuator_shaped_rows_comment_on_the_approval_issue(
+    ok_slack: OkSlack, jira_server: FakeJira
+) -> None:
+    """Keys and payloads as sinks/actuator.py and sinks/canary_controller.py write them."""
+    w = World(ok_slack, jira=jira_server)
+    w.outbox.enqueue("approval:dec-7", "approval_needed", dict(DECISION), NOW)
+    w.outbox.enqueue(
+        "canary:dep-1", "decision", {**DECISION, "status": "canary", "deployment_id": "dep-1"}, NOW
+    )
+    w.outbox.enqueue(
+        "canary:dep-2", "decision", {**DECISION, "id": "dec-99", "status": "canary"}, NOW
+    )  # a decision that never needed approval: nothing for Jira
+    w.outbox.enqueue(
+        "reject:dec-7",
+        "decision_rejected",
+        {
+            "decision_id": "dec-7",
+            "app": "billing-bot",
+            "task": "classify",
+            "strategy": "model_selection",
+            "actor": "ops@acme",
+            "reason": "too risky",
+        },
+        NOW,
+    )
+    assert w.run() == DispatchReport(delivered=4)
+    assert list(jira_server.issues) == ["OPS-1"]
+    titles = [c["body"]["content"][0]["content"][0]["text"] for c in jira_server.comments["OPS-1"]]
+    assert titles == [
+        "Canary started: model_selection on billing-bot/classify",
+        "Rejected: model_selection on billing-bot/classify",
+    ]
+    skipped = w.outbox.by_key("canary:dep-2").result["targets"]["jira"]
+    assert skipped["skipped"] == "no issue for the decision"
+
+
+def test_judge_verdict_checks_become_fields(ok_slack: OkSlack) -> None:
+    w = World(ok_slack)
+    w.outbox.enqueue(
+        "verdict:v-9",
+        "verdict",
+        {
+            "id": "v-9",
+            "deployment_id": "dep-1",
+            "stage": 1,
+            "weight": 0.05,
+            "outcome": "fail",
+            "reason": "p95 latency over the gate",
+            "app": "billing-bot",
+            "task": "classify",
+            "decision_id": "dec-7",
+            "checks": [
+                {
+                    "metric": "latency_p95_ms",
+                    "baseline": 900.0,
+                    "canary": 1800.0,
+                    "threshold": 1500.0,
+                    "test": "gate",
+                    "p_value": None,
+                    "passed": False,
+                }
+            ],
+        },
+        NOW,
+    )
+    assert w.run() == DispatchReport(delivered=1)
+    blocks = ok_slack.requests[0].json()["blocks"]
+    assert blocks[0]["text"]["text"] == ":warning: Canary verdict for billing-bot/classify: fail"
+    assert blocks[2]["fields"][1]["text"] == (
+        "*latency_p95_ms*\n❌ baseline 900, canary 1800, threshold 1500"
+    )

@@ -24,7 +24,7 @@ def test_defaults_route_alerts_to_slack_and_approvals_to_trackers() -> None:
         RouteRule(targets=("slack",), events=("critical_insight", "verdict", "rollback")),
         RouteRule(
             targets=("jira", "github"),
-            events=("approval_needed", "decision_approved", "decision_rejected"),
+            events=("approval_needed", "decision", "decision_approved", "decision_rejected"),
         ),
     )
     assert (i.poll_interval, i.retry_base, i.max_attempts) == (

@@ -60,7 +60,8 @@ def test_default_routes() -> None:
         "jira",
         "github",
     )
-    assert router.targets(F("decision", "info", "a", "caching")) == ()
+    assert router.targets(F("decision", "info", "a", "caching")) == ("jira", "github")
+    assert router.targets(F("insight", "warning", "a", None)) == ()
 
 
 def test_rules_filter_by_event_severity_app_and_strategy() -> None:
