@@ -28,7 +28,6 @@ from storage.database import session_scope
 __all__ = ["ConfigDiff", "ConfigManagerLike", "ConfigService", "cache_key"]
 
 _log = logging.getLogger(__name__)
-_ENCODE = msgspec.json.Encoder()
 
 
 class ConfigManagerLike(Protocol):
@@ -88,7 +87,7 @@ class ConfigService:
             found = active_config(session, app)
         if found is None:
             raise NotFoundError(f"app {app!r} has no config")
-        return _ENCODE.encode(found.as_config())
+        return encode_config(found.as_config())
 
     async def active_json(self, app: str) -> bytes:
         """The active config of ``app`` as JSON (CONTRACT.md §3).
@@ -166,11 +165,23 @@ class ConfigService:
     async def _published(self, version: ConfigVersion) -> ConfigVersion:
         raw = encode_config(version.as_config())
         await self._store(version.app, raw)
+        await self._publish(version.app, raw)
+        return version
+
+    async def refresh(self, app: str) -> None:
+        """Re-read ``app``'s active config after a change made elsewhere; cache and publish it."""
         try:
-            await self._cache.publish(config_channel(version.app), raw)
+            raw = await asyncio.to_thread(self._load, app)
+        except NotFoundError:
+            return
+        await self._store(app, raw)
+        await self._publish(app, raw)
+
+    async def _publish(self, app: str, raw: bytes) -> None:
+        try:
+            await self._cache.publish(config_channel(app), raw)
         except StorageUnavailableError as exc:
             _log.warning("config not published (watchers re-read the database): %s", exc)
-        return version
 
     async def update(self, app: str, tasks: Any, *, author: str, reason: str) -> ConfigVersion:
         """Validate ``tasks`` (plain JSON data) and store them as ``app``'s next version."""

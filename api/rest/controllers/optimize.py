@@ -118,9 +118,12 @@ class OptimizeController(Controller):
     async def approve(self, request: Request[Any, Any, Any], decision_id: _ID) -> Decision:
         """The decision after approval."""
         actor = principal_of(request).subject
-        return await asyncio.to_thread(
-            resources_of(request.app).recommendations.approve, decision_id, actor=actor
+        resources = resources_of(request.app)
+        decision = await asyncio.to_thread(
+            resources.recommendations.approve, decision_id, actor=actor
         )
+        await resources.configs.refresh(decision.app)  # the canary is a new config version
+        return decision
 
     @post(
         "/recommendations/{decision_id:str}/reject",
@@ -151,9 +154,9 @@ class OptimizeController(Controller):
     ) -> Deployment:
         """The deployment after the rollback."""
         actor = principal_of(request).subject
-        return await asyncio.to_thread(
-            resources_of(request.app).recommendations.rollback,
-            decision_id,
-            actor=actor,
-            reason=data.reason,
+        resources = resources_of(request.app)
+        deployment = await asyncio.to_thread(
+            resources.recommendations.rollback, decision_id, actor=actor, reason=data.reason
         )
+        await resources.configs.refresh(deployment.app)
+        return deployment
