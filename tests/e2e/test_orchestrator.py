@@ -142,7 +142,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         assert first["latency_ms"]["max"] == 129.0
 
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        for service in ("storage", "collector", "processor", "rest"):
+        for service in ("storage", "collector", "integrations", "processor", "rest"):
             assert f'service_status{{service="{service}"}} 1.0' in metrics
 
         proc.send_signal(signal.SIGTERM)
@@ -158,6 +158,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
     assert [s.split("service=")[1].split()[0] for s in stopped] == [
         "rest",
         "processor",
+        "integrations",
         "collector",
         "storage",
     ]
