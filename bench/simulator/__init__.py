@@ -1,0 +1,53 @@
+"""A fleet of simulated LLM applications that closes the optimizer's loop (``llmopt simulate``).
+
+Ground-truth profiles per (app, task, model) (:mod:`.profiles`); calls served with the active
+config or its canary (:mod:`.fleet`, :mod:`.split`); configs read over REST or from the config
+manager (:mod:`.sources`); telemetry to Kafka, REST or in-process (:mod:`.sinks`, :mod:`.loop`);
+a report against the oracle (:mod:`.report`).
+"""
+
+from bench.simulator.fleet import Fleet, Ledger
+from bench.simulator.loop import InProcessOptimizer
+from bench.simulator.profiles import (
+    SCENARIOS,
+    Burst,
+    Incident,
+    ModelProfile,
+    Scenario,
+    TaskProfile,
+    load_scenario,
+)
+from bench.simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
+from bench.simulator.run import Simulation, WallClockPacer, default_start
+from bench.simulator.sinks import CallbackSink, KafkaSink, ListSink, RestSink
+from bench.simulator.sources import ManagerConfigSource, RestConfigSource, StaticConfigSource
+from bench.simulator.split import bucket, serves_canary
+
+__all__ = [
+    "SCENARIOS",
+    "Burst",
+    "CallbackSink",
+    "Fleet",
+    "InProcessOptimizer",
+    "Incident",
+    "KafkaSink",
+    "Ledger",
+    "ListSink",
+    "ManagerConfigSource",
+    "ModelProfile",
+    "Report",
+    "RestConfigSource",
+    "RestSink",
+    "Scenario",
+    "Simulation",
+    "StaticConfigSource",
+    "TaskProfile",
+    "WallClockPacer",
+    "bucket",
+    "build_report",
+    "default_start",
+    "load_scenario",
+    "rollouts_from_db",
+    "rollouts_from_rest",
+    "serves_canary",
+]

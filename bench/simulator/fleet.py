@@ -1,0 +1,316 @@
+"""The simulated fleet: serves each task's calls with its active config and keeps the truth.
+
+Every tick of simulated time, each task gets Poisson arrivals at its traffic shape's rate. A
+call goes to the canary when its request id hashes below the canary's weight
+(:mod:`bench.simulator.split`), is served by the model the config (or the canary overrides)
+names, and is drawn from that model's true profile at that moment (incidents applied). The
+:class:`Ledger` of each task records what was served against the two counterfactuals: the
+default model all along, and the oracle (the cheapest model meeting the task's SLOs, at every
+moment).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from bench.simulator.profiles import ModelProfile, Scenario, TaskProfile
+from bench.simulator.split import serves_canary
+from core.app_config import AppConfig, TaskConfig, apply_overrides
+from operators.pricing import PriceTable
+from operators.strategies.prices import call_cost, provider_of
+
+__all__ = ["Fleet", "Ledger"]
+
+
+@dataclass(slots=True)
+class Ledger:
+    """What one task served, against the default model and the oracle (expected values)."""
+
+    calls: int = 0
+    canary_calls: int = 0
+    errors: int = 0
+    billed_usd: float = 0.0  # sampled cost of the calls as sent
+    served_usd: float = 0.0  # expected cost of the models that served
+    default_usd: float = 0.0  # ... had the default model served every call
+    oracle_usd: float = 0.0  # ... had the oracle's model served every call
+    served_quality: float = 0.0  # sums of expected quality
+    default_quality: float = 0.0
+    oracle_quality: float = 0.0
+    off_slo_calls: int = 0  # calls served by a model that missed the task's SLOs then
+    by_model: dict[str, int] = field(default_factory=dict)
+    baseline_model: str = ""  # the model of the baseline side at the last tick
+
+    def savings(self) -> float:
+        """Share of the default model's cost saved."""
+        return 1 - self.served_usd / self.default_usd if self.default_usd else 0.0
+
+    def oracle_savings(self) -> float:
+        """Share the oracle would have saved."""
+        return 1 - self.oracle_usd / self.default_usd if self.default_usd else 0.0
+
+    def quality_change(self) -> float:
+        """Mean expected quality served minus the default model's."""
+        return (self.served_quality - self.default_quality) / self.calls if self.calls else 0.0
+
+
+_MTOK = 1_000_000
+
+
+def _utc_ms(at: datetime) -> int:
+    return int(at.timestamp() * 1000)
+
+
+class Fleet:
+    """Generates the fleet's calls tick by tick; see the module docstring."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        start: datetime | None = None,
+        prices: PriceTable | None = None,
+        seed: int | None = None,
+    ) -> None:
+        begin = start or scenario.start or datetime.now(UTC) - scenario.duration
+        self.scenario = replace(scenario, start=begin)
+        self.start = begin
+        self._prices = prices or PriceTable()
+        self._rng = np.random.default_rng(scenario.seed if seed is None else seed)
+        self._seq = 0
+        self.ledgers: dict[tuple[str, str], Ledger] = {
+            (t.app, t.task): Ledger() for t in scenario.tasks
+        }
+        self._expected: dict[tuple[str, int, int], float] = {}
+        self._rates: dict[str, tuple[float, float, float] | None] = {}
+
+    @property
+    def apps(self) -> list[str]:
+        """The fleet's apps."""
+        return sorted({t.app for t in self.scenario.tasks})
+
+    def add_incident_now(self, at: datetime, **incident: Any) -> None:
+        """Inject an incident from ``at`` on (see :class:`Incident` for the fields)."""
+        from bench.simulator.profiles import Incident
+
+        self.scenario = self.scenario.with_incident(Incident(at=at - self.start, **incident))
+
+    # -- truth ------------------------------------------------------------------------------
+    def expected_cost(self, task: TaskProfile, model: str, profile: ModelProfile) -> float:
+        """Expected USD of one call of ``model`` on ``task`` (errors bill their input only)."""
+        tokens_in = profile.input_tokens + task.prompt_tokens_fixed
+        key = (model, round(tokens_in), round(profile.output_tokens))
+        found = self._expected.get(key)
+        if found is None:
+            full = call_cost(self._prices, model, tokens_in, profile.output_tokens)
+            found = self._expected[key] = 0.0 if full is None else full
+        failed = call_cost(self._prices, model, tokens_in, 0) or 0.0
+        return (1 - profile.error_rate) * found + profile.error_rate * failed
+
+    def oracle(self, task: TaskProfile, at: datetime) -> str:
+        """The cheapest model meeting the task's SLOs at ``at`` (the default when none does)."""
+        best, best_cost = task.model, math.inf
+        for model in sorted(task.models):
+            profile = self.scenario.profile(task, model, at)
+            if profile is None or not task.meets_slo(profile):
+                continue
+            cost = self.expected_cost(task, model, profile)
+            if cost < best_cost:
+                best, best_cost = model, cost
+        return best
+
+    def is_good(self, app: str, task: str, model: str, at: datetime) -> bool | None:
+        """Whether ``model`` meets the SLOs of (app, task) at ``at`` (None: unknown model)."""
+        for t in self.scenario.tasks:
+            if (t.app, t.task) == (app, task):
+                profile = self.scenario.profile(t, model, at)
+                return None if profile is None else t.meets_slo(profile)
+        return None
+
+    def task_profile(self, app: str, task: str) -> TaskProfile | None:
+        """The profile of (app, task)."""
+        return next((t for t in self.scenario.tasks if (t.app, t.task) == (app, task)), None)
+
+    def _costs(self, model: str, tokens: np.ndarray[Any, Any]) -> np.ndarray[Any, Any] | None:
+        """USD of each call (rows: input, output, cache-read tokens) at per-token rates."""
+        if model not in self._rates:
+            table, provider = self._prices, provider_of(model)
+            unit = np.array([[_MTOK, 0, 0], [0, _MTOK, 0], [_MTOK, 0, _MTOK]], dtype=np.int64)
+            found = table.tokens_cost(model, provider, unit)
+            self._rates[model] = (
+                None
+                if found is None
+                else (found[0] / _MTOK, found[1] / _MTOK, (found[0] - found[2]) / _MTOK)
+            )
+        rates = self._rates[model]
+        if rates is None:
+            return None
+        rate_in, rate_out, saved = rates
+        costs: np.ndarray[Any, Any] = (
+            tokens[:, 0] * rate_in + tokens[:, 1] * rate_out - tokens[:, 2] * saved
+        )
+        return np.round(costs, 9)
+
+    # -- traffic ----------------------------------------------------------------------------
+    def rate(self, task: TaskProfile, at: datetime) -> float:
+        """Calls per second of ``task`` at ``at``: base rate, daily cycle, bursts."""
+        hour = at.hour + at.minute / 60 + at.second / 3600
+        rate = task.rate_per_s * (
+            1 + task.daily_amplitude * math.sin(2 * math.pi * (hour - task.peak_hour + 6) / 24)
+        )
+        offset = at - self.start
+        for burst in task.bursts:
+            if burst.at <= offset < burst.at + burst.duration:
+                rate *= burst.factor
+        return max(rate, 0.0)
+
+    def calls(
+        self, start: datetime, end: datetime, configs: Mapping[str, AppConfig | None]
+    ) -> list[dict[str, Any]]:
+        """Every call of ``[start, end)``, served with ``configs`` (app → active config)."""
+        out: list[dict[str, Any]] = []
+        for task in self.scenario.tasks:
+            config = configs.get(task.app)
+            task_config = config.tasks.get(task.task) if config is not None else None
+            out += self._task_calls(task, config, task_config, start, end)
+        out.sort(key=lambda e: e["timestamp"])
+        return out
+
+    def _task_calls(
+        self,
+        task: TaskProfile,
+        config: AppConfig | None,
+        task_config: TaskConfig | None,
+        start: datetime,
+        end: datetime,
+    ) -> list[dict[str, Any]]:
+        seconds = (end - start).total_seconds()
+        rng = self._rng
+        n = int(rng.poisson(self.rate(task, start + (end - start) / 2) * seconds))
+        ledger = self.ledgers[(task.app, task.task)]
+        base = task_config or TaskConfig(model=task.model)
+        ledger.baseline_model = base.model or task.model
+        if n == 0:
+            return []
+        offsets = np.sort(rng.uniform(0.0, seconds, n))
+        rids = [f"{task.app}-{v:016x}" for v in rng.integers(0, 2**62, n).tolist()]
+        canary = base.canary
+        version = config.version if config is not None else None
+        sides = [canary is not None and serves_canary(r, canary.weight) for r in rids]
+        out: list[dict[str, Any]] = []
+        for on_canary in (False, True):
+            rows = [i for i, s in enumerate(sides) if s == on_canary]
+            if not rows:
+                continue
+            served, tag = base, version
+            if on_canary and canary is not None:
+                served = apply_overrides(base, canary.overrides)
+                tag = canary.version
+            out += self._serve(
+                task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag
+            )
+        return out
+
+    def _serve(
+        self,
+        task: TaskProfile,
+        served: TaskConfig,
+        start: datetime,
+        offsets: np.ndarray[Any, Any],
+        rids: list[str],
+        on_canary: bool,
+        version: int | None,
+    ) -> list[dict[str, Any]]:
+        rng = self._rng
+        n = len(rids)
+        model = served.model or task.model
+        truth = self.scenario.profile(task, model, start)
+        if truth is None:  # a model the scenario does not know: the default model's truth
+            truth = task.models[task.model]
+        latency = np.exp(rng.normal(math.log(truth.latency_median_ms), truth.latency_sigma, n))
+        quality = np.clip(rng.normal(truth.quality_mean, truth.quality_sd, n), 0.0, 1.0)
+        scored = rng.random(n) < task.quality_share
+        failed = rng.random(n) < truth.error_rate
+        kinds = sorted(truth.error_types) or ["error"]
+        weights = np.array([truth.error_types.get(k, 1.0) for k in kinds], dtype=float)
+        kind_of = rng.choice(len(kinds), n, p=weights / weights.sum())
+        tokens_in = rng.poisson(truth.input_tokens, n) + task.prompt_tokens_fixed
+        tokens_out = np.where(failed, 0, rng.poisson(truth.output_tokens, n))
+        repeat = rng.random(n) < task.repeat_ratio
+        pool = rng.integers(0, max(task.distinct_prompts, 1), n)
+        ttft = latency * rng.uniform(0.15, 0.35, n)
+        prompt_cache = served.prompt is not None and served.prompt.prompt_cache
+        cached = np.full(n, task.prompt_tokens_fixed if prompt_cache else 0, dtype=np.int64)
+        provider = provider_of(model)
+        tokens = np.stack([tokens_in, tokens_out, cached], axis=1).astype(np.int64)
+        costs = self._costs(model, tokens)
+        variant = "canary" if on_canary else "baseline"
+        out: list[dict[str, Any]] = []
+        for i in range(n):
+            event: dict[str, Any] = {
+                "event_id": f"sim-{rids[i]}",
+                "timestamp": _utc_ms(start + timedelta(seconds=float(offsets[i]))),
+                "app": task.app,
+                "task": task.task,
+                "model": model,
+                "latency_ms": round(float(latency[i]), 2),
+                "ttft_ms": round(float(ttft[i]), 2),
+                "input_tokens": int(tokens_in[i]),
+                "output_tokens": int(tokens_out[i]),
+                "status": "error" if failed[i] else "ok",
+                "request_id": rids[i],
+                "variant": variant,
+                "prompt_hash": (
+                    f"p-{task.app}-{task.task}-{pool[i]}" if repeat[i] else f"u-{rids[i]}"
+                ),
+            }
+            if provider is not None:
+                event["provider"] = provider
+            if costs is not None:
+                event["cost_usd"] = float(costs[i])
+            if task.prompt_tokens_fixed:
+                event["prompt_tokens_fixed"] = task.prompt_tokens_fixed
+                if prompt_cache:
+                    event["cache_read_tokens"] = task.prompt_tokens_fixed
+            if failed[i]:
+                event["error_type"] = kinds[int(kind_of[i])]
+            elif scored[i]:
+                event["quality"] = round(float(quality[i]), 4)
+            if version is not None:
+                event["config_version"] = version
+            out.append(event)
+        self._account(task, model, truth, start, n, on_canary, int(failed.sum()), costs)
+        return out
+
+    def _account(
+        self,
+        task: TaskProfile,
+        model: str,
+        truth: ModelProfile,
+        at: datetime,
+        n: int,
+        on_canary: bool,
+        errors: int,
+        costs: np.ndarray[Any, Any] | None,
+    ) -> None:
+        ledger = self.ledgers[(task.app, task.task)]
+        default = self.scenario.profile(task, task.model, at) or task.models[task.model]
+        oracle_model = self.oracle(task, at)
+        oracle = self.scenario.profile(task, oracle_model, at) or default
+        ledger.calls += n
+        ledger.canary_calls += n if on_canary else 0
+        ledger.errors += errors
+        ledger.billed_usd += float(costs.sum()) if costs is not None else 0.0
+        ledger.served_usd += n * self.expected_cost(task, model, truth)
+        ledger.default_usd += n * self.expected_cost(task, task.model, default)
+        ledger.oracle_usd += n * self.expected_cost(task, oracle_model, oracle)
+        ledger.served_quality += n * truth.quality_mean
+        ledger.default_quality += n * default.quality_mean
+        ledger.oracle_quality += n * oracle.quality_mean
+        ledger.off_slo_calls += 0 if task.meets_slo(truth) else n
+        ledger.by_model[model] = ledger.by_model.get(model, 0) + n

@@ -1,0 +1,125 @@
+"""Where the simulated apps read their active config (CONTRACT.md §3).
+
+- :class:`RestConfigSource`: ``GET /api/v1/config/{app}`` with ``x-api-key``, re-read at most
+  every ``poll_interval`` wall seconds per app (what a real application does);
+- :class:`ManagerConfigSource`: the config manager straight from the database (in-process runs
+  and tests);
+- :class:`StaticConfigSource`: fixed configs (unit tests).
+
+``seed`` stores a first config for an app that has none, so the optimizer starts from the
+scenario's default models.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Protocol
+
+import httpx
+import msgspec
+
+from core.app_config import AppConfig, TaskConfig
+from core.errors import NotFoundError
+from sinks.config_manager import ConfigManager
+
+__all__ = ["ConfigSource", "ManagerConfigSource", "RestConfigSource", "StaticConfigSource"]
+
+_AUTHOR = "simulator"
+
+
+class ConfigSource(Protocol):
+    """Reads an app's active config (``None``: the app has none)."""
+
+    def config(self, app: str) -> AppConfig | None:
+        """The active config of ``app``."""
+        ...
+
+    def seed(self, app: str, tasks: Mapping[str, TaskConfig]) -> None:
+        """Store ``tasks`` as the first config of ``app`` unless it has one."""
+        ...
+
+
+class StaticConfigSource:
+    """Configs held in memory; ``seed`` fills in missing apps."""
+
+    def __init__(self, configs: Mapping[str, AppConfig] | None = None) -> None:
+        self.configs = dict(configs or {})
+
+    def config(self, app: str) -> AppConfig | None:
+        """The held config of ``app``."""
+        return self.configs.get(app)
+
+    def seed(self, app: str, tasks: Mapping[str, TaskConfig]) -> None:
+        """Hold ``tasks`` as version 1 unless ``app`` has a config."""
+        self.configs.setdefault(app, AppConfig(app=app, version=1, tasks=dict(tasks)))
+
+
+class ManagerConfigSource:
+    """The active config from the config manager (one database read per call)."""
+
+    def __init__(self, manager: ConfigManager) -> None:
+        self._manager = manager
+
+    def config(self, app: str) -> AppConfig | None:
+        """The active config of ``app``."""
+        try:
+            return self._manager.active(app).as_config()
+        except NotFoundError:
+            return None
+
+    def seed(self, app: str, tasks: Mapping[str, TaskConfig]) -> None:
+        """Store ``tasks`` unless ``app`` has a config."""
+        if self.config(app) is None:
+            self._manager.update(app, dict(tasks), author=_AUTHOR, reason="simulated fleet")
+
+
+class RestConfigSource:
+    """``GET /api/v1/config/{app}``, polled at most every ``poll_interval`` wall seconds."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_key: str,
+        *,
+        poll_interval: float = 1.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        self._client = client or httpx.Client(
+            base_url=api_url.rstrip("/"), headers={"x-api-key": api_key}, timeout=10.0
+        )
+        self._poll = poll_interval
+        self._cache: dict[str, tuple[float, AppConfig | None]] = {}
+        self.errors = 0  # failed polls (the last config read stays in use)
+
+    def config(self, app: str) -> AppConfig | None:
+        """The active config of ``app`` (the last one read when the API fails)."""
+        now = time.monotonic()
+        cached = self._cache.get(app)
+        if cached is not None and now - cached[0] < self._poll:
+            return cached[1]
+        try:
+            response = self._client.get(f"/api/v1/config/{app}")
+            if response.status_code == httpx.codes.NOT_FOUND:
+                found: AppConfig | None = None
+            else:
+                response.raise_for_status()
+                found = msgspec.json.decode(response.content, type=AppConfig)
+        except (httpx.HTTPError, msgspec.ValidationError):
+            self.errors += 1
+            found = cached[1] if cached is not None else None
+        self._cache[app] = (now, found)
+        return found
+
+    def seed(self, app: str, tasks: Mapping[str, TaskConfig]) -> None:
+        """``PUT /api/v1/config/{app}`` unless the app has a config."""
+        self._cache.pop(app, None)
+        if self.config(app) is not None:
+            return
+        body = {"tasks": msgspec.to_builtins(dict(tasks)), "reason": "simulated fleet"}
+        self._client.put(f"/api/v1/config/{app}", json=body).raise_for_status()
+        self._cache.pop(app, None)
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self._client.close()
