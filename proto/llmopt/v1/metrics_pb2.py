@@ -22,20 +22,46 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from proto.llmopt.v1 import common_pb2 as llmopt_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17llmopt/v1/metrics.proto\x12\tllmopt.v1\x1a\x16llmopt/v1/common.proto\"<\n\x11GetSummaryRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\x04task\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_task\"=\n\x12GetSummaryResponse\x12\'\n\x07windows\x18\x01 \x03(\x0b\x32\x16.llmopt.v1.WindowStats2[\n\x0eMetricsService\x12I\n\nGetSummary\x12\x1c.llmopt.v1.GetSummaryRequest\x1a\x1d.llmopt.v1.GetSummaryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17llmopt/v1/metrics.proto\x12\tllmopt.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16llmopt/v1/common.proto\"\xcc\x01\n\x11GetSummaryRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\x04task\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04kind\x18\x03 \x01(\tH\x01\x88\x01\x01\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05limit\x18\x06 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05_taskB\x07\n\x05_kindB\x08\n\x06_limit\"\xbd\x01\n\rSummaryTotals\x12\x0f\n\x07windows\x18\x01 \x01(\x03\x12\r\n\x05\x63ount\x18\x02 \x01(\x03\x12\x10\n\x08ok_count\x18\x03 \x01(\x03\x12\x13\n\x0b\x65rror_count\x18\x04 \x01(\x03\x12\x17\n\nerror_rate\x18\x05 \x01(\x01H\x00\x88\x01\x01\x12\x14\n\x0cinput_tokens\x18\x06 \x01(\x03\x12\x15\n\routput_tokens\x18\x07 \x01(\x03\x12\x10\n\x08\x63ost_usd\x18\x08 \x01(\x01\x42\r\n\x0b_error_rate\"\x88\x02\n\x12GetSummaryResponse\x12\'\n\x07windows\x18\x01 \x03(\x0b\x32\x16.llmopt.v1.WindowStats\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x11\n\x04task\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x0c\n\x04kind\x18\x04 \x01(\t\x12(\n\x06totals\x18\x05 \x01(\x0b\x32\x18.llmopt.v1.SummaryTotals\x12\x39\n\x06strays\x18\x06 \x03(\x0b\x32).llmopt.v1.GetSummaryResponse.StraysEntry\x1a-\n\x0bStraysEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x42\x07\n\x05_task\"\x8e\x02\n\x13QueryWindowsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\x04task\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05model\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07variant\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x11\n\x04kind\x18\x05 \x01(\tH\x03\x88\x01\x01\x12)\n\x05since\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05limit\x18\x08 \x01(\x05H\x04\x88\x01\x01\x42\x07\n\x05_taskB\x08\n\x06_modelB\n\n\x08_variantB\x07\n\x05_kindB\x08\n\x06_limit\"?\n\x14QueryWindowsResponse\x12\'\n\x07windows\x18\x01 \x03(\x0b\x32\x16.llmopt.v1.WindowStats\"\xd2\x02\n\x07Insight\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0b\n\x03\x61pp\x18\x02 \x01(\t\x12\x0c\n\x04task\x18\x03 \x01(\t\x12\x10\n\x08\x61nalyzer\x18\x04 \x01(\t\x12\x0c\n\x04kind\x18\x05 \x01(\t\x12\x10\n\x08severity\x18\x06 \x01(\t\x12\x30\n\x0cwindow_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nwindow_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06metric\x18\t \x01(\t\x12\r\n\x05value\x18\n \x01(\x01\x12\x15\n\x08\x62\x61seline\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05score\x18\x0c \x01(\x01\x12\x0f\n\x07message\x18\r \x01(\t\x12)\n\x08\x65vidence\x18\x0e \x01(\x0b\x32\x17.google.protobuf.StructB\x0b\n\t_baseline\"\xfa\x01\n\x13ListInsightsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\x04task\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x61nalyzer\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x15\n\x08severity\x18\x04 \x01(\tH\x02\x88\x01\x01\x12)\n\x05since\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\x05limit\x18\x07 \x01(\x05H\x03\x88\x01\x01\x42\x07\n\x05_taskB\x0b\n\t_analyzerB\x0b\n\t_severityB\x08\n\x06_limit\"<\n\x14ListInsightsResponse\x12$\n\x08insights\x18\x01 \x03(\x0b\x32\x12.llmopt.v1.Insight\"\x86\x01\n\x14StreamMetricsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\x04task\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04kind\x18\x03 \x01(\tH\x01\x88\x01\x01\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x07\n\x05_taskB\x07\n\x05_kind\"X\n\x16RecordTelemetryRequest\x12)\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x19.llmopt.v1.TelemetryEvent\x12\x13\n\x0bjson_events\x18\x02 \x03(\x0c\"/\n\x0e\x45ventRejection\x12\r\n\x05index\x18\x01 \x01(\x03\x12\x0e\n\x06reason\x18\x02 \x01(\t\"z\n\x17RecordTelemetryResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x03\x12\x10\n\x08rejected\x18\x02 \x01(\x03\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.llmopt.v1.EventRejection\x12\x10\n\x08messages\x18\x04 \x01(\x03\x32\xa5\x03\n\x0eMetricsService\x12I\n\nGetSummary\x12\x1c.llmopt.v1.GetSummaryRequest\x1a\x1d.llmopt.v1.GetSummaryResponse\x12O\n\x0cQueryWindows\x12\x1e.llmopt.v1.QueryWindowsRequest\x1a\x1f.llmopt.v1.QueryWindowsResponse\x12O\n\x0cListInsights\x12\x1e.llmopt.v1.ListInsightsRequest\x1a\x1f.llmopt.v1.ListInsightsResponse\x12J\n\rStreamMetrics\x12\x1f.llmopt.v1.StreamMetricsRequest\x1a\x16.llmopt.v1.WindowStats0\x01\x12Z\n\x0fRecordTelemetry\x12!.llmopt.v1.RecordTelemetryRequest\x1a\".llmopt.v1.RecordTelemetryResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'proto.llmopt.v1.metrics_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETSUMMARYREQUEST']._serialized_start=62
-  _globals['_GETSUMMARYREQUEST']._serialized_end=122
-  _globals['_GETSUMMARYRESPONSE']._serialized_start=124
-  _globals['_GETSUMMARYRESPONSE']._serialized_end=185
-  _globals['_METRICSSERVICE']._serialized_start=187
-  _globals['_METRICSSERVICE']._serialized_end=278
+  _globals['_GETSUMMARYRESPONSE_STRAYSENTRY']._loaded_options = None
+  _globals['_GETSUMMARYRESPONSE_STRAYSENTRY']._serialized_options = b'8\001'
+  _globals['_GETSUMMARYREQUEST']._serialized_start=126
+  _globals['_GETSUMMARYREQUEST']._serialized_end=330
+  _globals['_SUMMARYTOTALS']._serialized_start=333
+  _globals['_SUMMARYTOTALS']._serialized_end=522
+  _globals['_GETSUMMARYRESPONSE']._serialized_start=525
+  _globals['_GETSUMMARYRESPONSE']._serialized_end=789
+  _globals['_GETSUMMARYRESPONSE_STRAYSENTRY']._serialized_start=735
+  _globals['_GETSUMMARYRESPONSE_STRAYSENTRY']._serialized_end=780
+  _globals['_QUERYWINDOWSREQUEST']._serialized_start=792
+  _globals['_QUERYWINDOWSREQUEST']._serialized_end=1062
+  _globals['_QUERYWINDOWSRESPONSE']._serialized_start=1064
+  _globals['_QUERYWINDOWSRESPONSE']._serialized_end=1127
+  _globals['_INSIGHT']._serialized_start=1130
+  _globals['_INSIGHT']._serialized_end=1468
+  _globals['_LISTINSIGHTSREQUEST']._serialized_start=1471
+  _globals['_LISTINSIGHTSREQUEST']._serialized_end=1721
+  _globals['_LISTINSIGHTSRESPONSE']._serialized_start=1723
+  _globals['_LISTINSIGHTSRESPONSE']._serialized_end=1783
+  _globals['_STREAMMETRICSREQUEST']._serialized_start=1786
+  _globals['_STREAMMETRICSREQUEST']._serialized_end=1920
+  _globals['_RECORDTELEMETRYREQUEST']._serialized_start=1922
+  _globals['_RECORDTELEMETRYREQUEST']._serialized_end=2010
+  _globals['_EVENTREJECTION']._serialized_start=2012
+  _globals['_EVENTREJECTION']._serialized_end=2059
+  _globals['_RECORDTELEMETRYRESPONSE']._serialized_start=2061
+  _globals['_RECORDTELEMETRYRESPONSE']._serialized_end=2183
+  _globals['_METRICSSERVICE']._serialized_start=2186
+  _globals['_METRICSSERVICE']._serialized_end=2607
 # @@protoc_insertion_point(module_scope)

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from proto.llmopt.v1 import common_pb2 as llmopt_dot_v1_dot_common__pb2
 from proto.llmopt.v1 import metrics_pb2 as llmopt_dot_v1_dot_metrics__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -39,13 +40,61 @@ class MetricsServiceStub:
                 request_serializer=llmopt_dot_v1_dot_metrics__pb2.GetSummaryRequest.SerializeToString,
                 response_deserializer=llmopt_dot_v1_dot_metrics__pb2.GetSummaryResponse.FromString,
                 _registered_method=True)
+        self.QueryWindows = channel.unary_unary(
+                '/llmopt.v1.MetricsService/QueryWindows',
+                request_serializer=llmopt_dot_v1_dot_metrics__pb2.QueryWindowsRequest.SerializeToString,
+                response_deserializer=llmopt_dot_v1_dot_metrics__pb2.QueryWindowsResponse.FromString,
+                _registered_method=True)
+        self.ListInsights = channel.unary_unary(
+                '/llmopt.v1.MetricsService/ListInsights',
+                request_serializer=llmopt_dot_v1_dot_metrics__pb2.ListInsightsRequest.SerializeToString,
+                response_deserializer=llmopt_dot_v1_dot_metrics__pb2.ListInsightsResponse.FromString,
+                _registered_method=True)
+        self.StreamMetrics = channel.unary_stream(
+                '/llmopt.v1.MetricsService/StreamMetrics',
+                request_serializer=llmopt_dot_v1_dot_metrics__pb2.StreamMetricsRequest.SerializeToString,
+                response_deserializer=llmopt_dot_v1_dot_common__pb2.WindowStats.FromString,
+                _registered_method=True)
+        self.RecordTelemetry = channel.stream_unary(
+                '/llmopt.v1.MetricsService/RecordTelemetry',
+                request_serializer=llmopt_dot_v1_dot_metrics__pb2.RecordTelemetryRequest.SerializeToString,
+                response_deserializer=llmopt_dot_v1_dot_metrics__pb2.RecordTelemetryResponse.FromString,
+                _registered_method=True)
 
 
 class MetricsServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def GetSummary(self, request, context):
-        """The latest window statistics of an application, optionally of one task.
+        """Stored windows of an application (optionally one task), oldest first, with totals.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def QueryWindows(self, request, context):
+        """Stored windows filtered by task, model, variant, kind and time range, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInsights(self, request, context):
+        """What the analyzers found, newest window first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StreamMetrics(self, request, context):
+        """Windows as they close (are stored), oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordTelemetry(self, request_iterator, context):
+        """Telemetry events into Kafka; invalid events go to the DLQ and are counted with a reason.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -58,6 +107,26 @@ def add_MetricsServiceServicer_to_server(servicer, server):
                     servicer.GetSummary,
                     request_deserializer=llmopt_dot_v1_dot_metrics__pb2.GetSummaryRequest.FromString,
                     response_serializer=llmopt_dot_v1_dot_metrics__pb2.GetSummaryResponse.SerializeToString,
+            ),
+            'QueryWindows': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueryWindows,
+                    request_deserializer=llmopt_dot_v1_dot_metrics__pb2.QueryWindowsRequest.FromString,
+                    response_serializer=llmopt_dot_v1_dot_metrics__pb2.QueryWindowsResponse.SerializeToString,
+            ),
+            'ListInsights': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInsights,
+                    request_deserializer=llmopt_dot_v1_dot_metrics__pb2.ListInsightsRequest.FromString,
+                    response_serializer=llmopt_dot_v1_dot_metrics__pb2.ListInsightsResponse.SerializeToString,
+            ),
+            'StreamMetrics': grpc.unary_stream_rpc_method_handler(
+                    servicer.StreamMetrics,
+                    request_deserializer=llmopt_dot_v1_dot_metrics__pb2.StreamMetricsRequest.FromString,
+                    response_serializer=llmopt_dot_v1_dot_common__pb2.WindowStats.SerializeToString,
+            ),
+            'RecordTelemetry': grpc.stream_unary_rpc_method_handler(
+                    servicer.RecordTelemetry,
+                    request_deserializer=llmopt_dot_v1_dot_metrics__pb2.RecordTelemetryRequest.FromString,
+                    response_serializer=llmopt_dot_v1_dot_metrics__pb2.RecordTelemetryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -87,6 +156,114 @@ class MetricsService:
             '/llmopt.v1.MetricsService/GetSummary',
             llmopt_dot_v1_dot_metrics__pb2.GetSummaryRequest.SerializeToString,
             llmopt_dot_v1_dot_metrics__pb2.GetSummaryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueryWindows(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmopt.v1.MetricsService/QueryWindows',
+            llmopt_dot_v1_dot_metrics__pb2.QueryWindowsRequest.SerializeToString,
+            llmopt_dot_v1_dot_metrics__pb2.QueryWindowsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInsights(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/llmopt.v1.MetricsService/ListInsights',
+            llmopt_dot_v1_dot_metrics__pb2.ListInsightsRequest.SerializeToString,
+            llmopt_dot_v1_dot_metrics__pb2.ListInsightsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StreamMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/llmopt.v1.MetricsService/StreamMetrics',
+            llmopt_dot_v1_dot_metrics__pb2.StreamMetricsRequest.SerializeToString,
+            llmopt_dot_v1_dot_common__pb2.WindowStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTelemetry(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/llmopt.v1.MetricsService/RecordTelemetry',
+            llmopt_dot_v1_dot_metrics__pb2.RecordTelemetryRequest.SerializeToString,
+            llmopt_dot_v1_dot_metrics__pb2.RecordTelemetryResponse.FromString,
             options,
             channel_credentials,
             insecure,
