@@ -7,10 +7,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 
 from api.rest.auth import SecurityMiddleware, permission_guard
 from api.rest.context import RequestContextMiddleware, before_send
@@ -23,9 +20,11 @@ from api.rest.controllers import (
     IntegrationsController,
     MetricsController,
     OptimizeController,
+    PrometheusMetricsController,
     TelemetryController,
 )
 from api.rest.errors import exception_handlers
+from api.rest.openapi import document_problems, openapi_config
 from api.rest.resources import lifespan
 from api.service import ReloadHook
 from core.settings import Settings
@@ -43,24 +42,6 @@ API_CONTROLLERS = (
     AdminController,
     AuthController,
 )
-
-
-def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="LLM Auto Optimizer",
-        version="1.0.0",
-        path="/schema",
-        render_plugins=[SwaggerRenderPlugin(), RedocRenderPlugin()],
-        components=Components(
-            security_schemes={
-                "apiKey": SecurityScheme(
-                    type="apiKey", name="x-api-key", security_scheme_in="header"
-                ),
-                "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT"),
-            }
-        ),
-        security=[{"apiKey": []}, {"bearer": []}],
-    )
 
 
 def create_app(
@@ -83,7 +64,7 @@ def create_app(
     api = settings.api
     prometheus = PrometheusConfig(app_name="llmopt_rest", group_path=True)
     app = Litestar(
-        route_handlers=[HealthController, PrometheusController, *API_CONTROLLERS],
+        route_handlers=[HealthController, PrometheusMetricsController, *API_CONTROLLERS],
         middleware=[
             RequestContextMiddleware(api.request_timeout.total_seconds()),
             prometheus.middleware,
@@ -98,8 +79,9 @@ def create_app(
         ),
         cors_config=CORSConfig(allow_origins=list(api.cors_origins)) if api.cors_origins else None,
         request_max_body_size=api.max_body_bytes,
-        openapi_config=_openapi(),
+        openapi_config=openapi_config(),
     )
+    document_problems(app.openapi_schema)
     app.state.settings = settings
     app.state.hooks = {"on_reload": on_reload, "ingest": ingest, "config_manager": config_manager}
     return app

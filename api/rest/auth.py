@@ -123,8 +123,8 @@ def permission_guard(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """Allow the call when a role of the caller holds the route's ``opt["permission"]``."""
-    if is_open(connection.scope["path"]):
-        return
+    if is_open(connection.scope["path"]) or connection.scope.get("method") == "OPTIONS":
+        return  # open routes; OPTIONS answers only which methods exist
     permission = handler.opt.get("permission")
     principal = principal_of(connection)
     if not allowed(principal.roles, permission):

@@ -2,8 +2,9 @@
 
 Every error answer is ``application/problem+json`` with ``type``, ``title``, ``status``,
 ``detail``, ``instance`` and ``request_id`` (plus ``errors`` for invalid parameters). Optimizer
-errors map by kind; Litestar's own HTTP errors keep their status; a database that cannot be
-reached is a 503 whose body never repeats connection details; anything else is a logged 500.
+errors map by kind; Litestar's own HTTP errors keep their status; a value the database refuses
+is a 400; a database that cannot be reached is a 503 whose body never repeats connection
+details; anything else is a logged 500.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from api.rest.context import request_id_of
 from core.errors import (
@@ -98,6 +99,11 @@ def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[
     return problem(request, 503, "database unavailable")
 
 
+def _bad_value(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # The database refused a value the API let through (e.g. a NUL character in a string).
+    return problem(request, 400, "a value cannot be stored (for example a NUL character)")
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     _log.error(
         "unhandled error on %s %s (request_id %s)",
@@ -114,5 +120,6 @@ exception_handlers: dict[int | type[Exception], Any] = {
     HTTPException: _http_error,
     OperationalError: _database_down,
     InterfaceError: _database_down,
+    DataError: _bad_value,
     Exception: _unexpected,
 }

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-import brotli
 import httpx
 import pytest
 import redis
@@ -442,7 +441,7 @@ def test_request_ids_compression_cors_and_problem_details(env: Any) -> None:
     assert br.headers["content-encoding"] == "br"
     gz = client.get("/schema/openapi.json", headers={"accept-encoding": "gzip"})
     assert gz.headers["content-encoding"] == "gzip"
-    assert json.loads(brotli.decompress(br.content))["openapi"].startswith("3.1")
+    assert br.json()["openapi"].startswith("3.1")  # httpx decoded the brotli body
     preflight = client.options(
         "/api/v1/config/shop",
         headers={

@@ -4,7 +4,7 @@ from api.rest.controllers.admin import AdminController
 from api.rest.controllers.auth import AuthController
 from api.rest.controllers.config import ConfigController
 from api.rest.controllers.deployments import DeploymentsController
-from api.rest.controllers.health import HealthController
+from api.rest.controllers.health import HealthController, PrometheusMetricsController
 from api.rest.controllers.integrations import IntegrationsController
 from api.rest.controllers.metrics import MetricsController
 from api.rest.controllers.optimize import OptimizeController
@@ -19,5 +19,6 @@ __all__ = [
     "IntegrationsController",
     "MetricsController",
     "OptimizeController",
+    "PrometheusMetricsController",
     "TelemetryController",
 ]

@@ -1,14 +1,15 @@
-"""Open health endpoints: ``/health`` (per dependency), ``/health/live``, ``/health/ready``."""
+"""Open endpoints: ``/health*`` (per dependency, liveness, readiness) and ``/metrics``."""
 
 from __future__ import annotations
 
 from litestar import Controller, Request, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from api.rest.resources import resources_of
 from api.service import HealthReport
 
-__all__ = ["HealthController"]
+__all__ = ["HealthController", "PrometheusMetricsController"]
 
 
 class HealthController(Controller):
@@ -36,3 +37,15 @@ class HealthController(Controller):
         if report.status == "down":
             return Response({"status": "not ready"}, status_code=HTTP_503_SERVICE_UNAVAILABLE)
         return Response({"status": "ready"}, status_code=HTTP_200_OK)
+
+
+class PrometheusMetricsController(Controller):
+    """``/metrics``: the REST service's Prometheus metrics (documented as text, not JSON)."""
+
+    path = "/metrics"
+    tags = ["health"]
+
+    @get("/", media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics (text format)")
+    async def metrics(self) -> Response[bytes]:
+        """Request counts and durations per route, process metrics."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
