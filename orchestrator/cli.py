@@ -86,6 +86,65 @@ def backtest(
     )
 
 
+@app.command()
+def simulate(
+    scenario: Annotated[
+        str,
+        typer.Option(
+            help="built-in scenario (fleet, cheaper-good, cheaper-worse, "
+            "latency-regression) or a scenario file (.json/.toml)"
+        ),
+    ] = "fleet",
+    duration: Annotated[
+        str | None, typer.Option(help="simulated time to run, e.g. 90min (default: scenario's)")
+    ] = None,
+    speed: Annotated[
+        float, typer.Option(help="simulated seconds per wall second; 0: as fast as possible")
+    ] = 60.0,
+    target: Annotated[
+        str, typer.Option(help="kafka, rest (POST /api/v1/telemetry) or inprocess")
+    ] = "kafka",
+    bootstrap: Annotated[
+        str | None, typer.Option(help="Kafka host:port (default: kafka.bootstrap_servers)")
+    ] = None,
+    topic: Annotated[str | None, typer.Option(help="default: kafka.telemetry_topic")] = None,
+    api_url: Annotated[
+        str | None, typer.Option(help="REST base URL (default: http://api.host:api.port)")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="x-api-key (default: api.bootstrap_admin_key)")
+    ] = None,
+    config_source: Annotated[
+        str | None,
+        typer.Option(
+            help="rest (GET /api/v1/config/{app}) or db (storage.database_url); "
+            "default: rest, db for inprocess"
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed (default: scenario's)")] = None,
+    tick: Annotated[float, typer.Option(help="simulated seconds per tick")] = 10.0,
+    report: Annotated[Path | None, typer.Option(help="also write the report as JSON")] = None,
+) -> None:
+    """Run a fleet of simulated LLM apps against the optimizer and report against the truth."""
+    from bench.simulator.cli import SimulateOptions, simulate_command
+
+    settings = _settings()
+    try:
+        code = simulate_command(
+            settings,
+            SimulateOptions(
+                scenario=scenario, duration=duration, speed=speed, target=target,
+                bootstrap=bootstrap, topic=topic, api_url=api_url, api_key=api_key,
+                config_source=config_source, seed=seed, tick=tick, report=report,
+            ),
+            _err,
+        )  # fmt: skip
+    except (OptimizerError, ValueError, OSError) as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    raise typer.Exit(code)
+
+
 def _settings() -> Settings:
     try:
         return load_settings()
