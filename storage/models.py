@@ -26,8 +26,8 @@ __all__ = [
     "ApiKeyRow",
     "AppConfigRow",
     "AuditRow",
-    "CanarySampleRow",
     "Base",
+    "CanarySampleRow",
     "DecisionRow",
     "DeploymentRow",
     "InsightRow",
@@ -327,9 +327,7 @@ class CanarySampleRow(Base):
 
     __tablename__ = "canary_samples"
     __table_args__ = (
-        UniqueConstraint(
-            "deployment_id", "stage", "window_start", "side", name="uq_canary_sample"
-        ),
+        UniqueConstraint("deployment_id", "stage", "window_start", "side", name="uq_canary_sample"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
