@@ -174,11 +174,9 @@ class AnalyzerSettings:
     anomaly_z_critical: float = 8.0  # |z| from which an anomaly start is critical
     anomaly_z_calm: float = 3.0  # |z| below which a period of an open anomaly counts as calm
     anomaly_cusum_k: float = 1.0  # CUSUM allowance per period, in robust sigmas
-    anomaly_cusum_h: float = 20.0  # CUSUM sum that confirms a level shift
+    anomaly_cusum_h: float = 20.0  # CUSUM sum that starts or confirms a level shift
     anomaly_cusum_clip: float = 6.0  # |z| clip before the CUSUM
-    anomaly_shift_k: float = 3.0  # allowance of the CUSUM that starts a level-shift anomaly
-    anomaly_shift_h: float = 12.0  # its sum that starts a level-shift anomaly (0: off)
-    anomaly_level_windows: int = 3  # periods whose median is a level (a shift's must be new)
+    anomaly_level_windows: int = 12  # periods whose median is a level (a shift's must be new)
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
     anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies
     anomaly_history_windows: int = 288  # learned periods the anomaly median and MAD remember

@@ -21,14 +21,24 @@ the baseline level; the binomial standard error for the error rate; the Poisson 
 ``|z|`` is the score. Nothing is judged before ``warmup_windows`` learned residuals, nor in
 periods with fewer than ``min_calls`` calls.
 
-**Incidents.** A period starts an incident when ``|z| >= z_warning`` and the residual is a new
-extreme (beyond every residual of the last ``novelty_windows`` periods, flagged ones included, so
-a recurring spike of a known height is not reported again): one ``anomaly_start`` insight
-(``critical`` when ``|z| >= z_critical``, else ``warning``). Flagged periods are not learned. The
-incident ends with one ``anomaly_end`` (``info``) after ``end_windows`` consecutive periods with
-``|z| < z_calm``, or when a level shift is confirmed: ``relearn_windows`` flagged periods and a
-two-sided CUSUM of the clipped z (allowance ``cusum_k``) reaching ``cusum_h`` in one direction.
-The flagged periods then become the new baseline (the shift is re-learned).
+**Incidents.** A period starts an incident in two ways, whichever comes first:
+
+* a spike: ``|z| >= z_warning`` and the residual is a new extreme (beyond every residual of the
+  last ``novelty_windows`` periods, flagged ones included, so a recurring spike of a known height
+  is not reported again);
+* a level shift: a two-sided CUSUM of the clipped z (allowance ``cusum_k``, running in calm
+  periods too) reaches ``cusum_h`` in the direction of the current z, and the level (median of
+  the last ``level_windows`` residuals) is beyond every level of the last ``novelty_windows``
+  periods. This catches a sustained change that is smaller than an earlier spike, or made of
+  moderate z's, while a daily job that recurs at a known level stays quiet.
+
+One ``anomaly_start`` insight (``critical`` when ``|z| >= z_critical``, else ``warning``; the
+evidence names the ``statistic`` that fired). Flagged periods (``|z| >= z_calm``) are not
+learned. The incident ends with one ``anomaly_end`` (``info``) after ``end_windows`` calm periods
+(``|z| < z_calm``; periods between ``z_calm`` and ``z_warning`` pause the count, only a period
+at ``z_warning`` or beyond restarts it, so a noisy series cannot hold an incident open forever
+and hide the next one), or when a level shift is confirmed: ``relearn_windows`` flagged periods
+and the CUSUM at ``cusum_h``. The flagged periods then become the new baseline (re-learned).
 """
 
 from __future__ import annotations
@@ -60,6 +70,7 @@ class MetricState:
     history: tuple[float, ...] = ()  # learned residuals, oldest first
     flagged: tuple[float, ...] = ()  # residuals of the open incident's flagged periods
     seen: tuple[float, ...] = ()  # every judged residual (flagged too), oldest first
+    levels: tuple[float, ...] = ()  # median of the last level_windows residuals, per period
     cusum_up: float = 0.0
     cusum_down: float = 0.0
     started: datetime | None = None  # window_start of the open incident, None when calm
@@ -140,6 +151,7 @@ class AnomalyAnalyzer:
         self._relearn = max(settings.anomaly_relearn_windows, 1)
         self._min_calls = max(settings.anomaly_min_calls, 1)
         self._novelty_windows = max(settings.anomaly_novelty_windows, 0)
+        self._level_windows = max(settings.anomaly_level_windows, 1)
 
     def initial_state(self) -> AnomalyState:
         """The state before the first period: nothing learned."""
@@ -242,21 +254,37 @@ class AnomalyAnalyzer:
         score = abs(j.z)
         seen = ms.seen or ms.history
         novel = resid > max(seen) if j.z > 0 else resid < min(seen)
-        ms = replace(ms, seen=(*seen, resid)[-self._novelty_windows :])
+        recent = (*seen, resid)[-self._level_windows :]
+        level = statistics.median(recent)
+        levels = ms.levels or (level,)
+        novel_level = level > max(levels) if j.z > 0 else level < min(levels)
+        keep = max(self._novelty_windows, self._level_windows)
+        ms = replace(ms, seen=(*seen, resid)[-keep:], levels=(*levels, level)[-keep:])
         if ms.started is None:
-            if score < self._z_warning or not (novel or self._novelty_windows == 0):
-                return replace(ms, history=self._learn(ms.history, resid)), None
+            spike = score >= self._z_warning and (novel or self._novelty_windows == 0)
+            sustained = j.up >= self._cusum_h if j.z > 0 else j.down >= self._cusum_h
+            shift = sustained and (novel_level or self._novelty_windows == 0)
+            if not (spike or shift):
+                learned = self._learn(ms.history, resid)
+                return replace(ms, history=learned, cusum_up=j.up, cusum_down=j.down), None
             severity: Severity = "critical" if score >= self._z_critical else "warning"
             started = replace(
                 ms, flagged=(resid,), cusum_up=0.0, cusum_down=0.0, started=group.window_start
             )
-            insight = self._insight(group, task, metric, "anomaly_start", severity, value, j, "")
+            extra: dict[str, float | str] = {
+                "statistic": "z" if spike else "cusum",
+                "level": level + expected,
+            }
+            insight = self._insight(
+                group, task, metric, "anomaly_start", severity, value, j, "", extra
+            )
             return replace(started, calm=0), insight
         ms = replace(ms, cusum_up=j.up, cusum_down=j.down)
         if score >= self._z_calm:
             flagged = (*ms.flagged, resid)[-self._relearn :]
             if len(flagged) < self._relearn or j.cusum < self._cusum_h:
-                return replace(ms, flagged=flagged, calm=0), None
+                calm = 0 if score >= self._z_warning else ms.calm
+                return replace(ms, flagged=flagged, calm=calm), None
             relearned = replace(
                 ms, history=flagged, flagged=(), started=None, calm=0, cusum_up=0.0, cusum_down=0.0
             )
@@ -280,6 +308,7 @@ class AnomalyAnalyzer:
         value: float,
         j: _Judgement,
         reason: str,
+        extra: dict[str, float | str] | None = None,
     ) -> Insight:
         direction = "above" if j.z >= 0 else "below"
         if kind == "anomaly_start":
@@ -310,6 +339,7 @@ class AnomalyAnalyzer:
         }
         if reason:
             evidence["reason"] = reason
+        evidence.update(extra or {})
         return make_insight(
             "anomaly",
             group,

@@ -127,6 +127,45 @@ def test_level_shift_is_relearned() -> None:
     assert later == []
 
 
+def test_shift_below_an_earlier_spike_starts_by_cusum() -> None:
+    # A spike of 300 makes every lower value "known"; a sustained shift to 130 (z = 6 each
+    # period) is still an incident: the CUSUM passes h = 20 on its 4th period, and the start
+    # waits until the median of the last 12 periods (spike included) is a level never seen:
+    # (100 + 130) / 2 on the 5th.
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    series = [*BASE, 300.0, *([100.0] * 6), *([130.0] * 10)]
+    _, found = run(a, series)
+    assert [(i, f.kind, f.severity) for i, f in found] == [
+        (40, "anomaly_start", "critical"),
+        (43, "anomaly_end", "info"),
+        (47 + 4, "anomaly_start", "warning"),  # z 6: warning; the CUSUM is the statistic
+    ]
+    shift = found[2][1]
+    assert shift.evidence["statistic"] == "cusum"
+    assert shift.evidence["cusum"] == 25.0  # 5 periods of min(z, 6) - 1 = 5
+    assert shift.evidence["level"] == 115.0
+
+
+def test_recurring_level_of_known_height_is_not_a_new_incident() -> None:
+    # A daily job: 12 periods at 130. Once it has been an incident (and was re-learned), the
+    # same level again is known and starts nothing; a higher one does.
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    job = [130.0] * 14
+    series = [*BASE, *job, *([100.0] * 30), *job, *([100.0] * 30), *([160.0] * 14)]
+    _, found = run(a, series)
+    starts = [i for i, f in found if f.kind == "anomaly_start"]
+    assert len(starts) == 2
+    assert starts[0] < 40 + 14
+    assert starts[1] >= 40 + 14 + 30 + 14 + 30
+
+
+def test_periods_between_calm_and_warning_do_not_hold_an_incident_open() -> None:
+    # 117 is z 3.4: not calm (not learned) but not an anomaly either: the calm count pauses.
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    _, found = run(a, [*BASE, 150.0, 100.0, 117.0, 100.0, 117.0, 100.0, 100.0])
+    assert [(i, f.kind) for i, f in found] == [(40, "anomaly_start"), (45, "anomaly_end")]
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     n=st.integers(min_value=1, max_value=60),
