@@ -8,8 +8,10 @@ import contextlib
 import httpx
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
+from litestar import Litestar
 
 from api.rest.app import create_app
+from api.service import ReloadHook
 from core.settings import Settings
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
 
@@ -22,10 +24,12 @@ class RestService(ServiceBase):
     name = "rest"
     depends_on = ("storage", "processor")
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, on_reload: ReloadHook | None = None) -> None:
         self._settings = settings
+        self._on_reload = on_reload  # what POST /api/v1/admin/reload calls (SIGHUP's handler)
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._app: Litestar | None = None
         self._base = f"http://{settings.api.host}:{settings.api.port}"
         if settings.api.host in ("0.0.0.0", "::"):  # noqa: S104
             self._base = f"http://127.0.0.1:{settings.api.port}"
@@ -37,7 +41,8 @@ class RestService(ServiceBase):
         config.accesslog = None
         config.graceful_timeout = 5.0
         self._shutdown = asyncio.Event()
-        app = create_app(self._settings)
+        app = create_app(self._settings, on_reload=self._on_reload)
+        self._app = app
         self._task = asyncio.create_task(
             serve(app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
         )
@@ -59,6 +64,12 @@ class RestService(ServiceBase):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    async def reload(self, settings: Settings) -> None:
+        """Per-request settings (rate limits) apply at once; the rest at the next start."""
+        self._settings = settings
+        if self._app is not None:
+            self._app.state.settings = settings
 
     async def health_check(self) -> HealthResult:
         """Ask the server itself: ``/health`` over HTTP (503 when a required dependency is down)."""
