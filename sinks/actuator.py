@@ -5,8 +5,10 @@ per task, what the baseline and canary variants served. For each task with an op
 the canary controller records the period and acts on the judge's verdict; then the coordinator
 picks at most one proposal per task (one change in flight, cooldown, confidence, safety
 limits), which starts as a canary or, when ``decisions.require_approval`` names its strategy or
-app, waits as ``proposed`` with an ``approval_needed`` outbox event. Everything of one period
-commits together; the configs that changed are published after the commit.
+app, waits as ``proposed`` with an ``approval_needed`` outbox event. A prompt decision that asks
+for a rewritten template also waits as ``proposed`` until the integrations service has the
+rewrite (``sinks.prompt_rewrite``). Everything of one period commits together; the configs that
+changed are published after the commit.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from core.app_config import AppConfig
 from core.decisions import Decision
 from core.settings import Settings
 from operators.judge import SideSummary
+from operators.strategies import REWRITE_KEY
 from operators.strategies.coordinator import coordinate
 from sinks.canary_controller import observe, start_canary
 from sinks.config_manager import config_channel, encode_config
 from sinks.database import StoreSink
+from sinks.prompt_rewrite import current_template, mark_pending
 from storage.configs import active_config
 from storage.database import session_scope
 from storage.decisions import list_deployments, save_decision
@@ -145,6 +149,14 @@ class Actuator:
                 settings=self._settings.canary,
             )
 
+    def _wants_rewrite(self, session: Session, decision: Decision) -> bool:
+        """A prompt rewrite is asked for, can be had (Anthropic key) and has a template."""
+        return (
+            REWRITE_KEY in decision.action
+            and bool(self._settings.integrations.anthropic_api_key)
+            and bool(current_template(session, decision))
+        )
+
     def _decide(self, session: Session, work: PeriodWork) -> list[Decision]:
         by_task: dict[str, list[Decision]] = {}
         for proposal in work.proposals:
@@ -185,6 +197,8 @@ class Actuator:
                         payload=msgspec.to_builtins(chosen),
                         now=work.window_end,
                     )
+            elif self._wants_rewrite(session, chosen):
+                save_decision(session, mark_pending(chosen), now=work.window_end)
             else:
                 start_canary(session, chosen, settings=self._settings.canary, now=work.window_end)
             out.append(chosen)

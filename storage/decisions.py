@@ -36,6 +36,7 @@ __all__ = [
     "list_decisions",
     "list_deployments",
     "open_deployments",
+    "revise_decision",
     "save_decision",
     "save_deployment",
     "set_decision_status",
@@ -307,3 +308,22 @@ def add_verdict(session: Session, verdict: Verdict) -> bool:
     )
     session.flush()
     return True
+
+
+def revise_decision(
+    session: Session,
+    decision_id: str,
+    *,
+    action: dict[str, object],
+    evidence: dict[str, object],
+    now: datetime,
+) -> Decision:
+    """Replace a proposed decision's action and evidence (a rewrite filled in before rollout)."""
+    row = session.get(DecisionRow, decision_id)
+    if row is None:
+        raise NotFoundError(f"no decision {decision_id!r}")
+    row.action = msgspec.to_builtins(action)
+    row.evidence = msgspec.to_builtins(evidence)
+    row.updated_at = now
+    session.flush()
+    return _decision(row)

@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import structlog
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from collector.producer import TelemetryProducer
 from core.settings import Settings
 from integrations.dispatcher import Dispatcher
 from integrations.factory import Clients, build_clients
 from integrations.outbox import PARK_FOR, OutboxClaim
 from integrations.routing import Router
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from orchestrator.services.prompt_rewriter import PromptRewriter
 from storage.database import create_db_engine
 from storage.models import OutboxRow
 from storage.outbox import claim_due, mark_delivered, mark_failed
@@ -173,11 +176,29 @@ class IntegrationsService(ServiceBase):
         self._stop = asyncio.Event()
         self._last_error = ""
         self.polls = 0
+        self.rewriter: PromptRewriter | None = None
+        self._own_calls: list[dict[str, Any]] = []  # the Anthropic client's telemetry events
+        self._producer: TelemetryProducer | None = None
+
+    async def _report_own_calls(self) -> None:
+        """Send the telemetry of the optimizer's own LLM calls to the telemetry topic."""
+        events, self._own_calls = self._own_calls, []
+        if not events or not self._settings.kafka.bootstrap_servers:
+            return  # no broker configured for this service: nothing to report to
+        if self._producer is None:
+            kafka = self._settings.kafka
+            self._producer = TelemetryProducer(kafka.bootstrap_servers, kafka.telemetry_topic)
+        records = [msgspec.json.encode(e) for e in events]
+        await asyncio.to_thread(self._producer.send_all, records)
 
     async def start(self) -> None:
         """Build the configured clients and start the polling loop."""
         s = self._settings.integrations
-        self.clients = build_clients(s)
+        self.clients = build_clients(s, on_telemetry=self._own_calls.append)
+        if self.clients.anthropic is not None:
+            self.rewriter = PromptRewriter(
+                self._engine, self.clients.anthropic, self._settings.canary
+            )
         self.dispatcher = Dispatcher(
             self.store,
             Router(s.routes, self.clients.targets),
@@ -199,6 +220,9 @@ class IntegrationsService(ServiceBase):
         while not self._stop.is_set():
             try:
                 report = await self.dispatcher.run_once(s.batch_size)
+                if self.rewriter is not None:
+                    await self.rewriter.run_once()
+                await self._report_own_calls()
                 self._last_error = ""
                 if report.delivered or report.failed or report.parked:
                     _log.info("integrations.polled", **dataclasses.asdict(report))
@@ -223,6 +247,13 @@ class IntegrationsService(ServiceBase):
         await self.clients.close()
         if self._owns_engine:
             self._engine.dispose()
+
+    async def reload(self, settings: Settings) -> None:
+        """New ``integrations`` settings (clients, routes, intervals): restart the dispatcher."""
+        old, self._settings = self._settings, settings
+        if old.integrations != settings.integrations and self.dispatcher is not None:
+            await self.stop()
+            await self.start()
 
     async def health_check(self) -> HealthResult:
         """Breaker states and the outbox backlog."""
