@@ -29,6 +29,7 @@ __all__ = [
     "CanarySettings",
     "CollectorSettings",
     "DecisionSettings",
+    "GrpcSettings",
     "IntegrationSettings",
     "KafkaSettings",
     "ModelPrice",
@@ -209,6 +210,16 @@ class OrchestratorSettings:
     shutdown_timeout: timedelta = timedelta(seconds=30)
     start_timeout: timedelta = timedelta(seconds=60)
     metrics_port: int = 9090
+    failure_threshold: int = 3  # consecutive failed health checks before a restart
+    max_restarts: int = 3  # restarts of one service before it is marked Failed
+    health_timeout: timedelta = timedelta(seconds=10)  # longest wait for one health check
+    log_format: str = "auto"  # json | console | auto (json in production, console otherwise)
+    otlp_endpoint: str = ""  # OTLP/HTTP traces endpoint, e.g. http://otel:4318; empty: no traces
+    pipeline_metrics_interval: timedelta = timedelta(seconds=15)  # database/Kafka sampling
+    supervise_processor: bool = True  # false: the Bytewax processes run elsewhere (Compose, k8s)
+    bytewax_api_port: int = 0  # first Bytewax metrics port (one per process); 0: free ports
+    # host:port of each Bytewax process's metrics API when the processes run elsewhere
+    processor_endpoints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,6 +435,25 @@ class IntegrationSettings:
         object.__setattr__(self, "routes", routes)
 
 
+@dataclass(frozen=True, slots=True)
+class GrpcSettings:
+    """The gRPC API (``llmopt.v1``): address, TLS, message limits, deadlines, streams."""
+
+    enabled: bool = True  # false: the orchestrator does not start the gRPC server
+    host: str = "127.0.0.1"
+    port: int = 50051  # 0: a free port (tests)
+    tls_cert_path: str = ""  # PEM certificate chain; with tls_key_path: TLS (1.3 where possible)
+    tls_key_path: str = ""  # PEM private key of the certificate
+    tls_client_ca_path: str = ""  # PEM CA bundle: when set, clients must present a certificate
+    max_receive_message_bytes: int = 16 * 1024 * 1024  # largest request message
+    max_send_message_bytes: int = 16 * 1024 * 1024  # largest response message
+    unary_timeout: timedelta = timedelta(seconds=30)  # server-side deadline of unary calls
+    grace: timedelta = timedelta(seconds=5)  # in-flight calls may finish this long on shutdown
+    watch_poll_interval: timedelta = timedelta(seconds=1)  # streams re-read storage this often
+    stream_lookback: timedelta = timedelta(hours=1)  # how far back streams look for new records
+    health_interval: timedelta = timedelta(seconds=5)  # dependency probes of the health service
+
+
 def _route(raw: Any) -> RouteRule:
     if not isinstance(raw, Mapping):
         raise ConfigurationError(
@@ -455,6 +485,7 @@ class Settings:
     collector: CollectorSettings = CollectorSettings()
     decisions: DecisionSettings = DecisionSettings()
     integrations: IntegrationSettings = IntegrationSettings()
+    grpc: GrpcSettings = GrpcSettings()
 
     def with_overrides(self, **sections: Any) -> Settings:
         """Return a copy with whole sections replaced (tests, resolved embedded addresses)."""
@@ -729,6 +760,20 @@ _VALIDATORS: list[Validator] = [
     Validator("api.max_body_bytes", default=10 * 1024 * 1024, is_type_of=int, gte=1024),
     Validator("api.max_batch_events", default=10_000, is_type_of=int, gte=1),
     _port("orchestrator.metrics_port", 9090, lowest=0),
+    Validator("orchestrator.failure_threshold", default=3, is_type_of=int, gte=1, lte=100),
+    Validator("orchestrator.max_restarts", default=3, is_type_of=int, gte=0, lte=100),
+    Validator("orchestrator.log_format", default="auto", is_in=("auto", "json", "console")),
+    Validator("orchestrator.otlp_endpoint", default="", condition=_is_url(("http", "https"))),
+    Validator("orchestrator.supervise_processor", default=True, is_type_of=bool),
+    _port("orchestrator.bytewax_api_port", 0, lowest=0),
+    Validator(
+        "orchestrator.processor_endpoints",
+        default=[],
+        condition=lambda v: isinstance(v, list | tuple) and all(_is_broker_list(e) for e in v),
+        messages={
+            "condition": "{name} must be a list of host:port but it is {value!r} in env {env}"
+        },
+    ),
     Validator("collector.enabled", default=True, is_type_of=bool),
     Validator("collector.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("collector.http_port", 4318, lowest=0),
@@ -771,6 +816,17 @@ _VALIDATORS: list[Validator] = [
     ),
     *_decision_validators(),
     *_integration_validators(),
+    Validator("grpc.enabled", default=True, is_type_of=bool),
+    Validator("grpc.host", default="127.0.0.1", is_type_of=str, len_min=1),
+    _port("grpc.port", 50051, lowest=0),
+    *(
+        Validator(f"grpc.{n}", default="", is_type_of=str)
+        for n in ("tls_cert_path", "tls_key_path", "tls_client_ca_path")
+    ),
+    *(
+        Validator(f"grpc.{n}", default=16 * 1024 * 1024, is_type_of=int, gte=1024)
+        for n in ("max_receive_message_bytes", "max_send_message_bytes")
+    ),
 ]
 
 

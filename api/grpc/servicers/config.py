@@ -1,0 +1,91 @@
+# ruff: noqa: N802 - gRPC method names are the proto's (PascalCase)
+"""``llmopt.v1.ConfigService`` over :class:`api.service.ConfigService`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from google.protobuf import json_format
+
+from api.grpc.convert import optional, required, to_builtins, to_message
+from api.grpc.errors import FieldError
+from api.grpc.interceptors import principal_of
+from api.grpc.resources import GrpcResources
+from api.grpc.watch import follow_config
+from proto.llmopt.v1 import config_pb2, config_pb2_grpc
+
+__all__ = ["ConfigServicer"]
+
+
+def config_message(raw: bytes) -> config_pb2.AppConfig:
+    """The JSON of an active config (CONTRACT.md §3) as a message."""
+    message = config_pb2.AppConfig()
+    json_format.Parse(raw, message, ignore_unknown_fields=True)
+    return message
+
+
+class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
+    """Reads, changes and follows app configs."""
+
+    def __init__(self, resources: GrpcResources) -> None:
+        self._r = resources
+
+    async def GetConfig(
+        self, request: config_pb2.GetConfigRequest, context: Any
+    ) -> config_pb2.AppConfig:
+        """The active config (the same cached JSON REST serves)."""
+        return config_message(await self._r.configs.active_json(required(request.app, "app")))
+
+    async def UpdateConfig(
+        self, request: config_pb2.UpdateConfigRequest, context: Any
+    ) -> config_pb2.ConfigVersion:
+        """A new version with the given tasks."""
+        tasks = {name: to_builtins(task) for name, task in request.tasks.items()}
+        version = await self._r.configs.update(
+            required(request.app, "app"),
+            tasks,
+            author=principal_of().subject,
+            reason=request.reason or "manual change",
+        )
+        return to_message(version, config_pb2.ConfigVersion)
+
+    async def ListVersions(
+        self, request: config_pb2.ListVersionsRequest, context: Any
+    ) -> config_pb2.ListVersionsResponse:
+        """Versions newest first."""
+        found = await asyncio.to_thread(
+            self._r.configs.versions,
+            required(request.app, "app"),
+            before=optional(request, "before"),
+            limit=optional(request, "limit", 100),
+        )
+        return to_message({"versions": found}, config_pb2.ListVersionsResponse)
+
+    async def RollbackConfig(
+        self, request: config_pb2.RollbackConfigRequest, context: Any
+    ) -> config_pb2.ConfigVersion:
+        """The tasks of an earlier version, stored as the newest."""
+        if request.version < 1:
+            raise FieldError("version", "must be at least 1")
+        version = await self._r.configs.rollback_to(
+            required(request.app, "app"),
+            request.version,
+            author=principal_of().subject,
+            reason=request.reason or f"rollback to version {request.version}",
+        )
+        return to_message(version, config_pb2.ConfigVersion)
+
+    async def WatchConfig(
+        self, request: config_pb2.WatchConfigRequest, context: Any
+    ) -> AsyncIterator[config_pb2.AppConfig]:
+        """The active config, then every newer one."""
+        async for config in follow_config(
+            self._r.configs,
+            self._r.cache,
+            required(request.app, "app"),
+            after_version=optional(request, "after_version", 0),
+            poll_s=self._r.settings.grpc.watch_poll_interval.total_seconds(),
+        ):
+            yield to_message(config, config_pb2.AppConfig)
