@@ -18,17 +18,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
-from scipy.stats import mannwhitneyu, norm
+from scipy.stats import binomtest, mannwhitneyu, norm, ttest_1samp
 
-from core.decisions import MetricCheck, VerdictOutcome
+from core.decisions import MetricCheck, RollbackLimit, VerdictOutcome
 from core.settings import CanarySettings
 from core.stats import WindowStats
 
-__all__ = ["SideSummary", "judge"]
+__all__ = ["SideSummary", "judge", "plan_checks"]
 
 
 class SideSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -272,3 +272,75 @@ def judge(
     if blocking:
         return "inconclusive", tuple(checks), blocking
     return "pass", tuple(checks), "every gate and test passed"
+
+
+def _limit_check(limit: RollbackLimit, **fields: Any) -> MetricCheck:
+    return MetricCheck(
+        metric=f"plan:{limit.metric}", baseline=None, threshold=limit.limit, **fields
+    )
+
+
+def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> MetricCheck:
+    """One rollback-plan limit on one side, tested so that noise alone rarely trips it."""
+    if limit.metric == "quality_mean" and len(side.quality) >= 2:
+        values = np.asarray(side.quality)
+        result = ttest_1samp(values, limit.limit, alternative="less")
+        p = float(result.pvalue)
+        return _limit_check(
+            limit,
+            canary=float(values.mean()),
+            test="t_test_below_limit",
+            statistic=float(result.statistic),
+            p_value=p,
+            canary_n=len(values),
+            passed=not p < alpha,
+            detail="fails when the mean is significantly below the limit",
+        )
+    if limit.metric == "error_rate" and side.calls:
+        result = binomtest(
+            side.errors, side.calls, min(max(limit.limit, 0.0), 1.0), alternative="greater"
+        )
+        p = float(result.pvalue)
+        return _limit_check(
+            limit,
+            canary=side.error_rate,
+            test="binomial_above_limit",
+            p_value=p,
+            canary_n=side.calls,
+            passed=not p < alpha,
+            detail="fails when the error rate is significantly above the limit",
+        )
+    if limit.metric == "latency_p95_ms" and side.latency:
+        over = sum(v > limit.limit for v in side.latency)
+        result = binomtest(over, len(side.latency), 0.05, alternative="greater")
+        p = float(result.pvalue)
+        return _limit_check(
+            limit,
+            canary=_percentile(side.latency, 95),
+            test="binomial_exceedance",
+            statistic=float(over),
+            p_value=p,
+            canary_n=len(side.latency),
+            passed=not p < alpha,
+            detail="fails when significantly more than 5 % of calls exceed the limit",
+        )
+    if limit.metric == "cost_per_success_usd" and side.cost_per_success is not None:
+        value = side.cost_per_success
+        return _limit_check(
+            limit,
+            canary=value,
+            test="gate",
+            canary_n=side.ok,
+            passed=value <= limit.limit,
+            detail="fails when the cost per success exceeds it",
+        )
+    return _limit_check(limit, canary=None, test="none", detail="no data for this limit")
+
+
+def plan_checks(
+    side: SideSummary, plan: Iterable[RollbackLimit], settings: CanarySettings
+) -> tuple[MetricCheck, ...]:
+    """The decision's rollback-plan limits checked on ``side`` (once it has enough calls)."""
+    if side.calls < settings.min_samples:
+        return ()
+    return tuple(_plan_check(limit, side, settings.alpha) for limit in plan)

@@ -29,7 +29,7 @@ from core.app_config import CanaryConfig, ConfigVersion, TaskConfig, apply_overr
 from core.decisions import Decision, Deployment, Verdict, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
-from operators.judge import SideSummary, judge
+from operators.judge import SideSummary, judge, plan_checks
 from operators.strategies import REWRITE_KEY
 from sinks.rollback import rollback_deployment
 from storage.audit import record_audit
@@ -299,6 +299,16 @@ def observe(
         reference = _pooled(session, deployment.id, [deployment.stage], "baseline")
         judged = _pooled(session, deployment.id, [deployment.stage], "canary")
     outcome, checks, reason = judge(reference, judged, settings)
+    plan = plan_checks(
+        judged, get_decision(session, deployment.decision_id).rollback_plan, settings
+    )
+    broken = [c.metric for c in plan if c.passed is False]
+    checks += plan
+    if broken:
+        reason = (
+            "rollback plan: " + ", ".join(broken) + (f"; {reason}" if outcome == "fail" else "")
+        )
+        outcome = "fail"
     verdict = Verdict(
         id=stable_id("verdict", deployment.id, deployment.stage, window_end.isoformat()),
         deployment_id=deployment.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import numpy as np
 import pytest
 from sqlalchemy import Engine
@@ -170,3 +171,23 @@ def test_invalid_action_writes_nothing(engine: Engine) -> None:
     with pytest.raises(ValidationError), session_scope(engine) as s:
         start_canary(s, _decision({"modle": "x"}), settings=CANARY, now=T0)
     assert manager.active("shop").version == 1
+
+
+def test_the_decisions_rollback_plan_rolls_back_what_the_judge_lets_pass(engine: Engine) -> None:
+    from core.decisions import RollbackLimit
+
+    manager = _setup(engine)
+    planned = msgspec.structs.replace(
+        _decision(), rollback_plan=(RollbackLimit(metric="latency_p95_ms", limit=300.0),)
+    )
+    with session_scope(engine) as s:
+        deployment = start_canary(s, planned, settings=CANARY, now=T0)
+    assert _run_periods(engine, 0, 1, 0.85) == ["fail"]
+    with session_scope(engine) as s:
+        done = get_deployment(s, deployment.id)
+    assert done.status == "rolled_back"
+    assert done.reason.startswith("verdict fail at 1%: rollback plan: plan:latency_p95_ms")
+    check = next(c for c in done.verdicts[0].checks if c.metric == "plan:latency_p95_ms")
+    assert check.threshold == 300.0
+    assert check.p_value is not None
+    assert manager.active("shop").tasks["classify"] == TaskConfig(model="big")

@@ -132,3 +132,42 @@ def test_scaling_both_sides_latency_does_not_change_the_latency_verdict(
     two = {c.metric: c for c in judge(scaled(base), scaled(canary), relaxed)[1]}["latency_ms"]
     assert one.passed == two.passed
     assert one.p_value == pytest.approx(two.p_value, rel=1e-9, abs=1e-12)
+
+
+def test_rollback_plan_limits_are_tested_not_compared_point_blank() -> None:
+    from core.decisions import RollbackLimit
+    from operators.judge import plan_checks
+
+    rng = np.random.default_rng(7)
+    side = _side(rng, 300, latency=400.0, quality=0.85, error_rate=0.01, cost=0.001)
+    plan = (
+        RollbackLimit(metric="quality_mean", limit=0.83, direction="min"),
+        RollbackLimit(metric="latency_p95_ms", limit=1000.0),
+        RollbackLimit(metric="error_rate", limit=0.02),
+        RollbackLimit(metric="cost_per_success_usd", limit=0.0011),
+    )
+    checks = {c.metric: c for c in plan_checks(side, plan, CANARY)}
+    assert all(c.passed for c in checks.values()), checks
+    assert checks["plan:latency_p95_ms"].test == "binomial_exceedance"
+    broken = (
+        RollbackLimit(metric="quality_mean", limit=0.9, direction="min"),
+        RollbackLimit(metric="latency_p95_ms", limit=400.0),
+        RollbackLimit(metric="cost_per_success_usd", limit=0.0005),
+    )
+    assert [c.passed for c in plan_checks(side, broken, CANARY)] == [False, False, False]
+    assert plan_checks(_side(rng, 50), plan, CANARY) == ()
+
+
+def test_rollback_plan_rarely_trips_on_a_canary_exactly_at_its_baseline() -> None:
+    from core.decisions import RollbackLimit
+    from operators.judge import plan_checks
+
+    plan = (
+        RollbackLimit(metric="quality_mean", limit=0.85 - 0.02, direction="min"),
+        RollbackLimit(metric="error_rate", limit=0.01 + 0.01),
+    )
+    trips = 0
+    for seed in range(300):
+        side = _side(np.random.default_rng(seed), 150)
+        trips += any(c.passed is False for c in plan_checks(side, plan, CANARY))
+    assert trips / 300 <= CANARY.alpha
