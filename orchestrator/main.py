@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
@@ -15,6 +14,9 @@ from core.errors import ConfigurationError, ServiceStartError
 from core.settings import Settings, load_settings
 from orchestrator.manager import ServiceManager
 from orchestrator.metrics import create_registry, serve_metrics
+from orchestrator.observability import configure_logging, configure_tracing, log_format_for
+from orchestrator.pipeline_metrics import PipelineCollector, PipelineSampler
+from orchestrator.reload import SettingsReloader
 from orchestrator.service import Service
 from orchestrator.services import (
     CollectorService,
@@ -23,26 +25,13 @@ from orchestrator.services import (
     RestService,
     StorageService,
 )
+from orchestrator.services.processor import recovery_dir
 from orchestrator.signals import install_signal_handlers
+from storage.database import create_db_engine
 
 __all__ = ["build_services", "configure_logging", "main", "resolve_embedded"]
 
 _log = structlog.get_logger(__name__)
-
-
-def configure_logging(level: str) -> None:
-    """Structured logs to stderr at ``level``."""
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(message)s")
-    for noisy in ("httpx", "httpcore", "alembic.runtime.migration"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-    )
 
 
 def resolve_embedded(settings: Settings) -> tuple[Settings, bool]:
@@ -64,45 +53,66 @@ def resolve_embedded(settings: Settings) -> tuple[Settings, bool]:
 
 
 def build_services(
-    settings: Settings, *, embedded_broker: bool, base_env: Mapping[str, str]
+    settings: Settings,
+    *,
+    embedded_broker: bool,
+    base_env: Mapping[str, str],
+    on_reload: Callable[[], Awaitable[None]] | None = None,
+    lag: Callable[[], int | None] | None = None,
 ) -> list[Service]:
-    """The services of this release, registered in start order."""
+    """The services of this release, registered in start order.
+
+    Args:
+        settings: Resolved settings.
+        embedded_broker: Start the in-memory broker in the storage service.
+        base_env: The environment the Bytewax processes inherit.
+        on_reload: The settings reload that ``POST /api/v1/admin/reload`` calls.
+        lag: Reads the processor's consumer lag, for its health detail.
+    """
     collector = [CollectorService(settings)] if settings.collector.enabled else []
     return [
         StorageService(settings, embedded_broker=embedded_broker),
         *collector,
         IntegrationsService(settings),
-        ProcessorService(settings, base_env, ephemeral_input=embedded_broker),
-        RestService(settings),
+        ProcessorService(settings, base_env, ephemeral_input=embedded_broker, lag=lag),
+        RestService(settings, on_reload=on_reload),
     ]
 
 
 async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str, str]) -> int:
+    tracing = configure_tracing(settings.orchestrator.otlp_endpoint)
+    engine = create_db_engine(settings.storage.resolved_database_url)
+    sampler = PipelineSampler(settings, engine, recovery_dir(settings))
+    reloader: SettingsReloader | None = None
+
+    async def reload_from_api() -> None:
+        if reloader is None:
+            raise ConfigurationError("reload is not available while starting")
+        await reloader.reload_or_raise()
+
     manager = ServiceManager.from_settings(
-        build_services(settings, embedded_broker=embedded_broker, base_env=base_env),
+        build_services(
+            settings,
+            embedded_broker=embedded_broker,
+            base_env=base_env,
+            on_reload=reload_from_api,
+            lag=sampler.total_lag,
+        ),
         settings.orchestrator,
     )
+    reloader = SettingsReloader(settings, manager, load_settings)
     stop = asyncio.Event()
-
-    def reload() -> None:
-        try:
-            fresh = load_settings()
-        except ConfigurationError as exc:
-            _log.error("reload_rejected_keeping_old_settings", error=str(exc))
-            return
-        configure_logging(fresh.log_level)
-        _log.info("settings_reloaded", log_level=fresh.log_level)
-
-    remove_handlers = install_signal_handlers(stop, reload)
+    remove_handlers = install_signal_handlers(stop, reloader.reload)
     try:
         await manager.start_all()
     except ServiceStartError as exc:
         _log.error("startup_failed", service=exc.service, reason=exc.reason)
         remove_handlers()
+        engine.dispose()
+        tracing.shutdown()
         return 1
-    metrics = await serve_metrics(
-        create_registry(manager), settings.api.host, settings.orchestrator.metrics_port
-    )
+    registry = create_registry(manager, extra=[PipelineCollector(sampler, settings)])
+    metrics = await serve_metrics(registry, settings.api.host, settings.orchestrator.metrics_port)
     _log.info(
         "optimizer_running",
         rest=f"http://{settings.api.host}:{settings.api.port}",
@@ -112,15 +122,23 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
         database=settings.storage.resolved_database_url.split("@")[-1],
     )
     monitor = asyncio.create_task(manager.run_health_monitor(stop))
+    sampling = asyncio.create_task(sampler.run(stop))
     await stop.wait()
     await monitor
+    await sampling
     await manager.stop_all()
     await metrics.close()
     remove_handlers()
+    engine.dispose()
+    tracing.shutdown()
     for name, state in manager.states().items():
         result = manager.health().get(name)
         _log.info(
-            "final_health", service=name, state=str(state), detail=result.detail if result else ""
+            "final_health",
+            service=name,
+            state=str(state),
+            detail=result.detail if result else "",
+            restarts=manager.restarts()[name],
         )
     return 0
 
@@ -132,6 +150,8 @@ def main() -> int:
     except ConfigurationError as exc:
         print(f"llmopt: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(
+        settings.log_level, log_format_for(settings.orchestrator.log_format, settings.env)
+    )
     settings, embedded = resolve_embedded(settings)
     return asyncio.run(_run(settings, embedded, dict(os.environ)))

@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable
-from datetime import timedelta
 
 import structlog
 
-from core.errors import ServiceStartError
-from core.settings import OrchestratorSettings
+from core.errors import ConfigurationError, ServiceStartError
+from core.settings import OrchestratorSettings, Settings
 from orchestrator.backoff import restart_delay
 from orchestrator.registry import ServiceRegistry, SleepFunction, describe_error
-from orchestrator.service import HealthResult, HealthStatus, Service, ServiceState
+from orchestrator.service import HealthResult, HealthStatus, Reloadable, Service, ServiceState
 
 __all__ = ["ServiceManager"]
 
@@ -37,9 +36,6 @@ class ServiceManager(ServiceRegistry):
         services: Iterable[Service],
         settings: OrchestratorSettings,
         *,
-        failure_threshold: int = 3,
-        max_restarts: int = 3,
-        health_timeout: timedelta | None = None,
         sleep: SleepFunction = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> ServiceManager:
@@ -49,12 +45,51 @@ class ServiceManager(ServiceRegistry):
             health_interval=settings.health_interval,
             shutdown_timeout=settings.shutdown_timeout,
             start_timeout=settings.start_timeout,
-            failure_threshold=failure_threshold,
-            max_restarts=max_restarts,
-            health_timeout=health_timeout,
+            failure_threshold=settings.failure_threshold,
+            max_restarts=settings.max_restarts,
+            health_timeout=min(settings.health_timeout, settings.health_interval),
             sleep=sleep,
             clock=clock,
         )
+
+    def apply_settings(self, settings: OrchestratorSettings) -> None:
+        """Take reloaded thresholds, intervals and timeouts; they apply from the next use.
+
+        Raises:
+            ConfigurationError: When a number is out of range (nothing is changed then).
+        """
+        if settings.failure_threshold < 1 or settings.max_restarts < 0:
+            raise ConfigurationError(
+                "need failure_threshold >= 1 and max_restarts >= 0, got "
+                f"{settings.failure_threshold} and {settings.max_restarts}"
+            )
+        self._health_interval = settings.health_interval.total_seconds()
+        self._health_timeout = min(
+            settings.health_timeout, settings.health_interval
+        ).total_seconds()
+        self._shutdown_timeout = settings.shutdown_timeout.total_seconds()
+        self._start_timeout = settings.start_timeout.total_seconds()
+        self._failure_threshold = settings.failure_threshold
+        self._max_restarts = settings.max_restarts
+
+    async def reload_services(self, settings: Settings) -> dict[str, str]:
+        """Hand reloaded settings to every service that has a ``reload`` (see ``Reloadable``).
+
+        Returns:
+            The services whose reload raised, with the error; the others took the settings.
+        """
+        errors: dict[str, str] = {}
+        for name in self._order:
+            service = self._services[name]
+            if not isinstance(service, Reloadable):
+                continue
+            timeout = self._shutdown_timeout + self._start_timeout
+            try:
+                await self._timed(name, "reload", service.reload(settings), timeout)
+            except Exception as exc:
+                errors[name] = describe_error(exc, timeout)
+                _log.error("service_reload_failed", service=name, reason=errors[name])
+        return errors
 
     async def start_all(self) -> None:
         """Start every service in dependency order, each within the start timeout.
@@ -66,7 +101,7 @@ class ServiceManager(ServiceRegistry):
         for name in self._order:
             _log.info("service_starting", service=name)
             try:
-                await asyncio.wait_for(self._services[name].start(), self._start_timeout)
+                await self._timed(name, "start", self._services[name].start(), self._start_timeout)
             except Exception as exc:
                 reason = describe_error(exc, self._start_timeout)
                 _log.error("service_start_failed", service=name, reason=reason)
@@ -144,7 +179,9 @@ class ServiceManager(ServiceRegistry):
 
     async def _check(self, name: str) -> HealthResult:
         try:
-            return await asyncio.wait_for(self._services[name].health_check(), self._health_timeout)
+            return await self._timed(
+                name, "health_check", self._services[name].health_check(), self._health_timeout
+            )
         except Exception as exc:
             reason = describe_error(exc, self._health_timeout)
             return HealthResult(HealthStatus.UNHEALTHY, f"health check failed: {reason}")
@@ -165,7 +202,7 @@ class ServiceManager(ServiceRegistry):
             return
         timeout = self._shutdown_timeout + self._start_timeout
         try:
-            await asyncio.wait_for(self._services[name].recover(), timeout)
+            await self._timed(name, "recover", self._services[name].recover(), timeout)
         except Exception as exc:
             reason = describe_error(exc, timeout)
             _log.error("service_restart_failed", service=name, reason=reason)

@@ -8,29 +8,37 @@ Metrics (label ``service``):
   until the service has been checked once.
 - ``service_restarts_total``: restarts done by the health monitor (a counter).
 - ``service_uptime_seconds``: seconds since the service last started; 0 while it is not up.
+- ``request_duration_seconds`` (histogram, labels ``service`` and ``operation``): how long each
+  call of the orchestrator into a service took (start, stop, health_check, recover, reload).
+
+With a :class:`~orchestrator.pipeline_metrics.PipelineCollector` the registry also carries the
+pipeline's metrics (``llmopt_pipeline_*``, ``llmopt_canary_*``, ``llmopt_budget_usd``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from orchestrator.service import HealthResult, HealthStatus, ServiceState
 
 __all__ = [
     "HEALTH_VALUES",
+    "REQUEST_BUCKETS",
     "STATE_CODES",
     "ManagerCollector",
     "ManagerView",
     "MetricsServer",
+    "ObservableManager",
     "create_registry",
     "serve_metrics",
 ]
@@ -70,6 +78,18 @@ class ManagerView(Protocol):
 
     def uptime_seconds(self, name: str) -> float:
         """One service's uptime."""
+        ...
+
+
+#: Buckets of ``request_duration_seconds``: 1 ms to 2 min (a start may take a minute).
+REQUEST_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+
+class ObservableManager(ManagerView, Protocol):
+    """A manager that reports how long its calls into services take."""
+
+    def add_duration_observer(self, observer: Callable[[str, str, float], None]) -> None:
+        """Call ``observer(service, operation, seconds)`` after each call."""
         ...
 
 
@@ -120,17 +140,31 @@ class ManagerCollector:
         ]
 
 
-def create_registry(manager: ManagerView) -> CollectorRegistry:
+def create_registry(manager: ManagerView, *, extra: Iterable[Collector] = ()) -> CollectorRegistry:
     """Return a new registry (not the global one) exposing ``manager``'s metrics.
 
     Args:
-        manager: Usually the :class:`~orchestrator.manager.ServiceManager`.
+        manager: Usually the :class:`~orchestrator.manager.ServiceManager`; when it takes
+            duration observers, ``request_duration_seconds`` is recorded too.
+        extra: More collectors, e.g. the pipeline's.
 
     Returns:
-        A registry with a :class:`ManagerCollector` registered.
+        A registry with a :class:`ManagerCollector` (and ``extra``) registered.
     """
     registry = CollectorRegistry()
     registry.register(ManagerCollector(manager))
+    histogram = Histogram(
+        "request_duration_seconds",
+        "Duration of the orchestrator's calls into each service",
+        ["service", "operation"],
+        buckets=REQUEST_BUCKETS,
+        registry=registry,
+    )
+    observe = getattr(manager, "add_duration_observer", None)
+    if observe is not None:
+        observe(lambda service, op, seconds: histogram.labels(service, op).observe(seconds))
+    for collector in extra:
+        registry.register(collector)
     return registry
 
 

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
+from typing import TypeVar
 
 import structlog
 
@@ -13,10 +14,15 @@ from core.errors import ConfigurationError
 from orchestrator.graph import start_order
 from orchestrator.service import HealthResult, HealthStatus, Service, ServiceState, check_transition
 
-__all__ = ["ServiceRegistry", "SleepFunction"]
+__all__ = ["DurationObserver", "ServiceRegistry", "SleepFunction"]
 
 #: ``asyncio.sleep``-like coroutine function; injected so tests record delays instead of waiting.
 SleepFunction = Callable[[float], Awaitable[None]]
+
+#: Told ``(service, operation, seconds)`` after every start, stop, health check and recover.
+DurationObserver = Callable[[str, str, float], None]
+
+_T = TypeVar("_T")
 
 _log = structlog.get_logger(__name__)
 _S = ServiceState
@@ -84,6 +90,22 @@ class ServiceRegistry:
         self._running: set[str] = set()  # start() succeeded and stop() not called since
         self._given_up: set[str] = set()
         self._stop_event: asyncio.Event | None = None
+        self._observers: list[DurationObserver] = []
+        self._transitions: list[tuple[str, ServiceState, ServiceState]] = []
+
+    def add_duration_observer(self, observer: DurationObserver) -> None:
+        """Call ``observer(service, operation, seconds)`` after each call into a service."""
+        self._observers.append(observer)
+
+    async def _timed(self, name: str, operation: str, call: Awaitable[_T], limit: float) -> _T:
+        """Await ``call`` within ``limit`` seconds and report how long it took (also failures)."""
+        began = time.perf_counter()
+        try:
+            return await asyncio.wait_for(call, limit)
+        finally:
+            elapsed = time.perf_counter() - began
+            for observer in self._observers:
+                observer(name, operation, elapsed)
 
     # ---- read-only views (snapshots; safe to call from the metrics server's thread) ---------
 
@@ -104,6 +126,10 @@ class ServiceRegistry:
         """How many times the health monitor has restarted each service."""
         return dict(self._restarts)
 
+    def transitions(self) -> list[tuple[str, ServiceState, ServiceState]]:
+        """Every state change so far, in order: ``(service, from, to)``."""
+        return list(self._transitions)
+
     def uptime_seconds(self, name: str) -> float:
         """Seconds since ``name`` last started or restarted; 0 while it is not up."""
         started = self._started_at.get(name)
@@ -112,8 +138,11 @@ class ServiceRegistry:
     # ---- helpers for the manager -----------------------------------------------------------
 
     def _set_state(self, name: str, target: ServiceState) -> None:
-        check_transition(self._states[name], target, name)
+        current = self._states[name]
+        check_transition(current, target, name)
         self._states[name] = target
+        self._transitions.append((name, current, target))
+        _log.debug("service_state", service=name, source=current.value, target=target.value)
 
     def _mark_up(self, name: str) -> None:
         self._set_state(name, _S.RUNNING)
@@ -131,7 +160,7 @@ class ServiceRegistry:
         self._started_at.pop(name, None)
         _log.info("service_stopping", service=name)
         try:
-            await asyncio.wait_for(self._services[name].stop(), self._shutdown_timeout)
+            await self._timed(name, "stop", self._services[name].stop(), self._shutdown_timeout)
         except Exception as exc:
             _log.error(
                 "service_stop_failed",

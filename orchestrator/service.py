@@ -11,12 +11,14 @@ from typing import Protocol, runtime_checkable
 
 import structlog
 
+from core.settings import Settings
 from orchestrator.errors import IllegalTransitionError
 
 __all__ = [
     "LEGAL_TRANSITIONS",
     "HealthResult",
     "HealthStatus",
+    "Reloadable",
     "Service",
     "ServiceBase",
     "ServiceState",
@@ -147,6 +149,20 @@ class Service(Protocol):
         ...
 
 
+@runtime_checkable
+class Reloadable(Protocol):
+    """A service that applies reloaded settings (SIGHUP, ``POST /api/v1/admin/reload``).
+
+    ``reload`` receives the new, already validated settings; it applies what can change while
+    running (log level, thresholds, integrations, rate limits) and keeps the rest for its next
+    start. Raising leaves the service as it was; the orchestrator logs the error per service.
+    """
+
+    async def reload(self, settings: Settings) -> None:
+        """Apply ``settings``."""
+        ...
+
+
 class ServiceBase(ABC):
     """Convenience base for services: no dependencies, required, and recover = stop + start.
 
@@ -169,6 +185,14 @@ class ServiceBase(ABC):
     async def health_check(self) -> HealthResult:
         """Report the health; the default says healthy."""
         return HealthResult(HealthStatus.HEALTHY)
+
+    async def reload(self, settings: Settings) -> None:
+        """Apply reloaded settings (see :class:`Reloadable`); the default changes nothing.
+
+        Services that keep ``self._settings`` usually store the new settings here so that the
+        next (re)start uses them, and apply at once what they can.
+        """
+        _log.debug("service_reload_ignored", service=self.name, env=settings.env)
 
     async def recover(self) -> None:
         """Stop the service (errors are ignored: it is already broken), then start it again."""

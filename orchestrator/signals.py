@@ -12,7 +12,7 @@ import structlog
 __all__ = ["ReloadCallback", "install_signal_handlers"]
 
 #: Called on SIGHUP; may be a plain function or a coroutine function.
-ReloadCallback = Callable[[], Awaitable[None] | None]
+ReloadCallback = Callable[[], Awaitable[object] | None]
 
 _log = structlog.get_logger(__name__)
 
@@ -37,7 +37,7 @@ def install_signal_handlers(
         A function that removes the three handlers again (restoring the defaults).
     """
     target = loop or asyncio.get_running_loop()
-    tasks: set[asyncio.Future[None]] = set()
+    tasks: set[asyncio.Future[object]] = set()
 
     def on_stop(signum: signal.Signals) -> None:
         _log.info("signal_received", signal=signum.name, action="stop")
@@ -68,8 +68,10 @@ def install_signal_handlers(
     return remove
 
 
-def _finish_reload(tasks: set[asyncio.Future[None]]) -> Callable[[asyncio.Future[None]], None]:
-    def done(task: asyncio.Future[None]) -> None:
+def _finish_reload(
+    tasks: set[asyncio.Future[object]],
+) -> Callable[[asyncio.Future[object]], None]:
+    def done(task: asyncio.Future[object]) -> None:
         tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             _log.error("reload_failed", error=repr(exc))

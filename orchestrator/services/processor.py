@@ -3,24 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import signal
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import httpx
 import structlog
 from bytewax.recovery import init_db_dir
 
 from core.settings import Settings
+from orchestrator.backoff import restart_delay
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
 from storage.kafka import free_port
 
 __all__ = [
+    "RESTART_SECTIONS",
     "ProcessorService",
+    "api_ports",
     "bytewax_commands",
+    "bytewax_env",
     "discard_recovery_store",
     "ensure_recovery_store",
+    "probe_endpoints",
     "recovery_dir",
 ]
 
@@ -74,12 +82,58 @@ def bytewax_commands(settings: Settings) -> list[list[str]]:
     return [[*base, "-i", str(i), "-a", addresses] for i in range(p.processes)]
 
 
+#: Sections the dataflow reads at start: a reload that changes one restarts the processes
+#: (recovery resumes them where they were, so nothing is lost).
+RESTART_SECTIONS = ("processor", "analyzers", "decisions", "canary", "budgets")
+
+#: A process cluster that has run this long without exiting starts its backoff from 1 s again.
+STABLE_AFTER_S = 60.0
+
+
+def api_ports(settings: Settings) -> list[int]:
+    """One Bytewax dataflow-API port per process (``orchestrator.bytewax_api_port`` upwards)."""
+    first = settings.orchestrator.bytewax_api_port
+    count = settings.processor.processes
+    return [first + i for i in range(count)] if first else [free_port() for _ in range(count)]
+
+
+def bytewax_env(port: int) -> dict[str, str]:
+    """Variables that make ``bytewax.run`` serve ``/metrics`` (Prometheus) on ``port``."""
+    return {"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)}
+
+
+async def probe_endpoints(endpoints: Sequence[str], wait_s: float = 3.0) -> dict[str, str]:
+    """GET ``http://ENDPOINT/metrics`` of each Bytewax process: ``ok`` or why not."""
+    checks: dict[str, str] = {}
+    async with httpx.AsyncClient(timeout=wait_s) as client:
+        for endpoint in endpoints:
+            try:
+                response = await client.get(f"http://{endpoint}/metrics")
+                checks[endpoint] = (
+                    "ok" if response.status_code == 200 else str(response.status_code)
+                )
+            except httpx.HTTPError as exc:
+                checks[endpoint] = type(exc).__name__
+    return checks
+
+
 class ProcessorService(ServiceBase):
     """Runs the dataflow processes with the resolved settings passed as ``LLMOPT_*`` variables.
+
+    Every process serves Bytewax's own metrics API (``BYTEWAX_DATAFLOW_API_ENABLED``); health
+    is liveness of the processes plus an answer from each ``/metrics``. A process that exits is
+    restarted with the whole cluster (``-i/-a`` processes cannot run without each other) after
+    ``min(1 s * 2^n, 60 s)``, at most ``orchestrator.max_restarts`` times in a row; then the
+    service reports unhealthy and the health monitor takes over (and marks it Failed).
+
+    With ``orchestrator.supervise_processor = false`` the processes run elsewhere (Compose,
+    a StatefulSet) and this service only probes ``orchestrator.processor_endpoints``.
 
     Args:
         settings: Resolved settings.
         base_env: The environment the children inherit (PATH and the like), from the entry point.
+        ephemeral_input: The input topic lives in the embedded in-memory broker.
+        lag: Reads the consumer lag (records) for the health detail; None when unknown.
     """
 
     name = "processor"
@@ -87,35 +141,118 @@ class ProcessorService(ServiceBase):
     required = False  # REST keeps answering from stored windows while the processor restarts.
 
     def __init__(
-        self, settings: Settings, base_env: Mapping[str, str], *, ephemeral_input: bool = False
+        self,
+        settings: Settings,
+        base_env: Mapping[str, str],
+        *,
+        ephemeral_input: bool = False,
+        lag: Callable[[], int | None] | None = None,
     ) -> None:
         self._settings = settings
-        self._env = {**base_env, **settings.as_env()}
+        self._base_env = dict(base_env)
         self._procs: list[asyncio.subprocess.Process] = []
+        self._ports: list[int] = []
         # The embedded broker keeps its topics in memory: offsets recovered from an earlier run
         # would point past the end of the new, empty topic, so such a run starts fresh.
         self._ephemeral_input = ephemeral_input
         self._started_once = False
+        self._lag = lag
+        self._watcher: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.restarts = 0  # cluster restarts done by this service's own supervision
+        self._attempt = 0
+        self._gave_up = False
+
+    @property
+    def supervised(self) -> bool:
+        """Whether this service runs the processes itself."""
+        return self._settings.orchestrator.supervise_processor
+
+    @property
+    def endpoints(self) -> list[str]:
+        """``host:port`` of each process's Bytewax metrics API."""
+        if not self.supervised:
+            return list(self._settings.orchestrator.processor_endpoints)
+        return [f"127.0.0.1:{port}" for port in self._ports]
+
+    @property
+    def pids(self) -> list[int]:
+        """The running processes' ids."""
+        return [p.pid for p in self._procs if p.returncode is None]
 
     async def start(self) -> None:
-        """Spawn the processes; fail when one exits at once."""
+        """Spawn the processes and watch them; fail when one exits at once."""
+        self._gave_up = False
+        self._attempt = 0
+        if not self.supervised:
+            _log.info("processor_external", endpoints=self.endpoints)
+            return
+        await self._spawn()
+        self._watcher = asyncio.create_task(self._watch(), name="processor-watch")
+
+    async def _spawn(self) -> None:
         if self._ephemeral_input and not self._started_once:
             await asyncio.to_thread(discard_recovery_store, self._settings)
         self._started_once = True
         await asyncio.to_thread(ensure_recovery_store, self._settings)
-        self._procs = [
-            await asyncio.create_subprocess_exec(
-                *cmd, env=self._env, stdin=asyncio.subprocess.DEVNULL
+        env = {**self._base_env, **self._settings.as_env()}
+        self._ports = api_ports(self._settings)
+        commands = bytewax_commands(self._settings)
+        self._procs = []
+        for cmd, port in zip(commands, self._ports, strict=True):
+            self._procs.append(
+                await asyncio.create_subprocess_exec(
+                    *cmd, env={**env, **bytewax_env(port)}, stdin=asyncio.subprocess.DEVNULL
+                )
             )
-            for cmd in bytewax_commands(self._settings)
-        ]
         await asyncio.sleep(0.5)
         for proc in self._procs:
             if proc.returncode not in (None, 0):
+                await self._terminate()
                 raise RuntimeError(f"bytewax process {proc.pid} exited with {proc.returncode}")
-        _log.info("processor_started", pids=[p.pid for p in self._procs])
+        _log.info("processor_started", pids=self.pids, metrics=self.endpoints)
 
-    async def stop(self) -> None:
+    async def _watch(self) -> None:
+        """Restart the cluster when a process exits (not after a clean end with tail=false)."""
+        while True:
+            began = time.monotonic()
+            waits = [asyncio.ensure_future(p.wait()) for p in self._procs]
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for w in waits:
+                w.cancel()
+            codes = [p.returncode for p in self._procs]
+            if not self._settings.kafka.tail and all(c in (None, 0) for c in codes):
+                await asyncio.gather(*(p.wait() for p in self._procs))
+                if all(p.returncode == 0 for p in self._procs):
+                    _log.info("processor_finished", reason="end of topic (kafka.tail=false)")
+                    return
+            if time.monotonic() - began >= STABLE_AFTER_S:
+                self._attempt = 0
+            max_restarts = self._settings.orchestrator.max_restarts
+            if self._attempt >= max_restarts:
+                self._gave_up = True
+                _log.error("processor_gave_up", exit_codes=codes, restarts=self._attempt)
+                await self._terminate()
+                return
+            delay = restart_delay(self._attempt)
+            self._attempt += 1
+            _log.warning(
+                "processor_exited_restarting",
+                exit_codes=codes,
+                attempt=self._attempt,
+                delay_s=delay,
+            )
+            await self._terminate()
+            await asyncio.sleep(delay)
+            try:
+                async with self._lock:
+                    await self._spawn()
+            except Exception as exc:
+                _log.error("processor_restart_failed", error=repr(exc))
+                continue
+            self.restarts += 1
+
+    async def _terminate(self) -> None:
         """SIGINT (Bytewax stops at the next epoch), then SIGKILL after the shutdown timeout."""
         timeout = self._settings.orchestrator.shutdown_timeout.total_seconds()
         for proc in self._procs:
@@ -128,19 +265,50 @@ class ProcessorService(ServiceBase):
                 _log.warning("processor_kill", pid=proc.pid)
                 proc.kill()
                 await proc.wait()
-        if self._ephemeral_input and not self._started_once:
-            await asyncio.to_thread(discard_recovery_store, self._settings)
-        self._started_once = True
-        await asyncio.to_thread(ensure_recovery_store, self._settings)
+
+    async def stop(self) -> None:
+        """Stop watching, then stop the processes (SIGINT, SIGKILL after the timeout)."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        await self._terminate()
         self._procs = []
 
+    async def reload(self, settings: Settings) -> None:
+        """Take new settings; restart the processes when a section the dataflow reads changed."""
+        old, self._settings = self._settings, settings
+        changed = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(settings, s)]
+        changed += ["kafka"] if old.kafka.tail != settings.kafka.tail else []
+        if not changed or not self.supervised or not self._procs:
+            return
+        _log.info("processor_reloading", sections=changed)
+        await self.stop()
+        await self.start()
+
     async def health_check(self) -> HealthResult:
-        """Healthy while every process runs (or all finished cleanly with ``kafka.tail=false``)."""
-        codes = [p.returncode for p in self._procs]
-        if not codes:
-            return HealthResult(HealthStatus.UNHEALTHY, "not started")
-        if all(c is None for c in codes):
-            return HealthResult(HealthStatus.HEALTHY, f"{len(codes)} process(es) running")
-        if not self._settings.kafka.tail and all(c == 0 for c in codes):
-            return HealthResult(HealthStatus.HEALTHY, "finished: reached the end of the topic")
-        return HealthResult(HealthStatus.UNHEALTHY, f"bytewax exit codes {codes}")
+        """Processes alive and each Bytewax ``/metrics`` answering; lag in the checks."""
+        checks: dict[str, str] = {}
+        if self._lag is not None and (lag := self._lag()) is not None:
+            checks["consumer_lag"] = str(lag)
+        if self.supervised:
+            codes = [p.returncode for p in self._procs]
+            if not codes:
+                return HealthResult(HealthStatus.UNHEALTHY, "not started", checks)
+            if not self._settings.kafka.tail and all(c == 0 for c in codes):
+                return HealthResult(
+                    HealthStatus.HEALTHY, "finished: reached the end of the topic", checks
+                )
+            if self._gave_up or any(c is not None for c in codes):
+                return HealthResult(HealthStatus.UNHEALTHY, f"bytewax exit codes {codes}", checks)
+        probes = await probe_endpoints(self.endpoints)
+        checks.update({f"metrics.{k}": v for k, v in probes.items()})
+        silent = sorted(k for k, v in probes.items() if v != "ok")
+        if not self.supervised and probes and len(silent) == len(probes):
+            return HealthResult(HealthStatus.UNHEALTHY, "no Bytewax process answers", checks)
+        if silent:
+            return HealthResult(
+                HealthStatus.DEGRADED, "metrics not answering: " + ", ".join(silent), checks
+            )
+        return HealthResult(HealthStatus.HEALTHY, f"{len(probes)} process(es) live", checks)
