@@ -20,6 +20,7 @@ from orchestrator.reload import SettingsReloader
 from orchestrator.service import Service
 from orchestrator.services import (
     CollectorService,
+    GrpcService,
     IntegrationsService,
     ProcessorService,
     RestService,
@@ -70,12 +71,18 @@ def build_services(
         lag: Reads the processor's consumer lag, for its health detail.
     """
     collector = [CollectorService(settings)] if settings.collector.enabled else []
+    grpc = (
+        [GrpcService(settings, collector=collector[0] if collector else None)]
+        if settings.grpc.enabled
+        else []
+    )
     return [
         StorageService(settings, embedded_broker=embedded_broker),
         *collector,
         IntegrationsService(settings),
         ProcessorService(settings, base_env, ephemeral_input=embedded_broker, lag=lag),
         RestService(settings, on_reload=on_reload),
+        *grpc,
     ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collector.pipeline import TelemetryIngest
 from collector.server import Collector
 from core.settings import Settings
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
@@ -31,6 +32,11 @@ class CollectorService(ServiceBase):
         collector = Collector(self._settings)
         await collector.start()
         self._collector = collector
+
+    @property
+    def ingest(self) -> TelemetryIngest | None:
+        """The running ingest pipeline, shared with the gRPC API; ``None`` while stopped."""
+        return self._collector.ingest if self._collector is not None else None
 
     async def stop(self) -> None:
         """Stop receiving; deliver or spill what was accepted."""

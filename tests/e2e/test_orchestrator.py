@@ -11,9 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from proto.llmopt.v1 import metrics_pb2, metrics_pb2_grpc
 from storage.kafka import free_port
 
 pytestmark = pytest.mark.e2e
@@ -34,6 +37,7 @@ def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes
 
 def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
     api_port, kafka_port, metrics_port = free_port(), free_port(), free_port()
+    grpc_port = free_port()
     env = {
         **os.environ,
         "LLMOPT_ENV": "development",
@@ -44,6 +48,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(metrics_port),
         "LLMOPT_COLLECTOR__HTTP_PORT": "0",
         "LLMOPT_COLLECTOR__GRPC_PORT": "0",
+        "LLMOPT_GRPC__PORT": str(grpc_port),
         "LLMOPT_PROCESSOR__ALLOWED_LATENESS": "1s",
     }
     for key in (
@@ -141,8 +146,22 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         assert first["count"] == 30
         assert first["latency_ms"]["max"] == 129.0
 
+        # The same window over gRPC, and the gRPC health service serving.
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            health = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service="llmopt.v1.MetricsService"), timeout=5
+            )
+            assert health.status == health_pb2.HealthCheckResponse.SERVING
+            summary = metrics_pb2_grpc.MetricsServiceStub(channel).GetSummary(
+                metrics_pb2.GetSummaryRequest(app=first["app"]),
+                metadata=(("x-api-key", ADMIN_KEY),),
+                timeout=10,
+            )
+        assert [w.count for w in summary.windows] == [w["count"] for w in body["windows"]]
+        assert summary.windows[0].latency_ms.max == 129.0
+
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
-        for service in ("storage", "collector", "integrations", "processor", "rest"):
+        for service in ("storage", "collector", "integrations", "processor", "rest", "grpc"):
             assert f'service_status{{service="{service}"}} 1.0' in metrics
 
         proc.send_signal(signal.SIGTERM)
@@ -156,6 +175,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
     assert "final_health" in output
     stopped = [line for line in output.splitlines() if "service_stopped" in line]
     assert [s.split("service=")[1].split()[0] for s in stopped] == [
+        "grpc",
         "rest",
         "processor",
         "integrations",

@@ -126,6 +126,7 @@ def test_a_restarted_optimizer_reads_the_new_embedded_topic_from_its_start(tmp_p
         "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(free_port()),
         "LLMOPT_COLLECTOR__HTTP_PORT": "0",
         "LLMOPT_COLLECTOR__GRPC_PORT": "0",
+        "LLMOPT_GRPC__PORT": "0",
         "LLMOPT_PROCESSOR__ALLOWED_LATENESS": "1s",
         "LLMOPT_PROCESSOR__SNAPSHOT_INTERVAL": "1s",
     }
