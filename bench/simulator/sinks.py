@@ -49,15 +49,21 @@ class KafkaSink:
     """The telemetry topic, keyed by app, every record confirmed before the next tick."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self._producer = TelemetryProducer(bootstrap, topic)
+        self._producer: TelemetryProducer | None = TelemetryProducer(bootstrap, topic)
         self.delivered = 0
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         """Produce ``events`` and wait for their acknowledgements."""
+        if self._producer is None:
+            raise RuntimeError("the Kafka sink is closed")
         report = self._producer.send_all(_ENCODER.encode(e) for e in events)
         if report.failed:
             raise RuntimeError(f"{report.failed} telemetry records failed: {report.errors[:3]}")
         self.delivered += report.delivered
+
+    def close(self) -> None:
+        """Drop the producer (every record was confirmed by ``send``)."""
+        self._producer = None
 
 
 class RestSink:

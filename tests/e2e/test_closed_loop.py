@@ -1,0 +1,264 @@
+"""The closed loop end to end: the simulator, the real broker, the real processor, PostgreSQL.
+
+The processor runs as the orchestrator runs it (``python -m bytewax.run flows.main`` with
+recovery, tailing the topic); the simulated fleet reads its config from the config manager
+(the database the actuator writes), serves calls with it and its canary, and produces them to
+Kafka. Simulated time runs ahead of the wall clock (starting two hours in the past so no event
+is dated beyond the clock); after each minute of simulated time the fleet waits until the
+processor has closed that period, so the actuator's answer reaches the next calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from bench.simulator import (
+    SCENARIOS,
+    Fleet,
+    KafkaSink,
+    ManagerConfigSource,
+    Scenario,
+    Simulation,
+)
+from core.decisions import Deployment
+from core.settings import (
+    CanarySettings,
+    DecisionSettings,
+    KafkaSettings,
+    ProcessorSettings,
+    Settings,
+    StorageSettings,
+)
+from sinks.config_manager import ConfigManager
+from storage.database import create_db_engine, session_scope
+from storage.decisions import get_deployment, list_decisions, list_deployments
+from storage.models import AppConfigRow, VerdictRow, WindowRow
+from storage.outbox import list_outbox
+from tests import processor_runs
+
+pytestmark = pytest.mark.e2e
+
+SMALL, BIG = "gpt-4o-mini", "gpt-4o"
+LATENESS = timedelta(seconds=30)
+PERIOD = timedelta(minutes=1)
+
+
+def _settings(
+    bootstrap: str, topics: dict[str, str], url: str, tmp: Path, watch: timedelta
+) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=bootstrap,
+            telemetry_topic=topics["telemetry"],
+            dlq_topic=topics["dlq"],
+            tail=True,
+        ),
+        storage=StorageSettings(database_url=url, data_dir=str(tmp)),
+        processor=dataclasses.replace(ProcessorSettings(), snapshot_interval=timedelta(seconds=1)),
+        canary=dataclasses.replace(
+            CanarySettings(),
+            min_stage_duration=timedelta(minutes=2),
+            min_samples=30,
+            post_promotion_watch=watch,
+        ),
+        decisions=dataclasses.replace(DecisionSettings(), candidates=(SMALL,)),
+    )
+
+
+class Loop:
+    """The simulator against the running processor; see the module docstring."""
+
+    def __init__(self, settings: Settings, engine: Engine, scenario: Scenario) -> None:
+        self.settings = settings
+        self.engine = engine
+        start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+        self.clock = {"now": start}
+        self.fleet = Fleet(scenario, start=start)
+        manager = ConfigManager(engine, clock=lambda: self.clock["now"])
+        self.sink = KafkaSink(settings.kafka.bootstrap_servers, settings.kafka.telemetry_topic)
+        self.sim = Simulation(self.fleet, ManagerConfigSource(manager), self.sink, pace=self._pace)
+        self.sim.seed_configs()
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.start = start
+
+    def start_processor(self) -> None:
+        self.procs = processor_runs.start(self.settings)
+
+    def kill_processor(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGKILL)
+            assert proc.wait(30) == -signal.SIGKILL
+
+    def stop_processor(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(15)
+
+    def _pace(self, now: datetime) -> None:
+        """At each period's close, wait until the processor has emitted that period."""
+        self.clock["now"] = now
+        if (now - self.start) % PERIOD != timedelta(seconds=40):
+            return  # the watermark passes a period's end 30 s after it: wait on the next tick
+        closed = now - LATENESS
+        due = closed - (closed - self.start) % PERIOD
+        if due <= self.start:
+            return  # no period has ended yet
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert all(p.poll() is None for p in self.procs), "the processor exited"
+            with session_scope(self.engine) as s:
+                last = s.scalar(
+                    select(func.max(WindowRow.window_end)).where(WindowRow.kind == "tumbling")
+                )
+            if last is not None and last >= due:
+                time.sleep(0.3)  # the actuator step runs right after the window sink
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"the processor did not close the period ending {due}")
+
+    def deployment(self) -> Deployment | None:
+        with session_scope(self.engine) as s:
+            found, _ = list_deployments(s, limit=10)
+            return get_deployment(s, found[0].id) if found else None
+
+    def run_until(self, done: Callable[[Deployment], bool], limit: timedelta) -> Deployment:
+        def stop(_now: datetime) -> bool:
+            d = self.deployment()
+            return d is not None and done(d)
+
+        self.sim.run_until(self.sim.now + limit, stop=stop)
+        d = self.deployment()
+        assert d is not None, "no deployment started"
+        return d
+
+
+@pytest.fixture
+def loop_factory(
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fresh_database: Callable[[], str],
+    tmp_path: Path,
+) -> Iterator[Callable[[Scenario, timedelta], Loop]]:
+    loops: list[Loop] = []
+    engines: list[Engine] = []
+
+    def make(scenario: Scenario, watch: timedelta) -> Loop:
+        url = fresh_database()
+        engine = create_db_engine(url)
+        engines.append(engine)
+        settings = _settings(kafka_bootstrap, topics, url, tmp_path, watch)
+        loop = Loop(settings, engine, scenario)
+        loops.append(loop)
+        loop.start_processor()
+        return loop
+
+    yield make
+    for loop in loops:
+        loop.stop_processor()
+        loop.sink.close()
+    for engine in engines:
+        engine.dispose()
+
+
+def _cost_per_call(engine: Engine, since: datetime, until: datetime) -> float:
+    with session_scope(engine) as s:
+        cost, calls = s.execute(
+            select(func.sum(WindowRow.cost_usd), func.sum(WindowRow.count)).where(
+                WindowRow.kind == "tumbling",
+                WindowRow.window_start >= since,
+                WindowRow.window_start < until,
+            )
+        ).one()
+    return float(cost) / int(calls)
+
+
+def _active_model(loop: Loop) -> str | None:
+    config = ManagerConfigSource(ConfigManager(loop.engine)).config("shop")
+    assert config is not None
+    return config.tasks["classify"].model
+
+
+def test_cheaper_model_as_good_is_promoted_and_cost_falls(
+    loop_factory: Callable[[Scenario, timedelta], Loop],
+) -> None:
+    loop = loop_factory(SCENARIOS["cheaper-good"](), timedelta(minutes=2))
+    done = loop.run_until(lambda d: d.status in ("promoted", "rolled_back"), timedelta(minutes=30))
+    assert done.status == "promoted", done.reason
+    assert sorted({v.weight for v in done.verdicts}) == [0.01, 0.05, 0.25, 0.5, 1.0]
+    assert _active_model(loop) == SMALL
+    loop.sim.run_for(2 * PERIOD)
+    before = _cost_per_call(loop.engine, loop.start, done.started_at)
+    after = _cost_per_call(loop.engine, done.finished_at or done.updated_at, loop.sim.now)
+    assert after < 0.2 * before, (before, after)
+    ledger = loop.fleet.ledgers[("shop", "classify")]
+    assert ledger.baseline_model == SMALL
+    with session_scope(loop.engine) as s:
+        decisions = list_decisions(s, app="shop").items
+    assert [(d.strategy, d.status, d.action["model"]) for d in decisions] == [
+        ("model_selection", "promoted", SMALL)
+    ]
+
+
+def test_cheaper_worse_model_is_rolled_back_before_25_percent(
+    loop_factory: Callable[[Scenario, timedelta], Loop],
+) -> None:
+    loop = loop_factory(SCENARIOS["cheaper-worse"](), timedelta(minutes=2))
+    done = loop.run_until(lambda d: d.status in ("promoted", "rolled_back"), timedelta(minutes=20))
+    assert done.status == "rolled_back", done.reason
+    assert done.weight < 0.25
+    assert "quality" in done.reason
+    assert _active_model(loop) == BIG
+    calls_before = loop.fleet.ledgers[("shop", "classify")].canary_calls
+    loop.sim.run_for(2 * PERIOD)
+    assert loop.fleet.ledgers[("shop", "classify")].canary_calls == calls_before
+
+
+def test_latency_regression_after_promotion_is_rolled_back_by_the_health_watch(
+    loop_factory: Callable[[Scenario, timedelta], Loop],
+) -> None:
+    loop = loop_factory(SCENARIOS["cheaper-good"](), timedelta(minutes=10))
+    promoted = loop.run_until(lambda d: d.status != "running", timedelta(minutes=30))
+    assert promoted.status == "watching", promoted.reason
+    loop.fleet.add_incident_now(loop.sim.now, model=SMALL, latency_factor=3.0)
+    done = loop.run_until(lambda d: d.status != "watching", timedelta(minutes=8))
+    assert done.status == "rolled_back", done.reason
+    assert "after promotion" in done.reason
+    assert "latency" in done.reason
+    assert _active_model(loop) == BIG
+
+
+def test_crash_mid_canary_resumes_and_applies_nothing_twice(
+    loop_factory: Callable[[Scenario, timedelta], Loop],
+) -> None:
+    loop = loop_factory(SCENARIOS["cheaper-good"](), timedelta(minutes=2))
+    mid = loop.run_until(lambda d: d.stage >= 1, timedelta(minutes=20))
+    assert (mid.status, mid.stage) == ("running", 1)
+    loop.kill_processor()
+    loop.start_processor()  # resumes from its recovery store
+    done = loop.run_until(lambda d: d.status in ("promoted", "rolled_back"), timedelta(minutes=30))
+    assert done.status == "promoted", done.reason
+    with session_scope(loop.engine) as s:
+        keys = list(s.scalars(select(AppConfigRow.decision_key).order_by(AppConfigRow.version)))
+        verdicts = s.execute(select(VerdictRow.stage, VerdictRow.window_end)).all()
+        events = [e.event_type for e in list_outbox(s, limit=10_000)]
+        decisions = list_decisions(s, app="shop").items
+    decision = decisions[0].id
+    assert keys == [None] + [f"{decision}:stage:{i}" for i in range(5)] + [f"{decision}:promote"]
+    assert len(verdicts) == len(set(verdicts))
+    assert len(decisions) == 1
+    assert events.count("decision") == 1
+    assert "rollback" not in events
