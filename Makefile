@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck fmt proto env clean test-services
+.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -23,8 +23,17 @@ env: $(VENV)/.synced
 run: env
 	$(PY) -m orchestrator
 
-test-services:
+test-services: promtool
 	bash scripts/test-services.sh
+
+# promtool from Debian's prometheus package, extracted into .tools/bin (nothing is installed).
+promtool:
+	bash scripts/install-promtool.sh
+
+# deploy/ without a Docker engine: Compose references, promtool check config/rules, dashboards
+# query only exported metrics.
+compose-check: env promtool
+	$(PY) scripts/compose_check.py
 
 lint: env
 	$(VENV)/bin/ruff check .
@@ -36,7 +45,7 @@ fmt: env
 	$(VENV)/bin/ruff check --fix .
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.
-test: env test-services lint
+test: env test-services lint compose-check
 	$(VENV)/bin/pytest tests
 
 proto: env

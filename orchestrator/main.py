@@ -110,6 +110,7 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
     reloader = SettingsReloader(settings, manager, load_settings)
     stop = asyncio.Event()
     remove_handlers = install_signal_handlers(stop, reloader.reload)
+    registry = create_registry(manager, extra=[PipelineCollector(sampler, settings)])
     try:
         await manager.start_all()
     except ServiceStartError as exc:
@@ -118,7 +119,6 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
         engine.dispose()
         tracing.shutdown()
         return 1
-    registry = create_registry(manager, extra=[PipelineCollector(sampler, settings)])
     metrics = await serve_metrics(registry, settings.api.host, settings.orchestrator.metrics_port)
     _log.info(
         "optimizer_running",
