@@ -22,6 +22,7 @@ from storage.kafka import free_port
 pytestmark = pytest.mark.e2e
 
 ADMIN_KEY = "e2e-admin-key"
+PROMTOOL = Path(__file__).parents[2] / ".tools" / "bin" / "promtool"
 
 
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes]):  # type: ignore[no-untyped-def]
@@ -163,9 +164,38 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
         for service in ("storage", "collector", "integrations", "processor", "rest", "grpc"):
             assert f'service_status{{service="{service}"}} 1.0' in metrics
+        assert 'request_duration_seconds_count{operation="start",service="rest"} 1.0' in metrics
+        assert "llmopt_pipeline_events_in_total" in metrics
+        rest_metrics = httpx.get(base + "/metrics", timeout=5).text
+        for text in (metrics, rest_metrics):  # promtool from scripts/install-promtool.sh
+            lint = subprocess.run(
+                [str(PROMTOOL), "check", "metrics"], input=text, capture_output=True, text=True
+            )
+            assert lint.returncode == 0, lint.stdout + lint.stderr
+
+        # SIGHUP with an invalid settings file: logged, old settings kept, still serving.
+        (tmp_path / "settings.toml").write_text("[default]\nlog_level = 'LOUD'\n")
+        proc.send_signal(signal.SIGHUP)
+        logged = tmp_path / "orchestrator.log"
+        _wait_for(
+            lambda: "reload_rejected_keeping_old_settings" in logged.read_text(),
+            30,
+            "the rejected reload to be logged",
+            proc,
+        )
+        assert httpx.get(base + "/health", timeout=5).status_code == 200
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
+        stopped = [
+            line.split("service=")[1].split()[0]
+            for line in logged.read_text().splitlines()
+            if "service_stopped" in line
+        ]
+        assert stopped == ["rest", "processor", "integrations", "collector", "storage"] or (
+            stopped[0] == "grpc"
+            and stopped[1:] == ["rest", "processor", "integrations", "collector", "storage"]
+        )
     finally:
         if proc.poll() is None:
             proc.kill()
