@@ -1,0 +1,244 @@
+"""gRPC load: unary ``ConfigService/GetConfig`` and the ``MetricsService/RecordTelemetry`` stream.
+
+The server runs in its own process (``api.grpc.create_server`` on ``grpc.aio``, as the
+orchestrator serves it) over SQLite or PostgreSQL, the in-process cache or Redis, and the embedded
+tansu broker for telemetry. Load comes from separate client processes, each a ``grpc.aio``
+channel with a fixed number of calls (or streams) in flight, for a fixed time.
+
+    .venv/bin/python -m bench.grpc_load                       # SQLite, in-process cache
+    .venv/bin/python -m bench.grpc_load --clients 2 --concurrency 32 --seconds 10 \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1/test --redis-url redis://127.0.0.1/15
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+from bench.rest_load import KEY, _percentile, _settings
+from core.settings import Settings
+
+EVENTS_PER_MESSAGE = 100
+
+
+def serve(settings: Settings, ready: Any) -> None:
+    """The server process: migrate, seed one config, serve until terminated."""
+    import logging
+
+    import structlog
+
+    from api.grpc import create_server, open_resources
+    from core.app_config import TaskConfig
+    from sinks.config_manager import ConfigManager
+    from storage.database import create_db_engine, migrate
+    from storage.kafka import ensure_topics
+
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    engine = create_db_engine(settings.storage.resolved_database_url)
+    migrate(engine)
+    ConfigManager(engine).update(
+        "bench", {"classify": TaskConfig(model="gpt-4o-mini")}, author="bench", reason="seed"
+    )
+    engine.dispose()
+    ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.telemetry_topic: 3})
+
+    async def main() -> None:
+        async with open_resources(settings) as resources:
+            server = create_server(settings, resources)
+            await server.start()
+            ready.set()
+            await server.wait()
+
+    asyncio.run(main())
+
+
+def _message(client: int, n: int) -> Any:
+    from google.protobuf import timestamp_pb2
+
+    from proto.llmopt.v1 import common_pb2, metrics_pb2
+
+    stamp = timestamp_pb2.Timestamp()
+    stamp.GetCurrentTime()
+    return metrics_pb2.RecordTelemetryRequest(
+        events=[
+            common_pb2.TelemetryEvent(
+                event_id=f"{client}-{n}-{i}",
+                timestamp=stamp,
+                app="bench",
+                task="classify",
+                model="gpt-4o-mini",
+                latency_ms=100.0 + i,
+                input_tokens=500,
+                output_tokens=20,
+            )
+            for i in range(EVENTS_PER_MESSAGE)
+        ]
+    )
+
+
+async def _load(
+    target: str, scenario: str, concurrency: int, seconds: float, client: int
+) -> tuple[list[float], int]:
+    """Latencies of unary calls (or of stream messages) and the events accepted."""
+    import grpc
+
+    from proto.llmopt.v1 import config_pb2, config_pb2_grpc, metrics_pb2_grpc
+
+    latencies: list[float] = []
+    accepted = 0
+    failures = 0
+    metadata = (("x-api-key", KEY),)
+    async with grpc.aio.insecure_channel(target) as channel:
+        config = config_pb2_grpc.ConfigServiceStub(channel)
+        metrics = metrics_pb2_grpc.MetricsServiceStub(channel)
+        end = time.perf_counter() + seconds
+
+        async def unary(w: int) -> None:
+            nonlocal failures
+            request = config_pb2.GetConfigRequest(app="bench")
+            while time.perf_counter() < end:
+                started = time.perf_counter()
+                try:
+                    await config.GetConfig(request, metadata=metadata)
+                except grpc.RpcError:
+                    failures += 1
+                latencies.append(time.perf_counter() - started)
+
+        async def stream(w: int) -> None:
+            nonlocal accepted, failures
+            # Pre-built messages: the client measures the server, not protobuf construction.
+            messages = [_message(client * 1000 + w, n) for n in range(50)]
+
+            async def requests() -> Any:
+                n = 0
+                while time.perf_counter() < end:
+                    started = time.perf_counter()
+                    yield messages[n % len(messages)]
+                    latencies.append(time.perf_counter() - started)
+                    n += 1
+
+            try:
+                answer = await metrics.RecordTelemetry(requests(), metadata=metadata)
+                accepted += answer.accepted
+            except grpc.RpcError as exc:
+                failures += 1
+                print(f"  stream failed: {exc.code()} {exc.details()}", file=sys.stderr)
+
+        worker = unary if scenario == "config" else stream
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    if failures:
+        print(f"  client {client}: {failures} failed calls", file=sys.stderr)
+    return latencies, accepted
+
+
+def _client(
+    target: str, scenario: str, concurrency: int, seconds: float, client: int, out: Any
+) -> None:
+    out.put(asyncio.run(_load(target, scenario, concurrency, seconds, client)))
+
+
+def run_scenario(target: str, scenario: str, args: argparse.Namespace) -> dict[str, float]:
+    """Warm up, then load from ``args.clients`` processes."""
+    asyncio.run(_load(target, scenario, 2, 1.0, 99))
+    out: Any = mp.Queue()
+    procs = [
+        mp.Process(target=_client, args=(target, scenario, args.concurrency, args.seconds, c, out))
+        for c in range(args.clients)
+    ]
+    started = time.perf_counter()
+    for p in procs:
+        p.start()
+    latencies: list[float] = []
+    accepted = 0
+    for _ in procs:
+        found, events = out.get()
+        latencies += found
+        accepted += events
+    elapsed = time.perf_counter() - started
+    for p in procs:
+        p.join()
+    window = min(elapsed, args.seconds + 0.5)
+    return {
+        "calls": len(latencies),
+        "rps": len(latencies) / window,
+        "events_per_s": accepted / window,
+        "p50_ms": statistics.median(latencies) * 1e3,
+        "p99_ms": _percentile(latencies, 0.99) * 1e3,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Start the broker and server, run both scenarios, print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--redis-url", default="")
+    parser.add_argument("--clients", type=int, default=1, help="client processes")
+    parser.add_argument("--concurrency", type=int, default=32, help="calls in flight per client")
+    parser.add_argument("--streams", type=int, default=4, help="open streams per client")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--data-dir", default="")
+    args = parser.parse_args(argv)
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    from storage.kafka import EmbeddedBroker
+    from tests.unit.api.rest_support import free_port
+
+    tmp = tempfile.TemporaryDirectory()
+    args.data_dir = args.data_dir or tmp.name
+    broker = EmbeddedBroker()
+    broker.start()
+    port = free_port()
+    base = _settings(args, free_port(), broker.bootstrap)
+    # The collector's per-source and global event limits would cap the stream, not the server.
+    unlimited = dataclasses.replace(
+        base.collector, source_rate=0.0, global_rate=0.0, queue_high_watermark=1_000_000
+    )
+    settings = base.with_overrides(
+        grpc=dataclasses.replace(base.grpc, port=port), collector=unlimited
+    )
+    ready = mp.Event()
+    server = mp.Process(target=serve, args=(settings, ready), daemon=True)
+    server.start()
+    ready.wait(60)
+    target = f"127.0.0.1:{port}"
+    with grpc.insecure_channel(target) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
+    try:
+        database = settings.storage.resolved_database_url.split("@")[-1]
+        print(
+            f"server: 1 grpc.aio process, database {database}, "
+            f"cache {'redis' if args.redis_url else 'in-process'}; load: {args.clients} client "
+            f"process(es), {args.seconds:g}s each"
+        )
+        r = run_scenario(target, "config", args)
+        print(
+            f"{'unary GetConfig, ' + str(args.concurrency) + ' in flight':<46} "
+            f"{r['rps']:>9,.0f} calls/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+            f"({r['calls']:,} calls)"
+        )
+        stream_args = argparse.Namespace(**{**vars(args), "concurrency": args.streams})
+        r = run_scenario(target, "telemetry", stream_args)
+        print(
+            f"{f'RecordTelemetry, {args.streams} streams x {EVENTS_PER_MESSAGE} events/msg':<46} "
+            f"{r['rps']:>9,.0f} msgs/s   ({r['events_per_s']:,.0f} events/s accepted into Kafka; "
+            f"send p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)"
+        )
+    finally:
+        server.terminate()
+        server.join(10)
+        broker.stop()
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
