@@ -42,8 +42,10 @@ def client(database: str, redis_url: str) -> Iterator[TestClient[Any]]:
 
 
 def _claims(**over: Any) -> dict[str, Any]:
+    # Tokens of the parametrised cases are made when the suite is collected, which can be many
+    # minutes before they are sent: they stay valid for a day unless a case says otherwise.
     now = int(time.time())
-    claims = {"sub": "someone", "roles": ["admin"], "iat": now, "exp": now + 60, "iss": "llmopt"}
+    claims = {"sub": "someone", "roles": ["admin"], "iat": now, "exp": now + 86400, "iss": "llmopt"}
     claims.update(over)
     return {k: v for k, v in claims.items() if v is not None}
 
