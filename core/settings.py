@@ -150,9 +150,11 @@ class AnalyzerSettings:
     regression_warning: float = 0.20  # p95 above the baseline by this share
     regression_critical: float = 0.50
     success_rate_warning: float = 0.95
+    throughput_drop: float = 0.5  # calls of a period below their baseline by this share warn
     error_rate_warning: float = 0.01
     error_rate_critical: float = 0.05
     quality_p_value: float = 0.01  # significance of a quality degradation
+    quality_tolerance: float = 0.02  # absolute quality drop that makes a degradation critical
     cost_spike_factor: float = 2.0  # spend rate over its baseline
     burst_factor: float = 2.0  # a burst is a rate above this multiple of its reference
     burst_max_windows: int = 10  # consecutive burst windows after which the new level is learned

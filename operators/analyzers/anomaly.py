@@ -49,9 +49,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
+from core.insights import AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
+from operators.analyzers.base import insight_maker
 from operators.analyzers.pattern import PatternAnalyzer, PatternState
 
 __all__ = ["METRICS", "AnomalyAnalyzer", "AnomalyState", "MetricState", "SeasonalExpectation"]
@@ -60,7 +61,9 @@ SeasonalExpectation = Callable[[str, str, str, datetime], float | None]
 """``(app, task, metric, window_start) -> expected value`` or None when unknown."""
 
 METRICS = ("latency_ms.p95", "error_rate", "cost_usd_per_s", "calls")
+_insight = insight_maker("anomaly")
 _MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates sigma for normal data
+_MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2) * mean absolute deviation does too
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,9 +210,13 @@ class AnomalyAnalyzer:
         self, ms: MetricState, metric: str, resid: float, expected: float, calls: int
     ) -> _Judgement:
         med = statistics.median(ms.history)
-        mad = statistics.median(abs(h - med) for h in ms.history)
+        deviations = [abs(h - med) for h in ms.history]
+        mad = statistics.median(deviations)
+        # Iglewicz & Hoaglin: when over half the history sits on the median (MAD 0, e.g. a
+        # mostly idle series), the mean absolute deviation still measures its spread.
+        spread = _MAD_TO_SIGMA * mad if mad > 0 else _MEANAD_TO_SIGMA * statistics.fmean(deviations)
         baseline = expected + med
-        scale = max(_MAD_TO_SIGMA * mad, self._rel_floor * abs(baseline))
+        scale = max(spread, self._rel_floor * abs(baseline))
         if metric == "error_rate":
             p = min(max(baseline, 1.0 / calls), 0.5)
             scale = max(scale, math.sqrt(p * (1 - p) / calls))
@@ -340,8 +347,7 @@ class AnomalyAnalyzer:
         if reason:
             evidence["reason"] = reason
         evidence.update(extra or {})
-        return make_insight(
-            "anomaly",
+        return _insight(
             group,
             task,
             kind,

@@ -13,15 +13,15 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
 
-from core.insights import APP_WIDE, AnalyzerName, Insight, Severity, WindowGroup, make_insight
+from core.insights import APP_WIDE, AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings, BudgetSettings
 from core.stats import WindowStats
+from operators.analyzers.base import insight_maker
 
 __all__ = ["CostAnalyzer", "CostState", "TaskCostBaseline"]
 
-_insight = partial(make_insight, "cost")
+_insight = insight_maker("cost")
 
 _Evidence = dict[str, float | str]
 _PERIOD_NAMES = {"day": "daily", "month": "monthly"}

@@ -37,18 +37,18 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import partial
 
 import numpy as np
 from scipy import special
 
-from core.insights import AnalyzerName, Insight, WindowGroup, make_insight
+from core.insights import AnalyzerName, Insight, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
+from operators.analyzers.base import insight_maker
 
 __all__ = ["PatternAnalyzer", "PatternState", "ProfileBucket", "TaskPattern"]
 
-_insight = partial(make_insight, "pattern")
+_insight = insight_maker("pattern")
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,22 +14,30 @@ Each (app, task) of a period is judged from its windows across models and varian
   ``min_samples`` calls are learned, and a window flagged for a metric is not learned into
   that metric's baseline, so a regression cannot become the new normal by itself.
 * **Success rate** is ``ok_count / count`` over the task's windows.
+* **Throughput** is the task's calls per period against the median of its last
+  ``baseline_windows`` learned periods: ``throughput_drop`` (warning) when it falls below
+  ``(1 - throughput_drop)`` of that baseline and a one-sided Poisson test says so
+  (``p < quality_p_value``). Only a baseline of at least ``min_samples`` calls judges; a task
+  that had traffic and has none in a period is judged with 0 calls (an outage is the drop that
+  matters most). A flagged period is not learned.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass, field, replace
 
-from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
+from scipy import special
+
+from core.insights import AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
+from operators.analyzers.base import insight_maker
 
 __all__ = ["PerformanceAnalyzer", "PerformanceState", "TaskBaseline"]
 
-_insight = partial(make_insight, "performance")
+_insight = insight_maker("performance")
 
 _MAD_TO_SIGMA = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for normal data
 _AGGREGATE = "*"
@@ -41,6 +49,7 @@ class TaskBaseline:
 
     latency_p95: tuple[float, ...] = ()
     ttft_p95: tuple[float, ...] = ()
+    calls: tuple[float, ...] = ()  # calls per learned period (throughput)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +92,8 @@ class PerformanceAnalyzer:
     """Latency SLO, latency/ttft regressions against a learned baseline, and success rate.
 
     Insight kinds: ``latency_slo`` (warning/critical), ``latency_regression`` and
-    ``ttft_regression`` (warning/critical), ``success_rate`` (warning).
+    ``ttft_regression`` (warning/critical), ``success_rate`` (warning), ``throughput_drop``
+    (warning).
     """
 
     name: AnalyzerName = "performance"
@@ -114,11 +124,23 @@ class PerformanceAnalyzer:
         """
         tasks = dict(state.tasks)
         insights: list[Insight] = []
-        for task, windows in sorted(group.tasks().items()):
+        by_task = group.tasks()
+        for task in sorted(set(by_task) | {t for t, b in tasks.items() if b.calls}):
+            history = tasks.get(task, TaskBaseline())
+            calls = sum(w.count for w in by_task.get(task, ()))
+            drop = self._throughput(group, task, calls, history.calls)
+            if drop is not None:
+                insights.append(drop)
+            else:
+                keep = max(self._s.baseline_windows, 1)
+                history = replace(history, calls=(*history.calls, float(calls))[-keep:])
+            tasks[task] = history
+            if task not in by_task:
+                continue
+            windows = by_task[task]
             agg = _aggregate(windows)
             if agg.count < max(self._s.min_samples, 1):
                 continue
-            history = tasks.get(task, TaskBaseline())
             lat = self._regression(
                 group, task, "latency_regression", "latency_ms.p95", agg.latency_p95,
                 history.latency_p95, agg.count,
@@ -134,6 +156,7 @@ class PerformanceAnalyzer:
             tasks[task] = TaskBaseline(
                 latency_p95=self._learn(history.latency_p95, agg.latency_p95, lat),
                 ttft_p95=ttft_hist,
+                calls=history.calls,
             )
             slo, success = self._slo(group, task, windows, agg), self._success(group, task, agg)
             insights += [i for i in (slo, lat, ttft, success) if i is not None]
@@ -241,6 +264,45 @@ class PerformanceAnalyzer:
             f"{label} of {task} is {value:.0f} ms, {100 * (ratio - 1):.0f} % above its baseline "
             f"of {baseline:.0f} ms (median of {len(history)} windows, {samples} calls).",
             evidence,
+        )
+
+    def _throughput(
+        self, group: WindowGroup, task: str, calls: int, history: tuple[float, ...]
+    ) -> Insight | None:
+        s = self._s
+        if len(history) < max(s.warmup_windows, 1):
+            return None
+        baseline = statistics.median(history)
+        if baseline < max(s.min_samples, 1) or calls > (1 - s.throughput_drop) * baseline:
+            return None
+        p = float(special.pdtr(calls, baseline))  # P(X <= calls) for Poisson(baseline)
+        if p >= s.quality_p_value:
+            return None
+        ratio = calls / baseline
+        return _insight(
+            group,
+            task,
+            "throughput_drop",
+            "warning",
+            "calls",
+            float(calls),
+            baseline,
+            (1 - ratio) / s.throughput_drop if s.throughput_drop > 0 else 1 - ratio,
+            f"throughput of {task} fell to {calls} calls in the period, "
+            f"{100 * (1 - ratio):.0f} % below its baseline of {baseline:.0f} "
+            f"(median of {len(history)} periods; Poisson p={p:.2g}).",
+            {
+                "value": float(calls),
+                "baseline": baseline,
+                "ratio": ratio,
+                "p_value": p,
+                "threshold": (1 - s.throughput_drop) * baseline,
+                "throughput_drop": s.throughput_drop,
+                "quality_p_value": s.quality_p_value,
+                "baseline_windows": len(history),
+                "rate_per_s": calls
+                / max((group.window_end - group.window_start).total_seconds(), 1e-9),
+            },
         )
 
     def _success(self, group: WindowGroup, task: str, agg: _Aggregate) -> Insight | None:

@@ -1,5 +1,9 @@
 """The quality analyzer: error rate and mix, error-rate increases, quality degradation, coverage.
 
+A quality degradation is a one-sided Welch t-test of the period's mean against the baseline
+(``p < quality_p_value``): a warning; critical when the same test against the baseline minus
+``quality_tolerance`` (0.02 absolute, the margin decisions use) is significant too.
+
 Each (app, task) is judged on its windows summed over models and variants and, when the task
 has several models in a period, on each model as well (metric ``"<metric>@<model>"``), so a bad
 model is visible. Baselines pool the last ``baseline_windows`` unflagged windows of a segment
@@ -16,11 +20,14 @@ from datetime import datetime
 
 from scipy import special
 
-from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
+from core.insights import AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
+from operators.analyzers.base import insight_maker
 
 __all__ = ["QualityAnalyzer", "QualityState"]
+
+_insight = insight_maker("quality")
 
 ALL_MODELS = "*"  # the model of a task's aggregate segment
 _CI_LEVEL = 0.95  # the confidence of the reported intervals (contract: ci95)
@@ -100,13 +107,18 @@ def two_proportion_z(x1: int, n1: int, x0: int, n0: int) -> tuple[float, float] 
     return z, float(special.ndtr(-z))
 
 
-def welch_less(cur: _Sample, base: _Sample) -> tuple[float, float, float] | None:
-    """One-sided Welch t-test that the current mean is below the baseline: ``(t, df, p)``."""
+def welch_less(
+    cur: _Sample, base: _Sample, margin: float = 0.0
+) -> tuple[float, float, float] | None:
+    """One-sided Welch t-test that the current mean is below the baseline minus ``margin``.
+
+    Returns ``(t, df, p)``; None when both samples are constant.
+    """
     a, b = cur.q_var / cur.q_count, base.q_var / base.q_count
     se = math.sqrt(a + b)
     if se == 0:
         return None
-    t = (cur.q_mean - base.q_mean) / se
+    t = (cur.q_mean - base.q_mean + margin) / se
     df = (a + b) ** 2 / (a * a / (cur.q_count - 1) + b * b / (base.q_count - 1))
     return t, df, float(special.stdtr(df, t))
 
@@ -219,8 +231,7 @@ class QualityAnalyzer:
         ) -> None:
             metric += "" if model == ALL_MODELS else f"@{model}"
             out.append(
-                make_insight(
-                    "quality",
+                _insight(
                     group,
                     task,
                     kind,
@@ -259,7 +270,16 @@ class QualityAnalyzer:
                 if mix:
                     etype, n = mix.most_common(1)[0]
                     msg += f"; mostly {etype} ({n / cur.errors:.0%} of errors)"
-                emit("error_rate", sev, "error_rate", rate, limit, score, msg, errs)
+                emit(
+                    "error_rate",
+                    sev,
+                    "error_rate",
+                    rate,
+                    limit,
+                    score,
+                    msg,
+                    {**errs, "threshold": limit},
+                )
             if warm and base.count >= s.min_samples and rate >= s.error_rate_warning:
                 test = two_proportion_z(cur.errors, cur.count, base.errors, base.count)
                 if test is not None and test[1] < s.quality_p_value:
@@ -297,8 +317,23 @@ class QualityAnalyzer:
                     "baseline_quality_count": float(base.q_count), "t": t, "df": df,
                     "p_value": p, "quality_p_value": s.quality_p_value,
                 }  # fmt: skip
+                # Critical when the drop is significantly larger than the tolerance as well
+                # (H0: mean >= baseline - tolerance), the margin decisions also use.
+                beyond = welch_less(cur, base, s.quality_tolerance)
+                p_tol = 1.0 if beyond is None else beyond[2]
+                q_sev: Severity = "critical" if p_tol < s.quality_p_value else "warning"
+                msg += (
+                    f"; the drop exceeds the {s.quality_tolerance:g} tolerance (p={p_tol:.2g})"
+                    if q_sev == "critical"
+                    else f"; not shown beyond the {s.quality_tolerance:g} tolerance"
+                )
+                evidence |= {
+                    "drop": base.q_mean - cur.q_mean, "quality_tolerance": s.quality_tolerance,
+                    "threshold": base.q_mean - s.quality_tolerance, "p_value_tolerance": p_tol,
+                    "statistic": "welch_t",
+                }  # fmt: skip
                 score = -math.log10(max(p, _P_FLOOR))
-                emit("quality_degradation", "warning", "quality_mean", cur.q_mean, base.q_mean,
+                emit("quality_degradation", q_sev, "quality_mean", cur.q_mean, base.q_mean,
                      score, msg, evidence)  # fmt: skip
 
         windows, calls = seg.windows_seen + 1, seg.calls_seen + cur.count
@@ -315,6 +350,7 @@ class QualityAnalyzer:
             evidence = {
                 "windows_seen": float(windows), "calls_seen": float(calls),
                 "warmup_windows": float(s.warmup_windows),
+                "threshold": 0.0,  # feedback coverage that reports: none at all
             }  # fmt: skip
             emit("no_quality_signal", "info", "feedback_coverage", 0.0, None, 0.0, msg, evidence)
         return out

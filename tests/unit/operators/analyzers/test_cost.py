@@ -387,7 +387,8 @@ def test_scaling_costs_scales_the_evidence(
         assert s.score == b.score
         assert s.evidence.keys() == b.evidence.keys()
         for key, v in b.evidence.items():
-            expected = v * k if "usd" in key and isinstance(v, float) else v
+            in_usd = "usd" in key or key in ("value", "baseline")  # value/baseline: USD here
+            expected = v * k if in_usd and isinstance(v, float) else v
             assert s.evidence[key] == expected, key
 
 

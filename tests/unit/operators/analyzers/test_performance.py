@@ -165,12 +165,57 @@ def test_no_insight_and_no_learning_from_too_few_calls(
     state = analyzer.initial_state()
     if warmed:
         state, _ = run(analyzer, series([100.0] * 10, ttft=50.0))
-    before = pickle.dumps(state)
     i = 20
     w = win(i, p95, count=count, ok=round(count * ok_share), ttft=ttft)
     new_state, found = analyzer.analyze(state, group(i, w))
+    # Latency and success rate neither judge nor learn; throughput is the exception: a drop
+    # from 100 calls to a few is what it reports (its sample is the baseline's calls).
+    assert [f for f in found if f.kind != "throughput_drop"] == []
+
+    def latency_only(st_: PerformanceState) -> bytes:
+        tasks = {t: replace(b, calls=()) for t, b in st_.tasks.items()}
+        return pickle.dumps({t: b for t, b in tasks.items() if b != TaskBaseline()})
+
+    assert latency_only(new_state) == latency_only(state)
+    assert len(found) == (1 if warmed else 0)  # < 30 calls against 100: p < 1e-10
+
+
+# --- throughput --------------------------------------------------------------------------------
+
+
+def test_throughput_drop_with_exact_evidence_and_not_learned() -> None:
+    analyzer = PerformanceAnalyzer(NO_SLO)
+    state, _ = run(analyzer, series([100.0] * 10))
+    state, found = analyzer.analyze(state, group(10, win(10, 100.0, count=30)))
+    assert [(f.kind, f.severity, f.metric) for f in found] == [
+        ("throughput_drop", "warning", "calls")
+    ]
+    drop = found[0]
+    assert (drop.value, drop.baseline) == (30.0, 100.0)
+    assert drop.evidence["ratio"] == 0.3
+    assert drop.evidence["threshold"] == 50.0
+    assert drop.evidence["p_value"] < 1e-10
+    assert drop.score == pytest.approx(0.7 / 0.5)
+    assert state.tasks["chat"].calls == (100.0,) * 10  # the drop is not learned
+
+
+def test_outage_is_a_throughput_drop() -> None:
+    analyzer = PerformanceAnalyzer(NO_SLO)
+    state, _ = run(analyzer, series([100.0] * 10))
+    other = win(10, 100.0, task="other")  # the app still sends; "chat" sent nothing
+    _, found = analyzer.analyze(state, group(10, other))
+    assert [(f.task, f.kind, f.value) for f in found] == [("chat", "throughput_drop", 0.0)]
+
+
+def test_moderate_or_small_drops_are_not_throughput_drops() -> None:
+    analyzer = PerformanceAnalyzer(NO_SLO)
+    state, _ = run(analyzer, series([100.0] * 10))
+    _, found = analyzer.analyze(state, group(10, win(10, 100.0, count=60)))  # -40 %
     assert found == []
-    assert pickle.dumps(new_state) == before
+    small = [group(i, win(i, 100.0, count=20)) for i in range(10)]  # baseline < min_samples
+    state, _ = run(analyzer, small)
+    _, found = analyzer.analyze(state, group(10, win(10, 100.0, count=1)))
+    assert found == []
 
 
 # --- regression ----------------------------------------------------------------------------------

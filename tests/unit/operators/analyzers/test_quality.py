@@ -213,13 +213,20 @@ def test_significant_quality_drop_fires_with_welch_p_value() -> None:
     (ins,) = found
     assert (ins.kind, ins.severity, ins.metric) == (
         "quality_degradation",
-        "warning",
+        "critical",  # 0.1 lower: significantly beyond the 0.02 tolerance too
         "quality_mean",
     )
     n0, m0, s0 = _pooled_sd([(200, 0.9, 0.1)] * 5)
     expected = stats.ttest_ind_from_stats(
         0.8, 0.1, 200, m0, s0, n0, equal_var=False, alternative="less"
     )
+    beyond = stats.ttest_ind_from_stats(
+        0.8 + 0.02, 0.1, 200, m0, s0, n0, equal_var=False, alternative="less"
+    )
+    assert ins.evidence["p_value_tolerance"] == pytest.approx(beyond.pvalue, rel=1e-6)
+    assert ins.evidence["quality_tolerance"] == 0.02
+    assert ins.evidence["threshold"] == pytest.approx(0.88)
+    assert ins.evidence["drop"] == pytest.approx(0.1)
     assert ins.evidence["p_value"] == pytest.approx(expected.pvalue, rel=1e-6)
     assert ins.evidence["t"] == pytest.approx(expected.statistic, rel=1e-9)
     assert ins.evidence["baseline_quality_count"] == 1000
@@ -230,6 +237,21 @@ def test_significant_quality_drop_fires_with_welch_p_value() -> None:
     half = stats.t.ppf(0.975, 199) * 0.1 / math.sqrt(200)
     assert ins.evidence["quality_ci95_low"] == pytest.approx(0.8 - half)
     assert ins.evidence["quality_ci95_high"] == pytest.approx(0.8 + half)
+
+
+def test_significant_drop_within_the_tolerance_is_only_a_warning() -> None:
+    analyzer = QualityAnalyzer(SETTINGS)
+    state = warmed(analyzer)
+    current = window(5, count=2000, quality=(2000, 0.885, 0.05))  # 0.015 lower, n large
+    _, found = analyzer.analyze(state, group(5, [current]))
+    assert [(i.kind, i.severity) for i in found] == [("quality_degradation", "warning")]
+    n0, m0, s0 = _pooled_sd([(200, 0.9, 0.1)] * 5)
+    beyond = stats.ttest_ind_from_stats(
+        0.885 + 0.02, 0.05, 2000, m0, s0, n0, equal_var=False, alternative="less"
+    )
+    assert beyond.pvalue > SETTINGS.quality_p_value  # why it is not critical
+    assert found[0].evidence["p_value_tolerance"] == pytest.approx(beyond.pvalue, rel=1e-6)
+    assert found[0].evidence["p_value"] < SETTINGS.quality_p_value
 
 
 def test_tiny_quality_drop_with_small_n_does_not_fire() -> None:
