@@ -67,12 +67,13 @@ def build_services(
         settings: Resolved settings.
         embedded_broker: Start the in-memory broker in the storage service.
         base_env: The environment the Bytewax processes inherit.
-        on_reload: The settings reload that ``POST /api/v1/admin/reload`` calls.
+        on_reload: The settings reload that ``POST /api/v1/admin/reload`` (and gRPC
+            ``AdminService/Reload``) calls.
         lag: Reads the processor's consumer lag, for its health detail.
     """
     collector = [CollectorService(settings)] if settings.collector.enabled else []
     grpc = (
-        [GrpcService(settings, collector=collector[0] if collector else None)]
+        [GrpcService(settings, collector=collector[0] if collector else None, on_reload=on_reload)]
         if settings.grpc.enabled
         else []
     )
