@@ -28,6 +28,11 @@ from integrations.factory import Clients, build_clients
 from integrations.outbox import PARK_FOR, OutboxClaim
 from integrations.routing import Router
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from orchestrator.services.connections import (
+    connections_fingerprint,
+    load_connections,
+    with_connections,
+)
 from orchestrator.services.prompt_rewriter import PromptRewriter
 from storage.database import create_db_engine
 from storage.models import OutboxRow
@@ -179,6 +184,7 @@ class IntegrationsService(ServiceBase):
         self.rewriter: PromptRewriter | None = None
         self._own_calls: list[dict[str, Any]] = []  # the Anthropic client's telemetry events
         self._producer: TelemetryProducer | None = None
+        self._fingerprint: tuple[int, datetime | None] = (0, None)
 
     async def _report_own_calls(self) -> None:
         """Send the telemetry of the optimizer's own LLM calls to the telemetry topic."""
@@ -194,7 +200,24 @@ class IntegrationsService(ServiceBase):
     async def start(self) -> None:
         """Build the configured clients and start the polling loop."""
         s = self._settings.integrations
-        self.clients = build_clients(s, on_telemetry=self._own_calls.append)
+        await self._build()
+        self._stop = asyncio.Event()
+        if s.enabled:
+            self._task = asyncio.create_task(self._loop(), name="integrations-dispatcher")
+        _log.info("integrations.started", targets=sorted(self.clients.targets), enabled=s.enabled)
+
+    async def _build(self) -> None:
+        """Clients, rewriter and dispatcher from the settings plus the API's connections."""
+        s = self._settings.integrations
+        try:
+            self._fingerprint = await asyncio.to_thread(connections_fingerprint, self._engine)
+            made = await asyncio.to_thread(load_connections, self._engine)
+        except Exception as exc:  # the database may be down: the settings alone still work
+            _log.warning("integrations.connections_unreadable", error=type(exc).__name__)
+            made = []
+        effective = with_connections(s, made)
+        self.clients = build_clients(effective, on_telemetry=self._own_calls.append)
+        self.rewriter = None
         if self.clients.anthropic is not None:
             self.rewriter = PromptRewriter(
                 self._engine, self.clients.anthropic, self._settings.canary
@@ -209,16 +232,21 @@ class IntegrationsService(ServiceBase):
             max_retry_interval=s.outbox_max_retry_interval,
             max_attempts=s.max_attempts,
         )
-        self._stop = asyncio.Event()
-        if s.enabled:
-            self._task = asyncio.create_task(self._loop(), name="integrations-dispatcher")
-        _log.info("integrations.started", targets=sorted(self.clients.targets), enabled=s.enabled)
+
+    async def _follow_connections(self) -> None:
+        """Rebuild the clients when a connection changed through the API."""
+        now = await asyncio.to_thread(connections_fingerprint, self._engine)
+        if now != self._fingerprint:
+            await self.clients.close()
+            await self._build()
+            _log.info("integrations.connections_changed", targets=sorted(self.clients.targets))
 
     async def _loop(self) -> None:
         s = self._settings.integrations
-        assert self.dispatcher is not None
         while not self._stop.is_set():
             try:
+                await self._follow_connections()
+                assert self.dispatcher is not None
                 report = await self.dispatcher.run_once(s.batch_size)
                 if self.rewriter is not None:
                     await self.rewriter.run_once()
