@@ -80,12 +80,13 @@ class RestSink:
     ) -> None:
         import time
 
-        self._client = client or httpx.Client(
-            base_url=api_url.rstrip("/"), headers={"x-api-key": api_key}, timeout=30.0
-        )
+        self._client = client or httpx.Client(base_url=api_url.rstrip("/"), timeout=30.0)
+        self._key = api_key
         self._batch = batch
         self._sleep = sleep or time.sleep
         self.delivered = 0
+        self.rejected = 0  # events the API refused (sent to its DLQ)
+        self.errors: list[str] = []  # the first reasons it gave
 
     def send(self, events: Sequence[dict[str, Any]]) -> None:
         """Post ``events`` in batches."""
@@ -93,15 +94,18 @@ class RestSink:
             body = b"\n".join(_ENCODER.encode(e) for e in events[i : i + self._batch])
             for _attempt in range(10):
                 response = self._client.post(
-                    "/api/v1/telemetry/",
+                    "/api/v1/telemetry",
                     content=body,
-                    headers={"content-type": "application/x-ndjson"},
+                    headers={"content-type": "application/x-ndjson", "x-api-key": self._key},
                 )
                 if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
                     break
                 self._sleep(float(response.headers.get("retry-after", "1")))
             response.raise_for_status()
             self.delivered += len(events[i : i + self._batch])
+            answer = response.json()
+            self.rejected += int(answer.get("rejected", 0))
+            self.errors += [str(e) for e in answer.get("errors", [])][: 10 - len(self.errors)]
 
     def close(self) -> None:
         """Close the HTTP client."""

@@ -85,9 +85,8 @@ class RestConfigSource:
         poll_interval: float = 1.0,
         client: httpx.Client | None = None,
     ) -> None:
-        self._client = client or httpx.Client(
-            base_url=api_url.rstrip("/"), headers={"x-api-key": api_key}, timeout=10.0
-        )
+        self._client = client or httpx.Client(base_url=api_url.rstrip("/"), timeout=10.0)
+        self._headers = {"x-api-key": api_key}
         self._poll = poll_interval
         self._cache: dict[str, tuple[float, AppConfig | None]] = {}
         self.errors = 0  # failed polls (the last config read stays in use)
@@ -99,7 +98,7 @@ class RestConfigSource:
         if cached is not None and now - cached[0] < self._poll:
             return cached[1]
         try:
-            response = self._client.get(f"/api/v1/config/{app}")
+            response = self._client.get(f"/api/v1/config/{app}", headers=self._headers)
             if response.status_code == httpx.codes.NOT_FOUND:
                 found: AppConfig | None = None
             else:
@@ -117,7 +116,9 @@ class RestConfigSource:
         if self.config(app) is not None:
             return
         body = {"tasks": msgspec.to_builtins(dict(tasks)), "reason": "simulated fleet"}
-        self._client.put(f"/api/v1/config/{app}", json=body).raise_for_status()
+        self._client.put(
+            f"/api/v1/config/{app}", json=body, headers=self._headers
+        ).raise_for_status()
         self._cache.pop(app, None)
 
     def close(self) -> None:
