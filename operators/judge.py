@@ -22,13 +22,23 @@ from typing import Any, Literal
 
 import msgspec
 import numpy as np
-from scipy.stats import binomtest, mannwhitneyu, norm, ttest_1samp
 
 from core.decisions import MetricCheck, RollbackLimit, VerdictOutcome
 from core.settings import CanarySettings
 from core.stats import WindowStats
 
 __all__ = ["SideSummary", "judge", "plan_checks"]
+
+
+def _stats() -> Any:
+    """``scipy.stats``, imported on first use.
+
+    It costs the dataflow ~0.5 s at start-up, and only the actuator needs it, only while a
+    rollout is open.
+    """
+    import scipy.stats
+
+    return scipy.stats
 
 
 class SideSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -138,7 +148,7 @@ def _rank_test(
             canary_n=len(canary),
             detail="too few values to test",
         )
-    result = mannwhitneyu(np.asarray(canary), shifted, alternative=alternative)
+    result = _stats().mannwhitneyu(np.asarray(canary), shifted, alternative=alternative)
     p = float(result.pvalue)
     return MetricCheck(
         metric=metric,
@@ -164,7 +174,7 @@ def _error_test(base: SideSummary, canary: SideSummary, settings: CanarySettings
         z, p = 0.0, 0.0 if pc - pb > margin else 1.0
     else:
         z = (pc - pb - margin) / se
-        p = float(norm.sf(z))
+        p = float(_stats().norm.sf(z))
     return MetricCheck(
         metric="error_rate",
         baseline=pb,
@@ -284,7 +294,7 @@ def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> Metric
     """One rollback-plan limit on one side, tested so that noise alone rarely trips it."""
     if limit.metric == "quality_mean" and len(side.quality) >= 2:
         values = np.asarray(side.quality)
-        result = ttest_1samp(values, limit.limit, alternative="less")
+        result = _stats().ttest_1samp(values, limit.limit, alternative="less")
         p = float(result.pvalue)
         return _limit_check(
             limit,
@@ -297,7 +307,7 @@ def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> Metric
             detail="fails when the mean is significantly below the limit",
         )
     if limit.metric == "error_rate" and side.calls:
-        result = binomtest(
+        result = _stats().binomtest(
             side.errors, side.calls, min(max(limit.limit, 0.0), 1.0), alternative="greater"
         )
         p = float(result.pvalue)
@@ -312,7 +322,7 @@ def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> Metric
         )
     if limit.metric == "latency_p95_ms" and side.latency:
         over = sum(v > limit.limit for v in side.latency)
-        result = binomtest(over, len(side.latency), 0.05, alternative="greater")
+        result = _stats().binomtest(over, len(side.latency), 0.05, alternative="greater")
         p = float(result.pvalue)
         return _limit_check(
             limit,
