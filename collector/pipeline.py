@@ -5,7 +5,8 @@ with :func:`core.events.decode_event`, sends the valid ones to ``kafka.telemetry
 (key = app, the original bytes) and the invalid ones to ``kafka.dlq_topic`` (the original
 bytes, headers ``reason``, ``source.transport``, ``source.identity``, ``source.index``: the
 processor's DLQ format with the collector's source), and returns once all of it is durable
-(confirmed by Kafka or spilled to disk, see :mod:`collector.delivery`).
+(confirmed by Kafka or spilled to disk, see :mod:`collector.delivery`). Each batch runs in a
+``collector.ingest`` span whose W3C ``traceparent`` every record carries as a Kafka header.
 
 Use::
 
@@ -41,6 +42,7 @@ from collector.spill import SpillBuffer
 from core.errors import OverloadedError, ValidationError
 from core.events import Event, Feedback, LlmCall, Rejection, decode_event, encode_event
 from core.settings import Settings
+from core.tracing import kafka_trace_headers, span
 
 __all__ = ["IngestResult", "RejectedEvent", "Source", "TelemetryIngest"]
 
@@ -85,7 +87,12 @@ def _raw(event: bytes | Event | Mapping[str, Any]) -> bytes:
 
 
 def dead_letter_record(
-    topic: str, raw: bytes, reason: str, source: Source, index: int
+    topic: str,
+    raw: bytes,
+    reason: str,
+    source: Source,
+    index: int,
+    trace_headers: Sequence[tuple[str, bytes]] = (),
 ) -> OutRecord:
     """The DLQ record of a rejected payload: the original bytes and why, where from."""
     headers = [
@@ -93,6 +100,7 @@ def dead_letter_record(
         ("source.transport", source.transport.encode()),
         ("source.identity", source.identity.encode()),
         ("source.index", str(index).encode()),
+        *trace_headers,
     ]
     return OutRecord(topic, None, raw, headers)
 
@@ -111,11 +119,6 @@ class TelemetryIngest:
         self._dlq_topic = settings.kafka.dlq_topic
         self.metrics = metrics or CollectorMetrics()
         self._limiter = RateLimiter(c.source_rate, c.source_burst, c.global_rate, c.global_burst)
-        self._bursts = [
-            b
-            for r, b in ((c.source_rate, c.source_burst), (c.global_rate, c.global_burst))
-            if r > 0
-        ]
         breaker = CircuitBreaker(
             c.breaker_failure_threshold,
             c.breaker_reset_timeout.total_seconds(),
@@ -146,6 +149,11 @@ class TelemetryIngest:
         """Deliver or spill what was accepted, then stop."""
         await self._delivery.stop()
 
+    def reload(self, settings: Settings) -> None:
+        """Apply reloaded rate limits (``collector.*_rate``/``*_burst``) without a restart."""
+        c = settings.collector
+        self._limiter.reconfigure(c.source_rate, c.source_burst, c.global_rate, c.global_burst)
+
     def health(self) -> dict[str, str]:
         """Breaker state, spill buffer and queue depth (for health details)."""
         return self._delivery.health()
@@ -156,7 +164,7 @@ class TelemetryIngest:
             return
         if math.isinf(wait):
             raise ValidationError(
-                f"batch of {n} events exceeds the rate-limit burst ({min(self._bursts)}); "
+                f"batch of {n} events exceeds the rate-limit burst ({min(self._limiter.bursts)}); "
                 "send smaller batches"
             )
         self.metrics.requests_refused.labels("rate_limited").inc()
@@ -183,7 +191,18 @@ class TelemetryIngest:
         """
         if not events:
             return IngestResult(0)
+        attributes: dict[str, str | int | float | bool] = {
+            "llmopt.transport": source.transport,
+            "llmopt.events": len(events),
+        }
+        with span("collector.ingest", attributes=attributes):
+            return await self._submit(events, source)
+
+    async def _submit(
+        self, events: Sequence[bytes | Event | Mapping[str, Any]], source: Source
+    ) -> IngestResult:
         self._admit(source, len(events))
+        trace_headers = kafka_trace_headers()
         records: list[OutRecord] = []
         rejected: list[RejectedEvent] = []
         for i, event in enumerate(events):
@@ -191,9 +210,14 @@ class TelemetryIngest:
             decoded = decode_event(raw)
             if isinstance(decoded, Rejection):
                 rejected.append(RejectedEvent(i, decoded.reason))
-                records.append(dead_letter_record(self._dlq_topic, raw, decoded.reason, source, i))
+                records.append(
+                    dead_letter_record(
+                        self._dlq_topic, raw, decoded.reason, source, i, trace_headers
+                    )
+                )
             else:
-                records.append(OutRecord(self._telemetry_topic, decoded.app.encode(), raw))
+                key = decoded.app.encode()
+                records.append(OutRecord(self._telemetry_topic, key, raw, list(trace_headers)))
         try:
             await self._delivery.submit(records)
         except OverloadedError as exc:
@@ -213,7 +237,8 @@ class TelemetryIngest:
         """
         self._admit(source, 1)
         self.metrics.requests_refused.labels("invalid").inc()
-        await self._delivery.submit(
-            [dead_letter_record(self._dlq_topic, payload, reason, source, 0)]
+        record = dead_letter_record(
+            self._dlq_topic, payload, reason, source, 0, kafka_trace_headers()
         )
+        await self._delivery.submit([record])
         self.metrics.events_dlq.inc()

@@ -5,6 +5,8 @@ The shared limiter (Redis, for every replica) belongs to ``api/``; the collector
 first line of defence of one process. Each source (an API key or a ``service.name``) gets
 ``source_rate`` events/s with bursts of ``source_burst``; all sources together
 ``global_rate`` with bursts of ``global_burst``. A rate of 0 turns that limit off.
+:meth:`RateLimiter.reconfigure` changes the limits of a running limiter (settings reload) and
+keeps what each key has already used.
 
 GCRA (the generic cell rate algorithm) keeps one number per key, the theoretical arrival time
 (TAT): a batch of ``n`` events at time ``now`` conforms when ``TAT + n·T - burst·T <= now``
@@ -34,6 +36,28 @@ class Gcra:
         self._burst = max(1, burst)
         self._max_keys = max_keys
         self._tat: OrderedDict[str, float] = OrderedDict()
+
+    @property
+    def burst(self) -> int:
+        """Events that may arrive at once."""
+        return self._burst
+
+    def reconfigure(self, rate: float, burst: int, now: float) -> None:
+        """Take a new rate and burst; each key keeps the events it has used so far.
+
+        A key's outstanding events (``(TAT - now) / T``) are carried over at the new emission
+        interval, so a reload neither forgives a burst just sent nor punishes it twice.
+        A limit turned off forgets every key; one turned on starts every key with a full burst.
+        """
+        interval = 1.0 / rate if rate > 0 else 0.0
+        if interval == 0.0 or self._interval == 0.0:
+            self._tat.clear()
+        else:
+            scale = interval / self._interval
+            for key, tat in self._tat.items():
+                self._tat[key] = now + max(0.0, tat - now) * scale
+        self._interval = interval
+        self._burst = max(1, burst)
 
     @property
     def unlimited(self) -> bool:
@@ -83,6 +107,19 @@ class RateLimiter:
         self._source = Gcra(source_rate, source_burst)
         self._global = Gcra(global_rate, global_burst)
         self._clock = clock
+
+    def reconfigure(
+        self, source_rate: float, source_burst: int, global_rate: float, global_burst: int
+    ) -> None:
+        """Change both limits in place (see :meth:`Gcra.reconfigure`); no restart needed."""
+        now = self._clock()
+        self._source.reconfigure(source_rate, source_burst, now)
+        self._global.reconfigure(global_rate, global_burst, now)
+
+    @property
+    def bursts(self) -> list[int]:
+        """The bursts of the limits that are on (the largest batch each admits)."""
+        return [g.burst for g in (self._source, self._global) if not g.unlimited]
 
     def acquire(self, source: str, n: int) -> float:
         """Charge ``n`` events to ``source`` when both limits allow them.

@@ -3,6 +3,7 @@
 Generic machinery only; the concrete services live in :mod:`orchestrator.services`.
 """
 
+from core.tracing import kafka_trace_headers
 from orchestrator.backoff import restart_delay
 from orchestrator.errors import IllegalTransitionError, UnknownDependencyError
 from orchestrator.graph import start_order
@@ -15,7 +16,7 @@ from orchestrator.metrics import (
     create_registry,
     serve_metrics,
 )
-from orchestrator.observability import configure_logging, configure_tracing, kafka_trace_headers
+from orchestrator.observability import configure_logging, configure_tracing
 from orchestrator.registry import DurationObserver, SleepFunction
 from orchestrator.reload import ReloadOutcome, SettingsReloader
 from orchestrator.service import (

@@ -4,6 +4,11 @@ Every log line carries the bound context (the REST request id is bound per reque
 ``api.rest.context``) and, inside a span, its ``trace_id`` and ``span_id``. Traces go to an
 OTLP/HTTP endpoint when ``orchestrator.otlp_endpoint`` is set; without it spans are still
 created (so trace ids appear in the logs and Kafka headers) but nothing is exported.
+
+The spans themselves are opened by the layers below (:mod:`core.tracing`): a server span per
+REST request and gRPC call, spans around service calls, and, installed here by
+:func:`configure_tracing`, one client span per SQL statement of every SQLAlchemy engine in the
+process (:func:`instrument_sql`), so a request's trace reaches the database.
 """
 
 from __future__ import annotations
@@ -11,18 +16,25 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
+from pathlib import Path
 from typing import Any
 
 import structlog
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+
+from core.tracing import TRACER_NAME, kafka_trace_headers
 
 __all__ = [
     "add_trace_context",
     "configure_logging",
     "configure_tracing",
+    "instrument_sql",
     "kafka_trace_headers",
     "log_format_for",
     "set_log_level",
@@ -111,7 +123,7 @@ def configure_tracing(endpoint: str, service_name: str = "llm-auto-optimizer") -
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     if endpoint:
         try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[import-not-found]
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
                 OTLPSpanExporter,
             )
         except ImportError:
@@ -125,11 +137,62 @@ def configure_tracing(endpoint: str, service_name: str = "llm-auto-optimizer") -
             provider.add_span_processor(BatchSpanProcessor(exporter))
             _log.info("tracing_enabled", endpoint=endpoint)
     trace.set_tracer_provider(provider)
+    instrument_sql()
     return provider
 
 
-def kafka_trace_headers() -> list[tuple[str, bytes]]:
-    """The current trace context as Kafka headers (W3C ``traceparent``/``tracestate``)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return [(k, v.encode()) for k, v in carrier.items()]
+_SPAN_KEY = "_llmopt_span"
+_sql_instrumented = False
+
+
+def _before_execute(
+    conn: Connection, _cursor: Any, statement: str, _params: Any, context: Any, _many: bool
+) -> None:
+    verb = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+    dialect = conn.engine.dialect.name
+    database = conn.engine.url.database or ""
+    current = trace.get_tracer(TRACER_NAME).start_span(
+        f"{verb} {(Path(database).name if dialect == 'sqlite' else database) or dialect}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "db.system": dialect,
+            "db.name": database,
+            "db.statement": statement[:2000],
+        },
+    )
+    setattr(context, _SPAN_KEY, current)
+
+
+def _after_execute(
+    _conn: Connection, _cursor: Any, _statement: str, _params: Any, context: Any, _many: bool
+) -> None:
+    current = getattr(context, _SPAN_KEY, None)
+    if current is not None:
+        setattr(context, _SPAN_KEY, None)
+        current.end()
+
+
+def _on_error(exc: ExceptionContext) -> None:
+    context = exc.execution_context
+    current = getattr(context, _SPAN_KEY, None)
+    if current is not None:
+        current.record_exception(exc.original_exception)
+        current.set_status(Status(StatusCode.ERROR, type(exc.original_exception).__name__))
+        setattr(context, _SPAN_KEY, None)
+        current.end()
+
+
+def instrument_sql() -> None:
+    """One client span per SQL statement of every engine (idempotent; a child of the current).
+
+    ``opentelemetry-instrumentation-sqlalchemy`` is not a dependency: the same three engine
+    events it uses are listened to here, on the ``Engine`` class, so engines created anywhere
+    (storage, REST, gRPC, the integrations service) are covered.
+    """
+    global _sql_instrumented
+    if _sql_instrumented:
+        return
+    event.listen(Engine, "before_cursor_execute", _before_execute)
+    event.listen(Engine, "after_cursor_execute", _after_execute)
+    event.listen(Engine, "handle_error", _on_error)
+    _sql_instrumented = True

@@ -34,6 +34,7 @@ from core.errors import (
     PermissionDeniedError,
 )
 from core.settings import ApiSettings
+from core.tracing import headers_carrier, server_span
 
 __all__ = [
     "AuthInterceptor",
@@ -224,8 +225,10 @@ class LoggingInterceptor(_Wrapping):
         await context.send_initial_metadata((("x-request-id", request_id),))
         started = time.perf_counter()
         error: BaseException | None = None
+        carrier = headers_carrier(context.invocation_metadata() or ())
         try:
-            yield
+            with server_span(method.lstrip("/"), carrier, **{"rpc.system": "grpc"}):
+                yield
         except BaseException as exc:
             error = exc
             raise

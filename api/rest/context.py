@@ -20,6 +20,8 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.tracing import headers_carrier, server_span
+
 __all__ = ["RequestContextMiddleware", "before_send", "request_id_of", "set_rate_headers"]
 
 _log = structlog.get_logger("api.rest.access")
@@ -76,9 +78,13 @@ class RequestContextMiddleware(ASGIMiddleware):
                 started = True
             await send(message)
 
+        name = f"{scope.get('method', 'HTTP')} {scope.get('path', '')}"
         try:
-            async with asyncio.timeout(self._timeout):
-                await next_app(scope, receive, tracking_send)
+            # One server span per request (continuing the caller's traceparent): storage spans
+            # and the Kafka headers of ingested telemetry belong to it (see core.tracing).
+            with server_span(name, headers_carrier(scope.get("headers", ()))):
+                async with asyncio.timeout(self._timeout):
+                    await next_app(scope, receive, tracking_send)
         except TimeoutError:
             if started:
                 _stdlib_log.warning("request timed out after the response started")

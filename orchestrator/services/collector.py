@@ -38,6 +38,12 @@ class CollectorService(ServiceBase):
         """The running ingest pipeline, shared with the gRPC API; ``None`` while stopped."""
         return self._collector.ingest if self._collector is not None else None
 
+    async def reload(self, settings: Settings) -> None:
+        """Apply new rate limits at once (SIGHUP); ports and Kafka settings at the next start."""
+        self._settings = settings
+        if self._collector is not None:
+            self._collector.ingest.reload(settings)
+
     async def stop(self) -> None:
         """Stop receiving; deliver or spill what was accepted."""
         collector, self._collector = self._collector, None
