@@ -1,9 +1,9 @@
 """Decision quality: many simulated rollouts through the real operators, scored against the truth.
 
 Each rollout is one app/task on ``gpt-4o`` with ``gpt-4o-mini`` as the only candidate. In half of
-them the candidate is as good (quality within the tolerance, latency within 5 %, same error
-rate); in the other half it is worse: quality lower by 0.04-0.12, or p95 latency over the SLO
-(x1.3-2), or 3-8 % more errors. The simulated fleet (``bench.simulator``) serves the task with the
+them the candidate is as good (quality -0.015..+0.02 against a 0.02 tolerance, latency x0.7-1.05,
+same error rate); in the other half it is worse: quality lower by 0.03-0.12, or p95 latency
+over the SLO (x1.3-2), or 2-8 % more errors. The simulated fleet (``bench.simulator``) serves the task with the
 active config and its canary; its telemetry goes period by period through the same operators as
 the dataflow (AppWindows → AnalysisRunner → StrategyRunner → Actuator) on a fresh SQLite
 database per rollout, until the deployment ends (or ``--max-minutes`` of simulated time).
@@ -70,7 +70,7 @@ def cases(n: int, seed: int) -> list[Case]:
         if i % 2 == 0:
             cand = dataclasses.replace(
                 base,
-                quality_mean=base.quality_mean + float(rng.uniform(-0.01, 0.02)),
+                quality_mean=base.quality_mean + float(rng.uniform(-0.015, 0.02)),
                 latency_median_ms=base.latency_median_ms * float(rng.uniform(0.7, 1.05)),
             )
             out.append(Case(i, True, "same", cand))
@@ -78,7 +78,7 @@ def cases(n: int, seed: int) -> list[Case]:
         kind = str(rng.choice(["quality", "quality", "quality", "latency", "errors"]))
         if kind == "quality":
             cand = dataclasses.replace(
-                base, quality_mean=base.quality_mean - float(rng.uniform(0.04, 0.12))
+                base, quality_mean=base.quality_mean - float(rng.uniform(0.03, 0.12))
             )
         elif kind == "latency":
             cand = dataclasses.replace(
@@ -86,7 +86,7 @@ def cases(n: int, seed: int) -> list[Case]:
             )
         else:
             cand = dataclasses.replace(
-                base, error_rate=base.error_rate + float(rng.uniform(0.03, 0.08))
+                base, error_rate=base.error_rate + float(rng.uniform(0.02, 0.08))
             )
         out.append(Case(i, False, kind, cand))
     return out
