@@ -18,8 +18,9 @@ is 0 (raw values). A ``seasonal_expectation`` hook, when given, replaces all of 
 **Detector.** The residual ``r = value - expected`` is compared with the median of the last
 ``history_windows`` learned residuals, scaled by ``1.4826 * MAD`` with floors (``rel_floor`` of
 the baseline level; the binomial standard error for the error rate; the Poisson one for calls).
-``|z|`` is the score. Nothing is judged before ``warmup_windows`` learned residuals, nor in
-periods with fewer than ``min_calls`` calls.
+When over half the history equals its median (MAD 0: a mostly idle series), the spread is
+``1.2533 *`` the mean absolute deviation instead. ``|z|`` is the score. Nothing is judged
+before ``warmup_windows`` learned residuals, nor in periods with fewer than ``min_calls`` calls.
 
 **Incidents.** A period starts an incident in two ways, whichever comes first:
 
@@ -134,7 +135,7 @@ class AnomalyAnalyzer:
                 ``anomaly_cusum_k``, ``anomaly_cusum_h``, ``anomaly_cusum_clip``,
                 ``anomaly_rel_floor``, ``anomaly_warmup_windows``, ``anomaly_history_windows``,
                 ``anomaly_end_windows``, ``anomaly_relearn_windows``, ``anomaly_min_calls``,
-                ``anomaly_score_cap``, ``anomaly_novelty_windows``.
+                ``anomaly_score_cap``, ``anomaly_novelty_windows``, ``anomaly_level_windows``.
                 The pattern thresholds (``profile_alpha``, ``profile_min_days``...) shape the
                 seasonality of ``calls``.
             seasonal_expectation: Overrides the internal seasonality: the expected value of any
@@ -279,7 +280,7 @@ class AnomalyAnalyzer:
                 ms, flagged=(resid,), cusum_up=0.0, cusum_down=0.0, started=group.window_start
             )
             extra: dict[str, float | str] = {
-                "statistic": "z" if spike else "cusum",
+                "statistic": "robust_z" if spike else "cusum",
                 "level": level + expected,
             }
             insight = self._insight(

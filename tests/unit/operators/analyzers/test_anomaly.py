@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -157,6 +158,20 @@ def test_recurring_level_of_known_height_is_not_a_new_incident() -> None:
     assert len(starts) == 2
     assert starts[0] < 40 + 14
     assert starts[1] >= 40 + 14 + 30 + 14 + 30
+
+
+def test_mostly_idle_series_is_scaled_by_its_mean_absolute_deviation() -> None:
+    # 35 zeros and 6 tens once the known 10 is learned: median 0, MAD 0; the mean absolute
+    # deviation is 60 / 41, so the scale is 1.2533 * 60 / 41 instead of 0 (which made every
+    # non-zero value score the cap).
+    a = AnomalyAnalyzer(DEFAULTS)
+    idle = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 10.0] * 5
+    _, found = run(a, [*idle, 10.0, 12.0])  # 10 is known; 12 is a new extreme
+    assert [(i, f.kind, f.severity) for i, f in found] == [(41, "anomaly_start", "warning")]
+    ev = found[0][1].evidence
+    assert ev["scale"] == pytest.approx(1.2533 * 60 / 41)
+    assert ev["z"] == pytest.approx(12.0 / (1.2533 * 60 / 41))  # 6.5: a warning
+    assert ev["statistic"] == "robust_z"
 
 
 def test_periods_between_calm_and_warning_do_not_hold_an_incident_open() -> None:

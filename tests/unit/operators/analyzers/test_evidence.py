@@ -55,7 +55,7 @@ def test_every_insight_names_metric_value_baseline_statistic_and_window() -> Non
             assert ev["baseline"] == i.baseline, i.kind
         assert ev["window_start"] == i.window_start.isoformat()
         assert ev["window_end"] == i.window_end.isoformat()
-        assert ev["statistic"] in set(KIND_STATISTIC.values()) | {"z", "cusum"}, i.kind
+        assert ev["statistic"] in set(KIND_STATISTIC.values()) | {"cusum"}, i.kind
         assert any(  # a threshold or the test's significance level is in the evidence
             "threshold" in key or key in ("z_warning", "quality_p_value", "cusum_h") for key in ev
         ), i.kind

@@ -199,6 +199,24 @@ def test_throughput_drop_with_exact_evidence_and_not_learned() -> None:
     assert state.tasks["chat"].calls == (100.0,) * 10  # the drop is not learned
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    base=st.integers(min_value=1, max_value=10_000),
+    share=st.floats(min_value=0.0, max_value=2.0),
+)
+def test_throughput_drop_only_below_its_threshold(base: int, share: float) -> None:
+    analyzer = PerformanceAnalyzer(NO_SLO)
+    state, _ = run(analyzer, [group(i, win(i, 100.0, count=base)) for i in range(10)])
+    calls = round(base * share)
+    _, found = analyzer.analyze(state, group(10, win(10, 100.0, count=calls)))
+    drops = [f for f in found if f.kind == "throughput_drop"]
+    if base < NO_SLO.min_samples or calls > (1 - NO_SLO.throughput_drop) * base:
+        assert drops == []
+    for f in drops:
+        assert f.value <= f.evidence["threshold"]
+        assert f.evidence["p_value"] < NO_SLO.quality_p_value
+
+
 def test_outage_is_a_throughput_drop() -> None:
     analyzer = PerformanceAnalyzer(NO_SLO)
     state, _ = run(analyzer, series([100.0] * 10))
