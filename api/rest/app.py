@@ -7,7 +7,6 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
-from litestar.plugins.prometheus import PrometheusConfig
 
 from api.rest.auth import SecurityMiddleware, permission_guard
 from api.rest.context import RequestContextMiddleware, before_send
@@ -23,7 +22,9 @@ from api.rest.controllers import (
     PrometheusMetricsController,
     TelemetryController,
 )
+from api.rest.encoding import MIN_COMPRESS_BYTES, SKIP_COMPRESSION
 from api.rest.errors import exception_handlers
+from api.rest.metrics import request_metrics_config
 from api.rest.openapi import document_problems, openapi_config
 from api.rest.resources import lifespan
 from api.service import ReloadHook
@@ -62,7 +63,7 @@ def create_app(
         config_manager: A :class:`sinks.config_manager.ConfigManager` to use instead of a new one.
     """
     api = settings.api
-    prometheus = PrometheusConfig(app_name="llmopt_rest", group_path=True)
+    prometheus = request_metrics_config("llmopt_rest")
     app = Litestar(
         route_handlers=[HealthController, PrometheusMetricsController, *API_CONTROLLERS],
         middleware=[
@@ -75,7 +76,10 @@ def create_app(
         lifespan=[lifespan],
         exception_handlers=exception_handlers,
         compression_config=CompressionConfig(
-            backend="brotli", brotli_gzip_fallback=True, minimum_size=512
+            backend="brotli",
+            brotli_gzip_fallback=True,
+            minimum_size=MIN_COMPRESS_BYTES,
+            exclude_opt_key=SKIP_COMPRESSION,  # routes that send pre-compressed bodies
         ),
         cors_config=CORSConfig(allow_origins=list(api.cors_origins)) if api.cors_origins else None,
         request_max_body_size=api.max_body_bytes,

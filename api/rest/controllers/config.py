@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post, put
 from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
+from api.rest.encoding import SKIP_COMPRESSION, encoded_response
 from api.rest.resources import resources_of
 from api.service import ConfigDiff
 from core.app_config import AppConfig, ConfigVersion, TaskConfig
@@ -48,12 +49,13 @@ class ConfigController(Controller):
     @get(
         "/{app:str}",
         summary="The active config of an app (served from the cache)",
-        opt={"permission": "config.read"},
+        opt={"permission": "config.read", SKIP_COMPRESSION: True},
     )
     async def active(self, request: Request[Any, Any, Any], app: _APP) -> Response[AppConfig]:
-        """``{app, version, tasks}`` as in CONTRACT.md §3."""
+        """``{app, version, tasks}`` as in CONTRACT.md §3 (cached bytes, compressed once)."""
         raw = await resources_of(request.app).configs.active_json(app)
-        return Response(raw, media_type="application/json")  # type: ignore[arg-type]
+        accept = request.headers.get("accept-encoding", "")
+        return encoded_response(raw, accept, "application/json")
 
     @put(
         "/{app:str}",
