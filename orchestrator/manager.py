@@ -145,12 +145,16 @@ class ServiceManager(ServiceRegistry):
     async def check_health_once(self) -> None:
         """Run one round of health checks, restarts and dependents' state updates.
 
-        An unhealthy result counts towards the failure threshold only while the service's
+        First, a service marked ``FAILED`` for good is probed: when its health check says
+        healthy again (what it depends on outside came back, e.g. PostgreSQL) it gets a fresh
+        series of ``max_restarts`` restarts, beginning now. An unhealthy result counts towards
+        the failure threshold only while the service's
         dependencies are up: a service that is sick because a dependency is down stays degraded
         instead of being restarted. After ``failure_threshold`` consecutive counted failures the
         service is restarted (``INITIALIZING``, backoff wait, ``recover()``); once it has used
         ``max_restarts`` restarts it is marked ``FAILED`` for good.
         """
+        await self._revive_given_up()
         names = [n for n in self._order if self._states[n] in _UP]
         results = await asyncio.gather(*(self._check(n) for n in names))
         self._health.update(zip(names, results, strict=True))
@@ -176,6 +180,22 @@ class ServiceManager(ServiceRegistry):
             if due or state is _S.FAILED:  # FAILED and not given up: a restart failed; retry
                 await self._recover(name)
                 await self._update_dependents()
+
+    async def _revive_given_up(self) -> None:
+        """Restart given-up services whose health check passes again (see check_health_once)."""
+        names = [n for n in self._order if n in self._given_up and self._states[n] is _S.FAILED]
+        if not names:
+            return
+        results = await asyncio.gather(*(self._check(n) for n in names))
+        for name, result in zip(names, results, strict=True):
+            if result.status is not HealthStatus.HEALTHY or self._stopping():
+                continue
+            _log.info("service_reviving", service=name, restarts=self._restarts[name])
+            self._given_up.discard(name)
+            self._restarts[name] = 0
+            self._failures[name] = 0
+            await self._recover(name)
+            await self._update_dependents()
 
     async def _check(self, name: str) -> HealthResult:
         try:

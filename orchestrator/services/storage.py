@@ -25,6 +25,9 @@ class StorageService(ServiceBase):
     """
 
     name = "storage"
+    # Its dependents degrade instead of stopping when it fails for good: REST answers /health
+    # (503) and cached config, the collector keeps feeding Kafka, the processor restarts itself.
+    required = False
 
     def __init__(self, settings: Settings, *, embedded_broker: bool) -> None:
         self._settings = settings

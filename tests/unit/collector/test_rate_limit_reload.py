@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 from collector.rate_limit import Gcra, RateLimiter
 
@@ -57,7 +58,7 @@ def test_rate_limiter_reconfigure_changes_both_limits_and_the_bursts() -> None:
     assert math.isclose(limiter.acquire("c", 1), 0.2)  # 5 events/s over all sources
 
 
-def test_ingest_reload_applies_new_limits_to_the_running_pipeline() -> None:
+def test_ingest_reload_applies_new_limits_to_the_running_pipeline(tmp_path: Path) -> None:
     import pytest
 
     from collector.pipeline import Source, TelemetryIngest
@@ -65,7 +66,9 @@ def test_ingest_reload_applies_new_limits_to_the_running_pipeline() -> None:
     from core.settings import Settings
 
     settings = Settings()
+    data = dataclasses.replace(Settings().storage, data_dir=str(tmp_path))
     settings = settings.with_overrides(
+        storage=data,
         kafka=dataclasses.replace(settings.kafka, bootstrap_servers="127.0.0.1:9"),
         collector=dataclasses.replace(
             settings.collector, source_rate=1000.0, source_burst=100, global_rate=0.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -14,9 +15,11 @@ from core.settings import Settings
 from orchestrator.services.collector import CollectorService
 
 
-def test_collector_service_reload_swaps_the_rate_limits_without_a_restart() -> None:
+def test_collector_service_reload_swaps_the_rate_limits_without_a_restart(tmp_path: Path) -> None:
     base = Settings()
+    data = dataclasses.replace(Settings().storage, data_dir=str(tmp_path))
     settings = base.with_overrides(
+        storage=data,
         kafka=dataclasses.replace(base.kafka, bootstrap_servers="127.0.0.1:9"),
         collector=dataclasses.replace(
             base.collector, source_rate=0.001, source_burst=1, global_rate=0.0

@@ -34,12 +34,13 @@ def test_unhealthy_service_is_restarted_with_backoff_then_failed() -> None:
     assert journal == ["start:a"] + ["stop:a", "start:a"] * 3
     assert manager.health()["a"].status is H.UNHEALTHY
 
-    # Failed for good: no more checks, restarts or waits.
+    # Failed for good: only probed (is what it needs back?), no restarts or waits.
     calls = service.health_calls
     asyncio.run(manager.check_health_once())
-    assert service.health_calls == calls
+    assert service.health_calls == calls + 1
     assert sleep.delays == [1.0, 2.0, 4.0]
     assert manager.states()["a"] is S.FAILED
+    assert journal == ["start:a"] + ["stop:a", "start:a"] * 3
 
     journal.clear()
     asyncio.run(manager.stop_all())
@@ -270,3 +271,35 @@ def test_stop_event_cuts_a_backoff_wait_short() -> None:
     asyncio.run(scenario())
     assert journal == ["start:a", "stop:a"]
     assert manager.states()["a"] is S.STOPPED
+
+
+def test_a_failed_service_whose_health_returns_is_revived_with_fresh_restarts() -> None:
+    journal: list[str] = []
+    storage = FakeService("storage", journal, required=False)
+    rest = FakeService("rest", journal, ("storage",))
+    storage.status = H.UNHEALTHY
+    sleep = SleepRecorder()
+    manager = make_manager([storage, rest], sleep=sleep, max_restarts=1)
+
+    async def scenario() -> list[tuple[ServiceState, ServiceState]]:
+        await manager.start_all()
+        seen = []
+        for _ in range(7):
+            await manager.check_health_once()
+            seen.append((manager.states()["storage"], manager.states()["rest"]))
+        storage.status = H.HEALTHY  # e.g. PostgreSQL is back
+        for _ in range(2):
+            await manager.check_health_once()
+            seen.append((manager.states()["storage"], manager.states()["rest"]))
+        return seen
+
+    seen = asyncio.run(scenario())
+    # Not required: REST keeps running, degraded, while storage is restarted and then Failed.
+    assert seen[:6] == [(S.DEGRADED, S.DEGRADED)] * 2 + [(S.RUNNING, S.RUNNING)] + [
+        (S.DEGRADED, S.DEGRADED)
+    ] * 2 + [(S.FAILED, S.DEGRADED)]
+    assert seen[6] == (S.FAILED, S.DEGRADED)  # probed, still unhealthy: stays failed
+    assert seen[7:] == [(S.RUNNING, S.RUNNING)] * 2  # healthy again: one restart, all running
+    assert sleep.delays == [1.0, 1.0]  # the revival starts a new backoff series
+    assert manager.restarts() == {"storage": 1, "rest": 0}
+    assert journal == ["start:storage", "start:rest"] + ["stop:storage", "start:storage"] * 2

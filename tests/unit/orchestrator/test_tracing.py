@@ -120,10 +120,13 @@ class RecordingDelivery:
         self.records.extend(records)
 
 
-def test_ingested_records_carry_the_requests_traceparent(spans: InMemorySpanExporter) -> None:
+def test_ingested_records_carry_the_requests_traceparent(
+    spans: InMemorySpanExporter, tmp_path: Path
+) -> None:
     settings = Settings()
+    data = dataclasses.replace(Settings().storage, data_dir=str(tmp_path))
     settings = settings.with_overrides(
-        kafka=dataclasses.replace(settings.kafka, bootstrap_servers="127.0.0.1:9")
+        storage=data, kafka=dataclasses.replace(settings.kafka, bootstrap_servers="127.0.0.1:9")
     )
     ingest = TelemetryIngest(settings)
     delivery = RecordingDelivery()
