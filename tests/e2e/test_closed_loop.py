@@ -6,18 +6,25 @@ recovery, tailing the topic); the simulated fleet reads its config from the conf
 Kafka. Simulated time runs ahead of the wall clock (starting two hours in the past so no event
 is dated beyond the clock); after each minute of simulated time the fleet waits until the
 processor has closed that period, so the actuator's answer reaches the next calls.
+
+The last test is the user's path: ``python -m orchestrator`` with embedded defaults, then
+``llmopt simulate`` reading configs over REST and producing to the embedded broker.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -41,6 +48,7 @@ from core.settings import (
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_deployment, list_decisions, list_deployments
+from storage.kafka import free_port
 from storage.models import AppConfigRow, VerdictRow, WindowRow
 from storage.outbox import list_outbox
 from tests import processor_runs
@@ -262,3 +270,67 @@ def test_crash_mid_canary_resumes_and_applies_nothing_twice(
     assert len(decisions) == 1
     assert events.count("decision") == 1
     assert "rollback" not in events
+
+
+def test_llmopt_simulate_against_the_orchestrator_as_a_user_runs_it(tmp_path: Path) -> None:
+    """``python -m orchestrator`` (embedded defaults), then ``llmopt simulate`` (Kafka, REST)."""
+    api_port, kafka_port = free_port(), free_port()
+    key = "e2e-sim-key"
+    env = {
+        **os.environ,
+        "LLMOPT_ENV": "development",
+        "LLMOPT_STORAGE__DATA_DIR": str(tmp_path / "var"),
+        "LLMOPT_API__PORT": str(api_port),
+        "LLMOPT_API__BOOTSTRAP_ADMIN_KEY": key,
+        "LLMOPT_KAFKA__EMBEDDED_PORT": str(kafka_port),
+        "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(free_port()),
+        "LLMOPT_COLLECTOR__HTTP_PORT": "0",
+        "LLMOPT_COLLECTOR__GRPC_PORT": "0",
+        "LLMOPT_GRPC__PORT": str(free_port()),
+        "LLMOPT_DECISIONS__CANDIDATES": '@json ["gpt-4o-mini"]',
+        "LLMOPT_CANARY__MIN_STAGE_DURATION": "2min",
+        "LLMOPT_CANARY__MIN_SAMPLES": "30",
+    }
+    for name in ("KAFKA__BOOTSTRAP_SERVERS", "STORAGE__DATABASE_URL", "STORAGE__REDIS_URL"):
+        env.pop(f"LLMOPT_{name}", None)
+    log = (tmp_path / "orchestrator.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator"], cwd=tmp_path, env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{api_port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "orchestrator.log").read_text()[-3000:]
+            try:
+                if httpx.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the orchestrator did not become healthy"
+            time.sleep(0.25)
+        report = tmp_path / "report.json"
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "orchestrator.cli", "simulate",
+                "--scenario", "cheaper-worse", "--duration", "20min", "--speed", "40",
+                "--target", "kafka", "--bootstrap", f"127.0.0.1:{kafka_port}",
+                "--api-url", base, "--api-key", key, "--report", str(report),
+            ],
+            cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        summary = json.loads(report.read_text())["summary"]
+        assert summary["events"] > 30_000
+        assert (summary["bad_canaries"], summary["bad_caught"]) == (1, 1), summary
+        config = httpx.get(base + "/api/v1/config/shop", headers={"x-api-key": key}).json()
+        assert config["tasks"]["classify"]["model"] == "gpt-4o"
+        assert config["tasks"]["classify"]["canary"] is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        log.close()
