@@ -88,6 +88,7 @@ class Fleet:
         }
         self._expected: dict[tuple[str, int, int], float] = {}
         self._rates: dict[str, tuple[float, float, float] | None] = {}
+        self._feedback: list[dict[str, Any]] = []  # feedback events due in a later tick
 
     @property
     def apps(self) -> list[str]:
@@ -172,12 +173,20 @@ class Fleet:
     def calls(
         self, start: datetime, end: datetime, configs: Mapping[str, AppConfig | None]
     ) -> list[dict[str, Any]]:
-        """Every call of ``[start, end)``, served with ``configs`` (app → active config)."""
+        """Every call of ``[start, end)``, served with ``configs`` (app → active config).
+
+        Feedback events come in the tick their own time falls in (after their call).
+        """
         out: list[dict[str, Any]] = []
         for task in self.scenario.tasks:
             config = configs.get(task.app)
             task_config = config.tasks.get(task.task) if config is not None else None
             out += self._task_calls(task, config, task_config, start, end)
+        end_ms = _utc_ms(end)
+        waiting = self._feedback + [e for e in out if e.get("kind") == "feedback"]
+        out = [e for e in out if e.get("kind") != "feedback"]
+        out += [e for e in waiting if e["timestamp"] < end_ms]
+        self._feedback = [e for e in waiting if e["timestamp"] >= end_ms]
         out.sort(key=lambda e: e["timestamp"])
         return out
 
@@ -235,6 +244,8 @@ class Fleet:
         latency = np.exp(rng.normal(math.log(truth.latency_median_ms), truth.latency_sigma, n))
         quality = np.clip(rng.normal(truth.quality_mean, truth.quality_sd, n), 0.0, 1.0)
         scored = rng.random(n) < task.quality_share
+        later = rng.random(n) < task.feedback_share
+        delay = rng.uniform(1.0, max(task.feedback_delay_s, 1.0), n)
         failed = rng.random(n) < truth.error_rate
         kinds = sorted(truth.error_types) or ["error"]
         weights = np.array([truth.error_types.get(k, 1.0) for k in kinds], dtype=float)
@@ -279,6 +290,18 @@ class Fleet:
                     event["cache_read_tokens"] = task.prompt_tokens_fixed
             if failed[i]:
                 event["error_type"] = kinds[int(kind_of[i])]
+            elif scored[i] and later[i]:
+                out.append(
+                    {
+                        "kind": "feedback",
+                        "event_id": f"sim-fb-{rids[i]}",
+                        "timestamp": event["timestamp"] + int(delay[i] * 1000),
+                        "app": task.app,
+                        "task": task.task,
+                        "request_id": rids[i],
+                        "quality": round(float(quality[i]), 4),
+                    }
+                )
             elif scored[i]:
                 event["quality"] = round(float(quality[i]), 4)
             if version is not None:

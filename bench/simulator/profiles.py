@@ -123,6 +123,8 @@ class TaskProfile:
     distinct_prompts: int = 50
     prompt_tokens_fixed: int = 0  # system prompt / template tokens of every call
     quality_share: float = 1.0  # share of calls that carry a quality score
+    feedback_share: float = 0.0  # share of those scores sent later as ``feedback`` events
+    feedback_delay_s: float = 20.0  # feedback arrives up to this long after its call
     quality_tolerance: float = 0.02
     quality_slo: float | None = None
     latency_p95_slo_ms: float = 1000.0
@@ -280,7 +282,14 @@ def fleet() -> Scenario:
     return Scenario(
         "fleet",
         (
-            _pair(good, rate=25.0, app="support", task="classify", daily_amplitude=0.4),
+            _pair(
+                good,
+                rate=25.0,
+                app="support",
+                task="classify",
+                daily_amplitude=0.4,
+                feedback_share=0.5,
+            ),
             _pair(
                 bad,
                 rate=15.0,

@@ -219,7 +219,9 @@ def test_simulation_seeds_configs_and_runs_ticks() -> None:
     sim.run_for(timedelta(minutes=2))
     assert sim.now == T0 + timedelta(minutes=2)
     assert sim.events == len(sink.events) > 0
-    assert {e["config_version"] for e in sink.events} == {1}
+    calls = [e for e in sink.events if e.get("kind") != "feedback"]
+    assert {e["config_version"] for e in calls} == {1}
+    assert any(e.get("kind") == "feedback" for e in sink.events)  # support/classify sends some
     assert max(e["timestamp"] for e in sink.events) < (T0 + timedelta(minutes=2)).timestamp() * 1000
 
 
@@ -263,3 +265,27 @@ def test_scenario_files_json_and_toml(tmp_path: Path) -> None:
 def _write(path: Path, data: object) -> Path:
     path.write_text(json.dumps(data))
     return path
+
+
+def test_feedback_events_follow_their_calls_in_event_time() -> None:
+    task = _task(rate_per_s=100.0, feedback_share=0.5, feedback_delay_s=15.0)
+    fleet = Fleet(Scenario("t", (task,)), start=T0, seed=8)
+    ticks = [
+        fleet.calls(T0 + timedelta(seconds=10 * k), T0 + timedelta(seconds=10 * (k + 1)), {})
+        for k in range(12)
+    ]
+    for k, tick in enumerate(ticks):  # each tick holds only events of its own time
+        low = (T0 + timedelta(seconds=10 * k)).timestamp() * 1000
+        assert all(low <= e["timestamp"] < low + 10_000 for e in tick)
+    events = [e for tick in ticks for e in tick]
+    calls = {e["request_id"]: e for e in events if e.get("kind") != "feedback"}
+    feedback = [e for e in events if e.get("kind") == "feedback"]
+    ok = [c for c in calls.values() if c["status"] == "ok"]
+    inline = [c for c in ok if "quality" in c]
+    assert len(feedback) + len(inline) <= len(ok)
+    assert len(feedback) / len(ok) == pytest.approx(0.5, abs=0.05)
+    for fb in feedback:
+        call = calls[fb["request_id"]]
+        assert "quality" not in call
+        assert 1000 <= fb["timestamp"] - call["timestamp"] <= 15_000
+        assert (fb["app"], fb["task"]) == ("shop", "classify")
