@@ -133,6 +133,11 @@ class Fleet:
                 return None if profile is None else t.meets_slo(profile)
         return None
 
+    def incident_active(self, app: str, task: str, at: datetime) -> bool:
+        """Whether an incident hits any model of (app, task) at ``at``."""
+        offset = at - self.start
+        return any(i.active(app, task, i.model, offset) for i in self.scenario.incidents)
+
     def task_profile(self, app: str, task: str) -> TaskProfile | None:
         """The profile of (app, task)."""
         return next((t for t in self.scenario.tasks if (t.app, t.task) == (app, task)), None)

@@ -78,6 +78,7 @@ class RolloutOutcome:
     reason: str
     good: bool | None  # the candidate met the SLOs when its canary started
     outcome: Verdict
+    incident: bool = False  # rolled back while an incident hit the task (any model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +125,7 @@ class Report:
             "good_wrongly_rolled_back_pct": 100 * len(wrong) / len(good) if good else None,
             "regressions_caught": sum(1 for r in models if r.outcome == "regression_caught"),
             "open": sum(1 for r in models if r.outcome == "open"),
+            "rollbacks_during_incidents": sum(1 for r in self.rollouts if r.incident),
         }
 
     def render(self) -> str:
@@ -159,7 +161,9 @@ class Report:
         for r in self.rollouts:
             lines.append(
                 f"  {r.started_at:%H:%M} {r.app}/{r.task} {r.strategy} {r.model or '-'}: "
-                f"{r.outcome} ({r.status} at {r.weight:.0%}) {r.reason[:90]}"
+                f"{r.outcome} ({r.status} at {r.weight:.0%})"
+                + (" [during an incident]" if r.incident else "")
+                + f" {r.reason[:90]}"
             )
         if self.decisions:
             lines.append(
@@ -239,6 +243,8 @@ def build_report(
                 reason=d.reason,
                 good=good,
                 outcome=outcome,
+                incident=d.status == "rolled_back"
+                and fleet.incident_active(d.app, d.task, d.finished_at or d.updated_at),
             )
         )
     counts = Counter(f"{d.strategy}/{d.status}" for d in decisions)

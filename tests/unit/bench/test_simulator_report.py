@@ -83,6 +83,8 @@ def test_rollouts_are_classified_against_the_truth() -> None:
     assert (s["good_canaries"], s["good_promoted"], s["good_wrongly_rolled_back"]) == (4, 1, 1)
     assert s["regressions_caught"] == 1
     assert s["open"] == 1
+    assert [r.incident for r in report.rollouts] == [False] * 5 + [True, False]
+    assert s["rollbacks_during_incidents"] == 1
     assert report.decisions == {"model_selection/canary": 7}
     text = report.render()
     assert "wrongly rolled back 1" in text
