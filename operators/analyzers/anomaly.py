@@ -33,13 +33,16 @@ before ``warmup_windows`` learned residuals, nor in periods with fewer than ``mi
   periods. This catches a sustained change that is smaller than an earlier spike, or made of
   moderate z's, while a daily job that recurs at a known level stays quiet.
 
-One ``anomaly_start`` insight (``critical`` when ``|z| >= z_critical``, else ``warning``; the
-evidence names the ``statistic`` that fired). Flagged periods (``|z| >= z_calm``) are not
-learned. The incident ends with one ``anomaly_end`` (``info``) after ``end_windows`` calm periods
-(``|z| < z_calm``; periods between ``z_calm`` and ``z_warning`` pause the count, only a period
-at ``z_warning`` or beyond restarts it, so a noisy series cannot hold an incident open forever
-and hide the next one), or when a level shift is confirmed: ``relearn_windows`` flagged periods
-and the CUSUM at ``cusum_h``. The flagged periods then become the new baseline (re-learned).
+A would-be start at the time of day (within ``recurring_minutes``) of would-be starts on at least
+``recurring_days`` earlier days of the novelty span is a routine (a nightly job, a daily batch): it
+starts nothing and is learned. One ``anomaly_start`` insight (``critical`` when ``|z| >=
+z_critical``, else ``warning``; the evidence names the ``statistic`` that fired). Flagged periods
+(``|z| >= z_calm``) are not learned. The incident ends with one ``anomaly_end`` (``info``) after
+``end_windows`` calm periods (``|z| < z_calm``; periods between ``z_calm`` and ``z_warning`` pause
+the count, only a period at ``z_warning`` or beyond restarts it, so a noisy series cannot hold an
+incident open forever and hide the next one), or when a level shift is confirmed:
+``relearn_windows`` flagged periods and the CUSUM at ``cusum_h``. The flagged periods then become
+the new baseline (re-learned).
 """
 
 from __future__ import annotations
@@ -64,6 +67,8 @@ SeasonalExpectation = Callable[[str, str, str, datetime], float | None]
 METRICS = ("latency_ms.p95", "error_rate", "cost_usd_per_s", "calls")
 _insight = insight_maker("anomaly")
 _MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates sigma for normal data
+_DAY_S = 86_400.0
+_STARTS_KEPT = 64  # would-be starts remembered for the time-of-day recurrence
 _MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2) * mean absolute deviation does too
 
 
@@ -75,6 +80,7 @@ class MetricState:
     flagged: tuple[float, ...] = ()  # residuals of the open incident's flagged periods
     seen: tuple[float, ...] = ()  # every judged residual (flagged too), oldest first
     levels: tuple[float, ...] = ()  # median of the last level_windows residuals, per period
+    starts: tuple[float, ...] = ()  # epoch seconds of recent would-be incident starts
     cusum_up: float = 0.0
     cusum_down: float = 0.0
     started: datetime | None = None  # window_start of the open incident, None when calm
@@ -135,7 +141,8 @@ class AnomalyAnalyzer:
                 ``anomaly_cusum_k``, ``anomaly_cusum_h``, ``anomaly_cusum_clip``,
                 ``anomaly_rel_floor``, ``anomaly_warmup_windows``, ``anomaly_history_windows``,
                 ``anomaly_end_windows``, ``anomaly_relearn_windows``, ``anomaly_min_calls``,
-                ``anomaly_score_cap``, ``anomaly_novelty_windows``, ``anomaly_level_windows``.
+                ``anomaly_score_cap``, ``anomaly_novelty_windows``, ``anomaly_level_windows``,
+                ``anomaly_recurring_days``, ``anomaly_recurring_minutes``.
                 The pattern thresholds (``profile_alpha``, ``profile_min_days``...) shape the
                 seasonality of ``calls``.
             seasonal_expectation: Overrides the internal seasonality: the expected value of any
@@ -156,6 +163,8 @@ class AnomalyAnalyzer:
         self._min_calls = max(settings.anomaly_min_calls, 1)
         self._novelty_windows = max(settings.anomaly_novelty_windows, 0)
         self._level_windows = max(settings.anomaly_level_windows, 1)
+        self._recur_days = max(settings.anomaly_recurring_days, 0)
+        self._recur_s = settings.anomaly_recurring_minutes * 60.0
 
     def initial_state(self) -> AnomalyState:
         """The state before the first period: nothing learned."""
@@ -233,6 +242,16 @@ class AnomalyAnalyzer:
         down = max(0.0, ms.cusum_down - zc - self._cusum_k)
         return _Judgement(z=z, up=up, down=down, baseline=baseline, scale=scale)
 
+    def _recurring_days(self, starts: tuple[float, ...], t: float, period_s: float) -> int:
+        """Earlier days (within the novelty span) with a start at this time of day."""
+        span_days = max(1, math.ceil(self._novelty_windows * period_s / _DAY_S))
+        days: set[int] = set()
+        for s in starts:
+            d = round((t - s) / _DAY_S)
+            if 1 <= d <= span_days and abs(t - s - d * _DAY_S) <= self._recur_s:
+                days.add(d)
+        return len(days)
+
     def _learn(self, history: tuple[float, ...], resid: float) -> tuple[float, ...]:
         return (*history, resid)[-self._history :]
 
@@ -272,6 +291,13 @@ class AnomalyAnalyzer:
             spike = score >= self._z_warning and (novel or self._novelty_windows == 0)
             sustained = j.up >= self._cusum_h if j.z > 0 else j.down >= self._cusum_h
             shift = sustained and (novel_level or self._novelty_windows == 0)
+            if spike or shift:
+                t = group.window_start.timestamp()
+                period_s = (group.window_end - group.window_start).total_seconds()
+                days = self._recurring_days(ms.starts, t, period_s)
+                ms = replace(ms, starts=(*ms.starts, t)[-_STARTS_KEPT:])
+                if self._recur_days > 0 and days >= self._recur_days:
+                    spike = shift = False  # the same time of day as on earlier days: a routine
             if not (spike or shift):
                 learned = self._learn(ms.history, resid)
                 return replace(ms, history=learned, cusum_up=j.up, cusum_down=j.down), None

@@ -174,6 +174,23 @@ def test_mostly_idle_series_is_scaled_by_its_mean_absolute_deviation() -> None:
     assert ev["statistic"] == "robust_z"
 
 
+def test_a_spike_at_the_same_time_of_day_as_on_two_earlier_days_is_routine() -> None:
+    # A nightly job: each day at the same period a higher spike (each a new extreme). Days 1
+    # and 2 are incidents; on day 3 the start recurs for the 2nd time (anomaly_recurring_days)
+    # and is a routine; a spike 6 hours later on day 3 is not.
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    day = 288  # 5-minute periods
+    series = (BASE * 8)[:day]
+    values = [*series, *series, *series, *series]
+    job = 100  # the period of the job in each day
+    for d, height in enumerate((150.0, 160.0, 170.0), start=1):
+        values[d * day + job] = height
+    values[3 * day + job + 72] = 180.0  # day 3, six hours later
+    _, found = run(a, values)
+    starts = [i for i, f in found if f.kind == "anomaly_start"]
+    assert starts == [day + job, 2 * day + job, 3 * day + job + 72]
+
+
 def test_periods_between_calm_and_warning_do_not_hold_an_incident_open() -> None:
     # 117 is z 3.4: not calm (not learned) but not an anomaly either: the calm count pauses.
     a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
