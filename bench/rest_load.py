@@ -1,9 +1,13 @@
 """REST load: ``GET /api/v1/config/{app}`` and telemetry ingest against a real Hypercorn server.
 
-The server runs in its own process (``create_app`` on Hypercorn, as the orchestrator serves it)
-over SQLite or PostgreSQL, the in-process cache or Redis, and the embedded tansu broker for
-telemetry. Load comes from separate client processes, each an asyncio httpx loop with a fixed
-number of connections in flight, for a fixed time. Prints requests/s, p50 and p99 per scenario.
+The server runs in its own process (``create_app`` on Hypercorn, as the orchestrator serves it;
+``--server-workers N`` runs N such processes on one listening socket) over SQLite or PostgreSQL,
+the in-process cache or Redis, and the embedded tansu broker for telemetry. Load comes from
+``--clients`` separate processes, each an asyncio loop over ``--concurrency`` keep-alive
+HTTP/1.1 connections written and parsed by hand (an httpx loop costs more CPU per request than
+the server does), for a fixed time. Prints requests/s, p50 and p99 per scenario, and the CPU the
+server and the clients used: server CPU per request is the figure that does not depend on how
+busy the shared machine is, and a client near one full core would mean the client is the limit.
 
     .venv/bin/python -m bench.rest_load                       # SQLite, in-process cache
     .venv/bin/python -m bench.rest_load --clients 2 --concurrency 32 --seconds 10 \\
@@ -14,8 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import multiprocessing as mp
+import os
+import socket
 import statistics
 import sys
 import tempfile
@@ -26,7 +33,13 @@ from typing import Any
 
 import httpx
 
-from core.settings import ApiSettings, KafkaSettings, Settings, StorageSettings
+from core.settings import (
+    ApiSettings,
+    CollectorSettings,
+    KafkaSettings,
+    Settings,
+    StorageSettings,
+)
 
 KEY = "bench-admin-key-0123456789abcdef"
 EVENTS_PER_BATCH = 100
@@ -34,7 +47,13 @@ EVENTS_PER_BATCH = 100
 
 def _settings(args: argparse.Namespace, port: int, bootstrap: str) -> Settings:
     database = args.database_url or f"sqlite:///{Path(args.data_dir) / 'bench.sqlite3'}"
+    # The collector's per-source and global event limits would cap ingest, not the server
+    # (as in bench/grpc_load.py); the API rate limiter stays on, with a limit never reached.
+    collector = dataclasses.replace(
+        CollectorSettings(), source_rate=0.0, global_rate=0.0, queue_high_watermark=1_000_000
+    )
     return Settings(
+        collector=collector,
         kafka=KafkaSettings(
             bootstrap_servers=bootstrap, telemetry_topic=f"bench.{uuid.uuid4().hex[:6]}"
         ),
@@ -53,23 +72,13 @@ def _settings(args: argparse.Namespace, port: int, bootstrap: str) -> Settings:
     )
 
 
-def serve(settings: Settings, ready: Any) -> None:
-    """The server process: migrate, seed one config, serve until terminated."""
-    import logging
-
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
-    from api.rest.app import create_app
+def prepare(settings: Settings) -> None:
+    """Migrate the database, seed one config, create the telemetry topic."""
     from core.app_config import TaskConfig
     from sinks.config_manager import ConfigManager
     from storage.database import create_db_engine, migrate
     from storage.kafka import ensure_topics
 
-    logging.basicConfig(level=logging.WARNING)
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     engine = create_db_engine(settings.storage.resolved_database_url)
     migrate(engine)
     ConfigManager(engine).update(
@@ -77,8 +86,23 @@ def serve(settings: Settings, ready: Any) -> None:
     )
     engine.dispose()
     ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.telemetry_topic: 3})
+
+
+def serve(settings: Settings, fd: int, ready: Any) -> None:
+    """A server process: serve the app on the inherited listening socket until terminated."""
+    import logging
+
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    from api.rest.app import create_app
+
+    logging.basicConfig(level=logging.WARNING)
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     config = Config()
-    config.bind = [f"127.0.0.1:{settings.api.port}"]
+    config.bind = [f"fd://{fd}"]
     config.accesslog = None
     ready.set()
     asyncio.run(hypercorn_serve(create_app(settings), config))  # type: ignore[arg-type]
@@ -103,36 +127,63 @@ def _batch(client: int, n: int) -> bytes:
     ).encode()
 
 
+def _request(scenario: str, host: str, body: bytes = b"") -> bytes:
+    head = f"Host: {host}\r\nx-api-key: {KEY}\r\naccept-encoding: gzip, br\r\n"
+    if scenario == "config":
+        return f"GET /api/v1/config/bench HTTP/1.1\r\n{head}\r\n".encode()
+    return (
+        f"POST /api/v1/telemetry HTTP/1.1\r\n{head}content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def _response(reader: asyncio.StreamReader) -> int:
+    """Read one response (``content-length`` framed, as the app answers); its status."""
+    head = (await reader.readuntil(b"\r\n\r\n")).lower()
+    at = head.find(b"content-length:")
+    if at < 0:
+        raise RuntimeError(f"response without content-length: {head[:200]!r}")
+    length = int(head[at + 15 : head.index(b"\r\n", at)])
+    await reader.readexactly(length)
+    return int(head[9:12])
+
+
 async def _load(
     base: str, scenario: str, concurrency: int, seconds: float, client: int
-) -> list[float]:
+) -> tuple[list[float], int, float]:
+    """``concurrency`` keep-alive connections, one request in flight on each."""
+    host, port = base.removeprefix("http://").split(":")
     latencies: list[float] = []
-    headers = {"x-api-key": KEY, "content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as http:
-        end = time.perf_counter() + seconds
-        failures = 0
+    failures = 0
+    cpu = time.process_time()
+    end = time.perf_counter() + seconds
 
-        async def worker(w: int) -> None:
-            nonlocal failures
-            n = 0
+    async def worker(w: int) -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection(host, int(port))
+        n = 0
+        get = _request("config", f"{host}:{port}")
+        try:
             while time.perf_counter() < end:
+                request = (
+                    get
+                    if scenario == "config"
+                    else _request(scenario, f"{host}:{port}", _batch(client * 1000 + w, n))
+                )
                 started = time.perf_counter()
-                if scenario == "config":
-                    response = await http.get("/api/v1/config/bench")
-                else:
-                    response = await http.post(
-                        "/api/v1/telemetry", content=_batch(client * 1000 + w, n)
-                    )
-                n += 1
-                if response.status_code >= 300:
-                    failures += 1
+                writer.write(request)
+                status = await _response(reader)
                 latencies.append(time.perf_counter() - started)
+                n += 1
+                if status >= 300:
+                    failures += 1
+        finally:
+            writer.close()
 
-        await asyncio.gather(*(worker(w) for w in range(concurrency)))
+    await asyncio.gather(*(worker(w) for w in range(concurrency)))
     if failures:
         print(f"  client {client}: {failures} failed requests", file=sys.stderr)
-    return latencies
+    return latencies, failures, time.process_time() - cpu
 
 
 def _client(
@@ -146,10 +197,19 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run_scenario(base: str, scenario: str, args: argparse.Namespace) -> dict[str, float]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_scenario(
+    base: str, scenario: str, args: argparse.Namespace, servers: list[int]
+) -> dict[str, float]:
     """Warm up, then load from ``args.clients`` processes; requests/s and latency quantiles."""
     asyncio.run(_load(base, scenario, 4, 1.0, 99))  # warm-up: caches, connections, JIT-less paths
     out: Any = mp.Queue()
+    server_cpu = sum(_cpu_seconds(pid) for pid in servers)
     procs = [
         mp.Process(target=_client, args=(base, scenario, args.concurrency, args.seconds, c, out))
         for c in range(args.clients)
@@ -158,17 +218,27 @@ def run_scenario(base: str, scenario: str, args: argparse.Namespace) -> dict[str
     for p in procs:
         p.start()
     latencies: list[float] = []
+    failures = 0
+    client_cpu = 0.0
     for _ in procs:
-        latencies += out.get()
+        found, failed, cpu = out.get()
+        latencies += found
+        failures += failed
+        client_cpu += cpu
     elapsed = time.perf_counter() - started
+    server_cpu = sum(_cpu_seconds(pid) for pid in servers) - server_cpu
     for p in procs:
         p.join()
     rps = len(latencies) / min(elapsed, args.seconds + 0.5)
     return {
         "requests": len(latencies),
+        "failures": failures,
         "rps": rps,
         "p50_ms": statistics.median(latencies) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
+        "server_us": server_cpu / max(1, len(latencies)) * 1e6,
+        "server_cores": server_cpu / args.seconds,
+        "client_cores": client_cpu / args.seconds,
     }
 
 
@@ -181,6 +251,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight per client")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--data-dir", default="")
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="server processes on one listening socket"
+    )
     args = parser.parse_args(argv)
     from storage.kafka import EmbeddedBroker
     from tests.unit.api.rest_support import free_port
@@ -191,10 +264,16 @@ def main(argv: list[str] | None = None) -> None:
     broker.start()
     port = free_port()
     settings = _settings(args, port, broker.bootstrap)
-    ready = mp.Event()
-    server = mp.Process(target=serve, args=(settings, ready), daemon=True)
-    server.start()
-    ready.wait(60)
+    prepare(settings)
+    listener = socket.create_server(("127.0.0.1", port), backlog=1024)
+    listener.set_inheritable(True)
+    servers = []
+    for _ in range(args.server_workers):
+        ready = mp.Event()
+        server = mp.Process(target=serve, args=(settings, listener.fileno(), ready), daemon=True)
+        server.start()
+        ready.wait(60)
+        servers.append(server)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -205,15 +284,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         database = settings.storage.resolved_database_url.split("@")[-1]
         print(
-            f"server: 1 Hypercorn process, database {database}, "
+            f"server: {args.server_workers} Hypercorn process(es), database {database}, "
             f"cache {'redis' if args.redis_url else 'in-process'}; load: {args.clients} client "
-            f"process(es) x {args.concurrency} in flight, {args.seconds:g}s each"
+            f"process(es) x {args.concurrency} keep-alive connections, {args.seconds:g}s each; "
+            f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         for scenario, label in (
             ("config", "GET /api/v1/config/{app}"),
             ("telemetry", f"POST /api/v1/telemetry ({EVENTS_PER_BATCH} events)"),
         ):
-            r = run_scenario(base, scenario, args)
+            r = run_scenario(base, scenario, args, [p.pid for p in servers if p.pid])
             extra = (
                 f"  ({r['rps'] * EVENTS_PER_BATCH:,.0f} events/s)"
                 if scenario == "telemetry"
@@ -221,11 +301,16 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(
                 f"{label:<42} {r['rps']:>9,.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
-                f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']:,} requests){extra}"
+                f"p99 {r['p99_ms']:6.2f} ms  ({r['requests']:,} requests, "
+                f"{r['failures']:,} failed){extra}\n"
+                f"{'':<42} server {r['server_us']:6.0f} us CPU/request "
+                f"({r['server_cores']:.2f} cores), clients {r['client_cores']:.2f} cores"
             )
     finally:
-        server.terminate()
-        server.join(10)
+        for server in servers:
+            server.terminate()
+            server.join(10)
+        listener.close()
         broker.stop()
         tmp.cleanup()
 
