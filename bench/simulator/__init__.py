@@ -6,10 +6,10 @@ manager (:mod:`.sources`); telemetry to Kafka, REST or in-process (:mod:`.sinks`
 a report against the oracle (:mod:`.report`).
 """
 
-from bench.simulator.fleet import Fleet, Ledger
+from bench.simulator.fleet import Fleet
+from bench.simulator.ledger import Ledger
 from bench.simulator.loop import InProcessOptimizer
 from bench.simulator.profiles import (
-    SCENARIOS,
     Burst,
     Incident,
     ModelProfile,
@@ -19,6 +19,7 @@ from bench.simulator.profiles import (
 )
 from bench.simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
 from bench.simulator.run import Simulation, WallClockPacer, default_start
+from bench.simulator.scenarios import SCENARIOS
 from bench.simulator.sinks import CallbackSink, KafkaSink, ListSink, RestSink
 from bench.simulator.sources import ManagerConfigSource, RestConfigSource, StaticConfigSource
 from bench.simulator.split import bucket, serves_canary

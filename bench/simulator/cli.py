@@ -16,9 +16,10 @@ from rich.console import Console
 
 from bench.simulator.fleet import Fleet
 from bench.simulator.loop import InProcessOptimizer
-from bench.simulator.profiles import SCENARIOS, Scenario, load_scenario
+from bench.simulator.profiles import Scenario, load_scenario
 from bench.simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
 from bench.simulator.run import Simulation, WallClockPacer, default_start
+from bench.simulator.scenarios import SCENARIOS
 from bench.simulator.sinks import CallbackSink, KafkaSink, RestSink, TelemetrySink
 from bench.simulator.sources import ConfigSource, ManagerConfigSource, RestConfigSource
 from core.durations import parse_duration

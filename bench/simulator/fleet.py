@@ -13,50 +13,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from bench.simulator.profiles import ModelProfile, Scenario, TaskProfile
+from bench.simulator.ledger import Ledger
+from bench.simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
 from bench.simulator.split import serves_canary
 from core.app_config import AppConfig, TaskConfig, apply_overrides
 from operators.pricing import PriceTable
 from operators.strategies.prices import call_cost, provider_of
 
 __all__ = ["Fleet", "Ledger"]
-
-
-@dataclass(slots=True)
-class Ledger:
-    """What one task served, against the default model and the oracle (expected values)."""
-
-    calls: int = 0
-    canary_calls: int = 0
-    errors: int = 0
-    billed_usd: float = 0.0  # sampled cost of the calls as sent
-    served_usd: float = 0.0  # expected cost of the models that served
-    default_usd: float = 0.0  # ... had the default model served every call
-    oracle_usd: float = 0.0  # ... had the oracle's model served every call
-    served_quality: float = 0.0  # sums of expected quality
-    default_quality: float = 0.0
-    oracle_quality: float = 0.0
-    off_slo_calls: int = 0  # calls served by a model that missed the task's SLOs then
-    by_model: dict[str, int] = field(default_factory=dict)
-    baseline_model: str = ""  # the model of the baseline side at the last tick
-
-    def savings(self) -> float:
-        """Share of the default model's cost saved."""
-        return 1 - self.served_usd / self.default_usd if self.default_usd else 0.0
-
-    def oracle_savings(self) -> float:
-        """Share the oracle would have saved."""
-        return 1 - self.oracle_usd / self.default_usd if self.default_usd else 0.0
-
-    def quality_change(self) -> float:
-        """Mean expected quality served minus the default model's."""
-        return (self.served_quality - self.default_quality) / self.calls if self.calls else 0.0
 
 
 _MTOK = 1_000_000
@@ -97,8 +67,6 @@ class Fleet:
 
     def add_incident_now(self, at: datetime, **incident: Any) -> None:
         """Inject an incident from ``at`` on (see :class:`Incident` for the fields)."""
-        from bench.simulator.profiles import Incident
-
         self.scenario = self.scenario.with_incident(Incident(at=at - self.start, **incident))
 
     # -- truth ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 A :class:`Scenario` is what ``llmopt simulate --scenario FILE`` reads (JSON or TOML with the
 same field names as these dataclasses; durations as seconds or strings like ``"90s"``,
-``"15min"``). Built-in scenarios live in :data:`SCENARIOS`.
+``"15min"``). Built-in scenarios live in :data:`bench.simulator.scenarios.SCENARIOS`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +19,6 @@ from typing import Any
 from core.durations import parse_duration
 
 __all__ = [
-    "SCENARIOS",
     "Burst",
     "Incident",
     "ModelProfile",
@@ -240,73 +239,3 @@ def load_scenario(path: Path) -> Scenario:
     text = path.read_text()
     data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     return scenario_from_dict(data)
-
-
-# -- built-in scenarios ---------------------------------------------------------------------
-
-BIG, SMALL = "gpt-4o", "gpt-4o-mini"
-
-
-def _pair(small: ModelProfile, rate: float = 30.0, **task: Any) -> TaskProfile:
-    return TaskProfile(
-        app=task.pop("app", "shop"),
-        task=task.pop("task", "classify"),
-        model=BIG,
-        models={BIG: ModelProfile(), SMALL: small},
-        rate_per_s=rate,
-        **task,
-    )
-
-
-def cheaper_good() -> Scenario:
-    """One task whose cheaper candidate is as good as the incumbent."""
-    return Scenario("cheaper-good", (_pair(ModelProfile(latency_median_ms=450.0)),))
-
-
-def cheaper_worse() -> Scenario:
-    """One task whose cheaper candidate loses 0.1 of quality."""
-    return Scenario("cheaper-worse", (_pair(ModelProfile(quality_mean=0.75)),))
-
-
-def latency_regression() -> Scenario:
-    """A good cheaper candidate whose latency triples 40 minutes in (after its promotion)."""
-    base = cheaper_good()
-    incident = Incident(model=SMALL, at=timedelta(minutes=40), latency_factor=3.0)
-    return replace(base, name="latency-regression", incidents=(incident,))
-
-
-def fleet() -> Scenario:
-    """Three apps, daily cycles, a burst, repeated prompts, one good and one bad candidate."""
-    good = ModelProfile(quality_mean=0.84, latency_median_ms=450.0)
-    bad = ModelProfile(quality_mean=0.74, quality_sd=0.1, latency_median_ms=400.0)
-    return Scenario(
-        "fleet",
-        (
-            _pair(
-                good,
-                rate=25.0,
-                app="support",
-                task="classify",
-                daily_amplitude=0.4,
-                feedback_share=0.5,
-            ),
-            _pair(
-                bad,
-                rate=15.0,
-                app="support",
-                task="summarize",
-                bursts=(Burst(timedelta(minutes=30), timedelta(minutes=5), 3.0),),
-            ),
-            _pair(good, rate=10.0, app="search", task="rerank", repeat_ratio=0.4),
-        ),
-        incidents=(Incident(model=SMALL, at=timedelta(hours=3), latency_factor=2.5),),
-        duration=timedelta(hours=4),
-    )
-
-
-SCENARIOS: dict[str, Callable[[], Scenario]] = {
-    "cheaper-good": cheaper_good,
-    "cheaper-worse": cheaper_worse,
-    "latency-regression": latency_regression,
-    "fleet": fleet,
-}
