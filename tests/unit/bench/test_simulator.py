@@ -289,3 +289,17 @@ def test_feedback_events_follow_their_calls_in_event_time() -> None:
         assert "quality" not in call
         assert 1000 <= fb["timestamp"] - call["timestamp"] <= 15_000
         assert (fb["app"], fb["task"]) == ("shop", "classify")
+
+
+def test_the_example_scenario_file_loads() -> None:
+    path = Path(__file__).parents[3] / "bench" / "simulator" / "example-scenario.toml"
+    scenario = load_scenario(path)
+    assert [(t.app, t.task) for t in scenario.tasks] == [
+        ("helpdesk", "triage"),
+        ("helpdesk", "summarize"),
+    ]
+    triage = scenario.tasks[0]
+    fleet = Fleet(scenario, start=T0)
+    assert fleet.oracle(triage, T0) == SMALL  # nano is cheaper but misses the quality SLO
+    assert fleet.oracle(triage, T0 + timedelta(hours=2, minutes=10)) == BIG  # incident
+    assert fleet.oracle(triage, T0 + timedelta(hours=2, minutes=40)) == SMALL
