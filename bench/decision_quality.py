@@ -1,12 +1,13 @@
 """Decision quality: many simulated rollouts through the real operators, scored against the truth.
 
 Each rollout is one app/task on ``gpt-4o`` with ``gpt-4o-mini`` as the only candidate. In half of
-them the candidate is as good (quality -0.015..+0.02 against a 0.02 tolerance, latency x0.7-1.05,
-same error rate); in the other half it is worse: quality lower by 0.03-0.12, or p95 latency
-over the SLO (x1.3-2), or 2-8 % more errors. The simulated fleet (``bench.simulator``) serves the task with the
-active config and its canary; its telemetry goes period by period through the same operators as
-the dataflow (AppWindows → AnalysisRunner → StrategyRunner → Actuator) on a fresh SQLite
-database per rollout, until the deployment ends (or ``--max-minutes`` of simulated time).
+them the candidate is as good (quality -0.015..+0.02 against a 0.02 tolerance, latency
+x0.7-1.05, same error rate); in the other half it is worse: quality lower by 0.03-0.12, or p95
+latency over the SLO (x1.3-2), or 2-8 % more errors. The simulated fleet (``bench.simulator``)
+serves the task with the active config and its canary; its telemetry goes period by period
+through the same operators as the dataflow (AppWindows → AnalysisRunner → StrategyRunner →
+Actuator) on a fresh SQLite database per rollout, until the deployment ends (or
+``--max-minutes`` of simulated time).
 
 Prints caught-bad %, wrongly-rolled-back %, at which weight bad canaries were caught, and the
 savings against the oracle's (the cheapest model meeting the SLOs)::
@@ -197,6 +198,9 @@ def summarize(results: list[Result]) -> str:
     opened = [r for r in results if r.rollout is not None and r.rollout.outcome == "open"]
     stages = Counter(f"{r.rollout.weight:.0%}" for r in caught if r.rollout is not None)
     by_kind = Counter(r.case.kind for r in caught)
+    at_kind = Counter(
+        (r.case.kind, f"{r.rollout.weight:.0%}") for r in caught if r.rollout is not None
+    )
     kinds = Counter(r.case.kind for r in bad)
     saved = sum(r.savings for r in results)
     oracle = sum(r.oracle_savings for r in results)
@@ -214,6 +218,18 @@ def summarize(results: list[Result]) -> str:
         + ", ".join(f"{k} {v}" for k, v in sorted(stages.items(), key=lambda kv: float(kv[0][:-1])))
         + "; by kind: "
         + ", ".join(f"{k} {v}/{kinds[k]}" for k, v in sorted(by_kind.items())),
+        "  weight by kind: "
+        + "; ".join(
+            f"{kind} "
+            + ", ".join(
+                f"{w} {n}"
+                for (k, w), n in sorted(
+                    at_kind.items(), key=lambda kv: (kv[0][0], float(kv[0][1][:-1]))
+                )
+                if k == kind
+            )
+            for kind in sorted(by_kind)
+        ),
         f"good canaries promoted: {len(promoted)}/{len(good)} = {_pct(len(promoted), len(good))}; "
         f"wrongly rolled back: {len(wrong)}/{len(good)} = {_pct(len(wrong), len(good))}; "
         f"never proposed: {len(unproposed_good)}; still open at the end: {len(opened)}",
