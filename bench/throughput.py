@@ -123,12 +123,20 @@ def raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float
     return count, elapsed
 
 
-def run_processor(settings: Settings, env: dict[str, str]) -> tuple[float, int]:
-    """The real flow; returns (seconds, peak RSS in KiB of the largest child)."""
+def run_processor(
+    settings: Settings, env: dict[str, str], profile: str = ""
+) -> tuple[float, int]:
+    """The real flow; returns (seconds, peak RSS in KiB of the largest child).
+
+    With ``profile``, the first process runs under cProfile and writes its stats there.
+    """
     full_env = {**env, **settings.as_env()}
     ensure_recovery_store(settings)
+    commands = bytewax_commands(settings)
+    if profile:
+        commands[0] = [commands[0][0], "-m", "cProfile", "-o", profile, *commands[0][1:]]
     start = time.perf_counter()
-    procs = [subprocess.Popen(cmd, env=full_env) for cmd in bytewax_commands(settings)]
+    procs = [subprocess.Popen(cmd, env=full_env) for cmd in commands]
     codes = [p.wait() for p in procs]
     elapsed = time.perf_counter() - start
     if any(codes):
@@ -146,6 +154,7 @@ def main() -> None:
     parser.add_argument("--per-second", type=int, default=1000, help="event-time rate")
     parser.add_argument("--bootstrap", default="", help="outside Kafka (default: embedded tansu)")
     parser.add_argument("--database-url", default="", help="default: a SQLite file in a temp dir")
+    parser.add_argument("--profile", default="", help="write cProfile stats of the processor here")
     args = parser.parse_args()
 
     broker = None
@@ -181,7 +190,7 @@ def main() -> None:
             from storage.database import create_db_engine, migrate
 
             migrate(create_db_engine(settings.storage.resolved_database_url))
-            flow_s, rss_kib = run_processor(settings, dict(os.environ))
+            flow_s, rss_kib = run_processor(settings, dict(os.environ), args.profile)
         with tempfile.TemporaryDirectory() as tmp:
             # The same command on an empty topic: what start-up and shutdown alone cost.
             ensure_topics(bootstrap, {topic + ".empty": args.partitions})
