@@ -59,6 +59,7 @@ class Fleet:
         self._expected: dict[tuple[str, int, int], float] = {}
         self._rates: dict[str, tuple[float, float, float] | None] = {}
         self._feedback: list[dict[str, Any]] = []  # feedback events due in a later tick
+        self._cache: dict[tuple[str, str, str], dict[int, float]] = {}  # prompt → expiry (s)
 
     @property
     def apps(self) -> list[str]:
@@ -234,6 +235,9 @@ class Fleet:
         tokens = np.stack([tokens_in, tokens_out, cached], axis=1).astype(np.int64)
         costs = self._costs(model, tokens)
         variant = "canary" if on_canary else "baseline"
+        hit = self._cache_hits(task, served, variant, start, offsets, repeat, pool, failed)
+        failed &= ~hit  # the cache returns a stored successful answer
+        hit_ms = rng.uniform(2.0, 10.0, n)
         out: list[dict[str, Any]] = []
         for i in range(n):
             event: dict[str, Any] = {
@@ -261,6 +265,11 @@ class Fleet:
                 event["prompt_tokens_fixed"] = task.prompt_tokens_fixed
                 if prompt_cache:
                     event["cache_read_tokens"] = task.prompt_tokens_fixed
+            if hit[i]:  # answered from the app's response cache: no tokens, no cost
+                event.update(latency_ms=round(float(hit_ms[i]), 2), input_tokens=0, output_tokens=0)
+                event.update(cost_usd=0.0, attributes={"cache_hit": True})
+                event.pop("ttft_ms")
+                event.pop("cache_read_tokens", None)
             if failed[i]:
                 event["error_type"] = kinds[int(kind_of[i])]
             elif scored[i] and later[i]:
@@ -280,8 +289,38 @@ class Fleet:
             if version is not None:
                 event["config_version"] = version
             out.append(event)
-        self._account(task, model, truth, start, n, on_canary, int(failed.sum()), costs)
+        if costs is not None:
+            costs = np.where(hit, 0.0, costs)
+        hits = int(hit.sum())
+        self._account(task, model, truth, start, n, on_canary, int(failed.sum()), costs, hits)
         return out
+
+    def _cache_hits(
+        self,
+        task: TaskProfile,
+        served: TaskConfig,
+        variant: str,
+        start: datetime,
+        offsets: np.ndarray[Any, Any],
+        repeat: np.ndarray[Any, Any],
+        pool: np.ndarray[Any, Any],
+        failed: np.ndarray[Any, Any],
+    ) -> np.ndarray[Any, Any]:
+        """Which calls the app's exact-match cache answers (a repeat within the TTL)."""
+        hit = np.zeros(len(offsets), dtype=bool)
+        cache = served.cache
+        if cache is None or not cache.enabled:
+            return hit
+        expiry = self._cache.setdefault((task.app, task.task, variant), {})
+        base = start.timestamp()
+        for i in np.flatnonzero(repeat):
+            at = base + float(offsets[i])
+            key = int(pool[i])
+            if expiry.get(key, -math.inf) > at:
+                hit[i] = True
+            elif not failed[i]:  # a successful answer is stored
+                expiry[key] = at + cache.ttl_s
+        return hit
 
     def _account(
         self,
@@ -293,6 +332,7 @@ class Fleet:
         on_canary: bool,
         errors: int,
         costs: np.ndarray[Any, Any] | None,
+        hits: int = 0,
     ) -> None:
         ledger = self.ledgers[(task.app, task.task)]
         default = self.scenario.profile(task, task.model, at) or task.models[task.model]
@@ -302,7 +342,8 @@ class Fleet:
         ledger.canary_calls += n if on_canary else 0
         ledger.errors += errors
         ledger.billed_usd += float(costs.sum()) if costs is not None else 0.0
-        ledger.served_usd += n * self.expected_cost(task, model, truth)
+        ledger.served_usd += (n - hits) * self.expected_cost(task, model, truth)
+        ledger.cache_hits += hits
         ledger.default_usd += n * self.expected_cost(task, task.model, default)
         ledger.oracle_usd += n * self.expected_cost(task, oracle_model, oracle)
         ledger.served_quality += n * truth.quality_mean

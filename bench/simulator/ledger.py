@@ -21,6 +21,7 @@ class Ledger:
     served_quality: float = 0.0  # sums of expected quality
     default_quality: float = 0.0
     oracle_quality: float = 0.0
+    cache_hits: int = 0  # calls answered by the app's response cache (no model call)
     off_slo_calls: int = 0  # calls served by a model that missed the task's SLOs then
     by_model: dict[str, int] = field(default_factory=dict)
     baseline_model: str = ""  # the model of the baseline side at the last tick

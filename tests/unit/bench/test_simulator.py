@@ -303,3 +303,37 @@ def test_the_example_scenario_file_loads() -> None:
     assert fleet.oracle(triage, T0) == SMALL  # nano is cheaper but misses the quality SLO
     assert fleet.oracle(triage, T0 + timedelta(hours=2, minutes=10)) == BIG  # incident
     assert fleet.oracle(triage, T0 + timedelta(hours=2, minutes=40)) == SMALL
+
+
+def test_a_cache_config_answers_repeats_within_its_ttl() -> None:
+    from core.app_config import CacheConfig
+
+    task = _task(rate_per_s=50.0, repeat_ratio=0.5, distinct_prompts=5)
+    fleet = Fleet(Scenario("t", (task,)), start=T0, seed=9)
+    cached = AppConfig(
+        app="shop",
+        version=2,
+        tasks={"classify": TaskConfig(model=BIG, cache=CacheConfig(ttl_s=60.0))},
+    )
+    events = [
+        e
+        for k in range(12)
+        for e in fleet.calls(
+            T0 + timedelta(seconds=10 * k), T0 + timedelta(seconds=10 * (k + 1)), {"shop": cached}
+        )
+    ]
+    hits = [e for e in events if (e.get("attributes") or {}).get("cache_hit")]
+    repeats = [e for e in events if e["prompt_hash"].startswith("p-")]
+    assert all(e["prompt_hash"].startswith("p-") for e in hits)
+    # 5 prompts, a 60 s TTL over 120 s: at most 5 · 2 misses (plus failed answers) per prompt set
+    assert len(repeats) - 10 - 5 <= len(hits) < len(repeats)
+    assert all(e["cost_usd"] == 0.0 and e["latency_ms"] <= 10 and e["status"] == "ok" for e in hits)
+    assert all(e["input_tokens"] == 0 and "ttft_ms" not in e for e in hits)
+    ledger = fleet.ledgers[("shop", "classify")]
+    assert ledger.cache_hits == len(hits)
+    assert ledger.savings() == pytest.approx(len(hits) / len(events), abs=0.02)
+    plain = Fleet(Scenario("t", (task,)), start=T0, seed=9)
+    assert not any(
+        (e.get("attributes") or {}).get("cache_hit")
+        for e in plain.calls(T0, T0 + timedelta(minutes=2), {})
+    )
