@@ -237,7 +237,7 @@ class Fleet:
         variant = "canary" if on_canary else "baseline"
         hit = self._cache_hits(task, served, variant, start, offsets, repeat, pool, failed)
         failed &= ~hit  # the cache returns a stored successful answer
-        hit_ms = rng.uniform(2.0, 10.0, n)
+        hit_ms = rng.uniform(2.0, 10.0, n) if hit.any() else latency  # same draws without hits
         out: list[dict[str, Any]] = []
         for i in range(n):
             event: dict[str, Any] = {
