@@ -102,7 +102,10 @@ def simulate(
         float, typer.Option(help="simulated seconds per wall second; 0: as fast as possible")
     ] = 60.0,
     target: Annotated[
-        str, typer.Option(help="kafka, rest (POST /api/v1/telemetry) or inprocess")
+        str,
+        typer.Option(
+            help="kafka, rest (POST /api/v1/telemetry), otlp (collector OTLP/HTTP) or inprocess"
+        ),
     ] = "kafka",
     bootstrap: Annotated[
         str | None, typer.Option(help="Kafka host:port (default: kafka.bootstrap_servers)")
@@ -113,6 +116,10 @@ def simulate(
     ] = None,
     api_key: Annotated[
         str | None, typer.Option(help="x-api-key (default: api.bootstrap_admin_key)")
+    ] = None,
+    otlp_url: Annotated[
+        str | None,
+        typer.Option(help="collector OTLP/HTTP base URL (default: collector.host:http_port)"),
     ] = None,
     config_source: Annotated[
         str | None,
@@ -135,7 +142,7 @@ def simulate(
             SimulateOptions(
                 scenario=scenario, duration=duration, speed=speed, target=target,
                 bootstrap=bootstrap, topic=topic, api_url=api_url, api_key=api_key,
-                config_source=config_source, seed=seed, tick=tick, report=report,
+                otlp_url=otlp_url, config_source=config_source, seed=seed, tick=tick, report=report,
             ),
             _err,
         )  # fmt: skip

@@ -9,6 +9,7 @@ a report against the oracle (:mod:`.report`).
 from bench.simulator.fleet import Fleet
 from bench.simulator.ledger import Ledger
 from bench.simulator.loop import InProcessOptimizer
+from bench.simulator.otlp import OtlpSink
 from bench.simulator.profiles import (
     Burst,
     Incident,
@@ -36,6 +37,7 @@ __all__ = [
     "ListSink",
     "ManagerConfigSource",
     "ModelProfile",
+    "OtlpSink",
     "Report",
     "RestConfigSource",
     "RestSink",

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from bench.simulator.fleet import Fleet
 from bench.simulator.loop import InProcessOptimizer
+from bench.simulator.otlp import OtlpSink
 from bench.simulator.profiles import Scenario, load_scenario
 from bench.simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
 from bench.simulator.run import Simulation, WallClockPacer, default_start
@@ -29,7 +30,7 @@ from storage.database import create_db_engine, migrate
 
 __all__ = ["SimulateOptions", "resolve_scenario", "simulate_command"]
 
-_TARGETS = ("kafka", "rest", "inprocess")
+_TARGETS = ("kafka", "rest", "otlp", "inprocess")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class SimulateOptions:
     topic: str | None = None
     api_url: str | None = None
     api_key: str | None = None
+    otlp_url: str | None = None
     config_source: str | None = None
     seed: int | None = None
     tick: float = 10.0
@@ -60,8 +62,16 @@ def resolve_scenario(name: str) -> Scenario:
     return load_scenario(path)
 
 
+_ANY = frozenset({"0.0.0.0", "::"})  # noqa: S104 - compared, never bound
+
+
+def _loopback(host: str) -> str:
+    """Where to reach a server bound to ``host`` from this machine."""
+    return "127.0.0.1" if host in _ANY else host
+
+
 def _api(settings: Settings, options: SimulateOptions) -> tuple[str, str]:
-    host = settings.api.host if settings.api.host not in ("0.0.0.0", "::") else "127.0.0.1"  # noqa: S104
+    host = _loopback(settings.api.host)
     url = options.api_url or f"http://{host}:{settings.api.port}"
     return url, options.api_key or settings.api.bootstrap_admin_key
 
@@ -113,6 +123,11 @@ def simulate_command(settings: Settings, options: SimulateOptions, console: Cons
         rest_sink = RestSink(api_url, api_key)
         cleanup.append(rest_sink.close)
         sink = rest_sink
+    elif options.target == "otlp":
+        host = _loopback(settings.collector.host)
+        otlp_sink = OtlpSink(options.otlp_url or f"http://{host}:{settings.collector.http_port}")
+        cleanup.append(otlp_sink.close)
+        sink = otlp_sink
     else:
         assert engine is not None
         optimizer = InProcessOptimizer(_with_candidates(settings, scenario, console), engine)

@@ -8,7 +8,8 @@ is dated beyond the clock); after each minute of simulated time the fleet waits 
 processor has closed that period, so the actuator's answer reaches the next calls.
 
 The last test is the user's path: ``python -m orchestrator`` with embedded defaults, then
-``llmopt simulate`` reading configs over REST and producing to the embedded broker.
+``llmopt simulate`` reading configs over REST and producing to the embedded broker, and once
+more exporting OTLP spans to the collector.
 """
 
 from __future__ import annotations
@@ -274,7 +275,7 @@ def test_crash_mid_canary_resumes_and_applies_nothing_twice(
 
 def test_llmopt_simulate_against_the_orchestrator_as_a_user_runs_it(tmp_path: Path) -> None:
     """``python -m orchestrator`` (embedded defaults), then ``llmopt simulate`` (Kafka, REST)."""
-    api_port, kafka_port = free_port(), free_port()
+    api_port, kafka_port, otlp_port = free_port(), free_port(), free_port()
     key = "e2e-sim-key"
     env = {
         **os.environ,
@@ -284,7 +285,7 @@ def test_llmopt_simulate_against_the_orchestrator_as_a_user_runs_it(tmp_path: Pa
         "LLMOPT_API__BOOTSTRAP_ADMIN_KEY": key,
         "LLMOPT_KAFKA__EMBEDDED_PORT": str(kafka_port),
         "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(free_port()),
-        "LLMOPT_COLLECTOR__HTTP_PORT": "0",
+        "LLMOPT_COLLECTOR__HTTP_PORT": str(otlp_port),
         "LLMOPT_COLLECTOR__GRPC_PORT": "0",
         "LLMOPT_GRPC__PORT": str(free_port()),
         "LLMOPT_DECISIONS__CANDIDATES": '@json ["gpt-4o-mini"]',
@@ -326,6 +327,29 @@ def test_llmopt_simulate_against_the_orchestrator_as_a_user_runs_it(tmp_path: Pa
         config = httpx.get(base + "/api/v1/config/shop", headers={"x-api-key": key}).json()
         assert config["tasks"]["classify"]["model"] == "gpt-4o"
         assert config["tasks"]["classify"]["canary"] is None
+
+        # The same fleet as OpenTelemetry spans through the collector's OTLP/HTTP receiver.
+        scenario = tmp_path / "otlp.json"
+        scenario.write_text(json.dumps({
+            "name": "otlp", "seed": 5, "tasks": [{
+                "app": "otlp-app", "task": "classify", "model": "gpt-4o", "rate_per_s": 30,
+                "feedback_share": 0.5,
+                "models": {"gpt-4o": {}, "gpt-4o-mini": {"quality_mean": 0.75}},
+            }],
+        }))  # fmt: skip
+        otlp_report = tmp_path / "otlp-report.json"
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "orchestrator.cli", "simulate",
+                "--scenario", str(scenario), "--duration", "8min", "--speed", "40",
+                "--target", "otlp", "--otlp-url", f"http://127.0.0.1:{otlp_port}",
+                "--api-url", base, "--api-key", key, "--report", str(otlp_report),
+            ],
+            cwd=tmp_path, env=env, capture_output=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        otlp_summary = json.loads(otlp_report.read_text())["summary"]
+        assert otlp_summary["model_rollouts"] == 1, otlp_summary  # the loop ran on its spans
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
