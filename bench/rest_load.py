@@ -104,8 +104,9 @@ def serve(settings: Settings, fd: int, ready: Any) -> None:
     config = Config()
     config.bind = [f"fd://{fd}"]
     config.accesslog = None
-    ready.set()
-    asyncio.run(hypercorn_serve(create_app(settings), config))  # type: ignore[arg-type]
+    app = create_app(settings)
+    app.on_startup.append(ready.set)  # after the lifespan opened the resources
+    asyncio.run(hypercorn_serve(app, config))  # type: ignore[arg-type]
 
 
 def _batch(client: int, n: int) -> bytes:
@@ -171,10 +172,16 @@ async def _load(
                     else _request(scenario, f"{host}:{port}", _batch(client * 1000 + w, n))
                 )
                 started = time.perf_counter()
-                writer.write(request)
-                status = await _response(reader)
-                latencies.append(time.perf_counter() - started)
                 n += 1
+                try:
+                    writer.write(request)
+                    status = await _response(reader)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    failures += 1  # the server closed the connection: count it, reconnect
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, int(port))
+                    continue
+                latencies.append(time.perf_counter() - started)
                 if status >= 300:
                     failures += 1
         finally:
