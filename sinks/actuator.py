@@ -28,13 +28,13 @@ from core.settings import Settings
 from operators.judge import SideSummary
 from operators.strategies import REWRITE_KEY
 from operators.strategies.coordinator import coordinate
-from sinks.canary_controller import observe, start_canary
+from sinks.canary_controller import config_overrides, observe, start_canary
 from sinks.config_manager import config_channel, encode_config
 from sinks.database import StoreSink
 from sinks.prompt_rewrite import current_template, mark_pending
 from storage.configs import active_config
 from storage.database import session_scope
-from storage.decisions import list_deployments, save_decision
+from storage.decisions import list_decisions, list_deployments, save_decision
 from storage.models import DecisionRow
 from storage.outbox import enqueue
 
@@ -82,6 +82,11 @@ def _cache_forbidden(session: Session, decision: Decision, excluded: tuple[str, 
     task = current.tasks.get(decision.task) if current is not None else None
     params = task.params if task is not None else {}
     return ", ".join(p for p in excluded if params.get(p))
+
+
+def _action_key(action: dict[str, object]) -> bytes:
+    """What a change is, whatever else its proposal carried (requests, key order)."""
+    return msgspec.json.encode(config_overrides(action), order="sorted")
 
 
 class Actuator:
@@ -157,6 +162,29 @@ class Actuator:
             and bool(current_template(session, decision))
         )
 
+    def _not_rolled_back(
+        self, session: Session, work: PeriodWork, task: str, proposals: list[Decision]
+    ) -> list[Decision]:
+        """Drop proposals of a change rolled back for this task within the memory."""
+        since = work.window_end - self._settings.decisions.rolled_back_memory
+        failed = list_decisions(
+            session, app=work.app, task=task, status=["rolled_back"], since=since, limit=500
+        ).items
+        undone = {(d.strategy, _action_key(d.action)) for d in failed}
+        kept = []
+        for p in proposals:
+            if (p.strategy, _action_key(p.action)) in undone:
+                _log.info(
+                    "proposal %s %s/%s not taken: the same change was rolled back "
+                    "within decisions.rolled_back_memory",
+                    p.strategy,
+                    work.app,
+                    task,
+                )
+            else:
+                kept.append(p)
+        return kept
+
     def _decide(self, session: Session, work: PeriodWork) -> list[Decision]:
         by_task: dict[str, list[Decision]] = {}
         for proposal in work.proposals:
@@ -170,6 +198,7 @@ class Actuator:
         approval = set(decided.require_approval)
         out: list[Decision] = []
         for task, proposals in sorted(by_task.items()):
+            proposals = self._not_rolled_back(session, work, task, proposals)
             chosen, rejected = coordinate(
                 proposals,
                 in_flight=task in open_tasks,

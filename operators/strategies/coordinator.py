@@ -23,7 +23,7 @@ from datetime import datetime
 from core.decisions import STRATEGIES, Decision
 from core.settings import DecisionSettings
 
-__all__ = ["coordinate", "expected_value"]
+__all__ = ["coordinate", "expected_value", "restores_latency_slo"]
 
 _PCT = 100.0
 _NOT_TOGETHER = "a model switch and a prompt change never go together"
@@ -42,11 +42,27 @@ def expected_value(decision: Decision, settings: DecisionSettings) -> float:
     return decision.confidence * benefit
 
 
+def restores_latency_slo(d: Decision) -> bool:
+    """The incumbent breaks the latency SLO and the proposed model meets it (its evidence).
+
+    Such a change may cost more than ``decisions.max_cost_increase_pct``: meeting the SLO comes
+    first (a promoted model that regressed must be able to go back to a dearer one).
+    """
+    slo = d.evidence.get("latency_slo_ms")
+    base = d.evidence.get("baseline_latency_p95_ms")
+    candidate = (d.evidence.get("candidates") or {}).get(d.evidence.get("candidate")) or {}
+    p95 = candidate.get("latency_p95_ms") if isinstance(candidate, dict) else None
+    numbers = (slo, base, p95)
+    if not all(isinstance(v, int | float) for v in numbers):
+        return False
+    return bool(base > slo >= p95)  # type: ignore[operator]
+
+
 def _unsafe(d: Decision, s: DecisionSettings) -> str | None:
     i = d.expected_impact
     if d.confidence < s.min_confidence:
         return f"confidence {d.confidence:.2f} below decisions.min_confidence {s.min_confidence}"
-    if i.cost_change_pct > s.max_cost_increase_pct:
+    if i.cost_change_pct > s.max_cost_increase_pct and not restores_latency_slo(d):
         return (
             f"expected cost change {i.cost_change_pct:+.1f} % exceeds "
             f"decisions.max_cost_increase_pct {s.max_cost_increase_pct}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from sqlalchemy import Engine
 
@@ -115,3 +116,21 @@ def test_rewrite_request_is_not_config_and_approval_waits_for_a_person(engine: E
     assert canary is not None
     assert canary.overrides == {"prompt": {"prompt_cache": True}}
     assert started.strategy == "prompt_optimization"
+
+
+def test_a_rolled_back_change_is_not_retried_within_the_memory(engine: Engine) -> None:
+    from sinks.rollback import rollback_deployment
+    from storage.decisions import deployment_for
+
+    actuator, _ = _actuator(engine)
+    first = _proposal("model_selection", {"model": "small"})
+    (started,) = actuator.apply(_work(first))
+    with session_scope(engine) as s:
+        deployment = deployment_for(s, started.id)
+        assert deployment is not None
+        rollback_deployment(s, deployment.id, actor="judge", reason="quality", now=T0)
+    again = Decision(**{**msgspec.structs.asdict(first), "id": "retry", "created_at": T0})
+    later = T0 + timedelta(hours=2)  # past the cooldown, within decisions.rolled_back_memory
+    assert actuator.apply(_work(again, at=later)) == []
+    much_later = T0 + timedelta(days=1, minutes=1)
+    assert [d.id for d in actuator.apply(_work(again, at=much_later))] == ["retry"]

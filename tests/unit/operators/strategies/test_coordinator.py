@@ -141,3 +141,26 @@ def test_nothing_proposed_nothing_chosen() -> None:
 def test_proposals_of_several_tasks_are_refused() -> None:
     with pytest.raises(ValueError, match="one \\(app, task\\)"):
         run([proposal(), proposal(task="other")])
+
+
+def test_a_dearer_model_that_restores_the_latency_slo_passes_the_cost_limit() -> None:
+    def back_to(candidate_p95: float) -> Decision:
+        return proposal(
+            "model_selection",
+            cost=250.0,
+            latency=-60.0,
+            action={"model": "big"},
+            evidence={
+                "candidate": "big",
+                "latency_slo_ms": 1000.0,
+                "baseline_latency_p95_ms": 2400.0,
+                "candidates": {"big": {"latency_p95_ms": candidate_p95}},
+            },
+        )
+
+    chosen, rejected = run([back_to(800.0)])
+    assert chosen is not None
+    assert rejected == []
+    chosen, rejected = run([back_to(1200.0)])  # does not meet the SLO either: cost rules
+    assert chosen is None
+    assert "max_cost_increase_pct" in rejected[0][1]
