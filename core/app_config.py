@@ -9,7 +9,7 @@ with ``overrides`` (and tag ``variant="canary"``, ``config_version=canary.versio
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -84,12 +84,18 @@ class PromptConfig(_Strict, frozen=True, kw_only=True):
 
 
 class CanaryConfig(_Strict, frozen=True, kw_only=True):
-    """The canary of a task: serve ``weight`` of calls with ``overrides``, tagged ``version``."""
+    """The canary of a task: serve ``weight`` of calls with ``overrides``, tagged ``version``.
+
+    ``role`` is ``"canary"`` while a change rolls out and ``"holdback"`` while a promoted change
+    is watched: then the overrides are the old values, kept on a small share of calls as a
+    concurrent control. Applications treat both the same way.
+    """
 
     version: int
     weight: float
     overrides: dict[str, Any] = msgspec.field(default_factory=dict)
     deployment_id: str | None = None
+    role: Literal["canary", "holdback"] = "canary"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.weight <= 1.0:

@@ -274,6 +274,7 @@ class CanarySettings:
     max_cost_increase: float = 0.10  # gate: relative cost-per-success increase that fails
     max_stage_duration: timedelta = timedelta(hours=6)  # inconclusive this long: roll back
     post_promotion_watch: timedelta = timedelta(minutes=30)  # health checks after promotion
+    holdback: float = 0.05  # share of calls kept on the old config while watched (0: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -996,6 +997,11 @@ def _check_relations(settings: Settings) -> None:
             "api.jwt_algorithm is RS256 but it is empty"
         )
     _check_integrations(settings.integrations)
+    if not settings.canary.holdback < 1:
+        raise ConfigurationError(
+            "invalid settings: canary.holdback must be below 1 (a share of calls) "
+            f"but it is {settings.canary.holdback!r}"
+        )
     if settings.kafka.telemetry_topic == settings.kafka.dlq_topic:
         raise ConfigurationError(
             "invalid settings: kafka.dlq_topic must differ from kafka.telemetry_topic "

@@ -285,20 +285,18 @@ def observe(
     if window_start < deployment.stage_started_at:
         return None
     watching = deployment.status == "watching"
-    # While watched, the promoted config serves every call (the "baseline" side now) and is
-    # compared with what the old config served before promotion.
-    _store_sample(
-        session, deployment, window_start, "current" if watching else "baseline", baseline
-    )
-    if not watching:
-        _store_sample(session, deployment, window_start, "canary", canary)
     if watching:
-        reference = _pooled(session, deployment.id, list(range(deployment.stage)), "baseline")
-        judged = _pooled(session, deployment.id, [deployment.stage], "current")
+        reference, judged, against = _watch_sides(
+            session, deployment, window_start, baseline, canary, settings
+        )
     else:
+        _store_sample(session, deployment, window_start, "baseline", baseline)
+        _store_sample(session, deployment, window_start, "canary", canary)
         reference = _pooled(session, deployment.id, [deployment.stage], "baseline")
         judged = _pooled(session, deployment.id, [deployment.stage], "canary")
     outcome, checks, reason = judge(reference, judged, settings)
+    if watching:
+        reason = f"{reason} (promoted config against {against})"
     plan = plan_checks(
         judged, get_decision(session, deployment.decision_id).rollback_plan, settings
     )
@@ -350,6 +348,32 @@ def observe(
     return verdict
 
 
+def _watch_sides(
+    session: Session,
+    deployment: Deployment,
+    window_start: datetime,
+    baseline: SideSummary,
+    canary: SideSummary,
+    settings: CanarySettings,
+) -> tuple[SideSummary, SideSummary, str]:
+    """The reference and the judged side of a watched deployment, and what the reference is.
+
+    After promotion the promoted config serves the ``baseline`` variant and the holdback (the
+    old config, on ``canary.holdback`` of calls) the ``canary`` variant. The holdback is a
+    concurrent control: an incident that hits both sides (a provider slowing down) is not
+    blamed on the change. Until it has ``min_samples`` calls, the reference is what the old
+    config served before promotion.
+    """
+    _store_sample(session, deployment, window_start, "current", baseline)
+    _store_sample(session, deployment, window_start, "holdback", canary)
+    judged = _pooled(session, deployment.id, [deployment.stage], "current")
+    holdback = _pooled(session, deployment.id, [deployment.stage], "holdback")
+    if holdback.calls >= settings.min_samples:
+        return holdback, judged, "the holdback"
+    before = _pooled(session, deployment.id, list(range(deployment.stage)), "baseline")
+    return before, judged, "the baseline before promotion"
+
+
 def _advance(
     session: Session, deployment: Deployment, settings: CanarySettings, now: datetime
 ) -> None:
@@ -376,10 +400,23 @@ def _advance(
             ),
         )
         return
-    tasks, _ = _task_of(session, deployment.app, deployment.task)
+    tasks, version = _task_of(session, deployment.app, deployment.task)
     task = tasks[deployment.task]
     overrides = task.canary.overrides if task.canary is not None else {}
-    tasks[deployment.task] = apply_overrides(task, overrides)
+    promoted = apply_overrides(task, overrides)
+    if settings.holdback > 0:
+        old = msgspec.to_builtins(task)
+        promoted = msgspec.structs.replace(
+            promoted,
+            canary=CanaryConfig(
+                version=version + 1,
+                weight=settings.holdback,
+                overrides={k: old.get(k) for k in overrides},
+                deployment_id=deployment.id,
+                role="holdback",
+            ),
+        )
+    tasks[deployment.task] = promoted
     save_config(
         session,
         deployment.app,
@@ -405,6 +442,19 @@ def _advance(
 
 
 def _finish(session: Session, deployment: Deployment, now: datetime) -> None:
+    tasks, _ = _task_of(session, deployment.app, deployment.task)
+    task = tasks.get(deployment.task)
+    if task is not None and task.canary is not None and task.canary.deployment_id == deployment.id:
+        tasks[deployment.task] = msgspec.structs.replace(task, canary=None)
+        save_config(
+            session,
+            deployment.app,
+            tasks,
+            author=_CONTROLLER,
+            reason=f"deployment {deployment.id} passed its watch: holdback removed",
+            now=now,
+            decision_key=f"{deployment.decision_id}:finish",
+        )
     save_deployment(
         session,
         msgspec.structs.replace(

@@ -266,7 +266,9 @@ def test_crash_mid_canary_resumes_and_applies_nothing_twice(
         events = [e.event_type for e in list_outbox(s, limit=10_000)]
         decisions = list_decisions(s, app="shop").items
     decision = decisions[0].id
-    assert keys == [None] + [f"{decision}:stage:{i}" for i in range(5)] + [f"{decision}:promote"]
+    steps = [f"{decision}:stage:{i}" for i in range(5)] + [f"{decision}:promote"]
+    # after the post-promotion watch the holdback is removed (one more version)
+    assert keys == [None, *steps, f"{decision}:finish"]
     assert len(verdicts) == len(set(verdicts))
     assert len(decisions) == 1
     assert events.count("decision") == 1

@@ -191,3 +191,62 @@ def test_the_decisions_rollback_plan_rolls_back_what_the_judge_lets_pass(engine:
     assert check.threshold == 300.0
     assert check.p_value is not None
     assert manager.active("shop").tasks["classify"] == TaskConfig(model="big")
+
+
+def _promote(engine: Engine) -> tuple[str, int]:
+    """Walk a good canary to promotion; returns the deployment id and the next period."""
+    with session_scope(engine) as s:
+        deployment = start_canary(s, _decision(), settings=CANARY, now=T0)
+    for i in range(30):
+        _run_periods(engine, i, 1, 0.85)
+        with session_scope(engine) as s:
+            if get_deployment(s, deployment.id).status == "watching":
+                return deployment.id, i + 1
+    raise AssertionError("never promoted")
+
+
+def _slow(seed: int, n: int, factor: float) -> SideSummary:
+    side = _side(seed, n)
+    return msgspec.structs.replace(side, latency=tuple(v * factor for v in side.latency))
+
+
+def _watch(engine: Engine, deployment_id: str, period: int, promoted: float, holdback: float):  # type: ignore[no-untyped-def]
+    with session_scope(engine) as s:
+        deployment = get_deployment(s, deployment_id)
+        return observe(
+            s,
+            deployment,
+            window_start=T0 + period * PERIOD,
+            window_end=T0 + (period + 1) * PERIOD,
+            baseline=_slow(1000 + period, 300, promoted),
+            canary=_slow(2000 + period, 150, holdback),
+            settings=CANARY,
+        )
+
+
+def test_while_watched_a_holdback_keeps_the_old_config_as_a_concurrent_control(
+    engine: Engine,
+) -> None:
+    manager = _setup(engine)
+    deployment_id, period = _promote(engine)
+    holdback = manager.active("shop").tasks["classify"].canary
+    assert holdback is not None
+    assert (holdback.role, holdback.weight, holdback.overrides) == (
+        "holdback",
+        0.05,
+        {"model": "big"},
+    )
+    # a provider incident slows both sides alike: not the change's fault
+    verdict = _watch(engine, deployment_id, period, promoted=2.0, holdback=2.0)
+    assert verdict is not None
+    assert verdict.outcome == "pass"
+    assert verdict.reason.endswith("(promoted config against the holdback)")
+    # the promoted config alone regresses: rolled back
+    verdict = _watch(engine, deployment_id, period + 1, promoted=3.0, holdback=1.0)
+    assert verdict is not None
+    assert verdict.outcome == "fail"
+    with session_scope(engine) as s:
+        done = get_deployment(s, deployment_id)
+    assert done.status == "rolled_back"
+    assert done.reason.startswith("verdict fail after promotion")
+    assert manager.active("shop").tasks["classify"] == TaskConfig(model="big")
