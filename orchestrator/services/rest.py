@@ -1,4 +1,11 @@
-"""The REST service: the Litestar app on Hypercorn (HTTP/1.1 and HTTP/2), in this process."""
+"""The REST service: the Litestar app on Hypercorn (HTTP/1.1 and HTTP/2), in this process.
+
+Hypercorn's ``serve()`` runs one server in the caller's event loop: it has no worker count
+in-process (its workers are the ``hypercorn`` command's processes, loaded from an import
+path), so one REST service uses at most one core; scale out with more replicas behind a
+balancer (rate limits and config caches are shared through Redis). Measured costs and the
+granian alternative: bench/README.md, ``bench/rest_load.py``.
+"""
 
 from __future__ import annotations
 
