@@ -109,6 +109,7 @@ def set_log_level(level: str) -> None:
 def configure_tracing(endpoint: str, service_name: str = "llm-auto-optimizer") -> TracerProvider:
     """Install the global tracer provider; export over OTLP/HTTP when ``endpoint`` is set.
 
+    Without ``endpoint`` nothing is installed (spans would cost every request and go nowhere).
     The exporter is ``opentelemetry-exporter-otlp-proto-http``; when that package is missing
     the provider still creates spans (trace ids in logs and Kafka headers) and a warning says
     that nothing is exported.
@@ -121,21 +122,23 @@ def configure_tracing(endpoint: str, service_name: str = "llm-auto-optimizer") -
         The provider (``shutdown()`` flushes it at exit).
     """
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
-    if endpoint:
-        try:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
-                OTLPSpanExporter,
-            )
-        except ImportError:
-            _log.warning(
-                "tracing_exporter_missing",
-                endpoint=endpoint,
-                hint="install opentelemetry-exporter-otlp-proto-http",
-            )
-        else:
-            exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
-            provider.add_span_processor(BatchSpanProcessor(exporter))
-            _log.info("tracing_enabled", endpoint=endpoint)
+    if not endpoint:
+        # No receiver: recording spans would cost every request (~65 µs on the REST hot path)
+        # for nothing. The API's no-op tracer still carries a caller's traceparent along.
+        _log.info("tracing_off", hint="set orchestrator.otlp_endpoint to export traces")
+        return provider
+    try:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    except ImportError:
+        _log.warning(
+            "tracing_exporter_missing",
+            endpoint=endpoint,
+            hint="install opentelemetry-exporter-otlp-proto-http",
+        )
+    else:
+        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces")
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+        _log.info("tracing_enabled", endpoint=endpoint)
     trace.set_tracer_provider(provider)
     instrument_sql()
     return provider
