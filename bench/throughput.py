@@ -123,9 +123,7 @@ def raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float
     return count, elapsed
 
 
-def run_processor(
-    settings: Settings, env: dict[str, str], profile: str = ""
-) -> tuple[float, int]:
+def run_processor(settings: Settings, env: dict[str, str], profile: str = "") -> tuple[float, int]:
     """The real flow; returns (seconds, peak RSS in KiB of the largest child).
 
     With ``profile``, the first process runs under cProfile and writes its stats there.
