@@ -180,8 +180,8 @@ class AnalyzerSettings:
     anomaly_cusum_h: float = 20.0  # CUSUM sum that starts or confirms a level shift
     anomaly_cusum_clip: float = 6.0  # |z| clip before the CUSUM
     anomaly_level_windows: int = 12  # periods whose median is a level (a shift's must be new)
-    anomaly_spread_windows: int = 24  # periods whose robust spread is the recent spread (0: off)
-    anomaly_spread_factor: float = 2.5  # recent spread over the baseline's that is a spread change
+    anomaly_spread_windows: int = 48  # periods whose robust spread is the recent spread (0: off)
+    anomaly_spread_factor: float = 3.0  # recent over baseline spread that starts an anomaly
     anomaly_recurring_days: int = 2  # earlier days starting at this time of day: routine (0: off)
     anomaly_recurring_minutes: float = 60.0  # how close to the same time of day that is
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level

@@ -22,7 +22,7 @@ When over half the history equals its median (MAD 0: a mostly idle series), the 
 ``1.2533 *`` the mean absolute deviation instead. ``|z|`` is the score. Nothing is judged
 before ``warmup_windows`` learned residuals, nor in periods with fewer than ``min_calls`` calls.
 
-**Incidents.** A period starts an incident in two ways, whichever comes first:
+**Incidents.** A period starts an incident in three ways, whichever comes first:
 
 * a spike: ``|z| >= z_warning`` and the residual is a new extreme (beyond every residual of the
   last ``novelty_windows`` periods, flagged ones included, so a recurring spike of a known height
@@ -32,6 +32,12 @@ before ``warmup_windows`` learned residuals, nor in periods with fewer than ``mi
   the last ``level_windows`` residuals) is beyond every level of the last ``novelty_windows``
   periods. This catches a sustained change that is smaller than an earlier spike, or made of
   moderate z's, while a daily job that recurs at a known level stays quiet.
+* a spread change: the spread of the last ``spread_windows`` residuals (``1.4826 *`` the median
+  step between consecutive periods ``/ sqrt 2``, so a level shift inside the window, one large
+  step, does not count) is at least ``spread_factor`` times the same measure over the learned
+  history, at least the judging scale (its floors), and wider than every such spread of the
+  last ``novelty_windows`` periods. Latency that turns jittery (a flaky provider, a
+  saturated pool) at an unchanged median shows no spike and no level, only this.
 
 A would-be start at the time of day (within ``recurring_minutes``) of would-be starts on at least
 ``recurring_days`` earlier days of the novelty span is a routine (a nightly job, a daily batch): it
@@ -47,6 +53,7 @@ the new baseline (re-learned).
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -80,6 +87,7 @@ class MetricState:
     flagged: tuple[float, ...] = ()  # residuals of the open incident's flagged periods
     seen: tuple[float, ...] = ()  # every judged residual (flagged too), oldest first
     levels: tuple[float, ...] = ()  # median of the last level_windows residuals, per period
+    spreads: tuple[float, ...] = ()  # step spread of the last spread_windows residuals, per period
     starts: tuple[float, ...] = ()  # epoch seconds of recent would-be incident starts
     cusum_up: float = 0.0
     cusum_down: float = 0.0
@@ -103,6 +111,7 @@ class _Judgement:
     down: float
     baseline: float
     scale: float
+    step_spread: float = 0.0  # the history's spread from its steps (0 when not measured)
 
     @property
     def cusum(self) -> float:
@@ -117,6 +126,22 @@ def _measure(windows: Sequence[WindowStats], seconds: float) -> dict[str, float]
         "cost_usd_per_s": sum(w.cost_usd for w in windows) / seconds,
         "calls": float(count),
     }
+
+
+def _robust_spread(deviations: Sequence[float], mad: float | None = None) -> float:
+    """``1.4826 * MAD``, or ``1.2533 *`` the mean absolute deviation when the MAD is 0."""
+    mad = statistics.median(deviations) if mad is None else mad
+    return _MAD_TO_SIGMA * mad if mad > 0 else _MEANAD_TO_SIGMA * statistics.fmean(deviations)
+
+
+def _step_spread(values: Sequence[float]) -> float:
+    """The robust spread of the steps between consecutive values, over ``sqrt 2``.
+
+    For independent noise that is the spread of one value; a level shift is a single step, so
+    it barely moves this (the spread around a window's median would double across a shift).
+    """
+    steps = [abs(b - a) for a, b in itertools.pairwise(values)]
+    return _robust_spread(steps) / math.sqrt(2.0) if steps else 0.0
 
 
 class AnomalyAnalyzer:
@@ -142,7 +167,8 @@ class AnomalyAnalyzer:
                 ``anomaly_rel_floor``, ``anomaly_warmup_windows``, ``anomaly_history_windows``,
                 ``anomaly_end_windows``, ``anomaly_relearn_windows``, ``anomaly_min_calls``,
                 ``anomaly_score_cap``, ``anomaly_novelty_windows``, ``anomaly_level_windows``,
-                ``anomaly_recurring_days``, ``anomaly_recurring_minutes``.
+                ``anomaly_recurring_days``, ``anomaly_recurring_minutes``,
+                ``anomaly_spread_windows``, ``anomaly_spread_factor``.
                 The pattern thresholds (``profile_alpha``, ``profile_min_days``...) shape the
                 seasonality of ``calls``.
             seasonal_expectation: Overrides the internal seasonality: the expected value of any
@@ -163,6 +189,8 @@ class AnomalyAnalyzer:
         self._min_calls = max(settings.anomaly_min_calls, 1)
         self._novelty_windows = max(settings.anomaly_novelty_windows, 0)
         self._level_windows = max(settings.anomaly_level_windows, 1)
+        self._spread_windows = max(settings.anomaly_spread_windows, 0)
+        self._spread_factor = settings.anomaly_spread_factor
         self._recur_days = max(settings.anomaly_recurring_days, 0)
         self._recur_s = settings.anomaly_recurring_minutes * 60.0
 
@@ -224,7 +252,7 @@ class AnomalyAnalyzer:
         mad = statistics.median(deviations)
         # Iglewicz & Hoaglin: when over half the history sits on the median (MAD 0, e.g. a
         # mostly idle series), the mean absolute deviation still measures its spread.
-        spread = _MAD_TO_SIGMA * mad if mad > 0 else _MEANAD_TO_SIGMA * statistics.fmean(deviations)
+        spread = _robust_spread(deviations, mad)
         baseline = expected + med
         scale = max(spread, self._rel_floor * abs(baseline))
         if metric == "error_rate":
@@ -240,7 +268,15 @@ class AnomalyAnalyzer:
         zc = max(-self._cusum_clip, min(self._cusum_clip, z))
         up = max(0.0, ms.cusum_up + zc - self._cusum_k)
         down = max(0.0, ms.cusum_down - zc - self._cusum_k)
-        return _Judgement(z=z, up=up, down=down, baseline=baseline, scale=scale)
+        step_spread = _step_spread(ms.history) if self._spread_windows > 1 else 0.0
+        return _Judgement(
+            z=z,
+            up=up,
+            down=down,
+            baseline=baseline,
+            scale=scale,
+            step_spread=step_spread,
+        )
 
     def _recurring_days(self, starts: tuple[float, ...], t: float, period_s: float) -> int:
         """Earlier days (within the novelty span) with a start at this time of day."""
@@ -251,6 +287,33 @@ class AnomalyAnalyzer:
             if 1 <= d <= span_days and abs(t - s - d * _DAY_S) <= self._recur_s:
                 days.add(d)
         return len(days)
+
+    def _recent_spread(
+        self, ms: MetricState, seen: tuple[float, ...], resid: float
+    ) -> tuple[float | None, tuple[float, ...]]:
+        """The step spread of the last ``spread_windows`` residuals, and the remembered spreads.
+
+        None (and the spreads unchanged) while fewer were seen, or when it is off.
+        """
+        if self._spread_windows < 2 or len(seen) + 1 < self._spread_windows:
+            return None, ms.spreads
+        window = (*seen, resid)[-self._spread_windows :]
+        spread = _step_spread(window)
+        return spread, (*ms.spreads, spread)[-max(self._novelty_windows, 1) :]
+
+    def _is_wider(self, spread: float, spreads: tuple[float, ...], j: _Judgement) -> bool:
+        """Whether ``spread`` is a spread change.
+
+        It must be ``spread_factor`` times the history's step spread, at least the judging scale
+        (with its floors: ``rel_floor`` of the level, the binomial or Poisson error), and wider
+        than every spread of the novelty span (a series often this wide is not new).
+        """
+        return (
+            spread > 0
+            and spread >= self._spread_factor * j.step_spread
+            and spread >= j.scale
+            and (not spreads or spread > max(spreads) or self._novelty_windows == 0)
+        )
 
     def _learn(self, history: tuple[float, ...], resid: float) -> tuple[float, ...]:
         return (*history, resid)[-self._history :]
@@ -285,30 +348,34 @@ class AnomalyAnalyzer:
         level = statistics.median(recent)
         levels = ms.levels or (level,)
         novel_level = level > max(levels) if j.z > 0 else level < min(levels)
-        keep = max(self._novelty_windows, self._level_windows)
-        ms = replace(ms, seen=(*seen, resid)[-keep:], levels=(*levels, level)[-keep:])
+        keep = max(self._novelty_windows, self._level_windows, self._spread_windows)
+        spread, spreads = self._recent_spread(ms, seen, resid)
+        wider = spread is not None and self._is_wider(spread, ms.spreads, j)
+        ms = replace(
+            ms, seen=(*seen, resid)[-keep:], levels=(*levels, level)[-keep:], spreads=spreads
+        )
         if ms.started is None:
             spike = score >= self._z_warning and (novel or self._novelty_windows == 0)
             sustained = j.up >= self._cusum_h if j.z > 0 else j.down >= self._cusum_h
             shift = sustained and (novel_level or self._novelty_windows == 0)
-            if spike or shift:
+            if spike or shift or wider:
                 t = group.window_start.timestamp()
                 period_s = (group.window_end - group.window_start).total_seconds()
                 days = self._recurring_days(ms.starts, t, period_s)
                 ms = replace(ms, starts=(*ms.starts, t)[-_STARTS_KEPT:])
                 if self._recur_days > 0 and days >= self._recur_days:
-                    spike = shift = False  # the same time of day as on earlier days: a routine
-            if not (spike or shift):
+                    spike = shift = wider = False  # the time of day of earlier days: a routine
+            if not (spike or shift or wider):
                 learned = self._learn(ms.history, resid)
                 return replace(ms, history=learned, cusum_up=j.up, cusum_down=j.down), None
             severity: Severity = "critical" if score >= self._z_critical else "warning"
             started = replace(
                 ms, flagged=(resid,), cusum_up=0.0, cusum_down=0.0, started=group.window_start
             )
-            extra: dict[str, float | str] = {
-                "statistic": "robust_z" if spike else "cusum",
-                "level": level + expected,
-            }
+            statistic = "robust_z" if spike else "cusum" if shift else "spread"
+            extra: dict[str, float | str] = {"statistic": statistic, "level": level + expected}
+            if statistic == "spread" and spread is not None:
+                extra |= {"spread": spread, "baseline_spread": j.step_spread, "direction": "wider"}
             insight = self._insight(
                 group, task, metric, "anomaly_start", severity, value, j, "", extra
             )
@@ -345,7 +412,15 @@ class AnomalyAnalyzer:
         extra: dict[str, float | str] | None = None,
     ) -> Insight:
         direction = "above" if j.z >= 0 else "below"
-        if kind == "anomaly_start":
+        spread = (extra or {}).get("spread")
+        if kind == "anomaly_start" and isinstance(spread, float):
+            message = (
+                f"{metric} of {task} spreads {spread:.6g} over the last {self._spread_windows} "
+                f"periods, {spread / max(j.step_spread, 1e-300):.1f} times its baseline's "
+                f"{j.step_spread:.6g} (now {value:.6g}, baseline {j.baseline:.6g}): anomaly "
+                "started."
+            )
+        elif kind == "anomaly_start":
             message = (
                 f"{metric} of {task} is {value:.6g}, {direction} its baseline of "
                 f"{j.baseline:.6g} (robust z {j.z:+.1f}, CUSUM {j.cusum:.1f}): anomaly started."

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import pickle
 from collections.abc import Sequence
 from dataclasses import replace
@@ -189,6 +190,58 @@ def test_a_spike_at_the_same_time_of_day_as_on_two_earlier_days_is_routine() -> 
     _, found = run(a, values)
     starts = [i for i, f in found if f.kind == "anomaly_start"]
     assert starts == [day + job, 2 * day + job, 3 * day + job + 72]
+
+
+def test_a_wider_spread_at_the_same_level_starts_an_incident() -> None:
+    # 100 +- 9 after 100 +- 2: every period is within z 1.8 (no spike, no CUSUM, the level stays
+    # 100), but the spread of the steps between periods grows. With 24 swinging periods among
+    # the last 48, the median of the 47 steps is the 9 from 100 to 91 (23 steps of 2 below it,
+    # 23 of 18 above): a spread of 1.4826 * 9 / sqrt 2 = 9.4, 4.5 times the baseline's steps
+    # (1.4826 * 2 / sqrt 2) and over the 5 ms scale floor: a spread change (jittery latency).
+    a = AnomalyAnalyzer(DEFAULTS)
+    _, found = run(a, [*BASE, *([91.0, 109.0] * 40)])
+    assert [(i, f.kind, f.severity) for i, f in found] == [(40 + 23, "anomaly_start", "warning")]
+    ev = found[0][1].evidence
+    assert ev["statistic"] == "spread"
+    assert ev["direction"] == "wider"
+    assert ev["spread"] == pytest.approx(1.4826 * 9 / math.sqrt(2))
+    assert ev["baseline_spread"] == pytest.approx(1.4826 * 2 / math.sqrt(2))
+    assert ev["level"] == 100.0
+    assert "4.5 times its baseline's" in found[0][1].message
+
+
+def test_a_level_shift_is_not_a_spread_change() -> None:
+    # A step from 100 +- 2 to 200 +- 2 is one large step between periods: the CUSUM starts the
+    # incident and re-learns the new level; the spread of the steps never changes, so nothing
+    # starts when the 48-period window straddles the step.
+    a = AnomalyAnalyzer(DEFAULTS)
+    _, found = run(a, [*BASE, *([x + 100.0 for x in BASE] * 3)])
+    assert [(i, f.kind) for i, f in found] == [(40, "anomaly_start"), (51, "anomaly_end")]
+    assert found[0][1].evidence["statistic"] == "robust_z"
+
+
+def test_a_spread_that_is_always_wide_or_within_the_floor_starts_nothing() -> None:
+    a = AnomalyAnalyzer(DEFAULTS)
+    assert run(a, [91.0, 109.0] * 80)[1] == []  # always this wide: the baseline's own spread
+    smooth = [100.0, 100.5] * 20  # steps of 0.5
+    # 6 times wider (steps of 3) but a spread of 1.4826 * 3 / sqrt 2 = 3.1 < the 5 ms floor
+    assert run(a, [*smooth, *([98.5, 101.5] * 40)])[1] == []
+    off = AnomalyAnalyzer(replace(DEFAULTS, anomaly_spread_windows=0))
+    assert run(off, [*BASE, *([91.0, 109.0] * 40)])[1] == []
+
+
+def test_a_spread_of_a_known_width_is_not_a_new_incident() -> None:
+    # The same widening twice: the first is an incident, the second is no wider than a spread
+    # of the novelty span, so it starts nothing; a wider one does.
+    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    calm = BASE * 3
+    series = [*BASE, *([91.0, 109.0] * 30), *calm, *([91.0, 109.0] * 30), *calm]
+    series += [85.0, 115.0] * 30
+    _, found = run(a, series)
+    starts = [(i, f.evidence["statistic"]) for i, f in found if f.kind == "anomaly_start"]
+    assert [s for _, s in starts] == ["spread", "spread"]
+    assert starts[0][0] == 40 + 23
+    assert starts[1][0] > 40 + 60 + 120 + 60 + 120
 
 
 def test_periods_between_calm_and_warning_do_not_hold_an_incident_open() -> None:
