@@ -28,10 +28,12 @@ before ``warmup_windows`` learned residuals, nor in periods with fewer than ``mi
   last ``novelty_windows`` periods, flagged ones included, so a recurring spike of a known height
   is not reported again);
 * a level shift: a two-sided CUSUM of the clipped z (allowance ``cusum_k``, running in calm
-  periods too) reaches ``cusum_h`` in the direction of the current z, and the level (median of
-  the last ``level_windows`` residuals) is beyond every level of the last ``novelty_windows``
-  periods. This catches a sustained change that is smaller than an earlier spike, or made of
-  moderate z's, while a daily job that recurs at a known level stays quiet.
+  periods too) reaches ``cusum_h`` in one direction, and the level (median of the last
+  ``level_windows`` residuals) is beyond, in that direction, every level of the last
+  ``novelty_windows`` periods before that CUSUM's excursion began (its own levels do not count:
+  a moderate shift's median settles before its CUSUM reaches ``cusum_h``). This catches a
+  sustained change that is smaller than an earlier spike, or made of moderate z's, while a
+  daily job that recurs at a known level stays quiet.
 * a spread change: the spread of the last ``spread_windows`` residuals (``1.4826 *`` the median
   step between consecutive periods ``/ sqrt 2``, so a level shift inside the window, one large
   step, does not count) is at least ``spread_factor`` times the same measure over the learned
@@ -91,6 +93,8 @@ class MetricState:
     starts: tuple[float, ...] = ()  # epoch seconds of recent would-be incident starts
     cusum_up: float = 0.0
     cusum_down: float = 0.0
+    run_up: int = 0  # periods since cusum_up was last 0 (the excursion so far)
+    run_down: int = 0
     started: datetime | None = None  # window_start of the open incident, None when calm
     calm: int = 0  # consecutive calm periods inside the open incident
     seasonal: bool = False  # residuals are from the pattern profile (else raw values)
@@ -347,17 +351,29 @@ class AnomalyAnalyzer:
         recent = (*seen, resid)[-self._level_windows :]
         level = statistics.median(recent)
         levels = ms.levels or (level,)
-        novel_level = level > max(levels) if j.z > 0 else level < min(levels)
+        # A shift's level must be new against the levels before its CUSUM excursion began (not
+        # its own: a moderate shift's median has settled by the time the CUSUM reaches h).
+        before_up = levels[: max(len(levels) - ms.run_up, 1)]
+        before_down = levels[: max(len(levels) - ms.run_down, 1)]
+        shift_up = j.up >= self._cusum_h and level > max(before_up)
+        shift_down = j.down >= self._cusum_h and level < min(before_down)
+        run_up = ms.run_up + 1 if j.up > 0 else 0
+        run_down = ms.run_down + 1 if j.down > 0 else 0
         keep = max(self._novelty_windows, self._level_windows, self._spread_windows)
         spread, spreads = self._recent_spread(ms, seen, resid)
         wider = spread is not None and self._is_wider(spread, ms.spreads, j)
         ms = replace(
-            ms, seen=(*seen, resid)[-keep:], levels=(*levels, level)[-keep:], spreads=spreads
+            ms,
+            seen=(*seen, resid)[-keep:],
+            levels=(*levels, level)[-keep:],
+            spreads=spreads,
+            run_up=run_up,
+            run_down=run_down,
         )
         if ms.started is None:
             spike = score >= self._z_warning and (novel or self._novelty_windows == 0)
-            sustained = j.up >= self._cusum_h if j.z > 0 else j.down >= self._cusum_h
-            shift = sustained and (novel_level or self._novelty_windows == 0)
+            sustained = j.cusum >= self._cusum_h
+            shift = (shift_up or shift_down) if self._novelty_windows else sustained
             if spike or shift or wider:
                 t = group.window_start.timestamp()
                 period_s = (group.window_end - group.window_start).total_seconds()
@@ -370,7 +386,13 @@ class AnomalyAnalyzer:
                 return replace(ms, history=learned, cusum_up=j.up, cusum_down=j.down), None
             severity: Severity = "critical" if score >= self._z_critical else "warning"
             started = replace(
-                ms, flagged=(resid,), cusum_up=0.0, cusum_down=0.0, started=group.window_start
+                ms,
+                flagged=(resid,),
+                cusum_up=0.0,
+                cusum_down=0.0,
+                run_up=0,
+                run_down=0,
+                started=group.window_start,
             )
             statistic = "robust_z" if spike else "cusum" if shift else "spread"
             extra: dict[str, float | str] = {"statistic": statistic, "level": level + expected}
@@ -387,7 +409,15 @@ class AnomalyAnalyzer:
                 calm = 0 if score >= self._z_warning else ms.calm
                 return replace(ms, flagged=flagged, calm=calm), None
             relearned = replace(
-                ms, history=flagged, flagged=(), started=None, calm=0, cusum_up=0.0, cusum_down=0.0
+                ms,
+                history=flagged,
+                flagged=(),
+                started=None,
+                calm=0,
+                cusum_up=0.0,
+                cusum_down=0.0,
+                run_up=0,
+                run_down=0,
             )
             return relearned, self._insight(
                 group, task, metric, "anomaly_end", "info", value, j, "relearned"

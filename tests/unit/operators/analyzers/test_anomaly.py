@@ -148,6 +148,18 @@ def test_shift_below_an_earlier_spike_starts_by_cusum() -> None:
     assert shift.evidence["level"] == 115.0
 
 
+def test_moderate_shift_starts_once_its_cusum_reaches_h_after_its_level_settled() -> None:
+    # 110 +- 2 after 100 +- 2: z 2 a period, so the CUSUM gains 1 a period and reaches h = 20
+    # on the 20th. The median of the last 12 periods settled at 110 after 9 periods, so by then
+    # it equals its own recent levels; it is compared with the levels before the excursion
+    # began (100), and the shift starts an incident at 40 + 19.
+    a = AnomalyAnalyzer(DEFAULTS)
+    _, found = run(a, [*BASE, *[x + 10.0 for x in BASE]])
+    assert [(i, f.kind, f.severity) for i, f in found] == [(40 + 19, "anomaly_start", "warning")]
+    ev = found[0][1].evidence
+    assert (ev["statistic"], ev["cusum"], ev["level"], ev["z"]) == ("cusum", 20.0, 110.0, 2.0)
+
+
 def test_recurring_level_of_known_height_is_not_a_new_incident() -> None:
     # A daily job: 12 periods at 130. Once it has been an incident (and was re-learned), the
     # same level again is known and starts nothing; a higher one does.
