@@ -40,6 +40,7 @@ __all__ = ["PerformanceAnalyzer", "PerformanceState", "TaskBaseline"]
 _insight = insight_maker("performance")
 
 _MAD_TO_SIGMA = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for normal data
+_RESOLUTION = 1e-9  # relative spread below which the MAD is float rounding, not variation
 _AGGREGATE = "*"
 
 
@@ -249,7 +250,7 @@ class PerformanceAnalyzer:
             "regression_critical": s.regression_critical,
             "min_samples": s.min_samples,
         }
-        if mad > 0:
+        if mad > _RESOLUTION * baseline:  # a spread at float rounding level gives no usable z
             evidence["z"] = (value - baseline) / (_MAD_TO_SIGMA * mad)
         label = "p95 latency" if metric.startswith("latency") else "p95 time to first token"
         return _insight(

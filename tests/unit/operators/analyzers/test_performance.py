@@ -434,3 +434,15 @@ def test_state_survives_pickle_with_identical_output() -> None:
         [("success_rate", "warning"), ("ttft_regression", "critical")],
         [("latency_regression", "critical"), ("latency_slo", "warning")],
     ]
+
+
+def test_a_spread_at_float_rounding_level_gives_no_z() -> None:
+    # Found by hypothesis: history [50, 50, 51, 51, 50.00000000000001] has a MAD of 1e-14,
+    # whose z (~1e15) was rounding noise and did not scale with the latencies.
+    history = [50.0, 50.0, 51.0, 51.0, 50.00000000000001]
+    analyzer = PerformanceAnalyzer(replace(NO_SLO, warmup_windows=len(history)))
+    values = [*history, 1.3 * statistics.median(history)]
+    groups = [group(i, win(i, v, ttft=v / 2)) for i, v in enumerate(values)]
+    _, outs = run(analyzer, groups)
+    assert [i.kind for i in outs[-1]] == ["latency_regression", "ttft_regression"]
+    assert all("z" not in i.evidence for i in outs[-1])
