@@ -28,7 +28,8 @@ from core.settings import Settings
 from operators.judge import SideSummary
 from operators.strategies import REWRITE_KEY
 from operators.strategies.coordinator import coordinate
-from sinks.canary_controller import config_overrides, observe, start_canary
+from sinks.canary_controller import config_overrides, start_canary
+from sinks.canary_stages import observe
 from sinks.config_manager import config_channel, encode_config
 from sinks.database import StoreSink
 from sinks.prompt_rewrite import current_template, mark_pending

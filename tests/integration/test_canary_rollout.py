@@ -15,7 +15,8 @@ from core.decisions import Decision, ExpectedImpact, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
 from operators.judge import SideSummary
-from sinks.canary_controller import approve_decision, observe, reject_decision, start_canary
+from sinks.canary_controller import approve_decision, reject_decision, start_canary
+from sinks.canary_stages import observe
 from sinks.config_manager import ConfigManager
 from sinks.rollback import rollback_deployment
 from storage.configs import active_config
