@@ -169,9 +169,14 @@ class CanaryConfig(_message.Message):
     WEIGHT_FIELD_NUMBER: _builtins.int
     OVERRIDES_FIELD_NUMBER: _builtins.int
     DEPLOYMENT_ID_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     weight: _builtins.float
     deployment_id: _builtins.str
+    role: _builtins.str
+    """"canary" while a change rolls out; "holdback" (the old values on a small share of calls)
+    while a promoted change is watched. Applications serve both the same way.
+    """
     @_builtins.property
     def overrides(self) -> _struct_pb2.Struct: ...
     def __init__(
@@ -181,19 +186,24 @@ class CanaryConfig(_message.Message):
         weight: _builtins.float | None = ...,
         overrides: _struct_pb2.Struct | None = ...,
         deployment_id: _builtins.str | None = ...,
+        role: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_deployment_id", b"_deployment_id", "_version", b"_version", "_weight", b"_weight", "deployment_id", b"deployment_id", "overrides", b"overrides", "version", b"version", "weight", b"weight"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_deployment_id", b"_deployment_id", "_role", b"_role", "_version", b"_version", "_weight", b"_weight", "deployment_id", b"deployment_id", "overrides", b"overrides", "role", b"role", "version", b"version", "weight", b"weight"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_deployment_id", b"_deployment_id", "_version", b"_version", "_weight", b"_weight", "deployment_id", b"deployment_id", "overrides", b"overrides", "version", b"version", "weight", b"weight"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_deployment_id", b"_deployment_id", "_role", b"_role", "_version", b"_version", "_weight", b"_weight", "deployment_id", b"deployment_id", "overrides", b"overrides", "role", b"role", "version", b"version", "weight", b"weight"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__deployment_id: _TypeAlias = _typing.Literal["deployment_id"]  # noqa: Y015
     _WhichOneofArgType__deployment_id: _TypeAlias = _typing.Literal["_deployment_id", b"_deployment_id"]  # noqa: Y015
+    _WhichOneofReturnType__role: _TypeAlias = _typing.Literal["role"]  # noqa: Y015
+    _WhichOneofArgType__role: _TypeAlias = _typing.Literal["_role", b"_role"]  # noqa: Y015
     _WhichOneofReturnType__version: _TypeAlias = _typing.Literal["version"]  # noqa: Y015
     _WhichOneofArgType__version: _TypeAlias = _typing.Literal["_version", b"_version"]  # noqa: Y015
     _WhichOneofReturnType__weight: _TypeAlias = _typing.Literal["weight"]  # noqa: Y015
     _WhichOneofArgType__weight: _TypeAlias = _typing.Literal["_weight", b"_weight"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__deployment_id) -> _WhichOneofReturnType__deployment_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__role) -> _WhichOneofReturnType__role | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__version) -> _WhichOneofReturnType__version | None: ...
     @_typing.overload
