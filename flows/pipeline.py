@@ -31,17 +31,16 @@ from bytewax.outputs import Sink
 from typing_extensions import override
 
 from core.events import AppEvents, decode_records
-from core.insights import Insight, WindowGroup
+from core.insights import Insight
 from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
 from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
 from operators.analyzers.runner import Period
 from operators.app_windows import AppWindows, Output, WindowSpec
-from operators.judge import SideSummary
 from operators.pricing import PriceTable
 from operators.strategies import Strategy, StrategyRunner, build_strategies
-from sinks.actuator import PeriodWork, TaskSides, actuator_sink
+from sinks.actuator import PeriodWork, actuator_sink
 from sinks.database import insight_sink, stray_sink, window_sink
 from sinks.dead_letters import dead_letter
 
@@ -100,16 +99,6 @@ class _AnalysisLogic(StatefulLogic[WindowStats, Period, AnalysisRunner]):
         return copy.deepcopy(self._runner)
 
 
-def _sides(group: WindowGroup) -> dict[str, TaskSides]:
-    return {
-        task: TaskSides(
-            baseline=SideSummary.of(w for w in windows if w.variant == "baseline"),
-            canary=SideSummary.of(w for w in windows if w.variant == "canary"),
-        )
-        for task, windows in group.tasks().items()
-    }
-
-
 class _StrategyLogic(StatefulLogic[Period, PeriodWork, StrategyRunner]):
     """Bytewax wiring of one app's :class:`StrategyRunner`: periods in, actuator work out."""
 
@@ -118,14 +107,7 @@ class _StrategyLogic(StatefulLogic[Period, PeriodWork, StrategyRunner]):
 
     @override
     def on_item(self, value: Period) -> tuple[Iterable[PeriodWork], bool]:
-        group = value.group
-        work = PeriodWork(
-            app=group.app,
-            window_start=group.window_start,
-            window_end=group.window_end,
-            proposals=self._runner.take(group, value.insights),
-            sides=_sides(group),
-        )
+        work = PeriodWork.of(value.group, self._runner.take(value.group, value.insights))
         return [work], StatefulLogic.RETAIN
 
     @override

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.app_config import AppConfig
 from core.decisions import Decision
+from core.insights import WindowGroup
 from core.settings import Settings
 from operators.judge import SideSummary
 from operators.strategies import REWRITE_KEY
@@ -61,6 +62,23 @@ class PeriodWork(msgspec.Struct, frozen=True, kw_only=True):
     window_end: datetime
     proposals: list[Decision]
     sides: dict[str, TaskSides]
+
+    @classmethod
+    def of(cls, group: WindowGroup, proposals: list[Decision]) -> PeriodWork:
+        """The work of one analyzed period: its proposals, and per task what each variant served."""
+        return cls(
+            app=group.app,
+            window_start=group.window_start,
+            window_end=group.window_end,
+            proposals=proposals,
+            sides={
+                task: TaskSides(
+                    baseline=SideSummary.of(w for w in windows if w.variant == "baseline"),
+                    canary=SideSummary.of(w for w in windows if w.variant == "canary"),
+                )
+                for task, windows in group.tasks().items()
+            },
+        )
 
 
 def _last_decision_at(session: Session, app: str, task: str) -> datetime | None:

@@ -16,29 +16,16 @@ from sqlalchemy import Engine
 
 from core.app_config import AppConfig
 from core.events import decode_records
-from core.insights import WindowGroup
 from core.settings import Settings
 from core.stats import WindowStats
 from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
 from operators.analyzers.runner import Period
 from operators.app_windows import AppWindows, Output, WindowSpec
-from operators.judge import SideSummary
 from operators.pricing import PriceTable
 from operators.strategies import Strategy, StrategyRunner, build_strategies
-from sinks.actuator import Actuator, PeriodWork, TaskSides
+from sinks.actuator import Actuator, PeriodWork
 
-__all__ = ["InProcessOptimizer", "sides_of"]
-
-
-def sides_of(group: WindowGroup) -> dict[str, TaskSides]:
-    """Per task, what the baseline and canary variants served (as the dataflow splits them)."""
-    return {
-        task: TaskSides(
-            baseline=SideSummary.of(w for w in windows if w.variant == "baseline"),
-            canary=SideSummary.of(w for w in windows if w.variant == "canary"),
-        )
-        for task, windows in group.tasks().items()
-    }
+__all__ = ["InProcessOptimizer"]
 
 
 @dataclass(slots=True)
@@ -121,13 +108,7 @@ class InProcessOptimizer:
 
     def _act(self, state: _App, period: Period) -> None:
         group = period.group
-        work = PeriodWork(
-            app=group.app,
-            window_start=group.window_start,
-            window_end=group.window_end,
-            proposals=state.strategies.take(group, period.insights),
-            sides=sides_of(group),
-        )
+        work = PeriodWork.of(group, state.strategies.take(group, period.insights))
         self.counts.periods += 1
         self.counts.proposals += len(work.proposals)
         self.counts.started += len(self._actuator.apply(work))
