@@ -50,7 +50,7 @@ def config_overrides(action: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in action.items() if k != REWRITE_KEY}
 
 
-def task_configs(session: Session, app: str, task: str) -> tuple[dict[str, TaskConfig], int]:
+def task_configs(session: Session, app: str) -> tuple[dict[str, TaskConfig], int]:
     """The active task configs of ``app`` (a copy to change) and their version (0: none yet)."""
     current = active_config(session, app)
     if current is None:
@@ -67,7 +67,7 @@ def start_canary(
     if existing is not None:
         return existing
     deployment_id = stable_id("deployment", decision.id)
-    tasks, baseline_version = task_configs(session, decision.app, decision.task)
+    tasks, baseline_version = task_configs(session, decision.app)
     task = tasks.get(decision.task, TaskConfig())
     if task.canary is not None and task.canary.deployment_id != deployment_id:
         raise ValidationError(
@@ -126,6 +126,30 @@ def start_canary(
     return deployment
 
 
+def _settle(
+    session: Session,
+    decision_id: str,
+    actor: str,
+    action: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> Decision:
+    """The decision waiting for a person, with the person's action audited."""
+    decision = get_decision(session, decision_id)
+    if decision.status != "proposed":
+        raise ValidationError(f"decision {decision_id} is {decision.status}, not proposed")
+    record_audit(
+        session,
+        actor=actor,
+        action=action,
+        resource="decision",
+        resource_id=decision_id,
+        detail=detail,
+        at=now,
+    )
+    return decision
+
+
 def approve_decision(
     session: Session, decision_id: str, *, actor: str, settings: CanarySettings, now: datetime
 ) -> Decision:
@@ -135,18 +159,7 @@ def approve_decision(
         NotFoundError: When the decision does not exist.
         ValidationError: When it is not waiting for approval.
     """
-    decision = get_decision(session, decision_id)
-    if decision.status != "proposed":
-        raise ValidationError(f"decision {decision_id} is {decision.status}, not proposed")
-    record_audit(
-        session,
-        actor=actor,
-        action="decision.approve",
-        resource="decision",
-        resource_id=decision_id,
-        detail={},
-        at=now,
-    )
+    decision = _settle(session, decision_id, actor, "decision.approve", {}, now)
     start_canary(session, decision, settings=settings, now=now)
     return get_decision(session, decision_id)
 
@@ -160,18 +173,7 @@ def reject_decision(
         NotFoundError: When the decision does not exist.
         ValidationError: When it is not waiting for approval.
     """
-    decision = get_decision(session, decision_id)
-    if decision.status != "proposed":
-        raise ValidationError(f"decision {decision_id} is {decision.status}, not proposed")
-    record_audit(
-        session,
-        actor=actor,
-        action="decision.reject",
-        resource="decision",
-        resource_id=decision_id,
-        detail={"reason": reason},
-        at=now,
-    )
+    decision = _settle(session, decision_id, actor, "decision.reject", {"reason": reason}, now)
     enqueue(
         session,
         key=f"reject:{decision_id}",

@@ -49,7 +49,7 @@ __all__ = ["observe"]
 def _publish_stage(
     session: Session, deployment: Deployment, weight: float, key: str, now: datetime, reason: str
 ) -> ConfigVersion:
-    tasks, _ = task_configs(session, deployment.app, deployment.task)
+    tasks, _ = task_configs(session, deployment.app)
     task = tasks.get(deployment.task, TaskConfig())
     canary = task.canary
     if canary is None:
@@ -245,7 +245,7 @@ def _advance(
             ),
         )
         return
-    tasks, version = task_configs(session, deployment.app, deployment.task)
+    tasks, version = task_configs(session, deployment.app)
     task = tasks[deployment.task]
     overrides = task.canary.overrides if task.canary is not None else {}
     promoted = apply_overrides(task, overrides)
@@ -287,7 +287,7 @@ def _advance(
 
 
 def _finish(session: Session, deployment: Deployment, now: datetime) -> None:
-    tasks, _ = task_configs(session, deployment.app, deployment.task)
+    tasks, _ = task_configs(session, deployment.app)
     task = tasks.get(deployment.task)
     if task is not None and task.canary is not None and task.canary.deployment_id == deployment.id:
         tasks[deployment.task] = msgspec.structs.replace(task, canary=None)
