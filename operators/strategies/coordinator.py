@@ -43,19 +43,12 @@ def expected_value(decision: Decision, settings: DecisionSettings) -> float:
 
 
 def restores_latency_slo(d: Decision) -> bool:
-    """The incumbent breaks the latency SLO and the proposed model meets it (its evidence).
+    """The strategy found that the incumbent breaks the latency SLO and this change meets it.
 
     Such a change may cost more than ``decisions.max_cost_increase_pct``: meeting the SLO comes
     first (a promoted model that regressed must be able to go back to a dearer one).
     """
-    slo = d.evidence.get("latency_slo_ms")
-    base = d.evidence.get("baseline_latency_p95_ms")
-    candidate = (d.evidence.get("candidates") or {}).get(d.evidence.get("candidate")) or {}
-    p95 = candidate.get("latency_p95_ms") if isinstance(candidate, dict) else None
-    numbers = (slo, base, p95)
-    if not all(isinstance(v, int | float) for v in numbers):
-        return False
-    return bool(base > slo >= p95)  # type: ignore[operator]
+    return d.evidence.get("restores_latency_slo") is True
 
 
 def _unsafe(d: Decision, s: DecisionSettings) -> str | None:

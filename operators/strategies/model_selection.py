@@ -16,7 +16,9 @@ periods (every variant: a candidate's data is its canary traffic). Each period:
    table's ratio for the incumbent's mean tokens per call; latency likewise (unseen: unchanged).
 4. **Objective** (lower wins): ``weight_cost * cost_ratio + weight_latency * p95_ratio -
    weight_quality * quality_gain / tolerance``; a draw where a candidate's quality falls more
-   than the tolerance below the incumbent's makes it infeasible. ``thompson_draws`` posterior
+   than the tolerance below the incumbent's makes it infeasible, and so does an incumbent whose
+   p95 breaks the SLO (the evidence then says whether the candidate restores it: the
+   coordinator lets such a change cost more than its limit). ``thompson_draws`` posterior
    draws (RNG seeded from app, task, window start) give each model's chance of being best; the
    likeliest candidate is proposed when it beats the incumbent's chance, with that chance as the
    confidence. The decision is a canary: the judge, not this strategy, promotes it.
@@ -72,6 +74,12 @@ class _Arm:
 
 def _sd(t: Totals, fallback: float) -> float:
     return t.quality_sd if t.quality_sd > 0 else fallback
+
+
+def _restores_slo(base: Totals, arm: _Arm, slo_ms: float) -> bool:
+    """The incumbent breaks the p95 latency SLO and the candidate, as seen, meets it."""
+    p95 = arm.evidence.get("latency_p95_ms")
+    return base.latency_p95_ms > slo_ms and isinstance(p95, int | float) and p95 <= slo_ms
 
 
 def quality_worse_p(cand: Totals, inc: Totals, tolerance: float, prior_sd: float) -> float | None:
@@ -215,7 +223,10 @@ class ModelSelection:
         se_i = _sd(base, s.prior_quality_sd) / math.sqrt(base.quality_n)
         q_i = rng.normal(base.quality_mean, se_i, d)
         tol = s.quality_tolerance
-        objective = [np.full(d, s.weight_cost + s.weight_latency)]
+        # An incumbent over the latency SLO is not a feasible choice: the cheapest model that
+        # meets the SLOs is the objective, so a dearer candidate that meets it can win.
+        incumbent_ok = base.latency_p95_ms <= self._a.latency_p95_warning_ms
+        objective = [np.full(d, s.weight_cost + s.weight_latency if incumbent_ok else np.inf)]
         for arm in arms:
             q = rng.normal(arm.mean, arm.sd, d)
             gain = (q - q_i) / tol if tol > 0 else np.zeros(d)
@@ -263,6 +274,7 @@ class ModelSelection:
             "weights": {"cost": s.weight_cost, "latency": s.weight_latency,
                         "quality": s.weight_quality},
             "history_windows": s.history_windows,
+            "restores_latency_slo": _restores_slo(base, arm, self._a.latency_p95_warning_ms),
         }  # fmt: skip
         return make_decision(
             period, self.name, action=action, action_key=arm.model, rationale=rationale,

@@ -150,12 +150,7 @@ def test_a_dearer_model_that_restores_the_latency_slo_passes_the_cost_limit() ->
             cost=250.0,
             latency=-60.0,
             action={"model": "big"},
-            evidence={
-                "candidate": "big",
-                "latency_slo_ms": 1000.0,
-                "baseline_latency_p95_ms": 2400.0,
-                "candidates": {"big": {"latency_p95_ms": candidate_p95}},
-            },
+            evidence={"restores_latency_slo": candidate_p95 <= 1000.0},
         )
 
     chosen, rejected = run([back_to(800.0)])

@@ -177,3 +177,20 @@ def test_never_proposes_a_statistically_worse_model(
     sd_c = cand[2] if cand[2] > 0 else sd_i
     z = (cand[1] - inc[1] + 0.02) / math.sqrt(sd_c**2 / cand[0] + sd_i**2 / inc[0])
     assert norm.cdf(z) >= 0.05
+
+
+def test_the_evidence_says_when_a_dearer_model_restores_the_latency_slo() -> None:
+    # the incumbent (gpt-4o-mini) breaks the 1000 ms p95 SLO; gpt-4o, dearer, meets it
+    slow = window(model="gpt-4o-mini", quality=(150, 0.85, 0.1), p95=2400, cost=0.2)
+    fast = window(model="gpt-4o", variant="canary", quality=(150, 0.87, 0.1), p95=600, cost=2.0)
+    s = ModelSelection(
+        DecisionSettings(candidates=("gpt-4o",), weight_latency=1.0), AnalyzerSettings(), PriceTable()
+    )
+    _, d = s.propose(ModelSelectionState(), period([slow, fast]))
+    assert d is not None
+    assert d.action["model"] == "gpt-4o"
+    assert d.expected_impact.cost_change_pct > DecisionSettings().max_cost_increase_pct
+    assert d.evidence["restores_latency_slo"] is True
+    _, d = strategy().propose(ModelSelectionState(), period([incumbent()]))
+    assert d is not None
+    assert d.evidence["restores_latency_slo"] is False  # the incumbent meets the SLO
