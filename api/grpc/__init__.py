@@ -6,13 +6,12 @@ and logging, Prometheus metrics and the error mapping are interceptors.
 """
 
 from api.grpc.errors import FieldError, decode_details, status_of, translate
-from api.grpc.resources import GrpcResources, open_resources
+from api.grpc.resources import open_resources
 from api.grpc.server import SERVICE_NAMES, GrpcServer, create_server, server_credentials
 
 __all__ = [
     "SERVICE_NAMES",
     "FieldError",
-    "GrpcResources",
     "GrpcServer",
     "create_server",
     "decode_details",

@@ -19,7 +19,6 @@ from api.grpc.interceptors import (
     MetricsInterceptor,
 )
 from api.grpc.permissions import PACKAGE
-from api.grpc.resources import GrpcResources
 from api.grpc.servicers import (
     AdminServicer,
     ConfigServicer,
@@ -27,6 +26,7 @@ from api.grpc.servicers import (
     MetricsServicer,
     OptimizationServicer,
 )
+from api.service.layer import ServiceLayer
 from core.errors import ConfigurationError
 from core.settings import GrpcSettings, Settings
 from proto.llmopt.v1 import (
@@ -112,7 +112,7 @@ class GrpcServer:
 
 def create_server(
     settings: Settings,
-    resources: GrpcResources,
+    resources: ServiceLayer,
     *,
     host: str | None = None,
     port: int | None = None,

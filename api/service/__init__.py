@@ -16,6 +16,7 @@ from api.service.integrations import (
     IntegrationService,
     TestResult,
 )
+from api.service.layer import ServiceLayer, open_service_layer
 from api.service.metrics import MetricsQueries, MetricsSummary, SummaryTotals
 from api.service.permissions import PERMISSIONS, Permission, allowed
 from api.service.rate_limit import RateDecision, RateLimiter, open_limiter
@@ -50,6 +51,7 @@ __all__ = [
     "RecommendationDetail",
     "RecommendationService",
     "ReloadHook",
+    "ServiceLayer",
     "Stats",
     "SummaryTotals",
     "TelemetryAccepted",
@@ -58,4 +60,5 @@ __all__ = [
     "TimeSeries",
     "allowed",
     "open_limiter",
+    "open_service_layer",
 ]

@@ -12,8 +12,8 @@ from google.protobuf import json_format
 from api.grpc.convert import optional, required, to_builtins, to_message
 from api.grpc.errors import FieldError
 from api.grpc.interceptors import principal_of
-from api.grpc.resources import GrpcResources
 from api.grpc.watch import follow_config
+from api.service.layer import ServiceLayer
 from proto.llmopt.v1 import config_pb2, config_pb2_grpc
 
 __all__ = ["ConfigServicer"]
@@ -29,7 +29,7 @@ def config_message(raw: bytes) -> config_pb2.AppConfig:
 class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     """Reads, changes and follows app configs."""
 
-    def __init__(self, resources: GrpcResources) -> None:
+    def __init__(self, resources: ServiceLayer) -> None:
         self._r = resources
 
     async def GetConfig(

@@ -12,11 +12,11 @@ from typing import Any
 from api.grpc.convert import optional, required, time_of, to_message
 from api.grpc.errors import FieldError, status_of
 from api.grpc.interceptors import principal_of
-from api.grpc.resources import GrpcResources
 from api.grpc.servicers.config import config_message
 from api.grpc.watch import DecisionChange, follow_decisions
 from api.service import Analysis
 from api.service.auth import Principal
+from api.service.layer import ServiceLayer
 from api.service.permissions import allowed
 from core.decisions import Decision
 from core.errors import OptimizerError, PermissionDeniedError
@@ -55,7 +55,7 @@ def _require_permission(principal: Principal, permission: str) -> None:
 class OptimizationServicer(optimization_pb2_grpc.OptimizationServiceServicer):
     """Recommendations: read, analyze, act on them, watch them, talk about them."""
 
-    def __init__(self, resources: GrpcResources) -> None:
+    def __init__(self, resources: ServiceLayer) -> None:
         self._r = resources
 
     async def GetRecommendation(

@@ -12,7 +12,8 @@ from typing import Any, TypeVar
 
 import grpc
 
-from api.grpc import GrpcResources, GrpcServer, create_server, open_resources
+from api.grpc import GrpcServer, create_server, open_resources
+from api.service.layer import ServiceLayer
 from core.settings import GrpcSettings, Settings
 from proto.llmopt.v1 import (
     admin_pb2_grpc,
@@ -45,7 +46,7 @@ class RunningServer:
     """A started server, its resources and the loop it runs on."""
 
     server: GrpcServer
-    resources: GrpcResources
+    resources: ServiceLayer
     loop: asyncio.AbstractEventLoop
 
     @property
