@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    from storage.kafka import EmbeddedBroker
-    from tests.unit.api.rest_support import free_port
+    from storage.kafka import EmbeddedBroker, free_port
 
     tmp = tempfile.TemporaryDirectory()
     args.data_dir = args.data_dir or tmp.name

@@ -262,8 +262,7 @@ def main(argv: list[str] | None = None) -> None:
         "--server-workers", type=int, default=1, help="server processes on one listening socket"
     )
     args = parser.parse_args(argv)
-    from storage.kafka import EmbeddedBroker
-    from tests.unit.api.rest_support import free_port
+    from storage.kafka import EmbeddedBroker, free_port
 
     tmp = tempfile.TemporaryDirectory()
     args.data_dir = args.data_dir or tmp.name

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from hypercorn.config import Config
 from core.settings import ApiSettings, KafkaSettings, Settings, StorageSettings
 from storage.api_keys import ROLES, ApiKeyRepository
 from storage.database import create_db_engine
+from storage.kafka import free_port
 
 ADMIN_KEY = "integration-admin-key-0123456789"
 JWT_SECRET = "a-test-secret-that-is-long-enough-0123456789"
@@ -60,13 +60,6 @@ def role_keys(database_url: str) -> dict[str, str]:
     engine.dispose()
     out["admin"] = ADMIN_KEY
     return out
-
-
-def free_port() -> int:
-    """A free loopback TCP port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
