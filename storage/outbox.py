@@ -22,6 +22,7 @@ __all__ = [
     "OutboxStatus",
     "claim_due",
     "enqueue",
+    "find_outbox",
     "list_outbox",
     "mark_delivered",
     "mark_failed",
@@ -108,6 +109,12 @@ def claim_due(session: Session, *, now: datetime, limit: int = 100) -> list[Outb
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     return [_entry(r) for r in session.scalars(stmt)]
+
+
+def find_outbox(session: Session, key: str) -> OutboxEntry | None:
+    """The row of ``key``, if it was enqueued."""
+    row = session.scalars(select(OutboxRow).where(OutboxRow.key == key)).first()
+    return None if row is None else _entry(row)
 
 
 def _row(session: Session, entry_id: int) -> OutboxRow:

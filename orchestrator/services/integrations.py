@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,25 +35,11 @@ from orchestrator.services.connections import (
 from orchestrator.services.prompt_rewriter import PromptRewriter
 from storage.database import create_db_engine
 from storage.models import OutboxRow
-from storage.outbox import claim_due, mark_delivered, mark_failed
+from storage.outbox import OutboxEntry, claim_due, find_outbox, mark_delivered, mark_failed
 
-__all__ = ["IntegrationsService", "OutboxRecordView", "SqlOutboxStore"]
+__all__ = ["IntegrationsService", "SqlOutboxStore"]
 
 _log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class OutboxRecordView:
-    """An outbox row read by key (the dispatcher's :class:`~integrations.outbox.OutboxRecord`)."""
-
-    id: int
-    key: str
-    event_type: str
-    app: str | None
-    payload: dict[str, Any]
-    status: str
-    attempts: int
-    result: dict[str, Any] = field(default_factory=dict)
 
 
 class SqlOutboxStore:
@@ -114,22 +99,10 @@ class SqlOutboxStore:
         with session:
             session.rollback()
 
-    def find(self, key: str) -> OutboxRecordView | None:
+    def find(self, key: str) -> OutboxEntry | None:
         """The row with ``key``, if any."""
         with Session(self._engine) as session:
-            row = session.scalars(select(OutboxRow).where(OutboxRow.key == key)).first()
-            if row is None:
-                return None
-            return OutboxRecordView(
-                id=row.id,
-                key=row.key,
-                event_type=row.event_type,
-                app=row.app,
-                payload=dict(row.payload),
-                status=row.status,
-                attempts=row.attempts,
-                result=dict(row.result or {}),
-            )
+            return find_outbox(session, key)
 
     def backlog(self, now: datetime) -> dict[str, int]:
         """Rows by status, those due now, and those parked."""
