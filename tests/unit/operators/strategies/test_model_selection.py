@@ -184,7 +184,9 @@ def test_the_evidence_says_when_a_dearer_model_restores_the_latency_slo() -> Non
     slow = window(model="gpt-4o-mini", quality=(150, 0.85, 0.1), p95=2400, cost=0.2)
     fast = window(model="gpt-4o", variant="canary", quality=(150, 0.87, 0.1), p95=600, cost=2.0)
     s = ModelSelection(
-        DecisionSettings(candidates=("gpt-4o",), weight_latency=1.0), AnalyzerSettings(), PriceTable()
+        DecisionSettings(candidates=("gpt-4o",), weight_latency=1.0),
+        AnalyzerSettings(),
+        PriceTable(),
     )
     _, d = s.propose(ModelSelectionState(), period([slow, fast]))
     assert d is not None
