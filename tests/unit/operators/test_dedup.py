@@ -199,3 +199,51 @@ def test_matches_a_reference_model_for_in_order_streams(events: list[tuple[str, 
         if expected:
             last_accepted[event_id] = ms
         assert len(state) == sum(1 for t in last_accepted.values() if ms - t < ttl_ms)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.integers(min_value=0, max_value=15),
+                st.sampled_from([0, 1, 5, 20, 40]),  # how far time moves on
+                st.sampled_from([0, 0, 0, 30, 120]),  # how late this event is
+            ),
+            min_size=1,
+            max_size=8,
+        ),
+        max_size=40,
+    ),
+    st.lists(st.booleans(), max_size=40),
+)
+def test_batches_out_of_order_and_snapshots_match_the_per_event_rule(
+    batches: list[list[tuple[int, int, int]]], snapshots: list[bool]
+) -> None:
+    """Reference for any order: an id is a duplicate iff the newest time it was remembered at
+    plus the TTL is after the newest event time so far; it is remembered when accepted within
+    the TTL of that newest time. Batches, seals of old slices and snapshot round trips between
+    batches never change an answer."""
+    ttl_s = 100.0
+    state = DedupState(timedelta(seconds=ttl_s))
+    remembered: dict[str, float] = {}
+    newest = float("-inf")
+    clock = 0.0
+    for n, batch in enumerate(batches):
+        ids, times = [], []
+        for key, step, lateness in batch:
+            clock += step
+            ids.append(f"e{key}")
+            times.append(clock - lateness)
+        if n < len(snapshots) and snapshots[n]:
+            state = pickle.loads(pickle.dumps(state))
+        expected = []
+        for i, (event_id, at) in enumerate(zip(ids, times, strict=True)):
+            newest = max(newest, at)
+            previous = remembered.get(event_id)
+            if previous is not None and previous + ttl_s > newest:
+                continue
+            expected.append(i)
+            if at + ttl_s > newest:
+                remembered[event_id] = at
+        assert state.first_sightings(ids, times) == expected
