@@ -26,6 +26,8 @@ from operators.pricing import DEFAULT_PRICES, PriceTable
 __all__ = ["SAMPLE_SIZE", "Columns", "summarize", "summarize_columns", "systematic_sample"]
 
 _PCTS = (50, 90, 95, 99, 100)
+_FRACTIONS: F64 = np.true_divide(_PCTS, 100)  # as np.percentile turns percents into fractions
+_TTFT_FRACTIONS: F64 = np.true_divide((50, 95), 100)
 SAMPLE_SIZE = 256  # values a tumbling window keeps for the canary judge's rank tests
 
 
@@ -108,12 +110,41 @@ def _quality(scores: F64) -> QualityStats:
     )
 
 
-def systematic_sample(values: np.ndarray, size: int = SAMPLE_SIZE) -> tuple[float, ...]:
-    """Every value when there are at most ``size``, else ``size`` evenly spaced order statistics."""
-    ordered = np.sort(values)
-    if len(ordered) > size:
-        ordered = ordered[np.linspace(0, len(ordered) - 1, size).round().astype(np.int64)]
-    return tuple(ordered.tolist())
+def linear_percentiles(ordered: F64, fractions: F64 = _FRACTIONS) -> F64:
+    """``np.percentile(values, 100 * fractions)`` of sorted ``values``, bit for bit.
+
+    numpy's default (linear) method, the same arithmetic in the same order, without its
+    partition and checks: a window sorts its latencies once and takes every percentile (and the
+    canary sample) from that.
+    """
+    n = len(ordered)
+    virtual = (n - 1) * fractions
+    previous = np.floor(virtual)
+    above = virtual >= n - 1
+    previous[above] = -1  # numpy's marker for "the last value"
+    below = previous.astype(np.intp)
+    after = below + 1
+    after[above] = -1
+    gamma = virtual - below
+    a, b = ordered[below], ordered[after]
+    diff = b - a
+    result: F64 = a + diff * gamma
+    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5)
+    return result
+
+
+def systematic_sample(
+    values: np.ndarray, size: int = SAMPLE_SIZE, *, ordered: bool = False
+) -> tuple[float, ...]:
+    """Every value when there are at most ``size``, else ``size`` evenly spaced order statistics.
+
+    ``ordered`` says ``values`` are sorted already.
+    """
+    ordered_values = values if ordered else np.sort(values)
+    if len(ordered_values) > size:
+        picks = np.linspace(0, len(ordered_values) - 1, size).round().astype(np.int64)
+        ordered_values = ordered_values[picks]
+    return tuple(ordered_values.tolist())
 
 
 def _utc(seconds: float) -> datetime:
@@ -138,12 +169,13 @@ def summarize_columns(
     if n == 0:
         raise ValueError("a window holds at least one call")
     ok = int(cols.ok.sum())
-    p50, p90, p95, p99, top = (float(v) for v in np.percentile(cols.latency, _PCTS))
+    latencies = np.sort(cols.latency)
+    p50, p90, p95, p99, top = linear_percentiles(latencies).tolist()
     ttfts = cols.ttft[~np.isnan(cols.ttft)]
     ttft = None
     if len(ttfts):
-        t50, t95 = np.percentile(ttfts, (50, 95))
-        ttft = TtftStats(p50=float(t50), p95=float(t95))
+        t50, t95 = linear_percentiles(np.sort(ttfts), _TTFT_FRACTIONS).tolist()
+        ttft = TtftStats(p50=t50, p95=t95)
     cost = float(cols.cost.sum())
     reported = cols.fixed >= 0
     fixed_sum = int(cols.fixed[reported].sum())
@@ -151,7 +183,8 @@ def summarize_columns(
     distinct = len(set(cols.prompt_hashes))
     hashed = len(cols.prompt_hashes)
     span = (window_end - window_start).total_seconds()
-    _, per_second = np.unique(np.floor(cols.ts), return_counts=True)
+    seconds = np.floor(cols.ts)
+    per_second = np.bincount((seconds - seconds.min()).astype(np.int64))
     tokens = cols.tokens.sum(axis=0)
     qualities = cols.quality[~np.isnan(cols.quality)]
     return WindowStats(
@@ -184,7 +217,7 @@ def summarize_columns(
         first_event_at=_utc(float(cols.ts.min())),
         last_event_at=_utc(float(cols.ts.max())),
         revision=revision,
-        latency_sample=systematic_sample(cols.latency) if kind == "tumbling" else (),
+        latency_sample=systematic_sample(latencies, ordered=True) if kind == "tumbling" else (),
         quality_sample=systematic_sample(qualities) if kind == "tumbling" else (),
     )
 

@@ -15,7 +15,7 @@ from scipy import stats as sps
 
 from core.events import LlmCall
 from core.stats import QualityStats, TtftStats, WindowKey, WindowStats
-from operators.window_stats import summarize
+from operators.window_stats import linear_percentiles, summarize
 
 START = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 END = START + timedelta(seconds=60)
@@ -90,6 +90,19 @@ def test_latency_percentiles_equal_numpy(latencies: list[float]) -> None:
     assert stats.latency_ms.max == max(latencies)
     assert stats.latency_ms.p50 <= stats.latency_ms.p90 <= stats.latency_ms.p95
     assert stats.latency_ms.p95 <= stats.latency_ms.p99 <= stats.latency_ms.max
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.floats(allow_nan=False, allow_infinity=False, width=64), min_size=1, max_size=300),
+    st.lists(st.integers(min_value=0, max_value=100), min_size=1, max_size=6),
+)
+def test_linear_percentiles_are_numpys_bit_for_bit(
+    values: list[float], percents: list[int]
+) -> None:
+    expected = np.percentile(values, percents)
+    got = linear_percentiles(np.sort(values), np.true_divide(percents, 100))
+    assert got.tolist() == expected.tolist()
 
 
 def test_latency_percentiles_on_known_data() -> None:
