@@ -37,6 +37,22 @@ def _utc(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
+def _segment_codes(calls: CallBatch) -> I64:
+    """One int per call, equal for calls of the same (task, model, variant).
+
+    Each column is coded on its own and the codes combined: no per-call string or tuple is built.
+    """
+    codes = np.zeros(len(calls), np.int64)
+    for column in (calls.task, calls.model, calls.variant):
+        values = {value: code for code, value in enumerate(dict.fromkeys(column))}
+        if len(values) > 1:
+            codes *= len(values)
+            codes += np.fromiter(map(values.__getitem__, column), np.int64, len(column))
+    if len(codes) and codes.max() >= 1 << 20:  # many distinct values: make the codes dense
+        codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+    return codes
+
+
 @dataclass(slots=True)
 class _Segment:
     key: WindowKey
@@ -244,11 +260,9 @@ class AppWindows:
         """Append rows to their (segment, bucket); return late-touched buckets behind _closed."""
         if not len(rows):
             return set()
+        segment_of = _segment_codes(calls)[rows]
         # Segment routes as strings, not tuples: strings are invisible to the garbage collector.
-        route_of = list(map("\x1f".join, zip(calls.task, calls.model, calls.variant, strict=True)))
-        codes = {route: code for code, route in enumerate(dict.fromkeys(route_of))}
-        segment_of = np.fromiter(map(codes.__getitem__, route_of), np.int64, len(route_of))[rows]
-        routes = {code: route for route, code in codes.items()}
+        routes: dict[int, str] = {}
         order = np.lexsort((index, segment_of))  # stable: arrival order within a group
         keys = segment_of[order] * (1 << 40) + index[order]
         cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(order)]
@@ -256,17 +270,21 @@ class AppWindows:
         dirty: set[tuple[str, int]] = set()
         for g0, g1 in pairwise(cuts):
             group = order[g0:g1]
-            route = routes[int(segment_of[group[0]])]
+            r0 = int(rows[group[0]])
+            code = int(segment_of[group[0]])
+            route = routes.get(code)
+            if route is None:
+                route = routes[code] = "\x1f".join(
+                    (calls.task[r0], calls.model[r0], calls.variant[r0])
+                )
             bucket_index = int(index[group[0]])
             segment = self._segments.get(route)
             if segment is None:
-                r0 = int(rows[group[0]])
                 segment = self._segments[route] = _Segment(
                     WindowKey(calls.app, calls.task[r0], calls.model[r0], calls.variant[r0])
                 )
             bucket = segment.buckets.get(bucket_index)
             if bucket is None:
-                r0 = int(rows[group[0]])
                 bucket = segment.buckets[bucket_index] = Bucket(calls.model[r0], calls.provider[r0])
                 self._queue(route, bucket_index)
             batch_rows = rows[group]

@@ -722,3 +722,13 @@ def test_random_calls_final_revisions_count_every_call_once(
     assert {k: w.count for k, w in last.items()} == dict(expected)
     for key, w in last.items():
         assert w.latency_ms.p95 == float(np.percentile(expected_lat[key], 95))
+
+
+def test_a_batch_with_thousands_of_distinct_segments_keeps_each_apart() -> None:
+    """Segment codes combine per-column codes; this many (task, model) pairs need dense codes."""
+    state = AppWindows(SPEC)
+    calls = [call(1.0 + i / 1000, task=f"t{i % 1500}", model=f"m{i % 1499}") for i in range(3000)]
+    tumbling = windows(state.process(calls, None) + state.flush(), "tumbling")
+    got = {(w.task, w.model): w.count for w in tumbling}
+    assert len(tumbling) == 3000
+    assert got == {(f"t{i % 1500}", f"m{i % 1499}"): 1 for i in range(3000)}
