@@ -1,7 +1,7 @@
-"""REST load: ``GET /api/v1/config/{app}`` and telemetry ingest against a real Hypercorn server.
+"""REST load: ``GET /api/v1/config/{app}`` and telemetry ingest against the real REST server.
 
-The server runs in its own process (``create_app`` on Hypercorn, as the orchestrator serves it;
-``--server-workers N`` runs N such processes on one listening socket) over SQLite or PostgreSQL,
+The server runs in its own process as the orchestrator runs it (``api.rest.server.serve``:
+granian with ``--server-workers`` worker processes on one socket) over SQLite or PostgreSQL,
 the in-process cache or Redis, and the embedded tansu broker for telemetry. Load comes from
 ``--clients`` separate processes, each an asyncio loop over ``--concurrency`` keep-alive
 HTTP/1.1 connections written and parsed by hand (an httpx loop costs more CPU per request than
@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import multiprocessing as mp
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -63,6 +63,7 @@ def _settings(args: argparse.Namespace, port: int, bootstrap: str) -> Settings:
         api=ApiSettings(
             host="127.0.0.1",
             port=port,
+            workers=args.server_workers,
             bootstrap_admin_key=KEY,
             rate_limit_per_s=1e9,
             rate_limit_burst=1_000_000_000,
@@ -88,25 +89,24 @@ def prepare(settings: Settings) -> None:
     ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.telemetry_topic: 3})
 
 
-def serve(settings: Settings, fd: int, ready: Any) -> None:
-    """A server process: serve the app on the inherited listening socket until terminated."""
+def quiet(settings: Settings) -> None:
+    """A server worker's setup: warnings only (no access log, no per-request debug)."""
     import logging
 
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
-    from api.rest.app import create_app
-
-    logging.basicConfig(level=logging.WARNING)
     import structlog
 
+    logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    config = Config()
-    config.bind = [f"fd://{fd}"]
-    config.accesslog = None
-    app = create_app(settings)
-    app.on_startup.append(ready.set)  # after the lifespan opened the resources
-    asyncio.run(hypercorn_serve(app, config))  # type: ignore[arg-type]
+
+
+def _process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (granian's main process and its workers)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += _process_tree(int(child))
+    return found
 
 
 def _batch(client: int, n: int) -> bytes:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--data-dir", default="")
     parser.add_argument(
-        "--server-workers", type=int, default=1, help="server processes on one listening socket"
+        "--server-workers", type=int, default=2, help="granian worker processes (api.workers)"
     )
     args = parser.parse_args(argv)
     from storage.kafka import EmbeddedBroker, free_port
@@ -271,15 +271,12 @@ def main(argv: list[str] | None = None) -> None:
     port = free_port()
     settings = _settings(args, port, broker.bootstrap)
     prepare(settings)
-    listener = socket.create_server(("127.0.0.1", port), backlog=1024)
-    listener.set_inheritable(True)
-    servers = []
-    for _ in range(args.server_workers):
-        ready = mp.Event()
-        server = mp.Process(target=serve, args=(settings, listener.fileno(), ready), daemon=True)
-        server.start()
-        ready.wait(60)
-        servers.append(server)
+    from api.rest.server import serve
+
+    ready = mp.get_context("spawn").Event()
+    server = mp.get_context("spawn").Process(target=serve, args=(settings, None, quiet, ready))
+    server.start()
+    ready.wait(60)
     base = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -290,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         database = settings.storage.resolved_database_url.split("@")[-1]
         print(
-            f"server: {args.server_workers} Hypercorn process(es), database {database}, "
+            f"server: granian, {args.server_workers} worker process(es), database {database}, "
             f"cache {'redis' if args.redis_url else 'in-process'}; load: {args.clients} client "
             f"process(es) x {args.concurrency} keep-alive connections, {args.seconds:g}s each; "
             f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
@@ -299,7 +296,7 @@ def main(argv: list[str] | None = None) -> None:
             ("config", "GET /api/v1/config/{app}"),
             ("telemetry", f"POST /api/v1/telemetry ({EVENTS_PER_BATCH} events)"),
         ):
-            r = run_scenario(base, scenario, args, [p.pid for p in servers if p.pid])
+            r = run_scenario(base, scenario, args, _process_tree(server.pid))
             extra = (
                 f"  ({r['rps'] * EVENTS_PER_BATCH:,.0f} events/s)"
                 if scenario == "telemetry"
@@ -313,10 +310,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"({r['server_cores']:.2f} cores), clients {r['client_cores']:.2f} cores"
             )
     finally:
-        for server in servers:
-            server.terminate()
-            server.join(10)
-        listener.close()
+        server.terminate()
+        server.join(40)
         broker.stop()
         tmp.cleanup()
 

@@ -119,6 +119,9 @@ class ApiSettings:
 
     host: str = "127.0.0.1"
     port: int = 8080
+    workers: int = 0  # server worker processes; 0: one per core with Redis, else 1
+    tls_cert_path: str = ""  # PEM certificate: HTTPS with h2 by ALPN (with tls_key_path)
+    tls_key_path: str = ""  # PEM private key of tls_cert_path
     bootstrap_admin_key: str = field(default="", repr=False)
     jwt_algorithm: str = "HS256"  # HS256 (jwt_secret) or RS256 (key pair files)
     jwt_secret: str = field(default="", repr=False)  # HS256; empty: no tokens are issued
@@ -740,6 +743,9 @@ _VALIDATORS: list[Validator] = [
     Validator("processor.recovery_partitions", default=1, is_type_of=int, gte=1, lte=1024),
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("api.port", 8080, lowest=0),
+    Validator("api.workers", default=0, is_type_of=int, gte=0, lte=64),
+    Validator("api.tls_cert_path", default="", is_type_of=str),
+    Validator("api.tls_key_path", default="", is_type_of=str),
     Validator("api.bootstrap_admin_key", default="", is_type_of=str),
     Validator("api.jwt_algorithm", default="HS256", is_in=("HS256", "RS256")),
     Validator(
@@ -995,6 +1001,16 @@ def _check_relations(settings: Settings) -> None:
         raise ConfigurationError(
             "invalid settings: api.jwt_public_key_path must name a PEM file when "
             "api.jwt_algorithm is RS256 but it is empty"
+        )
+    if a.workers > 1 and not settings.storage.redis_url:
+        raise ConfigurationError(
+            f"invalid settings: api.workers must be 0 or 1 without storage.redis_url but it is "
+            f"{a.workers} (each worker would enforce its own rate limits and cache its own configs)"
+        )
+    if bool(a.tls_cert_path) != bool(a.tls_key_path):
+        raise ConfigurationError(
+            "invalid settings: api.tls_cert_path and api.tls_key_path must be set together "
+            f"but they are {a.tls_cert_path!r} and {a.tls_key_path!r}"
         )
     _check_integrations(settings.integrations)
     if not settings.canary.holdback < 1:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from api.service.admin import AdminService, ReloadHook
 from api.service.auth import Authenticator
@@ -117,9 +117,14 @@ async def open_service_layer(
     keys = ApiKeyRepository(engine)
     if settings.api.bootstrap_admin_key:
         try:  # best effort: the key also works from settings alone (see api.service.auth)
-            await asyncio.to_thread(
-                keys.ensure, "bootstrap-admin", "admin", settings.api.bootstrap_admin_key
-            )
+            try:
+                await asyncio.to_thread(
+                    keys.ensure, "bootstrap-admin", "admin", settings.api.bootstrap_admin_key
+                )
+            except IntegrityError:  # another worker or replica stored it meanwhile: update it
+                await asyncio.to_thread(
+                    keys.ensure, "bootstrap-admin", "admin", settings.api.bootstrap_admin_key
+                )
         except SQLAlchemyError as exc:
             _log.warning("bootstrap admin key not stored, database unavailable: %s", type(exc))
     started = None

@@ -1,32 +1,45 @@
-"""The REST service: the Litestar app on Hypercorn (HTTP/1.1 and HTTP/2), in this process.
+"""The REST service: the Litestar app on granian's worker processes (HTTP/1.1, h2c, h2 over TLS).
 
-Hypercorn's ``serve()`` runs one server in the caller's event loop: it has no worker count
-in-process (its workers are the ``hypercorn`` command's processes, loaded from an import
-path), so one REST service uses at most one core; scale out with more replicas behind a
-balancer (rate limits and config caches are shared through Redis). Measured costs and the
-granian alternative: bench/README.md, ``bench/rest_load.py``.
+One child process runs :func:`api.rest.server.serve`: granian's main process on
+``api.host:api.port`` with ``api.workers`` worker processes on that socket, so the REST surface
+uses as many cores as it has workers. Stop is graceful: each worker lets its in-flight requests
+complete (at most ``api.request_timeout``) before granian closes connections (GOAWAY for HTTP/2).
+``POST /api/v1/admin/reload`` in a worker reaches this process's reload hook through a queue;
+new settings go the other way and the workers are replaced one by one (the socket stays open).
+Measured costs: bench/README.md, ``bench/rest_load.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import multiprocessing
+from typing import Any
 
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
-from litestar import Litestar
 
-from api.rest.app import create_app
+from api.rest.server import ServerControl, serve
 from api.service import ReloadHook
 from core.settings import Settings
+from orchestrator.observability import configure_logging, configure_tracing, log_format_for
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
 
-__all__ = ["RestService"]
+__all__ = ["RestService", "configure_worker"]
+
+_STOP_MARGIN_S = 10.0  # beyond the workers' drain (request_timeout) and granian's kill timeout
+
+
+def configure_worker(settings: Settings) -> None:
+    """Logging and tracing in a REST worker process, as the orchestrator sets up its own."""
+    configure_logging(
+        settings.log_level, log_format_for(settings.orchestrator.log_format, settings.env)
+    )
+    configure_tracing(settings.orchestrator.otlp_endpoint)
 
 
 class RestService(ServiceBase):
-    """Serves ``api.rest.create_app(settings)`` on ``api.host:api.port``."""
+    """Serves ``api.rest.create_app(settings)`` on ``api.host:api.port`` with ``api.workers``."""
 
     name = "rest"
     depends_on = ("storage", "processor")
@@ -34,56 +47,92 @@ class RestService(ServiceBase):
     def __init__(self, settings: Settings, *, on_reload: ReloadHook | None = None) -> None:
         self._settings = settings
         self._on_reload = on_reload  # what POST /api/v1/admin/reload calls (SIGHUP's handler)
-        self._shutdown = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._app: Litestar | None = None
-        self._base = f"http://{settings.api.host}:{settings.api.port}"
-        if settings.api.host in ("0.0.0.0", "::"):  # noqa: S104
-            self._base = f"http://127.0.0.1:{settings.api.port}"
+        self._process: Any = None
+        self._control: ServerControl | None = None
+        self._relay: asyncio.Task[None] | None = None
+        scheme = "https" if settings.api.tls_cert_path else "http"
+        host = settings.api.host
+        if host in ("0.0.0.0", "::"):  # noqa: S104
+            host = "127.0.0.1"
+        self._base = f"{scheme}://{host}:{settings.api.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The server process (granian's main process), while it runs."""
+        return None if self._process is None else int(self._process.pid)
 
     async def start(self) -> None:
-        """Start serving and wait until ``/health/live`` answers."""
-        config = Config()
-        config.bind = [f"{self._settings.api.host}:{self._settings.api.port}"]
-        config.accesslog = None
-        config.graceful_timeout = 5.0
-        self._shutdown = asyncio.Event()
-        app = create_app(self._settings, on_reload=self._on_reload)
-        self._app = app
-        self._task = asyncio.create_task(
-            serve(app, config, shutdown_trigger=self._shutdown.wait)  # type: ignore[arg-type]
+        """Start the server process and wait until ``/health/live`` answers."""
+        context = multiprocessing.get_context("spawn")
+        self._control = ServerControl()
+        if self._on_reload is None:
+            self._control.reloads = None
+        self._process = context.Process(
+            target=serve,
+            args=(self._settings, self._control, configure_worker),
+            name="llmopt-rest",
+            daemon=False,
         )
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for _ in range(200):
-                if self._task.done():
-                    self._task.result()  # raises the server's own error
-                    raise RuntimeError("REST server stopped during start-up")
+        self._process.start()
+        if self._on_reload is not None:
+            self._relay = asyncio.create_task(self._relay_reloads())
+        async with httpx.AsyncClient(timeout=2.0, verify=False) as client:  # noqa: S501
+            for _ in range(600):
+                if not self._process.is_alive():
+                    code = self._process.exitcode
+                    await self.stop()
+                    raise RuntimeError(f"REST server exited during start-up (code {code})")
                 with contextlib.suppress(httpx.HTTPError):
                     if (await client.get(self._base + "/health/live")).status_code == 200:
                         return
                 await asyncio.sleep(0.05)
-        raise RuntimeError(f"REST server did not answer on {self._base} within 10 s")
+        await self.stop()
+        raise RuntimeError(f"REST server did not answer on {self._base} within 30 s")
+
+    async def _relay_reloads(self) -> None:
+        """Call the reload hook for each ``POST /api/v1/admin/reload`` a worker answered."""
+        assert self._control is not None
+        assert self._on_reload is not None
+        reloads = self._control.reloads
+        while True:
+            item = await asyncio.to_thread(reloads.get)
+            if item is None:
+                return
+            with contextlib.suppress(Exception):  # the hook logs its own verdict
+                result = self._on_reload()
+                if inspect.isawaitable(result):
+                    await result
 
     async def stop(self) -> None:
-        """Stop accepting, finish in-flight requests, close resources."""
-        self._shutdown.set()
-        if self._task is not None:
+        """SIGTERM: the workers finish their in-flight requests, then close; wait for it."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.is_alive():
+                process.terminate()
+            limit = self._settings.api.request_timeout.total_seconds() + _STOP_MARGIN_S
+            await asyncio.to_thread(process.join, limit)
+            if process.is_alive():
+                process.kill()
+                await asyncio.to_thread(process.join, 5)
+        control, self._control = self._control, None
+        if self._relay is not None and control is not None and control.reloads is not None:
+            control.reloads.put(None)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await self._relay
+        self._relay = None
 
     async def reload(self, settings: Settings) -> None:
-        """Per-request settings (rate limits) apply at once; the rest at the next start."""
-        self._settings = settings
-        if self._app is not None:
-            self._app.state.settings = settings
+        """Replace the workers one by one with apps built from ``settings`` (socket kept)."""
+        changed, self._settings = settings != self._settings, settings
+        if changed and self._control is not None and self._process is not None:
+            self._control.settings.put(settings)
 
     async def health_check(self) -> HealthResult:
         """Ask the server itself: ``/health`` over HTTP (503 when a required dependency is down)."""
-        if self._task is None or self._task.done():
+        if self._process is None or not self._process.is_alive():
             return HealthResult(HealthStatus.UNHEALTHY, "server not running")
         try:
-            async with httpx.AsyncClient(timeout=5.0) as client:
+            async with httpx.AsyncClient(timeout=5.0, verify=False) as client:  # noqa: S501
                 response = await client.get(self._base + "/health")
         except httpx.HTTPError as exc:
             return HealthResult(HealthStatus.UNHEALTHY, f"no answer: {exc}")

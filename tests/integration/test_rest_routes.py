@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
-import httpx
 import pytest
 import redis
 from confluent_kafka import Consumer, TopicPartition
@@ -25,7 +24,7 @@ from operators.window_stats import summarize
 from storage.database import create_db_engine, session_scope
 from storage.decisions import add_verdict, save_decision
 from storage.windows import WindowRepository
-from tests.unit.api.rest_support import ADMIN_KEY, rest_settings, role_keys, running_server
+from tests.unit.api.rest_support import ADMIN_KEY, rest_settings, role_keys
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 1, 10, 0, tzinfo=UTC)
@@ -456,12 +455,3 @@ def test_request_ids_compression_cors_and_problem_details(env: Any) -> None:
         headers={"origin": "https://evil.example", "access-control-request-method": "GET"},
     )
     assert "access-control-allow-origin" not in foreign.headers
-
-
-def test_http2_is_served_by_hypercorn(fresh_database: Any, redis_url: str) -> None:
-    app = create_app(rest_settings(fresh_database(), redis_url))
-    with running_server(app) as base, httpx.Client(http1=False, http2=True) as client:
-        answer = client.get(base + "/api/v1/admin/stats", headers=ADMIN)
-        assert answer.http_version == "HTTP/2"
-        assert answer.status_code == 200
-        assert answer.headers["x-request-id"]

@@ -290,6 +290,33 @@ def test_sliding_step_equal_to_window_is_fine(
     assert load(tmp_path).processor.sliding_step == timedelta(minutes=5)
 
 
+def test_several_rest_workers_need_redis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LLMOPT_API__WORKERS", "2")
+    with pytest.raises(ConfigurationError, match=r"api\.workers.*storage\.redis_url.*2"):
+        load(tmp_path)
+    monkeypatch.setenv("LLMOPT_STORAGE__REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load(tmp_path).api.workers == 2
+
+
+def test_rest_worker_count_follows_redis(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from api.rest.server import worker_count
+
+    settings = load(tmp_path)
+    assert settings.api.workers == 0
+    assert worker_count(settings) == 1  # in-process limiter and cache: one process
+    shared = replace(settings, storage=replace(settings.storage, redis_url="redis://h:6379/0"))
+    assert worker_count(shared) == len(os.sched_getaffinity(0))
+    assert worker_count(replace(shared, api=replace(shared.api, workers=3))) == 3
+
+
+def test_tls_needs_both_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("LLMOPT_API__TLS_CERT_PATH", "/etc/llmopt/cert.pem")
+    with pytest.raises(ConfigurationError, match=r"api\.tls_cert_path and api\.tls_key_path"):
+        load(tmp_path)
+
+
 def test_dlq_topic_equal_to_telemetry_topic_is_rejected(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
