@@ -17,7 +17,9 @@ the ``h2`` library (httpx) fail a stream that is still open when a GOAWAY and th
 arrive, although the server would complete it.
 
 A worker's ``POST /api/v1/admin/reload`` and the parent's new settings travel over two queues:
-:class:`ServerControl` holds them.
+:class:`ServerControl` holds them. Under several workers, each records its Prometheus metrics in
+files of one directory of the server process (prometheus_client's multiprocess mode) and
+``/metrics``, whichever worker answers it, exports their sums.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +44,7 @@ from granian.log import LogLevels
 from granian.server.mp import MPServer
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, Gauge, multiprocess, values
 
 from core.settings import Settings
 
@@ -143,6 +148,20 @@ def _install_draining_signals(app: DrainingApp, timeout_s: float) -> None:
     granian_signals.set_loop_signals = set_loop_signals
 
 
+def _shared_metrics(directory: str) -> CollectorRegistry:
+    """Record this worker's metrics in ``directory``; a registry of every worker's sums.
+
+    prometheus_client picks its multiprocess values from ``PROMETHEUS_MULTIPROC_DIR`` when it
+    is imported, which the server process has done already; metrics are created per app, so
+    setting both here, before the app, is early enough.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
 @dataclass
 class _AppLoader:
     """Builds a worker's app (picklable: granian hands it to each worker process)."""
@@ -150,15 +169,29 @@ class _AppLoader:
     settings: Settings
     setup: WorkerSetup | None
     reloads: Any  # a queue, or None when the app has no reload hook
+    metrics_dir: str = ""  # several workers: where their metrics meet
 
     def __call__(self) -> ASGIApp:
         from api.rest.app import create_app
 
         if self.setup is not None:
             self.setup(self.settings)
+        registry = _shared_metrics(self.metrics_dir) if self.metrics_dir else None
         reloads = self.reloads
         on_reload = None if reloads is None else (lambda: reloads.put_nowait("reload"))
-        app = DrainingApp(create_app(self.settings, on_reload=on_reload))
+        litestar = create_app(self.settings, on_reload=on_reload)
+        litestar.state.metrics_registry = registry
+        if self.metrics_dir:
+            directory, pid = self.metrics_dir, os.getpid()
+            Gauge(
+                "llmopt_rest_workers",
+                "REST server worker processes running",
+                multiprocess_mode="livesum",
+                registry=None,
+            ).set(1)
+            dead = multiprocess.mark_process_dead  # live gauges of this worker go at its exit
+            litestar.on_shutdown.append(lambda: dead(pid, directory))  # type: ignore[no-untyped-call]
+        app = DrainingApp(litestar)
         _install_draining_signals(app, self.settings.api.request_timeout.total_seconds())
         return app
 
@@ -203,7 +236,10 @@ def serve(
         ready: An event set once the socket is bound (workers may still be starting).
     """
     server = _granian(settings)
-    loader = _AppLoader(settings, setup, control.reloads if control is not None else None)
+    metrics_dir = tempfile.mkdtemp(prefix="llmopt-rest-metrics-") if server.workers > 1 else ""
+    loader = _AppLoader(
+        settings, setup, control.reloads if control is not None else None, metrics_dir
+    )
     if control is not None:
 
         def follow_settings() -> None:
@@ -217,4 +253,8 @@ def serve(
         threading.Thread(target=follow_settings, name="rest-settings", daemon=True).start()
     if ready is not None:
         server.on_startup(ready.set)
-    server.serve(target_loader=loader, wrap_loader=False)
+    try:
+        server.serve(target_loader=loader, wrap_loader=False)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.unit.api.rest_support import ADMIN_KEY, rest_settings
 
 pytestmark = pytest.mark.integration
 ADMIN = {"x-api-key": ADMIN_KEY}
+PROMTOOL = Path(__file__).parents[2] / ".tools" / "bin" / "promtool"
 
 
 def _settings(database_url: str, redis_url: str, **api: Any) -> Settings:
@@ -191,3 +193,45 @@ def test_reload_reaches_the_hook_and_new_settings_reach_every_worker(
     seen = asyncio.run(scenario())
     assert reloads == ["reloaded"]
     assert seen == {"4321"}
+
+
+def test_metrics_sum_every_worker(fresh_database: Any, redis_url: str) -> None:
+    settings = _settings(fresh_database(), redis_url)
+    base = f"http://127.0.0.1:{settings.api.port}"
+
+    def config_reads(text: str) -> float:
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("litestar_requests_total{")
+            and 'path="/api/v1/config"' in line
+            and 'method="GET"' in line
+        )
+
+    async def scenario() -> tuple[list[float], set[str], str]:
+        rest = RestService(settings)
+        await rest.start()
+        try:
+            for _ in range(40):  # a new connection each: the workers share them out
+                async with httpx.AsyncClient(base_url=base) as client:
+                    assert (await client.get("/api/v1/config", headers=ADMIN)).status_code == 200
+            totals: list[float] = []
+            workers: set[str] = set()
+            for _ in range(6):
+                async with httpx.AsyncClient(base_url=base) as client:
+                    text = (await client.get("/metrics")).text
+                totals.append(config_reads(text))
+                workers |= {
+                    line for line in text.splitlines() if line.startswith("llmopt_rest_workers ")
+                }
+            return totals, workers, text
+        finally:
+            await rest.stop()
+
+    totals, workers, text = asyncio.run(scenario())
+    assert totals == [40.0] * 6  # whichever worker answers the scrape
+    assert workers == {"llmopt_rest_workers 2.0"}
+    lint = subprocess.run(  # promtool from scripts/install-promtool.sh (make test)
+        [str(PROMTOOL), "check", "metrics"], input=text, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Controller, Request, Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
@@ -46,6 +48,11 @@ class PrometheusMetricsController(Controller):
     tags = ["health"]
 
     @get("/", media_type=CONTENT_TYPE_LATEST, summary="Prometheus metrics (text format)")
-    async def metrics(self) -> Response[bytes]:
-        """Request counts and durations per route, process metrics."""
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        """Request counts and durations per route, process metrics.
+
+        Under several server workers, ``app.state.metrics_registry`` sums every worker's
+        (see :mod:`api.rest.server`); otherwise this process's registry.
+        """
+        registry = request.app.state.get("metrics_registry") or REGISTRY
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
