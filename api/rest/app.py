@@ -9,6 +9,7 @@ from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 
 from api.rest.auth import SecurityMiddleware, permission_guard
+from api.rest.config_read import ConfigReadPath
 from api.rest.context import RequestContextMiddleware, before_send
 from api.rest.controllers import (
     AdminController,
@@ -24,7 +25,7 @@ from api.rest.controllers import (
 )
 from api.rest.encoding import MIN_COMPRESS_BYTES, SKIP_COMPRESSION
 from api.rest.errors import exception_handlers
-from api.rest.metrics import request_metrics_config
+from api.rest.metrics import RequestMetricsMiddleware, request_metrics_config
 from api.rest.openapi import document_problems, openapi_config
 from api.rest.resources import lifespan
 from api.service import ReloadHook
@@ -88,4 +89,8 @@ def create_app(
     document_problems(app.openapi_schema)
     app.state.settings = settings
     app.state.hooks = {"on_reload": on_reload, "ingest": ingest, "config_manager": config_manager}
+    # Config reads skip the router (same steps, see api.rest.config_read); the rest go through.
+    app.asgi_handler = ConfigReadPath(
+        app, app.asgi_handler, RequestMetricsMiddleware(app.asgi_handler, prometheus)
+    )
     return app

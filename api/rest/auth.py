@@ -26,7 +26,14 @@ from api.service.permissions import allowed
 from api.service.rate_limit import RateDecision
 from core.errors import AuthenticationError, OverloadedError, PermissionDeniedError
 
-__all__ = ["OPEN_PATHS", "SecurityMiddleware", "is_open", "permission_guard", "principal_of"]
+__all__ = [
+    "OPEN_PATHS",
+    "SecurityMiddleware",
+    "apply_rate_limit",
+    "is_open",
+    "permission_guard",
+    "principal_of",
+]
 
 OPEN_PATHS = ("^/health", "^/metrics", "^/schema")
 _OPEN_PREFIXES = tuple(pattern.removeprefix("^") for pattern in OPEN_PATHS)
@@ -55,6 +62,27 @@ def _rate_headers(decision: RateDecision) -> dict[str, str]:
     return headers
 
 
+async def apply_rate_limit(app: Litestar, scope: Scope, identity: str, anonymous: bool) -> None:
+    """Count one request of ``identity`` and set its ``RateLimit-*`` headers.
+
+    Raises:
+        OverloadedError: Over the limit (429 with ``Retry-After``).
+    """
+    api = app.state.settings.api
+    rate = api.anonymous_rate_limit_per_s if anonymous else api.rate_limit_per_s
+    burst = api.anonymous_rate_limit_burst if anonymous else api.rate_limit_burst
+    if rate <= 0:
+        return
+    decision = await resources_of(app).limiter.hit(identity, rate, burst)
+    set_rate_headers(scope, _rate_headers(decision))
+    if not decision.allowed:
+        raise OverloadedError(
+            f"rate limit of {rate:g}/s (burst {burst}) exceeded",
+            retry_after=decision.retry_after_s,
+            cause="rate_limited",
+        )
+
+
 class SecurityMiddleware(ASGIMiddleware):
     """Authenticates the caller (``x-api-key`` or Bearer JWT) and applies its rate limit."""
 
@@ -75,36 +103,21 @@ class SecurityMiddleware(ASGIMiddleware):
             return auth.authenticate_token(bearer[7:].strip())
         raise AuthenticationError("missing credentials: send x-api-key or a Bearer token")
 
-    async def _limit(self, app: Litestar, scope: Scope, identity: str, anonymous: bool) -> None:
-        api = app.state.settings.api
-        rate = api.anonymous_rate_limit_per_s if anonymous else api.rate_limit_per_s
-        burst = api.anonymous_rate_limit_burst if anonymous else api.rate_limit_burst
-        if rate <= 0:
-            return
-        decision = await resources_of(app).limiter.hit(identity, rate, burst)
-        set_rate_headers(scope, _rate_headers(decision))
-        if not decision.allowed:
-            raise OverloadedError(
-                f"rate limit of {rate:g}/s (burst {burst}) exceeded",
-                retry_after=decision.retry_after_s,
-                cause="rate_limited",
-            )
-
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         """Authenticate, rate-limit, then call the route."""
         app = Litestar.from_scope(scope)
         client = scope.get("client")
         ip = f"ip:{client[0] if client else 'unknown'}"
         if is_open(scope["path"]):
-            await self._limit(app, scope, ip, anonymous=True)
+            await apply_rate_limit(app, scope, ip, anonymous=True)
             await next_app(scope, receive, send)
             return
         try:
             principal = await self._principal(app, scope)
         except AuthenticationError:
-            await self._limit(app, scope, ip, anonymous=True)  # brute force counts per IP
+            await apply_rate_limit(app, scope, ip, anonymous=True)  # brute force counts per IP
             raise
-        await self._limit(app, scope, principal.subject, anonymous=False)
+        await apply_rate_limit(app, scope, principal.subject, anonymous=False)
         scope["user"] = principal
         scope["auth"] = principal.subject
         await next_app(scope, receive, send)

@@ -16,7 +16,13 @@ from typing import Any
 import brotli  # type: ignore[import-untyped]
 from litestar import Response
 
-__all__ = ["MIN_COMPRESS_BYTES", "SKIP_COMPRESSION", "encoded_response", "negotiate"]
+__all__ = [
+    "MIN_COMPRESS_BYTES",
+    "SKIP_COMPRESSION",
+    "compressed",
+    "encoded_response",
+    "negotiate",
+]
 
 #: Smaller bodies are sent uncompressed (here and by the app's compression middleware).
 MIN_COMPRESS_BYTES = 512
@@ -36,7 +42,8 @@ def negotiate(accept_encoding: str) -> str | None:
     return None
 
 
-def _compress(encoding: str, raw: bytes) -> bytes:
+def compressed(encoding: str, raw: bytes) -> bytes:
+    """``raw`` in ``br`` or ``gzip``, compressed once per distinct body."""
     found = _compressed.get((encoding, raw))
     if found is None:
         found = (
@@ -54,7 +61,7 @@ def encoded_response(raw: bytes, accept_encoding: str, media_type: str) -> Respo
     if encoding is None:
         return Response(raw, media_type=media_type)
     return Response(
-        _compress(encoding, raw),
+        compressed(encoding, raw),
         media_type=media_type,
         headers={"content-encoding": encoding, "vary": "Accept-Encoding"},
     )

@@ -32,7 +32,7 @@ from core.errors import (
 
 _log = logging.getLogger(__name__)
 
-__all__ = ["PROBLEM_JSON", "exception_handlers", "problem", "status_of"]
+__all__ = ["PROBLEM_JSON", "exception_handlers", "problem_for", "status_of"]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -56,70 +56,60 @@ def status_of(exc: OptimizerError) -> int:
     return 500
 
 
-def problem(
-    request: Request[Any, Any, Any],
-    status: int,
-    detail: str,
-    *,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> Response[dict[str, Any]]:
-    """A problem+json response for ``request``."""
+def problem_for(
+    exc: Exception, method: str, path: str, request_id: str
+) -> tuple[int, dict[str, Any], dict[str, str] | None]:
+    """Status, problem body and headers that answer ``exc`` (logged as its kind needs)."""
+    headers: dict[str, str] | None = None
+    extra: dict[str, Any] | None = None
+    if isinstance(exc, OptimizerError):
+        status, detail = status_of(exc), str(exc)
+        if isinstance(exc, OverloadedError):
+            headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
+        if status >= 500:
+            _log.warning("%s: %s", type(exc).__name__, exc)
+    elif isinstance(exc, HTTPException):
+        status, detail = exc.status_code, str(exc.detail)
+        headers = dict(exc.headers or {})
+        extra = {"errors": exc.extra} if exc.extra else None
+    elif isinstance(exc, OperationalError | InterfaceError):
+        _log.warning("database unavailable: %s", exc.__class__.__name__)
+        status, detail = 503, "database unavailable"
+    elif isinstance(exc, DataError):
+        # The database refused a value the API let through (e.g. a NUL character in a string).
+        status, detail = 400, "a value cannot be stored (for example a NUL character)"
+    else:
+        _log.error(
+            "unhandled error on %s %s (request_id %s)", method, path, request_id, exc_info=exc
+        )
+        status, detail = 500, "internal error; quote the request_id when reporting it"
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
-        "request_id": request_id_of(request.scope),
+        "instance": path,
+        "request_id": request_id,
         **(extra or {}),
     }
+    return status, body, headers
+
+
+def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    status, body, headers = problem_for(
+        exc, request.method, request.url.path, request_id_of(request.scope)
+    )
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _optimizer_error(request: Request[Any, Any, Any], exc: OptimizerError) -> Response[Any]:
-    status = status_of(exc)
-    headers = None
-    if isinstance(exc, OverloadedError):
-        headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-    if status >= 500:
-        _log.warning("%s: %s", type(exc).__name__, exc)
-    return problem(request, status, str(exc), headers=headers)
-
-
-def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    extra = {"errors": exc.extra} if exc.extra else None
-    return problem(
-        request, exc.status_code, str(exc.detail), headers=dict(exc.headers or {}), extra=extra
-    )
-
-
-def _database_down(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    _log.warning("database unavailable: %s", exc.__class__.__name__)
-    return problem(request, 503, "database unavailable")
-
-
-def _bad_value(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # The database refused a value the API let through (e.g. a NUL character in a string).
-    return problem(request, 400, "a value cannot be stored (for example a NUL character)")
-
-
-def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    _log.error(
-        "unhandled error on %s %s (request_id %s)",
-        request.method,
-        request.url.path,
-        request_id_of(request.scope),
-        exc_info=exc,
-    )
-    return problem(request, 500, "internal error; quote the request_id when reporting it")
-
-
 exception_handlers: dict[int | type[Exception], Any] = {
-    OptimizerError: _optimizer_error,
-    HTTPException: _http_error,
-    OperationalError: _database_down,
-    InterfaceError: _database_down,
-    DataError: _bad_value,
-    Exception: _unexpected,
+    kind: _problem_response
+    for kind in (
+        OptimizerError,
+        HTTPException,
+        OperationalError,
+        InterfaceError,
+        DataError,
+        Exception,
+    )
 }

@@ -39,6 +39,18 @@ class RequestMetricsMiddleware(PrometheusMiddleware):
             "app_name": self._config.app_name,
         }
 
+    def in_progress(self, method: str, path: str) -> Gauge:
+        """The in-progress gauge of (method, route template)."""
+        return self._in_progress(method, path)
+
+    def record(self, method: str, path: str, status: int, duration_s: float) -> None:
+        """Count one finished request (and an error when ``status`` is a 5xx)."""
+        count, duration, errors = self._children(method, path, status)
+        if status >= 500:
+            errors.inc()
+        count.inc()
+        duration.observe(duration_s)
+
     def _in_progress(self, method: str, path: str) -> Gauge:
         found = self._progress.get((method, path))
         if found is None:
@@ -86,11 +98,7 @@ class RequestMetricsMiddleware(PrometheusMiddleware):
             await self.app(scope, receive, wrapped_send)
         finally:
             progress.dec()
-            count, duration, errors = self._children(method, path, span["status"])
-            if span["status"] >= 500:
-                errors.inc()
-            count.inc()
-            duration.observe(span["duration"])
+            self.record(method, path, span["status"], span["duration"])
 
 
 def request_metrics_config(app_name: str) -> PrometheusConfig:
