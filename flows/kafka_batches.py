@@ -21,7 +21,12 @@ __all__ = ["CONSUMER_TUNING", "KafkaBatchSource", "RecordBatch"]
 # considers full: with the default, throughput halves with 1 s stalls.
 CONSUMER_TUNING: dict[str, str | int | bool] = {
     "fetch.queue.backoff.ms": 5,
-    "queued.max.messages.kbytes": 65536,
+    # Prefetch bounds: librdkafka holds whole fetched record batches until their last record is
+    # consumed; with its defaults (64 MB queue, 50 MB fetches) four partitions held ~250 MB per
+    # process. Smaller fetches read 1M events as fast and hold ~170 MB (bench/README.md).
+    "queued.max.messages.kbytes": 16384,
+    "fetch.max.bytes": 1024 * 1024,
+    "max.partition.fetch.bytes": 256 * 1024,
     "fetch.min.bytes": 1,
     # An empty partition answers a fetch after this wait: 500 ms by default, which delays the
     # end of a bounded read (and start-up) by half a second per partition round.
