@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import shutil
@@ -50,6 +51,7 @@ from core.settings import Settings
 
 __all__ = ["DrainingApp", "ServerControl", "WorkerSetup", "serve", "worker_count"]
 
+_PR_SET_PDEATHSIG = 1
 #: Run in each worker before its app is built: logging, tracing (the orchestrator's).
 WorkerSetup = Callable[[Settings], None]
 
@@ -215,8 +217,26 @@ def _granian(settings: Settings) -> MPServer:
         # A worker drains for up to request_timeout before granian's own stop begins.
         workers_kill_timeout=int(api.request_timeout.total_seconds()) + 5,
         respawn_interval=1.0,
+        respawn_failed_workers=True,  # a crashed worker is replaced (a crash loop ends it all)
         **tls,
     )
+
+
+def _follow_parent() -> None:
+    """Stop with the parent, not with the terminal.
+
+    A new session keeps the terminal's Ctrl+C (SIGINT to the foreground group) from reaching
+    the server and its workers directly: the parent stops them in its own order. SIGTERM when
+    the parent dies (Linux ``PR_SET_PDEATHSIG``) keeps a crashed parent from leaving the port
+    taken.
+    """
+    parent = os.getppid()
+    with contextlib.suppress(OSError):
+        os.setsid()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def serve(
@@ -235,6 +255,7 @@ def serve(
         setup: Called in each worker before its app is built (logging, tracing).
         ready: An event set once the socket is bound (workers may still be starting).
     """
+    _follow_parent()
     server = _granian(settings)
     metrics_dir = tempfile.mkdtemp(prefix="llmopt-rest-metrics-") if server.workers > 1 else ""
     loader = _AppLoader(
