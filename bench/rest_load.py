@@ -9,9 +9,10 @@ the server does), for a fixed time. Prints requests/s, p50 and p99 per scenario,
 server and the clients used: server CPU per request is the figure that does not depend on how
 busy the shared machine is, and a client near one full core would mean the client is the limit.
 
-    .venv/bin/python -m bench.rest_load                       # SQLite, in-process cache
-    .venv/bin/python -m bench.rest_load --clients 2 --concurrency 32 --seconds 10 \\
-        --database-url postgresql+psycopg://postgres@127.0.0.1/test --redis-url redis://127.0.0.1/15
+    .venv/bin/python -m bench.rest_load --server-workers 1    # SQLite, in-process cache
+    .venv/bin/python -m bench.rest_load --clients 2 --seconds 5 --server-workers 2 \\
+        --database-url postgresql+psycopg://postgres@127.0.0.1/llmopt_bench \\
+        --redis-url redis://127.0.0.1/15
 """
 
 from __future__ import annotations
@@ -97,6 +98,26 @@ def quiet(settings: Settings) -> None:
 
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
+def traced(settings: Settings) -> None:
+    """:func:`quiet`, plus a recording tracer provider (as with ``orchestrator.otlp_endpoint``).
+
+    Its spans go to a batch processor whose exporter drops them: the server pays for making
+    and ending each span, not for a receiver's network.
+    """
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Dropped(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    quiet(settings)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Dropped()))
+    trace.set_tracer_provider(provider)
 
 
 def _process_tree(pid: int) -> list[int]:
@@ -259,7 +280,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--data-dir", default="")
     parser.add_argument(
-        "--server-workers", type=int, default=2, help="granian worker processes (api.workers)"
+        "--server-workers", type=int, default=1, help="granian worker processes (api.workers)"
+    )
+    parser.add_argument(
+        "--tracing", action="store_true", help="a recording tracer provider in each worker"
     )
     args = parser.parse_args(argv)
     from storage.kafka import EmbeddedBroker, free_port
@@ -287,7 +311,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         database = settings.storage.resolved_database_url.split("@")[-1]
         print(
-            f"server: granian, {args.server_workers} worker process(es), database {database}, "
+            f"server: granian, {args.server_workers} worker process(es)"
+            f"{', tracing' if args.tracing else ''}, database {database}, "
             f"cache {'redis' if args.redis_url else 'in-process'}; load: {args.clients} client "
             f"process(es) x {args.concurrency} keep-alive connections, {args.seconds:g}s each; "
             f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
