@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import ssl
 import subprocess
 import threading
 import time
@@ -132,7 +133,7 @@ def test_h2c_plain_and_h2_over_tls_by_alpn(
     async def scenario() -> None:
         for settings, base, verify in (
             (plain, f"http://127.0.0.1:{plain.api.port}", True),
-            (tls, f"https://localhost:{tls.api.port}", str(cert)),
+            (tls, f"https://localhost:{tls.api.port}", ssl.create_default_context(cafile=cert)),
         ):
             rest = RestService(settings)
             await rest.start()
