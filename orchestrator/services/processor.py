@@ -97,9 +97,17 @@ def api_ports(settings: Settings) -> list[int]:
     return [first + i for i in range(count)] if first else [free_port() for _ in range(count)]
 
 
-def bytewax_env(port: int) -> dict[str, str]:
-    """Variables that make ``bytewax.run`` serve ``/metrics`` (Prometheus) on ``port``."""
-    return {"BYTEWAX_DATAFLOW_API_ENABLED": "true", "BYTEWAX_DATAFLOW_API_PORT": str(port)}
+def bytewax_env(settings: Settings, port: int) -> dict[str, str]:
+    """Variables that make ``bytewax.run`` serve ``/metrics`` (Prometheus) on ``port``.
+
+    The API also writes the rendered dataflow to ``dataflow.json`` in a directory (the working
+    directory by default): the data directory instead, which must exist.
+    """
+    return {
+        "BYTEWAX_DATAFLOW_API_ENABLED": "true",
+        "BYTEWAX_DATAFLOW_API_PORT": str(port),
+        "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(settings.storage.data_dir),
+    }
 
 
 async def probe_endpoints(endpoints: Sequence[str], wait_s: float = 3.0) -> dict[str, str]:
@@ -195,6 +203,8 @@ class ProcessorService(ServiceBase):
             await asyncio.to_thread(discard_recovery_store, self._settings)
         self._started_once = True
         await asyncio.to_thread(ensure_recovery_store, self._settings)
+        data_dir = Path(self._settings.storage.data_dir)  # where bytewax writes dataflow.json
+        await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
         env = {**self._base_env, **self._settings.as_env()}
         self._ports = api_ports(self._settings)
         commands = bytewax_commands(self._settings)
@@ -202,7 +212,9 @@ class ProcessorService(ServiceBase):
         for cmd, port in zip(commands, self._ports, strict=True):
             self._procs.append(
                 await asyncio.create_subprocess_exec(
-                    *cmd, env={**env, **bytewax_env(port)}, stdin=asyncio.subprocess.DEVNULL
+                    *cmd,
+                    env={**env, **bytewax_env(self._settings, port)},
+                    stdin=asyncio.subprocess.DEVNULL,
                 )
             )
         await asyncio.sleep(0.5)
