@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 __all__ = ["Gcra", "RateLimiter"]
 
+_EPSILON_S = 1e-9
+
 
 class Gcra:
     """One GCRA limit over many keys (least recently used keys beyond ``max_keys`` forgotten).
@@ -71,8 +73,9 @@ class Gcra:
         if n > self._burst:
             return float("inf")
         tat = max(self._tat.get(key, now), now)
-        allowed_at = tat + n * self._interval - self._burst * self._interval
-        return max(0.0, allowed_at - now)
+        wait = (tat - now) + (n - self._burst) * self._interval
+        # Exactly at the limit the sum rounds to a few ns either side of 0: that is "now".
+        return wait if wait > _EPSILON_S else 0.0
 
     def take(self, key: str, n: int, now: float) -> None:
         """Record ``n`` events of ``key`` (call after :meth:`wait` returned 0)."""
