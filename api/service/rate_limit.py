@@ -119,13 +119,16 @@ class MemoryRateLimiter:
         now = time.monotonic() * 1e6
         tat = max(self._tat.get(key, now), now)
         new_tat = tat + interval
-        allow_at = new_tat - burst * interval
-        if now < allow_at:
-            return _decision(False, burst, 0, allow_at - now, tat - now)
+        # In this order, and within a nanosecond of 0 counted as 0: exactly at the limit the
+        # sum rounds either side of it (a fresh key with a burst of 1 could be refused).
+        wait = (tat - now) + (1 - burst) * interval
+        if wait > 1e-3:
+            return _decision(False, burst, 0, wait, tat - now)
         if len(self._tat) > 100_000:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
         self._tat[key] = new_tat
-        return _decision(True, burst, math.floor((now - allow_at) / interval), 0, new_tat - now)
+        remaining = max(0, math.floor(-wait / interval + 1e-9))
+        return _decision(True, burst, remaining, 0, new_tat - now)
 
     async def close(self) -> None:
         """See :class:`RateLimiter`."""
