@@ -7,6 +7,7 @@ Bytewax partition; its resume state is the next offset, so recovery replays from
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,8 +54,10 @@ class _Partition(StatefulSourcePartition[RecordBatch, int]):
         partition: int,
         offset: int,
         batch_size: int,
+        stopping: Callable[[], bool],
     ) -> None:
         self._consumer = Consumer(config)
+        self._stopping = stopping
         self._consumer.assign([TopicPartition(topic, partition, offset)])
         self._topic, self._partition = topic, partition
         self._offset = offset
@@ -63,7 +66,7 @@ class _Partition(StatefulSourcePartition[RecordBatch, int]):
 
     @override
     def next_batch(self) -> list[RecordBatch]:
-        if self._eof:
+        if self._eof or self._stopping():
             raise StopIteration
         messages = self._consumer.consume(self._batch_size, 0.001)  # never stall the worker
         errors: list[str] = []
@@ -105,15 +108,24 @@ class KafkaBatchSource(FixedPartitionedSource[RecordBatch, int]):
         topic: The telemetry topic.
         tail: False stops each partition at its end (backfills, benchmarks, tests).
         batch_size: At most this many records per item.
+        stopping: When it returns True every partition ends (a graceful stop, see
+            :mod:`flows.stop`); its offset is in the snapshot, so a restart resumes there.
     """
 
     def __init__(
-        self, brokers: list[str], topic: str, *, tail: bool = True, batch_size: int = 5000
+        self,
+        brokers: list[str],
+        topic: str,
+        *,
+        tail: bool = True,
+        batch_size: int = 5000,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
         self._brokers = ",".join(brokers)
         self._topic = topic
         self._tail = tail
         self._batch_size = batch_size
+        self._stopping = stopping
 
     @override
     def list_parts(self) -> list[str]:
@@ -137,4 +149,4 @@ class KafkaBatchSource(FixedPartitionedSource[RecordBatch, int]):
             **CONSUMER_TUNING,
         }
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
-        return _Partition(config, self._topic, int(index), offset, self._batch_size)
+        return _Partition(config, self._topic, int(index), offset, self._batch_size, self._stopping)

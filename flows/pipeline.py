@@ -80,11 +80,16 @@ def _decode(batch: RecordBatch, latest_ms: int | None) -> _Decoded:
     return _Decoded(decoded.apps, dead)
 
 
+def _never() -> bool:
+    return False
+
+
 class _AnalysisLogic(StatefulLogic[WindowStats, Period, AnalysisRunner]):
     """Bytewax wiring of one app's :class:`AnalysisRunner`: closed windows in, periods out."""
 
-    def __init__(self, runner: AnalysisRunner) -> None:
+    def __init__(self, runner: AnalysisRunner, stopping: Callable[[], bool]) -> None:
         self._runner = runner
+        self._stopping = stopping
 
     @override
     def on_item(self, value: WindowStats) -> tuple[Iterable[Period], bool]:
@@ -92,6 +97,8 @@ class _AnalysisLogic(StatefulLogic[WindowStats, Period, AnalysisRunner]):
 
     @override
     def on_eof(self) -> tuple[Iterable[Period], bool]:
+        if self._stopping():  # a stop, not the end of the input: the period stays open
+            return [], StatefulLogic.RETAIN
         return self._runner.flush_periods(), StatefulLogic.RETAIN
 
     @override
@@ -118,9 +125,12 @@ class _StrategyLogic(StatefulLogic[Period, PeriodWork, StrategyRunner]):
 class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
     """Bytewax wiring of one app's :class:`AppWindows`: items, timers, end of input, snapshots."""
 
-    def __init__(self, state: AppWindows, now: Callable[[], float] | None) -> None:
+    def __init__(
+        self, state: AppWindows, now: Callable[[], float] | None, stopping: Callable[[], bool]
+    ) -> None:
         self._state = state
         self._now = now
+        self._stopping = stopping
 
     def _time(self) -> float | None:
         return self._now() if self._now is not None else None
@@ -136,6 +146,8 @@ class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
 
     @override
     def on_eof(self) -> tuple[Iterable[Output], bool]:
+        if self._stopping():  # a stop, not the end of the input: open windows stay open
+            return [], StatefulLogic.RETAIN
         return self._state.flush(), StatefulLogic.RETAIN
 
     @override
@@ -160,6 +172,7 @@ def build_flow(
     io: FlowIO | None = None,
     analyzers: Sequence[Analyzer[Any]] | None = None,
     strategies: Sequence[Strategy[Any]] | None = None,
+    stopping: Callable[[], bool] = _never,
 ) -> Dataflow:
     """Build the processor dataflow for ``settings``.
 
@@ -168,6 +181,9 @@ def build_flow(
         io: Replacement source/sinks (tests, backtest); Kafka and the database by default.
         analyzers: The analyzers to run (default: those of the settings).
         strategies: The decision strategies to run (default: those of the settings).
+        stopping: True once the process is asked to stop (:mod:`flows.stop`): the Kafka source
+            ends its partitions, and the end of input that follows keeps open windows and
+            periods in the snapshot instead of flushing them.
 
     Returns:
         The dataflow, ready for ``python -m bytewax.run`` or ``bytewax.testing.run_main``.
@@ -187,10 +203,12 @@ def build_flow(
             if resume is None
             else AppWindows.restore(resume, time.time(), prices)
         )
-        return _AppLogic(state, now)
+        return _AppLogic(state, now, stopping)
 
     flow = Dataflow("llmopt_processor")
-    source = io.source or KafkaBatchSource(kafka.brokers, kafka.telemetry_topic, tail=kafka.tail)
+    source = io.source or KafkaBatchSource(
+        kafka.brokers, kafka.telemetry_topic, tail=kafka.tail, stopping=stopping
+    )
     batches = op.input("telemetry", flow, source)
     skew_s = settings.processor.max_clock_skew.total_seconds()
     if io.source is None:  # live or backfill: nothing may come from beyond the clock skew
@@ -209,7 +227,7 @@ def build_flow(
         "analyzers",
         closed,
         lambda resume: _AnalysisLogic(
-            (resume or AnalysisRunner(analyzers)).with_analyzers(analyzers)
+            (resume or AnalysisRunner(analyzers)).with_analyzers(analyzers), stopping
         ),
     )
     windows = op.filter_map("windows", results, lambda o: o if isinstance(o, WindowStats) else None)

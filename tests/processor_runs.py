@@ -69,11 +69,11 @@ def stream(n: int, per_second: int = 500, seed: int = 3) -> Iterator[bytes]:
     ).encode()
 
 
-def start(settings: Settings) -> list[subprocess.Popen[bytes]]:
+def start(settings: Settings, **popen: Any) -> list[subprocess.Popen[bytes]]:
     """Spawn the processor exactly as the orchestrator does (recovery store included)."""
     ensure_recovery_store(settings)
     env = {**os.environ, **settings.as_env()}
-    return [subprocess.Popen(cmd, env=env) for cmd in bytewax_commands(settings)]
+    return [subprocess.Popen(cmd, env=env, **popen) for cmd in bytewax_commands(settings)]
 
 
 def run(settings: Settings, timeout: float = 300) -> None:
