@@ -4,12 +4,12 @@ State is kept per coarse key (the app), not per event id, so a recovery snapshot
 entry per app. An id is a duplicate while the newest event time seen is less than its own time
 plus the TTL, exactly; the state holds ids for at most the TTL plus one slice (1/16 of it).
 
-Ids are kept as 64-bit xxh3 hashes. Ids of the current slice are a set (membership in C) plus
-their hashes and times as numpy chunks, one per batch; older ids are one sorted numpy array,
-merged and pruned every 1/16 of the TTL. A batch is checked against the sorted array with its
-own hashes sorted first (a sorted probe walks the array in order: ~6x faster than random probes),
-so a million remembered ids cost ~16 MB and snapshot as plain arrays; an event costs ~0.4 µs
-(hashing, set membership, the sorted probe, and its share of the merges).
+Ids are kept as 64-bit xxh3 hashes: those of the current slice in a dict (hash → newest time),
+older ones in one sorted numpy array, into which the slice is merged (and expired ids pruned)
+every 1/16 of the TTL. A batch is checked against the dict with one set operation and against the
+sorted array with its own hashes sorted first (a sorted probe walks the array in order: ~6x
+faster than random probes). A million remembered ids cost ~16 MB in the array and snapshot as
+plain arrays; an event costs ~0.4 µs (hashing, the dict, the sorted probe, its share of merges).
 """
 
 from __future__ import annotations
@@ -36,22 +36,11 @@ def _hashes(event_ids: list[str]) -> list[int]:
 class DedupState:
     """Event ids seen within the TTL for one key; picklable for Bytewax snapshots."""
 
-    __slots__ = (
-        "_newest",
-        "_open",
-        "_open_keys",
-        "_open_since",
-        "_open_times",
-        "_sealed_keys",
-        "_sealed_times",
-        "_ttl_s",
-    )
+    __slots__ = ("_newest", "_open", "_open_since", "_sealed_keys", "_sealed_times", "_ttl_s")
 
     def __init__(self, ttl: timedelta) -> None:
         self._ttl_s = ttl.total_seconds()
-        self._open: set[int] = set()  # hashes of the current slice's ids
-        self._open_keys: list[U64] = []  # the same hashes with their event times, by batch
-        self._open_times: list[F64] = []
+        self._open: dict[int, float] = {}  # hash → event time (s), ids of the current slice
         self._open_since = float("-inf")  # newest event time when the open slice began
         self._sealed_keys: U64 = np.empty(0, np.uint64)  # sorted hashes of older ids
         self._sealed_times: F64 = np.empty(0, np.float64)
@@ -65,11 +54,7 @@ class DedupState:
     def __len__(self) -> int:
         """Ids still remembered (within the TTL of the newest event time)."""
         horizon = self._newest - self._ttl_s
-        keys, times = self._open_arrays()
-        latest: dict[int, float] = {}
-        for key, at in zip(keys.tolist(), times.tolist(), strict=True):
-            latest[key] = max(at, latest.get(key, at))
-        live = sum(1 for at in latest.values() if at > horizon)
+        live = sum(1 for at in self._open.values() if at > horizon)
         return live + int((self._sealed_times > horizon).sum())
 
     def stored(self) -> int:
@@ -77,12 +62,11 @@ class DedupState:
         return len(self._open) + len(self._sealed_keys)
 
     def _open_arrays(self) -> tuple[U64, F64]:
-        if len(self._open_keys) > 1:  # keep one chunk: later reads need no concatenation
-            self._open_keys = [np.concatenate(self._open_keys)]
-            self._open_times = [np.concatenate(self._open_times)]
-        if not self._open_keys:
-            return np.empty(0, np.uint64), np.empty(0, np.float64)
-        return self._open_keys[0], self._open_times[0]
+        n = len(self._open)
+        return (
+            np.fromiter(self._open.keys(), np.uint64, n),
+            np.fromiter(self._open.values(), np.float64, n),
+        )
 
     def __getstate__(self) -> tuple[object, ...]:
         keys, times = self._open_arrays()
@@ -106,10 +90,7 @@ class DedupState:
             self._sealed_keys,
             self._sealed_times,
         ) = state  # type: ignore[assignment]
-        keys_ = np.asarray(keys, dtype=np.uint64)
-        self._open = set(keys_.tolist())
-        self._open_keys = [keys_] if len(keys_) else []
-        self._open_times = [np.asarray(times, dtype=np.float64)] if len(keys_) else []
+        self._open = dict(zip(keys.tolist(), times.tolist(), strict=True))  # type: ignore[attr-defined]
 
     def first_sighting(self, event_id: str, event_time: datetime | float) -> bool:
         """Record ``event_id``; True the first time within the TTL, False for a duplicate.
@@ -128,22 +109,20 @@ class DedupState:
             return []
         ttl = self._ttl_s
         hashes = _hashes(event_ids)
-        keys = np.fromiter(hashes, np.uint64, len(hashes))
-        known = self._known(hashes, keys)
+        known = self._known(hashes)
         newest = max(self._newest, max(times_s))
         if not known and min(times_s) + ttl > newest:
             held = len(self._open)
-            self._open.update(hashes)
+            self._open.update(zip(hashes, times_s, strict=True))
             if len(self._open) - held == len(hashes):
                 # The common batch: all new, distinct, none already older than the TTL.
-                self._append(keys, times_s)
                 self._advance(newest)
                 return list(range(len(hashes)))
-            # Repeats inside the batch: the loop below keeps the first of each (and every id
-            # of the batch, all within the TTL, is remembered, so the set is already right).
+            # Repeats inside the batch: every id of it is remembered (all are within the TTL),
+            # at the time of its first sighting, which the loop below writes again.
         newest = self._newest
         keep: list[int] = []
-        remembered: list[int] = []
+        remembered: dict[int, float] = {}
         for i, (h, at) in enumerate(zip(hashes, times_s, strict=True)):
             if at > newest:
                 newest = at
@@ -152,33 +131,18 @@ class DedupState:
                 continue
             keep.append(i)
             if at + ttl > newest:
-                known[h] = at
-                remembered.append(i)
-        if remembered:
-            self._remember([hashes[i] for i in remembered], [times_s[i] for i in remembered])
+                known[h] = remembered[h] = at
+        self._open.update(remembered)
         self._advance(newest)
         return keep
 
-    def _remember(self, hashes: list[int], times_s: list[float]) -> None:
-        self._open.update(hashes)
-        self._append(np.fromiter(hashes, np.uint64, len(hashes)), times_s)
-
-    def _append(self, keys: U64, times_s: list[float]) -> None:
-        self._open_keys.append(keys)
-        self._open_times.append(np.fromiter(times_s, np.float64, len(times_s)))
-
-    def _known(self, hashes: list[int], keys: U64) -> dict[int, float]:
-        """Newest times of the batch's ids already held (the open slice, the sealed slices)."""
-        found: dict[int, float] = {}
-        in_open = self._open.intersection(hashes)
-        if in_open:
-            held, times = self._open_arrays()
-            hit = np.isin(held, np.fromiter(in_open, np.uint64, len(in_open)))
-            for key, at in zip(held[hit].tolist(), times[hit].tolist(), strict=True):
-                found[key] = max(at, found.get(key, at))
+    def _known(self, hashes: list[int]) -> dict[int, float]:
+        """Newest times of the batch's ids already held (the open slice, the sealed array)."""
+        found = {h: self._open[h] for h in self._open.keys() & hashes}
         sealed = self._sealed_keys
         if len(sealed):
-            wanted = np.sort(keys)  # sorted probes walk the array in order: ~6x faster
+            # Sorted probes walk the array in order (~40 ns each against ~230 ns at random).
+            wanted = np.sort(np.fromiter(hashes, np.uint64, len(hashes)))
             at = np.searchsorted(sealed, wanted)
             at[at == len(sealed)] = 0
             times = self._sealed_times
@@ -191,7 +155,7 @@ class DedupState:
         return found
 
     def _advance(self, newest: float) -> None:
-        """Move the newest event time: seal the open slice when due, drop expired slices."""
+        """Move the newest event time: seal the open slice when due, drop expired ids."""
         if newest <= self._newest:
             return
         self._newest = newest
@@ -203,10 +167,11 @@ class DedupState:
             open_keys, open_times = self._open_arrays()
             order = np.argsort(open_keys)
             open_keys, open_times = open_keys[order], open_times[order]
+            # A linear merge into the sorted array (no re-sort of what it holds).
             at = np.searchsorted(self._sealed_keys, open_keys)
             keys = np.insert(self._sealed_keys, at, open_keys)
             times = np.insert(self._sealed_times, at, open_times)
             live = times > horizon
             self._sealed_keys, self._sealed_times = keys[live], times[live]
-            self._open, self._open_keys, self._open_times = set(), [], []
+            self._open = {}
             self._open_since = newest
