@@ -8,10 +8,6 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from api.rest import config_read
 from api.rest.app import create_app
@@ -20,6 +16,7 @@ from core.settings import ApiSettings, Settings, StorageSettings
 from sinks.config_manager import ConfigManager
 from storage.api_keys import ApiKeyRepository
 from storage.database import create_db_engine, migrate
+from tests.recorded_spans import recorded_spans
 
 ADMIN = "unit-admin-key"
 SECRET = "a-unit-test-secret-that-is-long-enough-0123"
@@ -163,21 +160,12 @@ def test_a_permission_the_roles_lack_goes_to_the_guard(
 
 def test_a_read_is_a_server_span_when_tracing_is_on(served: Any) -> None:
     client, counting, viewer = served
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    try:
+    with recorded_spans() as exporter:
         client.get("/api/v1/config/shop", headers={"x-api-key": viewer})
         calls = counting.calls
         caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
         client.get("/api/v1/config/shop", headers={"x-api-key": viewer, "traceparent": caller})
         assert counting.calls == calls
-    finally:
-        processor.shutdown()
     [span] = [s for s in exporter.get_finished_spans() if s.name == "GET /api/v1/config/shop"][-1:]
     assert span.context is not None
     assert format(span.context.trace_id, "032x") == "4bf92f3577b34da6a3ce929d0e0e4736"

@@ -17,10 +17,8 @@ from typing import Any
 import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
-from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 from sqlalchemy import create_engine, text
@@ -33,6 +31,7 @@ from core.settings import Settings
 from core.tracing import kafka_trace_headers, server_span, span, traced
 from orchestrator import observability
 from orchestrator.observability import configure_tracing, instrument_sql
+from tests.recorded_spans import recorded_spans
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
@@ -41,16 +40,9 @@ CALLER = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """Record every span of the process's tracer provider (installed once when missing)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        provider = TracerProvider()
-        trace.set_tracer_provider(provider)
-    exporter = InMemorySpanExporter()
-    processor = SimpleSpanProcessor(exporter)
-    provider.add_span_processor(processor)
-    instrument_sql()
-    yield exporter
-    processor.shutdown()  # stops recording into this exporter
+    with recorded_spans() as exporter:
+        instrument_sql()
+        yield exporter
 
 
 def _trace_id(s: ReadableSpan) -> str:
