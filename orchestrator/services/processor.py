@@ -215,6 +215,10 @@ class ProcessorService(ServiceBase):
                     *cmd,
                     env={**env, **bytewax_env(self._settings, port)},
                     stdin=asyncio.subprocess.DEVNULL,
+                    # Its own session: a terminal's Ctrl+C (SIGINT to the foreground group)
+                    # reaches the orchestrator, which stops the processor in its turn; the
+                    # processes would otherwise stop first and look like a crash to _watch.
+                    start_new_session=True,
                 )
             )
         await asyncio.sleep(0.5)
