@@ -10,15 +10,13 @@
 from __future__ import annotations
 
 import glob
-import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,77 +25,11 @@ import httpx
 import pytest
 
 from storage.kafka import free_port
+from tests.e2e.optimizer_process import Optimizer, base_env, produce
 
 pytestmark = pytest.mark.e2e
 
 KEY = "faults-admin-key"
-
-
-def _base_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LLMOPT_")},
-        "LLMOPT_ENV": "development",
-        "LLMOPT_STORAGE__DATA_DIR": str(tmp_path / "var"),
-        "LLMOPT_API__PORT": str(free_port()),
-        "LLMOPT_API__BOOTSTRAP_ADMIN_KEY": KEY,
-        "LLMOPT_ORCHESTRATOR__METRICS_PORT": str(free_port()),
-        "LLMOPT_COLLECTOR__HTTP_PORT": "0",
-        "LLMOPT_COLLECTOR__GRPC_PORT": "0",
-        "LLMOPT_GRPC__PORT": "0",
-        "LLMOPT_PROCESSOR__ALLOWED_LATENESS": "1s",
-        "LLMOPT_PROCESSOR__SNAPSHOT_INTERVAL": "1s",
-    }
-
-
-class Optimizer:
-    """One ``python -m orchestrator`` process with its log."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.env = env
-        self.log_path = tmp_path / "orchestrator.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator"],
-            cwd=tmp_path,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.base = f"http://127.0.0.1:{env['LLMOPT_API__PORT']}"
-        self.metrics_url = f"http://127.0.0.1:{env['LLMOPT_ORCHESTRATOR__METRICS_PORT']}/metrics"
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def poll(self, what: str, check: Callable[[], Any], timeout: float = 60) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"orchestrator exited while waiting for {what}"
-            try:
-                found = check()
-            except httpx.HTTPError:
-                found = None
-            if found:
-                return found
-            time.sleep(0.25)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.log()[-3000:]}")
-
-    def status(self, service: str) -> float | None:
-        for line in httpx.get(self.metrics_url, timeout=5).text.splitlines():
-            if line.startswith(f'service_status{{service="{service}"}}'):
-                return float(line.split()[-1])
-        return None
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
 
 
 def _calls(app: str, ids: list[str], minute: datetime) -> list[dict[str, Any]]:
@@ -115,31 +47,6 @@ def _calls(app: str, ids: list[str], minute: datetime) -> list[dict[str, Any]]:
     ]
 
 
-def _produce(
-    opt: Optimizer, bootstrap: str, tmp_path: Path, name: str, events: list[dict[str, Any]]
-) -> None:
-    source = tmp_path / f"{name}.jsonl"
-    source.write_text("".join(json.dumps(e) + "\n" for e in events))
-    produced = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "orchestrator.cli",
-            "produce",
-            str(source),
-            "--bootstrap",
-            bootstrap,
-        ],
-        cwd=tmp_path,
-        env=opt.env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert produced.returncode == 0, produced.stderr
-    assert f"delivered {len(events)}, failed 0" in produced.stderr
-
-
 def _bytewax_pids(parent: int) -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(parent), "-f", "bytewax.run"], capture_output=True)
     return [int(p) for p in found.stdout.split()]
@@ -148,7 +55,7 @@ def _bytewax_pids(parent: int) -> list[int]:
 def test_killed_bytewax_process_is_restarted_and_no_event_is_lost_or_doubled(
     tmp_path: Path,
 ) -> None:
-    env = _base_env(tmp_path)
+    env = base_env(tmp_path, KEY)
     port = free_port()
     env["LLMOPT_KAFKA__EMBEDDED_PORT"] = str(port)  # make run's embedded broker
     bootstrap = f"127.0.0.1:{port}"
@@ -159,14 +66,14 @@ def test_killed_bytewax_process_is_restarted_and_no_event_is_lost_or_doubled(
         opt.poll("health", lambda: httpx.get(opt.base + "/health", timeout=2).status_code == 200)
         [first] = opt.poll("the Bytewax process", lambda: _bytewax_pids(opt.proc.pid))
         before = [f"before-{i}" for i in range(25)]
-        _produce(opt, bootstrap, tmp_path, "before", _calls(app, before, minute))
+        produce(opt, bootstrap, tmp_path, "before", _calls(app, before, minute))
         time.sleep(3)  # consumed and (snapshot interval 1 s) partly snapshotted
         os.kill(first, signal.SIGKILL)
         # Events produced while it is down, a replay of some earlier ones (at-least-once
         # producers resend), then one two minutes later that closes the window.
         after = [f"after-{i}" for i in range(15)]
-        _produce(opt, bootstrap, tmp_path, "after", _calls(app, after + before[:5], minute))
-        _produce(
+        produce(opt, bootstrap, tmp_path, "after", _calls(app, after + before[:5], minute))
+        produce(
             opt,
             bootstrap,
             tmp_path,
@@ -179,36 +86,23 @@ def test_killed_bytewax_process_is_restarted_and_no_event_is_lost_or_doubled(
         )
         assert second != first
 
-        def window() -> dict[str, Any] | None:
+        def killed_minute() -> list[dict[str, Any]]:
+            """The tumbling windows of the minute the kill happened in."""
             body = httpx.get(
                 opt.base + "/api/v1/metrics/summary",
                 params={"app": app},
                 headers={"x-api-key": KEY},
                 timeout=5,
             ).json()
-            closed = [
-                w
-                for w in body["windows"]
-                if w["window_start"] == minute.strftime("%Y-%m-%dT%H:%M:%SZ")
-                and w["kind"] == "tumbling"
+            start = minute.strftime("%Y-%m-%dT%H:%M:%SZ")
+            return [
+                w for w in body["windows"] if w["window_start"] == start and w["kind"] == "tumbling"
             ]
-            return closed[0] if closed else None
 
-        found = opt.poll("the window of the killed minute", window, timeout=60)
+        found = opt.poll("the window of the killed minute", killed_minute, timeout=60)[0]
         assert found["count"] == 40  # 25 before + 15 after, the 5 resent ones not again
         time.sleep(2)  # nothing arrives twice later on either
-        body = httpx.get(
-            opt.base + "/api/v1/metrics/summary",
-            params={"app": app},
-            headers={"x-api-key": KEY},
-            timeout=5,
-        ).json()
-        same_minute = [
-            w
-            for w in body["windows"]
-            if w["window_start"] == found["window_start"] and w["kind"] == "tumbling"
-        ]
-        assert [w["count"] for w in same_minute] == [40]
+        assert [w["count"] for w in killed_minute()] == [40]
         log = opt.log()
         assert "processor_exited_restarting" in log
         assert "delay_s=1.0" in log
@@ -290,7 +184,7 @@ def test_postgresql_outage_fails_storage_degrades_rest_and_recovers(
     kafka_bootstrap: str,
     topics: dict[str, str],
 ) -> None:
-    env = _base_env(tmp_path)
+    env = base_env(tmp_path, KEY)
     env |= {
         "LLMOPT_STORAGE__DATABASE_URL": private_postgres.url,
         "LLMOPT_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
