@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from core.settings import KafkaSettings, Settings, StorageSettings
+from storage.database import create_db_engine, migrate
 from storage.kafka import EmbeddedBroker, ensure_topics
 
 PG_ADMIN_URL = os.environ.get(
@@ -49,6 +51,26 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
     names = {"telemetry": f"llm.telemetry.{suffix}", "dlq": f"llm.telemetry.dlq.{suffix}"}
     ensure_topics(kafka_bootstrap, {names["telemetry"]: 3, names["dlq"]: 1})
     return names
+
+
+@pytest.fixture
+def flow_settings(kafka_bootstrap: str, topics: dict[str, str], postgres_url: str) -> Settings:
+    """Settings of a bounded processor run over fresh topics into emptied window/insight tables."""
+    engine = create_db_engine(postgres_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM window_stats")
+        conn.exec_driver_sql("DELETE FROM insights")
+    engine.dispose()
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=kafka_bootstrap,
+            telemetry_topic=topics["telemetry"],
+            dlq_topic=topics["dlq"],
+            tail=False,
+        ),
+        storage=StorageSettings(database_url=postgres_url),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,9 @@ import pytest
 from bytewax.testing import run_main
 
 from collector.producer import TelemetryProducer
-from core.settings import KafkaSettings, Settings, StorageSettings
+from core.settings import Settings
 from flows.pipeline import build_flow
-from storage.database import create_db_engine, migrate
+from storage.database import create_db_engine
 
 pytestmark = pytest.mark.integration
 
@@ -20,22 +20,8 @@ SLOW, QUIET = 25, 27  # the minute whose calls are slow, the minute with few cal
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, topics: dict[str, str], postgres_url: str) -> Settings:
-    engine = create_db_engine(postgres_url)
-    migrate(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM window_stats")
-        conn.exec_driver_sql("DELETE FROM insights")
-    engine.dispose()
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap_servers=kafka_bootstrap,
-            telemetry_topic=topics["telemetry"],
-            dlq_topic=topics["dlq"],
-            tail=False,
-        ),
-        storage=StorageSettings(database_url=postgres_url),
-    )
+def settings(flow_settings: Settings) -> Settings:
+    return flow_settings
 
 
 def _records() -> list[bytes]:

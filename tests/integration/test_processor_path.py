@@ -12,10 +12,10 @@ from bytewax.testing import run_main
 from confluent_kafka import Consumer, TopicPartition
 
 from collector.producer import TelemetryProducer
-from core.settings import ApiSettings, KafkaSettings, Settings, StorageSettings
+from core.settings import ApiSettings, Settings
 from flows.pipeline import build_flow
 from orchestrator.services import RestService
-from storage.database import create_db_engine, migrate
+from storage.database import create_db_engine
 from storage.kafka import free_port
 from storage.windows import WindowRepository
 from tests.telemetry_samples import expected_windows, make_sample
@@ -43,22 +43,9 @@ def _read_all(bootstrap: str, topic: str, partitions: int) -> list[tuple[bytes, 
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, topics: dict[str, str], postgres_url: str) -> Settings:
-    engine = create_db_engine(postgres_url)
-    migrate(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM window_stats")
-        conn.exec_driver_sql("DELETE FROM insights")
-    engine.dispose()
-    return Settings(
-        kafka=KafkaSettings(
-            bootstrap_servers=kafka_bootstrap,
-            telemetry_topic=topics["telemetry"],
-            dlq_topic=topics["dlq"],
-            tail=False,
-        ),
-        storage=StorageSettings(database_url=postgres_url),
-        api=ApiSettings(port=free_port(), bootstrap_admin_key=ADMIN_KEY),
+def settings(flow_settings: Settings) -> Settings:
+    return dataclasses.replace(
+        flow_settings, api=ApiSettings(port=free_port(), bootstrap_admin_key=ADMIN_KEY)
     )
 
 
