@@ -19,9 +19,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-__all__ = ["Gcra", "RateLimiter"]
+__all__ = ["Gcra", "RateLimiter", "gcra_wait"]
 
 _EPSILON_S = 1e-9
+
+
+def gcra_wait(tat: float, now: float, n: int, burst: int, interval: float) -> float:
+    """Seconds until ``n`` events conform under GCRA, 0 when they do now.
+
+    ``(TAT - now) + (n - burst)·T`` with TAT no earlier than now, in this order; exactly at the
+    limit the sum rounds to a few ns either side of 0, and within a nanosecond of 0 it is 0
+    (``now + n·T - burst·T - now`` refused a fresh key its whole burst at some clock readings).
+    """
+    wait = (max(tat, now) - now) + (n - burst) * interval
+    return wait if wait > _EPSILON_S else 0.0
 
 
 class Gcra:
@@ -72,10 +83,7 @@ class Gcra:
             return 0.0
         if n > self._burst:
             return float("inf")
-        tat = max(self._tat.get(key, now), now)
-        wait = (tat - now) + (n - self._burst) * self._interval
-        # Exactly at the limit the sum rounds to a few ns either side of 0: that is "now".
-        return wait if wait > _EPSILON_S else 0.0
+        return gcra_wait(self._tat.get(key, now), now, n, self._burst, self._interval)
 
     def take(self, key: str, n: int, now: float) -> None:
         """Record ``n`` events of ``key`` (call after :meth:`wait` returned 0)."""

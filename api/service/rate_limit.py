@@ -33,6 +33,8 @@ import msgspec
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from collector.rate_limit import gcra_wait
+
 __all__ = [
     "LEASE_S",
     "MAX_LEASE",
@@ -115,20 +117,17 @@ class MemoryRateLimiter:
 
     async def hit(self, key: str, rate: float, burst: int) -> RateDecision:
         """See :class:`RateLimiter`."""
-        interval = 1e6 / rate
-        now = time.monotonic() * 1e6
+        interval = 1.0 / rate
+        now = time.monotonic()
         tat = max(self._tat.get(key, now), now)
-        new_tat = tat + interval
-        # In this order, and within a nanosecond of 0 counted as 0: exactly at the limit the
-        # sum rounds either side of it (a fresh key with a burst of 1 could be refused).
-        wait = (tat - now) + (1 - burst) * interval
-        if wait > 1e-3:
-            return _decision(False, burst, 0, wait, tat - now)
+        wait = gcra_wait(tat, now, 1, burst, interval)
+        if wait > 0.0:
+            return _decision(False, burst, 0, wait * 1e6, (tat - now) * 1e6)
         if len(self._tat) > 100_000:
             self._tat = {k: v for k, v in self._tat.items() if v > now}
-        self._tat[key] = new_tat
-        remaining = max(0, math.floor(-wait / interval + 1e-9))
-        return _decision(True, burst, remaining, 0, new_tat - now)
+        self._tat[key] = new_tat = tat + interval
+        remaining = math.floor(burst - 1 - (tat - now) / interval + 1e-9)
+        return _decision(True, burst, remaining, 0, (new_tat - now) * 1e6)
 
     async def close(self) -> None:
         """See :class:`RateLimiter`."""
