@@ -15,7 +15,7 @@ from core.events import Feedback, LlmCall, Rejection, decode_event, decode_recor
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
-def _call(i: int, rng: random.Random) -> dict[str, Any]:
+def _call(i: int, rng: random.Random, presence: float = 0.3) -> dict[str, Any]:
     at = T0 + timedelta(milliseconds=rng.randint(0, 10**7))
     event: dict[str, Any] = {
         "event_id": f"e{i}",
@@ -32,6 +32,7 @@ def _call(i: int, rng: random.Random) -> dict[str, Any]:
         ("quality", rng.uniform(-0.5, 1.5)),
         ("cost_usd", rng.uniform(0, 1)),
         ("cache_read_tokens", rng.randint(0, 100)),
+        ("prompt_tokens_fixed", rng.randint(0, 100)),
         ("status", "error"),
         ("error_type", rng.choice(["timeout", None])),
         ("prompt_hash", rng.choice(["p1", "p2"])),
@@ -39,7 +40,7 @@ def _call(i: int, rng: random.Random) -> dict[str, Any]:
         ("variant", "canary"),
         ("provider", "openai"),
     ):
-        if rng.random() < 0.3:
+        if rng.random() < presence:
             event[name] = value
     return {k: v for k, v in event.items() if v is not None}
 
@@ -56,9 +57,11 @@ BAD = [
 ]
 
 
-def _records(seed: int, bad: int, feedback: bool) -> list[bytes]:
+def _records(
+    seed: int, bad: int, feedback: bool, count: int = 300, presence: float = 0.3
+) -> list[bytes]:
     rng = random.Random(seed)
-    out = [json.dumps(_call(i, rng)).encode() for i in range(300)]
+    out = [json.dumps(_call(i, rng, presence)).encode() for i in range(count)]
     if feedback:
         for i in range(0, 300, 37):
             out.insert(
@@ -80,11 +83,25 @@ def _records(seed: int, bad: int, feedback: bool) -> list[bytes]:
 
 
 @pytest.mark.parametrize(
-    ("seed", "bad", "feedback"),
-    [(1, 0, False), (2, 0, True), (3, 1, True), (4, 6, False), (5, 4, True)],
+    ("seed", "bad", "feedback", "count", "presence"),
+    [
+        (1, 0, False, 300, 0.3),
+        (2, 0, True, 300, 0.3),
+        (3, 1, True, 300, 0.3),
+        (4, 6, False, 300, 0.3),
+        (5, 4, True, 300, 0.3),
+        # Optional fields that no call of the batch has, or every call has (columns filled at
+        # once, or converted), and batches of one and two records (the brackets of the join).
+        (6, 0, False, 300, 0.0),
+        (7, 0, False, 300, 1.0),
+        (8, 0, False, 1, 0.5),
+        (9, 0, False, 2, 0.5),
+    ],
 )
-def test_same_events_and_reasons_as_decode_event(seed: int, bad: int, feedback: bool) -> None:
-    records = _records(seed, bad, feedback)
+def test_same_events_and_reasons_as_decode_event(
+    seed: int, bad: int, feedback: bool, count: int, presence: float
+) -> None:
+    records = _records(seed, bad, feedback, count, presence)
     decoded = decode_records(records)
     singles = [decode_event(r) for r in records]
     assert decoded.rejected == [
@@ -110,6 +127,12 @@ def test_same_events_and_reasons_as_decode_event(seed: int, bad: int, feedback: 
         np.testing.assert_array_equal(
             batch.cost, [np.nan if c.cost_usd is None else c.cost_usd for c in calls]
         )
+        np.testing.assert_array_equal(
+            batch.ttft, [np.nan if c.ttft_ms is None else c.ttft_ms for c in calls]
+        )
+        assert batch.fixed_tokens.tolist() == [
+            -1 if c.prompt_tokens_fixed is None else c.prompt_tokens_fixed for c in calls
+        ]
         assert batch.ok.tolist() == [c.status == "ok" for c in calls]
         assert batch.tokens.tolist() == [
             [c.input_tokens, c.output_tokens, c.cache_read_tokens or 0] for c in calls
