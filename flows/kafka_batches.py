@@ -7,12 +7,13 @@ Bytewax partition; its resume state is the next offset, so recovery replays from
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 from typing_extensions import override
 
@@ -68,19 +69,30 @@ class _Partition(StatefulSourcePartition[RecordBatch, int]):
     def next_batch(self) -> list[RecordBatch]:
         if self._eof or self._stopping():
             raise StopIteration
-        messages = self._consumer.consume(self._batch_size, 0.001)  # never stall the worker
-        errors: list[str] = []
-        failed = [m for m in messages if m.error() is not None]
-        if failed:  # rare: partition end, or a consumer error
-            for msg in failed:
-                err = msg.error()
-                if err is not None and err.code() == KafkaError._PARTITION_EOF:
-                    self._eof = True
-                else:
-                    errors.append(str(err))
-            messages = [m for m in messages if m.error() is None]
-        offsets = [m.offset() or 0 for m in messages]
-        values: list[bytes | None] = [m.value() for m in messages]
+        # confluent-kafka's Message objects are tracked by the garbage collector: a batch of
+        # them triggered ~7 young-generation collections that walked each message (~0.4 s per
+        # million records). They are gone when this returns, so the collector sits it out.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            messages = self._consumer.consume(self._batch_size, 0.001)  # never stall the worker
+            errors: list[str] = []
+            failures = list(map(Message.error, messages))
+            if failures.count(None) != len(failures):  # rare: partition end, or consumer error
+                for err in failures:
+                    if err is None:
+                        continue
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        self._eof = True
+                    else:
+                        errors.append(str(err))
+                messages = [m for m, err in zip(messages, failures, strict=True) if err is None]
+            offsets: list[int] = list(map(Message.offset, messages))  # type: ignore[arg-type]
+            values: list[bytes | None] = list(map(Message.value, messages))
+            del messages
+        finally:
+            if collecting:
+                gc.enable()
         if offsets:
             self._offset = offsets[-1] + 1
         if not offsets and not errors:
