@@ -161,8 +161,8 @@ class Bucket:
                 cost[unpriced] = 0.0 if priced is None else priced
             self._cols = Columns(
                 ts=np.array(self.ts, dtype=np.float64),
-                latency=np.array(self.latency, dtype=np.float64),
-                ttft=np.array(self.ttft, dtype=np.float64),
+                latency=np.sort(np.array(self.latency, dtype=np.float64)),
+                ttft=np.sort(np.array(self.ttft, dtype=np.float64)),
                 quality=np.array(self.quality, dtype=np.float64),
                 cost=cost,
                 tokens=tokens,

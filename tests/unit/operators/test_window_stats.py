@@ -446,6 +446,7 @@ def test_columns_of_buckets_give_the_same_stats_as_the_calls() -> None:
     whole = window(calls)
     merged = summarize_columns("tumbling", START, END, KEY, Columns.concat(buckets))
     assert merged.latency_ms == whole.latency_ms
+    assert merged.latency_sample == whole.latency_sample
     assert merged.ttft_ms == whole.ttft_ms
     assert merged.errors_by_type == whole.errors_by_type
     assert merged.input_tokens == whole.input_tokens
