@@ -5,7 +5,7 @@ Produces N telemetry events (~200 bytes) to a broker, then measures:
      of each record into a plain struct (the "raw" rate of the processor issue);
   2. the real processor: ``python -m bytewax.run flows.main`` with ``kafka.tail=false`` (the
      same command lines the orchestrator runs, 1 or more processes) until it exits.
-Prints events/s of each, the ratio, and the processor's peak RSS.
+Prints events/s of each, the ratio, the processor's CPU time per event and its peak RSS.
 
     .venv/bin/python -m bench.throughput --events 1000000 --partitions 4 --processes 1
 """
@@ -123,8 +123,11 @@ def raw_consume(bootstrap: str, topic: str, partitions: int) -> tuple[int, float
     return count, elapsed
 
 
-def run_processor(settings: Settings, env: dict[str, str], profile: str = "") -> tuple[float, int]:
-    """The real flow; returns (seconds, peak RSS in KiB of the largest child).
+def run_processor(
+    settings: Settings, env: dict[str, str], profile: str = ""
+) -> tuple[float, float, int]:
+    """The real flow; returns (seconds, CPU seconds of its processes, peak RSS in KiB of the
+    largest child).
 
     With ``profile``, the first process runs under cProfile and writes its stats there.
     """
@@ -133,13 +136,16 @@ def run_processor(settings: Settings, env: dict[str, str], profile: str = "") ->
     commands = bytewax_commands(settings)
     if profile:
         commands[0] = [commands[0][0], "-m", "cProfile", "-o", profile, *commands[0][1:]]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=full_env) for cmd in commands]
     codes = [p.wait() for p in procs]
     elapsed = time.perf_counter() - start
     if any(codes):
         raise SystemExit(f"processor failed with exit codes {codes}")
-    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu, after.ru_maxrss
 
 
 def main() -> None:
@@ -170,7 +176,9 @@ def main() -> None:
             f"produced {args.events} events ({size:.0f} B mean) in {time.perf_counter() - t:.1f} s"
         )
 
+        cpu_before = time.process_time()  # this process's threads: librdkafka's too
         count, raw_s = raw_consume(bootstrap, topic, args.partitions)
+        raw_cpu = time.process_time() - cpu_before
         assert count == args.events, f"baseline read {count} of {args.events}"
         with tempfile.TemporaryDirectory() as tmp:
             settings = Settings(
@@ -188,7 +196,7 @@ def main() -> None:
             from storage.database import create_db_engine, migrate
 
             migrate(create_db_engine(settings.storage.resolved_database_url))
-            flow_s, rss_kib = run_processor(settings, dict(os.environ), args.profile)
+            flow_s, flow_cpu, rss_kib = run_processor(settings, dict(os.environ), args.profile)
         with tempfile.TemporaryDirectory() as tmp:
             # The same command on an empty topic: what start-up and shutdown alone cost.
             ensure_topics(bootstrap, {topic + ".empty": args.partitions})
@@ -198,10 +206,13 @@ def main() -> None:
                 storage=dataclasses.replace(settings.storage, data_dir=tmp),
             )
             migrate(create_db_engine(empty.storage.resolved_database_url))
-            idle_s, _ = run_processor(empty, dict(os.environ))
+            idle_s, idle_cpu, _ = run_processor(empty, dict(os.environ))
         raw_rate, flow_rate = args.events / raw_s, args.events / flow_s
         steady_rate = args.events / max(flow_s - idle_s, 1e-9)
-        print(f"baseline  raw consume + decode : {raw_rate:>10,.0f} events/s ({raw_s:.2f} s)")
+        print(
+            f"baseline  raw consume + decode : {raw_rate:>10,.0f} events/s ({raw_s:.2f} s, "
+            f"{raw_cpu / args.events * 1e6:.2f} us CPU per event)"
+        )
         print(
             f"processor flows.main ({args.processes} proc x {args.workers} workers): "
             f"{flow_rate:>10,.0f} events/s ({flow_s:.2f} s, incl. start-up)"
@@ -212,6 +223,10 @@ def main() -> None:
         )
         print(f"ratio processor / baseline      : {flow_rate / raw_rate:.3f}")
         print(f"ratio without start-up          : {steady_rate / raw_rate:.3f}")
+        print(
+            f"processor CPU (all processes)   : {flow_cpu:.2f} s, "
+            f"{(flow_cpu - idle_cpu) / args.events * 1e6:.2f} us per event without start-up"
+        )
         print(f"peak RSS of a processor process : {rss_kib / 1024:.0f} MiB")
     finally:
         if broker is not None:
