@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from core.errors import StorageUnavailableError
+from core.lifetime import stopping_with_parent
 
 __all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "kafka_ping"]
 
@@ -65,17 +66,18 @@ class EmbeddedBroker:
             raise StorageUnavailableError(f"embedded Kafka broker binary not found: {exc}") from exc
         url = f"tcp://127.0.0.1:{self.port}"
         log = open(self._log_path, "ab") if self._log_path else subprocess.DEVNULL  # noqa: SIM115
+        command = [
+            binary,
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
         self._proc = subprocess.Popen(
-            [
-                binary,
-                "broker",
-                "--listener-url",
-                url,
-                "--advertised-listener-url",
-                url,
-                "--storage-engine",
-                "memory://tansu/",
-            ],
+            stopping_with_parent(command),  # an orchestrator killed outright takes it along
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import multiprocessing
 import os
 import shutil
@@ -47,11 +46,11 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Gauge, multiprocess, values
 
+from core.lifetime import stop_with_parent
 from core.settings import Settings
 
 __all__ = ["DrainingApp", "ServerControl", "WorkerSetup", "serve", "worker_count"]
 
-_PR_SET_PDEATHSIG = 1
 #: Run in each worker before its app is built: logging, tracing (the orchestrator's).
 WorkerSetup = Callable[[Settings], None]
 
@@ -233,10 +232,7 @@ def _follow_parent() -> None:
     parent = os.getppid()
     with contextlib.suppress(OSError):
         os.setsid()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os.kill(os.getpid(), signal.SIGTERM)
+    stop_with_parent(parent)
 
 
 def serve(

@@ -15,6 +15,7 @@ import httpx
 import structlog
 from bytewax.recovery import init_db_dir
 
+from core.lifetime import stopping_with_parent
 from core.settings import Settings
 from orchestrator.backoff import restart_delay
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
@@ -212,7 +213,7 @@ class ProcessorService(ServiceBase):
         for cmd, port in zip(commands, self._ports, strict=True):
             self._procs.append(
                 await asyncio.create_subprocess_exec(
-                    *cmd,
+                    *stopping_with_parent(cmd),  # SIGTERM (a graceful stop) if we are killed
                     env={**env, **bytewax_env(self._settings, port)},
                     stdin=asyncio.subprocess.DEVNULL,
                     # Its own session: a terminal's Ctrl+C (SIGINT to the foreground group)

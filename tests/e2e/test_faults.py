@@ -26,6 +26,7 @@ import pytest
 
 from storage.kafka import free_port
 from tests.e2e.optimizer_process import Optimizer, base_env, produce
+from tests.processes import running
 
 pytestmark = pytest.mark.e2e
 
@@ -113,6 +114,35 @@ def test_killed_bytewax_process_is_restarted_and_no_event_is_lost_or_doubled(
 
 
 # ---- a private PostgreSQL cluster -----------------------------------------------------------
+
+
+def test_children_stop_when_the_orchestrator_itself_is_killed(tmp_path: Path) -> None:
+    """SIGKILL gives the orchestrator no chance to stop its services in order: the embedded
+    broker, the Bytewax process and the REST server process get SIGTERM from the kernel
+    instead of running on with the ports and the recovery store."""
+    env = base_env(tmp_path, KEY)
+    env["LLMOPT_KAFKA__EMBEDDED_PORT"] = str(free_port())
+    opt = Optimizer(tmp_path, env)
+    children: list[int] = []
+    try:
+        opt.poll("health", lambda: httpx.get(opt.base + "/health", timeout=2).status_code == 200)
+        opt.poll("the Bytewax process", lambda: _bytewax_pids(opt.proc.pid))
+        found = subprocess.run(["pgrep", "-P", str(opt.proc.pid)], capture_output=True)
+        children = [int(p) for p in found.stdout.split()]
+        commands = [Path(f"/proc/{p}/cmdline").read_bytes() for p in children]
+        assert any(b"tansu" in c for c in commands), commands
+        assert any(b"bytewax.run" in c for c in commands), commands
+        opt.proc.kill()
+        opt.proc.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(running(p) for p in children):
+            time.sleep(0.1)
+        assert [p for p in children if running(p)] == []
+    finally:
+        opt.stop()
+        for pid in children:
+            if running(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _pg_bin(name: str) -> str:
