@@ -75,6 +75,9 @@ class AppWindows:
         self._pending: list[tuple[int, int, int, str]] = []  # (end, kind, start, route)
         self._queued: set[tuple[str, int, int]] = set()
         self._requests: dict[str, tuple[str, int, int, int]] = {}  # rid → route, bucket, pos, ts
+        # rids by the bucket they were indexed in: eviction drops whole buckets' worth of them
+        # instead of testing every request held (up to the retention's worth of calls).
+        self._request_buckets: dict[int, list[str]] = {}
         self._waiting: dict[str, tuple[Feedback, int]] = {}  # feedback before its call
 
     # -- snapshots: immutable bytes ---------------------------------------------------------
@@ -85,6 +88,10 @@ class AppWindows:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._prices = DEFAULT_PRICES
+        if "_request_buckets" not in state:  # a snapshot from before the index existed
+            self._request_buckets = {}
+            for rid, (_, index, _, _) in self._requests.items():
+                self._request_buckets.setdefault(index, []).append(rid)
 
     def snapshot(self) -> bytes:
         """The whole state as immutable bytes (a Bytewax recovery snapshot)."""
@@ -305,12 +312,14 @@ class AppWindows:
     ) -> None:
         route, index, bucket, first = where
         join = self.spec.feedback_join
+        indexed = self._request_buckets.setdefault(index, [])
         for j, r in enumerate(rows.tolist()):
             rid = calls.request_id[r]
             if not rid:
                 continue
             ts = int(calls.ts[r])
             self._requests[rid] = (route, index, first + j, ts)
+            indexed.append(rid)
             waiting = self._waiting.pop(rid, None)
             if waiting is not None:
                 fb, fb_ts = waiting
@@ -407,8 +416,11 @@ class AppWindows:
             for key in [k for k in segment.emitted if k[1] < cut]:
                 del segment.emitted[key]
         requests = self._requests
-        for rid in [r for r, (_, index, _, _) in requests.items() if not self._retained(index)]:
-            del requests[rid]
+        for index in [i for i in self._request_buckets if not self._retained(i)]:
+            for rid in self._request_buckets.pop(index):
+                found = requests.get(rid)
+                if found is not None and found[1] == index:  # not indexed again since
+                    del requests[rid]
 
     def _expire(self, now: float | None, out: list[Output]) -> None:
         wm = self.watermark(now)

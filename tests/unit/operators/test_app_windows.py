@@ -503,6 +503,31 @@ def test_late_feedback_for_a_call_whose_bucket_was_evicted_does_not_crash() -> N
     assert strays(out) or windows(out)
 
 
+def test_a_request_indexed_again_later_survives_the_eviction_of_its_first_bucket() -> None:
+    """Requests are evicted by the bucket they were indexed in; a request_id seen again in a
+    later bucket points there, and the earlier bucket's eviction must leave it joinable."""
+    state = AppWindows(SPEC)
+    state.process([call(0, request_id="again")] + [call(t) for t in range(10, 690, 10)], None)
+    # Indexed again at 1000 s; the same batch moves the watermark so far that bucket 0 goes.
+    state.process([call(1000, request_id="again")], now=None)
+    assert strays(state.process([feedback(1005, "again", 0.25)], now=None)) == []
+    joined = [w for w in windows(state.flush(), "tumbling") if span(w)[1] == 960.0]
+    assert [(w.count, w.quality.mean) for w in joined] == [(1, 0.25)]
+
+
+def test_a_snapshot_without_the_request_index_restores_and_evicts_like_the_original() -> None:
+    """Snapshots taken before requests were indexed by bucket still restore."""
+    original = AppWindows(SPEC)
+    original.process([call(t, request_id=f"r{t}") for t in range(0, 600, 5)], now=None)
+    old = AppWindows.restore(original.snapshot(), now=None)
+    del old._request_buckets  # what an older version pickled
+    restored = AppWindows.restore(old.snapshot(), now=None)
+    later = [call(t, request_id=f"r{t}") for t in range(600, 3000, 5)]
+    assert windows(restored.process(later, now=None)) == windows(original.process(later, now=None))
+    assert restored._requests == original._requests  # the early ones evicted from both
+    assert min(int(r[1:]) for r in restored._requests) > 600
+
+
 # --- 7. idle advance ------------------------------------------------------------------------------
 
 
