@@ -14,7 +14,7 @@ import math
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import pairwise
+from itertools import count, pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -312,19 +312,19 @@ class AppWindows:
     ) -> None:
         route, index, bucket, first = where
         join = self.spec.feedback_join
+        requests, waiting = self._requests, self._waiting
         indexed = self._request_buckets.setdefault(index, [])
-        for j, r in enumerate(rows.tolist()):
-            rid = calls.request_id[r]
+        rids = map(calls.request_id.__getitem__, rows.tolist())
+        for pos, rid, ts in zip(count(first), rids, calls.ts[rows].tolist()):
             if not rid:
                 continue
-            ts = int(calls.ts[r])
-            self._requests[rid] = (route, index, first + j, ts)
+            requests[rid] = (route, index, pos, ts)
             indexed.append(rid)
-            waiting = self._waiting.pop(rid, None)
-            if waiting is not None:
-                fb, fb_ts = waiting
+            found = waiting.pop(rid, None) if waiting else None
+            if found is not None:
+                fb, fb_ts = found
                 if abs(fb_ts - ts) <= join:
-                    bucket.set_quality(first + j, fb.quality)
+                    bucket.set_quality(pos, fb.quality)
                 else:
                     out.append(self._unmatched(fb, "arrived after the feedback join window"))
 
