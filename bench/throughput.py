@@ -51,12 +51,24 @@ class _Record(msgspec.Struct):
 _BASELINE_DECODER = msgspec.json.Decoder(_Record)
 
 
-def _event(i: int, rng: random.Random, per_second: int) -> bytes:
+def _event(i: int, rng: random.Random, per_second: int, feedback_every: int = 0) -> bytes:
+    """Event ``i``: an ``llm_call``; with ``feedback_every`` K, calls carry a ``request_id`` and
+    every K-th event is instead the ``feedback`` for the call before it."""
     app = f"app-{i % 10}"
-    return json.dumps(
-        {
+    at = int((T0 + timedelta(seconds=i / per_second)).timestamp() * 1000)
+    if feedback_every and i % feedback_every == 0 and i:
+        event: dict[str, object] = {
+            "kind": "feedback",
+            "event_id": f"f{i}",
+            "timestamp": at,
+            "app": f"app-{(i - 1) % 10}",
+            "request_id": f"r{i - 1}",
+            "quality": round(rng.random(), 3),
+        }
+    else:
+        event = {
             "event_id": f"e{i}",
-            "timestamp": int((T0 + timedelta(seconds=i / per_second)).timestamp() * 1000),
+            "timestamp": at,
             "app": app,
             "task": f"task-{i % 3}",
             "model": "gpt-4o-mini" if i % 2 else "claude-3-5-haiku-latest",
@@ -64,12 +76,13 @@ def _event(i: int, rng: random.Random, per_second: int) -> bytes:
             "input_tokens": rng.randint(100, 2000),
             "output_tokens": rng.randint(10, 400),
             "status": "ok" if i % 50 else "error",
-        },
-        separators=(",", ":"),
-    ).encode()
+        }
+        if feedback_every:
+            event["request_id"] = f"r{i}"
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
-def produce(bootstrap: str, topic: str, n: int, per_second: int) -> float:
+def produce(bootstrap: str, topic: str, n: int, per_second: int, feedback_every: int = 0) -> float:
     """Send ``n`` events keyed by app; returns the mean record size in bytes."""
     producer = Producer(
         {
@@ -83,11 +96,13 @@ def produce(bootstrap: str, topic: str, n: int, per_second: int) -> float:
     rng = random.Random(1)
     size = 0
     for i in range(n):
-        value = _event(i, rng, per_second)
+        value = _event(i, rng, per_second, feedback_every)
         size += len(value)
+        # A feedback goes with its call (same key, so the same partition and app state).
+        app = (i - 1) % 10 if feedback_every and i % feedback_every == 0 and i else i % 10
         while True:
             try:
-                producer.produce(topic, value=value, key=f"app-{i % 10}".encode())
+                producer.produce(topic, value=value, key=f"app-{app}".encode())
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -156,6 +171,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--per-second", type=int, default=1000, help="event-time rate")
+    parser.add_argument(
+        "--feedback-every",
+        type=int,
+        default=0,
+        help="K > 0: calls carry request ids and every K-th event is a feedback (the join path)",
+    )
     parser.add_argument("--bootstrap", default="", help="outside Kafka (default: embedded tansu)")
     parser.add_argument("--database-url", default="", help="default: a SQLite file in a temp dir")
     parser.add_argument("--profile", default="", help="write cProfile stats of the processor here")
@@ -171,7 +192,7 @@ def main() -> None:
     try:
         ensure_topics(bootstrap, {topic: args.partitions, topic + ".dlq": 1})
         t = time.perf_counter()
-        size = produce(bootstrap, topic, args.events, args.per_second)
+        size = produce(bootstrap, topic, args.events, args.per_second, args.feedback_every)
         print(
             f"produced {args.events} events ({size:.0f} B mean) in {time.perf_counter() - t:.1f} s"
         )
