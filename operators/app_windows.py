@@ -167,11 +167,11 @@ class AppWindows:
         dirty: set[tuple[str, int]] = set()
         if len(calls):
             dirty = self._take_calls(calls, now, out)
-        for fb in feedback:
-            at = fb.timestamp.timestamp()
-            if self._dedup.first_sighting(fb.event_id, at):
-                ts = round(at * 1000)
-                self._feedback(fb, ts, out)
+        if feedback:  # deduplicated together: one dedup pass per batch, not per feedback
+            times = [fb.timestamp.timestamp() for fb in feedback]
+            for i in self._dedup.first_sightings([fb.event_id for fb in feedback], times):
+                ts = round(times[i] * 1000)
+                self._feedback(feedback[i], ts, out)
                 self._saw(ts, now)
         wm = self._current_watermark()
         if self._pending and self._pending[0][0] <= wm:
