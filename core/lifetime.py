@@ -25,8 +25,9 @@ __all__ = ["stop_with_parent", "stopping_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
 
-# Runs in the child between fork and exec, in an interpreter started without site-packages
-# (~20 ms): the death signal survives exec, so any program (the tansu binary too) gets it.
+# The child starts as this script (an interpreter without site-packages, ~20 ms), asks for the
+# signal (prctl option 1 is PR_SET_PDEATHSIG), then becomes the command with exec: the request
+# survives exec, so any program (the tansu binary too) gets the signal.
 _LAUNCHER = """\
 import ctypes, os, signal, sys
 try:
