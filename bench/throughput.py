@@ -51,35 +51,47 @@ class _Record(msgspec.Struct):
 _BASELINE_DECODER = msgspec.json.Decoder(_Record)
 
 
-def _event(i: int, rng: random.Random, per_second: int, feedback_every: int = 0) -> bytes:
-    """Event ``i``: an ``llm_call``; with ``feedback_every`` K, calls carry a ``request_id`` and
-    every K-th event is instead the ``feedback`` for the call before it."""
-    app = f"app-{i % 10}"
+def _calls_before(i: int, feedback_every: int) -> int:
+    """How many of events 0..i-1 are calls (the rest are feedback)."""
+    return i - (i - 1) // feedback_every if feedback_every and i else i
+
+
+def _event(
+    i: int, rng: random.Random, per_second: int, feedback_every: int = 0
+) -> tuple[str, bytes]:
+    """Event ``i`` and its app: an ``llm_call``; with ``feedback_every`` K, calls carry a
+    ``request_id`` and every K-th event is instead the ``feedback`` of the call before it.
+
+    Calls are numbered on their own, so they spread over the apps, tasks and models alike.
+    """
     at = int((T0 + timedelta(seconds=i / per_second)).timestamp() * 1000)
-    if feedback_every and i % feedback_every == 0 and i:
+    c = _calls_before(i, feedback_every)  # this call's number, or the next call's
+    if feedback_every and i and i % feedback_every == 0:
+        app = f"app-{(c - 1) % 10}"
         event: dict[str, object] = {
             "kind": "feedback",
             "event_id": f"f{i}",
             "timestamp": at,
-            "app": f"app-{(i - 1) % 10}",
-            "request_id": f"r{i - 1}",
+            "app": app,
+            "request_id": f"r{c - 1}",
             "quality": round(rng.random(), 3),
         }
     else:
+        app = f"app-{c % 10}"
         event = {
-            "event_id": f"e{i}",
+            "event_id": f"e{c}",
             "timestamp": at,
             "app": app,
-            "task": f"task-{i % 3}",
-            "model": "gpt-4o-mini" if i % 2 else "claude-3-5-haiku-latest",
+            "task": f"task-{c % 3}",
+            "model": "gpt-4o-mini" if c % 2 else "claude-3-5-haiku-latest",
             "latency_ms": round(rng.uniform(100, 2000), 1),
             "input_tokens": rng.randint(100, 2000),
             "output_tokens": rng.randint(10, 400),
-            "status": "ok" if i % 50 else "error",
+            "status": "ok" if c % 50 else "error",
         }
         if feedback_every:
-            event["request_id"] = f"r{i}"
-    return json.dumps(event, separators=(",", ":")).encode()
+            event["request_id"] = f"r{c}"
+    return app, json.dumps(event, separators=(",", ":")).encode()
 
 
 def produce(bootstrap: str, topic: str, n: int, per_second: int, feedback_every: int = 0) -> float:
@@ -96,13 +108,12 @@ def produce(bootstrap: str, topic: str, n: int, per_second: int, feedback_every:
     rng = random.Random(1)
     size = 0
     for i in range(n):
-        value = _event(i, rng, per_second, feedback_every)
+        app, value = _event(i, rng, per_second, feedback_every)
         size += len(value)
-        # A feedback goes with its call (same key, so the same partition and app state).
-        app = (i - 1) % 10 if feedback_every and i % feedback_every == 0 and i else i % 10
         while True:
             try:
-                producer.produce(topic, value=value, key=f"app-{app}".encode())
+                # Keyed by app: a feedback goes to its call's partition (and app state).
+                producer.produce(topic, value=value, key=app.encode())
                 break
             except BufferError:
                 producer.poll(0.05)
