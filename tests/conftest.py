@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from core.settings import KafkaSettings, Settings, StorageSettings
-from storage.database import create_db_engine, migrate
 from storage.kafka import EmbeddedBroker, ensure_topics
+from tests.processor_runs import emptied_database
 
 PG_ADMIN_URL = os.environ.get(
     "LLMOPT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -56,12 +56,7 @@ def topics(kafka_bootstrap: str) -> dict[str, str]:
 @pytest.fixture
 def flow_settings(kafka_bootstrap: str, topics: dict[str, str], postgres_url: str) -> Settings:
     """Settings of a bounded processor run over fresh topics into emptied window/insight tables."""
-    engine = create_db_engine(postgres_url)
-    migrate(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM window_stats")
-        conn.exec_driver_sql("DELETE FROM insights")
-    engine.dispose()
+    emptied_database(postgres_url, "window_stats", "insights")
     return Settings(
         kafka=KafkaSettings(
             bootstrap_servers=kafka_bootstrap,

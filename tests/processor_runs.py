@@ -17,6 +17,18 @@ from orchestrator.services.processor import bytewax_commands, ensure_recovery_st
 from tests.telemetry_samples import T0
 
 
+def emptied_database(database_url: str, *tables: str) -> None:
+    """Migrate the database at ``database_url`` and delete every row of ``tables``."""
+    from storage.database import create_db_engine, migrate
+
+    engine = create_db_engine(database_url)
+    migrate(engine)
+    with engine.begin() as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"DELETE FROM {table}")
+    engine.dispose()
+
+
 def stream(n: int, per_second: int = 500, seed: int = 3) -> Iterator[bytes]:
     """``n`` records of 6 apps with late calls (100 s behind) and feedback for some calls."""
     rng = random.Random(seed)

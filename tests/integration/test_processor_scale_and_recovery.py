@@ -53,15 +53,8 @@ def _settings(
 def reference(
     kafka_bootstrap: str, topic: str, tmp_path_factory: pytest.TempPathFactory, postgres_url: str
 ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
-    from storage.database import create_db_engine, migrate
-
     tmp = tmp_path_factory.mktemp("reference")
-    engine = create_db_engine(postgres_url)
-    migrate(engine)
-    with engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM window_stats")
-        conn.exec_driver_sql("DELETE FROM stray_events")
-    engine.dispose()
+    processor_runs.emptied_database(postgres_url, "window_stats", "stray_events")
     processor_runs.run(_settings(kafka_bootstrap, topic, postgres_url, tmp, recovery=False))
     windows, strays = processor_runs.table_rows(postgres_url)
     kinds = {row[0] for row in windows}
