@@ -23,6 +23,7 @@ __all__ = [
     "ConfigVersion",
     "PromptConfig",
     "RateLimitConfig",
+    "ShadowConfig",
     "TaskConfig",
     "apply_overrides",
     "config_diff",
@@ -102,6 +103,23 @@ class CanaryConfig(_Strict, frozen=True, kw_only=True):
             raise ValueError("canary.weight must be within [0, 1]")
 
 
+class ShadowConfig(_Strict, frozen=True, kw_only=True):
+    """Shadow evaluation: also run ``model`` on ``share`` of the task's scored requests.
+
+    The application serves its usual answer, runs ``model`` on the same request without serving
+    it, scores both answers and reports the candidate's score as ``shadow_model`` /
+    ``shadow_quality`` on the call (or on its feedback). The judge then compares both models on
+    the same requests (paired), which needs far fewer calls than comparing two groups.
+    """
+
+    model: str
+    share: float = 0.1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.share <= 1.0:
+            raise ValueError("shadow.share must be within (0, 1]")
+
+
 class TaskConfig(_Strict, frozen=True, kw_only=True):
     """What an application applies to one task."""
 
@@ -113,6 +131,7 @@ class TaskConfig(_Strict, frozen=True, kw_only=True):
     batching: BatchingConfig | None = None
     prompt: PromptConfig | None = None
     canary: CanaryConfig | None = None
+    shadow: ShadowConfig | None = None
 
 
 class AppConfig(msgspec.Struct, frozen=True, kw_only=True):

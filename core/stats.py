@@ -9,6 +9,7 @@ import msgspec
 
 __all__ = [
     "LatencyStats",
+    "PairedQuality",
     "QualityStats",
     "StrayEvent",
     "TtftStats",
@@ -42,6 +43,29 @@ class QualityStats(msgspec.Struct, frozen=True):
     stddev: float | None
     ci95_low: float | None
     ci95_high: float | None
+
+
+class PairedQuality(msgspec.Struct, frozen=True):
+    """Quality of one shadow model paired with the served model's on the same requests.
+
+    Sums over the window's calls that carried both scores (``quality`` and ``shadow_quality``
+    for this ``shadow_model``): ``count`` pairs, the served and the shadow scores' sums and the
+    sum of squared differences ``(shadow - served)**2``. Sums pool across windows by addition.
+    """
+
+    count: int = 0
+    served_sum: float = 0.0
+    shadow_sum: float = 0.0
+    diff_sq_sum: float = 0.0
+
+    def merge(self, other: PairedQuality) -> PairedQuality:
+        """Both windows' pairs pooled."""
+        return PairedQuality(
+            self.count + other.count,
+            self.served_sum + other.served_sum,
+            self.shadow_sum + other.shadow_sum,
+            self.diff_sq_sum + other.diff_sq_sum,
+        )
 
 
 class WindowKey(msgspec.Struct, frozen=True, array_like=True):
@@ -98,6 +122,10 @@ class WindowStats(msgspec.Struct, frozen=True, kw_only=True):
     what the canary judge's rank tests compare. Tumbling windows only; not stored."""
     quality_sample: tuple[float, ...] = ()
     """The same systematic sample of the window's quality scores."""
+    config_version: int | None = None
+    """The ``config_version`` the window's calls were served under (None: not reported)."""
+    shadow: dict[str, PairedQuality] = msgspec.field(default_factory=dict)
+    """Per shadow model, its scores paired with this segment's on the same requests."""
 
 
 class StrayEvent(msgspec.Struct, frozen=True, kw_only=True):
