@@ -263,19 +263,20 @@ class CollectorSettings:
 class CanarySettings:
     """Canary rollouts and the judge that advances, holds or rolls them back."""
 
-    stages: tuple[float, ...] = (0.01, 0.05, 0.25, 0.5, 1.0)  # canary weights, in order
-    min_stage_duration: timedelta = timedelta(minutes=5)  # each stage is held at least this long
-    min_samples: int = 100  # calls per side before a stage may pass
-    alpha: float = 0.05  # significance of each baseline-vs-canary test
-    max_error_rate: float = 0.05  # gate: canary error rate above this fails
+    stages: tuple[float, ...] = (0.01, 0.05, 0.1, 0.25, 0.5)  # canary weights a rollout may take
+    min_stage_duration: timedelta = timedelta(minutes=5)  # each weight is held at least this long
+    min_samples: int = 100  # calls per side before anything is judged
+    alpha: float = 0.05  # error rate of each anytime-valid band (promote worse, fail good)
+    max_error_rate: float = 0.05  # canary error rate shown above this fails
     max_error_rate_increase: float = 0.01  # tolerated absolute error-rate increase (effect size)
     max_p95_ms: float = 5000.0  # gate: canary p95 latency above this fails
     max_p99_ms: float = 10000.0  # gate: canary p99 latency above this fails
-    max_latency_increase: float = 0.10  # tolerated relative increase of median latency
+    max_latency_increase: float = 0.10  # tolerated relative increase of the geometric mean
     quality_floor: float = 0.0  # gate: canary mean quality below this fails (0: off)
-    quality_tolerance: float = 0.02  # tolerated absolute quality drop (effect size)
     max_cost_increase: float = 0.10  # gate: relative cost-per-success increase that fails
-    max_stage_duration: timedelta = timedelta(hours=6)  # inconclusive this long: roll back
+    max_rollout_duration: timedelta = timedelta(days=3)  # no verdict this long: roll back
+    risk_budget: float = 0.005  # quality a task may lose per call while a change is tested
+    shadow_share: float = 0.5  # share of scored calls apps run a candidate model on (0: none)
     post_promotion_watch: timedelta = timedelta(minutes=30)  # health checks after promotion
     holdback: float = 0.05  # share of calls kept on the old config while watched (0: none)
 
@@ -581,7 +582,7 @@ def _is_stage_list(value: Any) -> bool:
         return False
     if not all(isinstance(v, int | float) and 0 < v <= 1 for v in value):
         return False
-    return list(value) == sorted(set(value)) and value[-1] == 1
+    return list(value) == sorted(set(value)) and value[0] < 1
 
 
 _BIG = 1e9  # upper bound of the unbounded percentages and weights
@@ -824,8 +825,8 @@ _VALIDATORS: list[Validator] = [
         default=list(CanarySettings().stages),
         condition=_is_stage_list,
         messages={
-            "condition": "{name} must be a list of increasing weights in (0, 1] ending with 1.0 "
-            "but it is {value!r} in env {env}"
+            "condition": "{name} must be a list of increasing weights in (0, 1) (a trailing 1.0 "
+            "is allowed and means promotion) but it is {value!r} in env {env}"
         },
     ),
     *_decision_validators(),
@@ -948,6 +949,7 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
     except ValidationError as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from exc
     data = {str(k).lower(): v for k, v in raw.as_dict().items()}
+    _check_retired(data)
     sections: dict[str, Any] = {}
     for name, cls in section_types().items():
         values = _known(cls, _section(data, name))
@@ -961,6 +963,23 @@ def load_settings(root: str | Path | None = None, *, environment: str | None = N
     )
     _check_relations(settings)
     return settings
+
+
+# Keys that no longer exist, and what replaced them: setting one is an error, never ignored.
+_RETIRED = {
+    ("canary", "quality_tolerance"): "decisions.quality_tolerance (one tolerance for model "
+    "selection, the judge and the plans)",
+    ("canary", "max_stage_duration"): "canary.max_rollout_duration (weights are planned from "
+    "the evidence; a rollout without a verdict this long is rolled back)",
+}
+
+
+def _check_retired(data: Mapping[str, Any]) -> None:
+    for (section, key), instead in _RETIRED.items():
+        if key in _section(data, section):
+            raise ConfigurationError(
+                f"invalid settings: {section}.{key} was retired; set {instead} instead"
+            )
 
 
 def _prices(raw: Mapping[str, Any]) -> dict[str, ModelPrice]:
@@ -1013,6 +1032,16 @@ def _check_relations(settings: Settings) -> None:
             f"but they are {a.tls_cert_path!r} and {a.tls_key_path!r}"
         )
     _check_integrations(settings.integrations)
+    canary = settings.canary
+    for key, value, ok, rule in (
+        ("alpha", canary.alpha, 0 < canary.alpha <= 0.5, "within (0, 0.5]"),
+        ("risk_budget", canary.risk_budget, 0 < canary.risk_budget <= 1, "within (0, 1]"),
+        ("shadow_share", canary.shadow_share, 0 <= canary.shadow_share <= 1, "within [0, 1]"),
+    ):
+        if not ok:
+            raise ConfigurationError(
+                f"invalid settings: canary.{key} must be {rule} but it is {value!r}"
+            )
     if not settings.canary.holdback < 1:
         raise ConfigurationError(
             "invalid settings: canary.holdback must be below 1 (a share of calls) "

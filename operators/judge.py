@@ -1,23 +1,37 @@
-"""The canary judge: threshold gates plus baseline-vs-canary tests, as a pure function.
+"""The canary judge: gates plus anytime-valid baseline-vs-canary tests, as a pure function.
 
-Given what each side served during a stage (:class:`SideSummary`, pooled from tumbling windows
-split by ``variant``) the judge returns a verdict outcome and every metric's check:
+Given what each side served (:class:`SideSummary`, per stratum: one stratum per canary weight, so a
+trend over time cannot masquerade as a difference when the weight changes) the judge returns a
+:class:`Judgement`: the outcome, every metric's check with its numbers, and the quality band.
 
-- **gates** (Flagger-style): canary error rate, p95 and p99 latency, quality floor, cost per
-  successful call against the baseline's;
-- **tests**: Mann-Whitney U for latency (canary slower than the baseline by more than
-  ``max_latency_increase``) and for quality (canary worse by more than ``quality_tolerance``),
-  a two-proportion z-test for the error rate (canary above the baseline by more than
-  ``max_error_rate_increase``), each one-sided at ``alpha``.
+- **Quality** is one question, asked once: *is the candidate worse than the incumbent by more
+  than the tolerance* (``decisions.quality_tolerance``)? The burden of proof is on the change:
+  the check passes when the anytime-valid band of ``q_canary - q_baseline``
+  (:mod:`operators.sequential`) lies above ``-tolerance``, fails when it lies below, and
+  otherwise keeps the stage *inconclusive* (keep sampling). Scores are means of values in
+  [0, 1], so binary scores are proportions and the variance is the data's own. When an
+  application reports shadow scores (the candidate run on the same requests as the incumbent),
+  the paired differences give a second band; each band is then built at ``alpha / 2`` and the
+  judge uses both (a union bound), so shadow data can only tighten the verdict.
+- **Error rate** and **latency** are harm detectors: they fail the stage when the band shows
+  the canary's error rate above the baseline's by more than ``max_error_rate_increase``, its
+  error rate above ``max_error_rate``, or its (log) latency above the baseline's by more than
+  ``max_latency_increase``; they never hold a stage.
+- **Gates** (Flagger-style): p95 and p99 latency, cost per success against the baseline's,
+  the quality floor.
 
-Fewer than ``min_samples`` calls on either side (or, when the baseline has quality scores, fewer
-than ``min_samples`` scores on the canary side) is *inconclusive*: no data is never a pass.
+Guarantee (each band at ``alpha``, looks every period): a candidate truly worse than the
+tolerance is promoted with probability at most ``alpha``; an equal candidate is failed by the
+quality test with probability at most ``alpha`` (asymptotically, plug-in variances; checked by
+simulation in ``tests/unit/operators/test_sequential.py``). Fewer than ``min_samples`` calls on
+either side is *inconclusive*: no data is never a pass.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
@@ -25,9 +39,24 @@ import numpy as np
 
 from core.decisions import MetricCheck, RollbackLimit, VerdictOutcome
 from core.settings import CanarySettings
-from core.stats import WindowStats
+from core.stats import PairedQuality, WindowStats
+from operators.sequential import (
+    Interval,
+    always_valid_p,
+    mean_and_variance,
+    rho_for,
+)
 
-__all__ = ["SideSummary", "judge", "plan_checks"]
+__all__ = [
+    "Judgement",
+    "SideSummary",
+    "judge",
+    "paired_interval",
+    "plan_checks",
+    "quality_interval",
+]
+
+LATENCY_SAMPLE = 512  # latencies a side keeps for the p95/p99 gates
 
 
 def _stats() -> Any:
@@ -41,15 +70,34 @@ def _stats() -> Any:
     return scipy.stats
 
 
+def _thin(values: Sequence[float], size: int) -> tuple[float, ...]:
+    """``size`` values evenly spaced over the sorted ``values`` (all of them when fewer)."""
+    ordered = sorted(values)
+    if len(ordered) <= size:
+        return tuple(ordered)
+    step = len(ordered) / size
+    return tuple(ordered[int((i + 0.5) * step)] for i in range(size))
+
+
 class SideSummary(msgspec.Struct, frozen=True, kw_only=True):
-    """What one side of a rollout served: counts, cost and value samples."""
+    """What one side of a rollout served: counts, cost, and sums that pool by addition.
+
+    ``log_latency_*`` are sums of ``ln(1 + latency_ms)`` over calls (estimated from each
+    window's systematic latency sample, weighted by its calls); ``latency`` is a bounded
+    sample for the percentile gates; ``shadow`` holds shadow models' paired quality.
+    """
 
     calls: int = 0
     errors: int = 0
     cost_usd: float = 0.0
-    latency: tuple[float, ...] = ()
-    quality: tuple[float, ...] = ()
     quality_count: int = 0
+    quality_sum: float = 0.0
+    quality_sq_sum: float = 0.0
+    log_latency_n: float = 0.0
+    log_latency_sum: float = 0.0
+    log_latency_sq_sum: float = 0.0
+    latency: tuple[float, ...] = ()
+    shadow: dict[str, PairedQuality] = msgspec.field(default_factory=dict)
 
     @property
     def ok(self) -> int:
@@ -66,41 +114,218 @@ class SideSummary(msgspec.Struct, frozen=True, kw_only=True):
         """Spend over successful calls."""
         return self.cost_usd / self.ok if self.ok else None
 
+    @property
+    def quality_mean(self) -> float | None:
+        """Mean quality score (None without scores)."""
+        return self.quality_sum / self.quality_count if self.quality_count else None
+
     def merge(self, other: SideSummary) -> SideSummary:
-        """Both sides' calls pooled."""
+        """Both sides' calls pooled (the latency sample keeps each side's share of calls)."""
+        if not other.calls and not other.quality_count and not other.shadow:
+            return self
+        if not self.calls and not self.quality_count and not self.shadow:
+            return other
+        calls = self.calls + other.calls
+        if len(self.latency) + len(other.latency) <= LATENCY_SAMPLE:
+            latency = tuple(sorted(self.latency + other.latency))
+        else:
+            k = round(LATENCY_SAMPLE * self.calls / calls) if calls else LATENCY_SAMPLE // 2
+            latency = tuple(
+                sorted(_thin(self.latency, k) + _thin(other.latency, LATENCY_SAMPLE - k))
+            )
+        shadow = dict(self.shadow)
+        for model, pairs in other.shadow.items():
+            shadow[model] = shadow[model].merge(pairs) if model in shadow else pairs
         return SideSummary(
-            calls=self.calls + other.calls,
+            calls=calls,
             errors=self.errors + other.errors,
             cost_usd=self.cost_usd + other.cost_usd,
-            latency=self.latency + other.latency,
-            quality=self.quality + other.quality,
             quality_count=self.quality_count + other.quality_count,
+            quality_sum=self.quality_sum + other.quality_sum,
+            quality_sq_sum=self.quality_sq_sum + other.quality_sq_sum,
+            log_latency_n=self.log_latency_n + other.log_latency_n,
+            log_latency_sum=self.log_latency_sum + other.log_latency_sum,
+            log_latency_sq_sum=self.log_latency_sq_sum + other.log_latency_sq_sum,
+            latency=latency,
+            shadow=shadow,
+        )
+
+    @classmethod
+    def of_window(cls, w: WindowStats) -> SideSummary:
+        """One tumbling window's calls."""
+        q = w.quality
+        q_sum = (q.mean or 0.0) * q.count
+        q_sq = (q.stddev or 0.0) ** 2 * (q.count - 1) + (q.mean or 0.0) ** 2 * q.count
+        n_lat = log_sum = log_sq = 0.0
+        if w.latency_sample and w.count:
+            logs = np.log1p(np.asarray(w.latency_sample, dtype=np.float64))
+            n_lat = float(w.count)
+            log_sum = float(logs.mean()) * n_lat
+            log_sq = float((logs * logs).mean()) * n_lat
+        return cls(
+            calls=w.count,
+            errors=w.error_count,
+            cost_usd=w.cost_usd,
+            quality_count=q.count,
+            quality_sum=q_sum,
+            quality_sq_sum=q_sq if q.count else 0.0,
+            log_latency_n=n_lat,
+            log_latency_sum=log_sum,
+            log_latency_sq_sum=log_sq,
+            latency=_thin(w.latency_sample, LATENCY_SAMPLE),
+            shadow=dict(w.shadow),
         )
 
     @classmethod
     def of(cls, windows: Iterable[WindowStats]) -> SideSummary:
-        """Pool tumbling windows (their counts, costs and value samples)."""
+        """Pool tumbling windows."""
         out = cls()
         for w in windows:
-            out = out.merge(
-                cls(
-                    calls=w.count,
-                    errors=w.error_count,
-                    cost_usd=w.cost_usd,
-                    latency=w.latency_sample,
-                    quality=w.quality_sample,
-                    quality_count=w.quality.count,
-                )
-            )
+            out = out.merge(cls.of_window(w))
         return out
 
 
-def _percentile(values: tuple[float, ...], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
+Stratum = tuple[SideSummary, SideSummary]  # (baseline, canary) over one weight
 
 
-def _mean(values: tuple[float, ...]) -> float | None:
-    return float(np.mean(values)) if values else None
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The judge's answer: outcome, checks, reason, and the quality band it used (if any)."""
+
+    outcome: VerdictOutcome
+    checks: tuple[MetricCheck, ...]
+    reason: str
+    quality: Interval | None = None
+
+
+def _difference(
+    strata: Sequence[Stratum],
+    values: Any,
+    alpha: float,
+    rho: float,
+) -> Interval:
+    """Band of ``canary - baseline`` pooled over strata by inverse variance."""
+    out = Interval.unknown()
+    for base, canary in strata:
+        b, c = mean_and_variance(*values(base)), mean_and_variance(*values(canary))
+        if b is None or c is None:
+            continue
+        out = out.combine(Interval.of(c[0] - b[0], c[1] + b[1], alpha, rho), alpha, rho)
+    return out
+
+
+def _quality_sums(s: SideSummary) -> tuple[float, float, float]:
+    return s.quality_count, s.quality_sum, s.quality_sq_sum
+
+
+def _error_sums(s: SideSummary) -> tuple[float, float, float]:
+    return s.calls, s.errors, s.errors
+
+
+def _latency_sums(s: SideSummary) -> tuple[float, float, float]:
+    return s.log_latency_n, s.log_latency_sum, s.log_latency_sq_sum
+
+
+def quality_interval(strata: Sequence[Stratum], tolerance: float, alpha: float) -> Interval:
+    """Anytime-valid band of the canary's quality minus the baseline's."""
+    return _difference(strata, _quality_sums, alpha, rho_for(max(tolerance, 1e-3), alpha))
+
+
+def paired_interval(pairs: PairedQuality, tolerance: float, alpha: float) -> Interval:
+    """Anytime-valid band of the shadow model's quality minus the served one's, same requests."""
+    n = pairs.count
+    diff_sum = pairs.shadow_sum - pairs.served_sum
+    mv = mean_and_variance(n, diff_sum, pairs.diff_sq_sum)
+    if mv is None:
+        return Interval.unknown()
+    return Interval.of(mv[0], mv[1], alpha, rho_for(max(tolerance, 1e-3), alpha))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:+.4f}" if math.isfinite(x) else ("+inf" if x > 0 else "-inf")
+
+
+def _quality_check(
+    band: Interval,
+    base: SideSummary,
+    canary: SideSummary,
+    pairs: PairedQuality | None,
+    tolerance: float,
+    alpha: float,
+) -> MetricCheck:
+    rho = rho_for(max(tolerance, 1e-3), alpha)
+    if not band.known:
+        return MetricCheck(
+            metric="quality",
+            baseline=base.quality_mean,
+            canary=canary.quality_mean,
+            threshold=-tolerance,
+            test="noninferiority_cs",
+            baseline_n=base.quality_count,
+            canary_n=canary.quality_count,
+            detail="too few quality scores to judge: keep sampling",
+        )
+    passed = True if band.low > -tolerance else False if band.high < -tolerance else None
+    p = always_valid_p(band.estimate + tolerance, band.information, rho)
+    paired = f", {pairs.count} shadow pairs" if pairs is not None and pairs.count else ""
+    word = {True: "not worse", False: "worse", None: "not yet shown either way"}[passed]
+    return MetricCheck(
+        metric="quality",
+        baseline=base.quality_mean,
+        canary=canary.quality_mean,
+        threshold=-tolerance,
+        test="noninferiority_cs" + ("+paired" if paired else ""),
+        statistic=band.estimate,
+        p_value=p,
+        baseline_n=base.quality_count,
+        canary_n=canary.quality_count,
+        passed=passed,
+        detail=(
+            f"canary minus baseline {_fmt(band.estimate)}, anytime {1 - alpha:.0%} band "
+            f"[{_fmt(band.low)}, {_fmt(band.high)}] from {base.quality_count} + "
+            f"{canary.quality_count} scores{paired}: {word} than the tolerance "
+            f"{tolerance:g} (promote when the band is above {-tolerance:g}, roll back when it "
+            f"is below)"
+        ),
+    )
+
+
+def _harm_check(
+    metric: str,
+    band: Interval,
+    margin: float,
+    base_value: float | None,
+    canary_value: float | None,
+    ns: tuple[int, int],
+    alpha: float,
+    what: str,
+) -> MetricCheck:
+    """Fails when the band shows the canary above the baseline by more than ``margin``."""
+    rho = rho_for(max(margin, 1e-3), alpha)
+    passed: bool | None = None
+    p: float | None = None
+    if band.known:
+        passed = band.low <= margin
+        # always-valid p of "canary - baseline <= margin": below alpha when shown worse
+        p = always_valid_p(band.estimate - margin, band.information, rho)
+    return MetricCheck(
+        metric=metric,
+        baseline=base_value,
+        canary=canary_value,
+        threshold=margin,
+        test="harm_cs",
+        statistic=band.estimate if band.known else None,
+        p_value=p,
+        baseline_n=ns[0],
+        canary_n=ns[1],
+        passed=passed,
+        detail=(
+            f"{what}: band [{_fmt(band.low)}, {_fmt(band.high)}]; fails when it lies above "
+            f"{margin:g}"
+            if band.known
+            else f"{what}: too few values"
+        ),
+    )
 
 
 def _gate(
@@ -126,162 +351,143 @@ def _gate(
     )
 
 
-def _rank_test(
-    metric: str,
-    base: tuple[float, ...],
-    canary: tuple[float, ...],
-    shifted: np.ndarray,
-    alternative: Literal["greater", "less"],
-    threshold: float,
-    settings: CanarySettings,
-    detail: str,
-) -> MetricCheck:
-    """Mann-Whitney U of the canary against the baseline shifted by the tolerated effect."""
-    if len(base) < 2 or len(canary) < 2:
-        return MetricCheck(
-            metric=metric,
-            baseline=_mean(base),
-            canary=_mean(canary),
-            threshold=threshold,
-            test="mann_whitney_u",
-            baseline_n=len(base),
-            canary_n=len(canary),
-            detail="too few values to test",
-        )
-    result = _stats().mannwhitneyu(np.asarray(canary), shifted, alternative=alternative)
-    p = float(result.pvalue)
-    return MetricCheck(
-        metric=metric,
-        baseline=_mean(base),
-        canary=_mean(canary),
-        threshold=threshold,
-        test="mann_whitney_u",
-        statistic=float(result.statistic),
-        p_value=p,
-        baseline_n=len(base),
-        canary_n=len(canary),
-        passed=not p < settings.alpha,
-        detail=detail,
-    )
+def _percentile(values: tuple[float, ...], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
 
 
-def _error_test(base: SideSummary, canary: SideSummary, settings: CanarySettings) -> MetricCheck:
-    """One-sided two-proportion z-test with a margin: canary rate > baseline + margin."""
-    margin = settings.max_error_rate_increase
-    pc, pb = canary.error_rate, base.error_rate
-    se = math.sqrt(pc * (1 - pc) / canary.calls + pb * (1 - pb) / base.calls)
-    if se == 0.0:
-        z, p = 0.0, 0.0 if pc - pb > margin else 1.0
-    else:
-        z = (pc - pb - margin) / se
-        p = float(_stats().norm.sf(z))
+def _error_rate_max(canary: SideSummary, settings: CanarySettings) -> MetricCheck:
+    """Fails when the band of the canary's error rate lies above ``max_error_rate``."""
+    alpha, limit = settings.alpha, settings.max_error_rate
+    mv = mean_and_variance(canary.calls, canary.errors, canary.errors)
+    band = Interval.of(mv[0], mv[1], alpha, rho_for(limit, alpha)) if mv else Interval.unknown()
     return MetricCheck(
-        metric="error_rate",
-        baseline=pb,
-        canary=pc,
-        threshold=margin,
-        test="two_proportion_z",
-        statistic=z,
-        p_value=p,
-        baseline_n=base.calls,
+        metric="error_rate_max",
+        baseline=None,
+        canary=canary.error_rate,
+        threshold=limit,
+        test="harm_cs",
         canary_n=canary.calls,
-        passed=not p < settings.alpha,
-        detail=f"fails when the canary error rate exceeds the baseline's by more than {margin:g}",
+        passed=(band.low <= limit) if band.known else None,
+        detail=f"fails when the canary error rate's band [{_fmt(band.low)}, "
+        f"{_fmt(band.high)}] lies above {limit:g}",
     )
 
 
 def judge(
-    baseline: SideSummary, canary: SideSummary, settings: CanarySettings
-) -> tuple[VerdictOutcome, tuple[MetricCheck, ...], str]:
-    """Judge one stage: ``(outcome, checks, reason)``.
+    strata: Sequence[Stratum],
+    settings: CanarySettings,
+    *,
+    tolerance: float,
+    pairs: PairedQuality | None = None,
+) -> Judgement:
+    """Judge a rollout on everything both sides served so far (one stratum per weight).
 
-    A failed gate or test fails the stage; otherwise too few samples leave it inconclusive;
-    otherwise it passes.
+    A failed gate or test fails; otherwise too few calls, or a quality question not yet
+    answered, leave it inconclusive; otherwise it passes.
     """
+    base, canary = SideSummary(), SideSummary()
+    for b, c in strata:
+        base, canary = base.merge(b), canary.merge(c)
     need = settings.min_samples
     samples = MetricCheck(
         metric="samples",
-        baseline=float(baseline.calls),
+        baseline=float(base.calls),
         canary=float(canary.calls),
         threshold=float(need),
         test="minimum",
-        baseline_n=baseline.calls,
+        baseline_n=base.calls,
         canary_n=canary.calls,
-        passed=None if min(baseline.calls, canary.calls) < need else True,
+        passed=None if min(base.calls, canary.calls) < need else True,
         detail=f"each side needs at least {need} calls",
     )
+    alpha = settings.alpha
+    shadow = pairs is not None and pairs.count >= 2
+    band_alpha = alpha / 2 if shadow else alpha
+    quality = quality_interval(strata, tolerance, band_alpha)
+    if shadow and pairs is not None:
+        quality = quality.intersect(paired_interval(pairs, tolerance, band_alpha))
+    has_quality = bool(base.quality_count or canary.quality_count or shadow)
     if samples.passed is None:
-        return (
+        return Judgement(
             "inconclusive",
             (samples,),
-            f"too few calls to judge: baseline {baseline.calls}, canary {canary.calls}, "
+            f"too few calls to judge: baseline {base.calls}, canary {canary.calls}, "
             f"need {need} each",
+            quality if has_quality else None,
         )
-    base_cps, can_cps = baseline.cost_per_success, canary.cost_per_success
-    cost_limit = (base_cps or 0.0) * (1 + settings.max_cost_increase)
+    base_cps, can_cps = base.cost_per_success, canary.cost_per_success
+    lat_margin = math.log1p(settings.max_latency_increase)
+    err_margin = max(settings.max_error_rate_increase, 1e-3)
     checks = [
         samples,
-        _gate("error_rate_max", baseline.error_rate, canary.error_rate, settings.max_error_rate),
+        _error_rate_max(canary, settings),
         _gate(
             "latency_p95_ms",
-            _percentile(baseline.latency, 95),
+            _percentile(base.latency, 95),
             _percentile(canary.latency, 95),
             settings.max_p95_ms,
         ),
         _gate(
             "latency_p99_ms",
-            _percentile(baseline.latency, 99),
+            _percentile(base.latency, 99),
             _percentile(canary.latency, 99),
             settings.max_p99_ms,
         ),
-        _rank_test(
+        _harm_check(
             "latency_ms",
-            baseline.latency,
-            canary.latency,
-            np.asarray(baseline.latency) * (1 + settings.max_latency_increase),
-            "greater",
-            settings.max_latency_increase,
-            settings,
-            "fails when canary latencies rank above the baseline's scaled by "
-            f"{1 + settings.max_latency_increase:g}",
+            _difference(strata, _latency_sums, alpha, rho_for(lat_margin, alpha)),
+            lat_margin,
+            _geo_mean(base),
+            _geo_mean(canary),
+            (base.calls, canary.calls),
+            alpha,
+            "ln(1 + latency) canary minus baseline",
         ),
-        _error_test(baseline, canary, settings),
+        _harm_check(
+            "error_rate",
+            _difference(strata, _error_sums, alpha, rho_for(err_margin, alpha)),
+            settings.max_error_rate_increase,
+            base.error_rate,
+            canary.error_rate,
+            (base.calls, canary.calls),
+            alpha,
+            "canary error rate minus baseline's",
+        ),
     ]
     if base_cps is not None and can_cps is not None:
-        checks.append(_gate("cost_per_success_usd", base_cps, can_cps, cost_limit))
+        limit = base_cps * (1 + settings.max_cost_increase)
+        checks.append(_gate("cost_per_success_usd", base_cps, can_cps, limit))
     blocking = ""
-    if baseline.quality:
+    judged_quality: Interval | None = None
+    if has_quality:
+        judged_quality = quality
         if settings.quality_floor > 0:
             checks.append(
                 _gate(
                     "quality_floor",
-                    _mean(baseline.quality),
-                    _mean(canary.quality),
+                    base.quality_mean,
+                    canary.quality_mean,
                     settings.quality_floor,
                     direction="min",
                 )
             )
-        if canary.quality_count < need:
-            blocking = f"canary has {canary.quality_count} quality scores, needs {need}"
-        checks.append(
-            _rank_test(
-                "quality",
-                baseline.quality,
-                canary.quality,
-                np.asarray(baseline.quality) - settings.quality_tolerance,
-                "less",
-                settings.quality_tolerance,
-                settings,
-                "fails when canary quality ranks below the baseline's minus "
-                f"{settings.quality_tolerance:g}",
-            )
-        )
+        check = _quality_check(quality, base, canary, pairs if shadow else None, tolerance, alpha)
+        checks.append(check)
+        if check.passed is None:
+            blocking = f"quality not yet shown within the tolerance: {check.detail}"
     failed = [c.metric for c in checks if c.passed is False]
     if failed:
-        return "fail", tuple(checks), "failed: " + ", ".join(failed)
+        return Judgement("fail", tuple(checks), "failed: " + ", ".join(failed), judged_quality)
     if blocking:
-        return "inconclusive", tuple(checks), blocking
-    return "pass", tuple(checks), "every gate and test passed"
+        return Judgement("inconclusive", tuple(checks), blocking, judged_quality)
+    return Judgement("pass", tuple(checks), "every gate and test passed", judged_quality)
+
+
+def _geo_mean(side: SideSummary) -> float | None:
+    """Geometric mean latency in ms (from the log sums)."""
+    if side.log_latency_n <= 0:
+        return None
+    return math.expm1(side.log_latency_sum / side.log_latency_n)
 
 
 def _limit_check(limit: RollbackLimit, **fields: Any) -> MetricCheck:
@@ -290,22 +496,12 @@ def _limit_check(limit: RollbackLimit, **fields: Any) -> MetricCheck:
     )
 
 
-def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> MetricCheck:
-    """One rollback-plan limit on one side, tested so that noise alone rarely trips it."""
-    if limit.metric == "quality_mean" and len(side.quality) >= 2:
-        values = np.asarray(side.quality)
-        result = _stats().ttest_1samp(values, limit.limit, alternative="less")
-        p = float(result.pvalue)
-        return _limit_check(
-            limit,
-            canary=float(values.mean()),
-            test="t_test_below_limit",
-            statistic=float(result.statistic),
-            p_value=p,
-            canary_n=len(values),
-            passed=not p < alpha,
-            detail="fails when the mean is significantly below the limit",
-        )
+def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> MetricCheck | None:
+    """One rollback-plan limit on one side, tested so that noise alone rarely trips it.
+
+    ``quality_mean`` limits (older decisions carry them) are not checked: they were fixed from
+    the incumbent's early estimate; quality is judged against the concurrent baseline instead.
+    """
     if limit.metric == "error_rate" and side.calls:
         result = _stats().binomtest(
             side.errors, side.calls, min(max(limit.limit, 0.0), 1.0), alternative="greater"
@@ -344,6 +540,8 @@ def _plan_check(limit: RollbackLimit, side: SideSummary, alpha: float) -> Metric
             passed=value <= limit.limit,
             detail="fails when the cost per success exceeds it",
         )
+    if limit.metric == "quality_mean":
+        return None
     return _limit_check(limit, canary=None, test="none", detail="no data for this limit")
 
 
@@ -353,4 +551,5 @@ def plan_checks(
     """The decision's rollback-plan limits checked on ``side`` (once it has enough calls)."""
     if side.calls < settings.min_samples:
         return ()
-    return tuple(_plan_check(limit, side, settings.alpha) for limit in plan)
+    checks = (_plan_check(limit, side, settings.alpha) for limit in plan)
+    return tuple(c for c in checks if c is not None)

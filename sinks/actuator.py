@@ -1,7 +1,7 @@
 """The actuator sink: proposals become canaries, periods become verdicts, in one transaction.
 
-Each item is one closed period of one app (:class:`PeriodWork`): the strategies' proposals and,
-per task, what the baseline and canary variants served. For each task with an open deployment
+Each item is one closed period of one app (:class:`PeriodWork`): the strategies' proposals and
+each task's windows. For each task with an open deployment
 the canary controller records the period and acts on the judge's verdict; then the coordinator
 picks at most one proposal per task (one change in flight, cooldown, confidence, safety
 limits), which starts as a canary or, when ``decisions.require_approval`` names its strategy or
@@ -26,7 +26,7 @@ from core.app_config import AppConfig
 from core.decisions import Decision
 from core.insights import WindowGroup
 from core.settings import Settings
-from operators.judge import SideSummary
+from core.stats import WindowStats
 from operators.strategies import REWRITE_KEY
 from operators.strategies.coordinator import coordinate
 from sinks.canary_controller import config_overrides, start_canary
@@ -40,18 +40,11 @@ from storage.decisions import list_decisions, list_deployments, save_decision
 from storage.models import DecisionRow
 from storage.outbox import enqueue
 
-__all__ = ["Actuator", "PeriodWork", "TaskSides", "actuator_sink", "redis_publisher"]
+__all__ = ["Actuator", "PeriodWork", "actuator_sink", "redis_publisher"]
 
 _log = logging.getLogger(__name__)
 _OPEN = ["running", "paused", "watching"]
 _OPEN_REFRESH_S = 5.0  # how stale the actuator's view of open deployments may get
-
-
-class TaskSides(msgspec.Struct, frozen=True):
-    """What the baseline and canary variants of one task served in one period."""
-
-    baseline: SideSummary
-    canary: SideSummary
 
 
 class PeriodWork(msgspec.Struct, frozen=True, kw_only=True):
@@ -61,23 +54,17 @@ class PeriodWork(msgspec.Struct, frozen=True, kw_only=True):
     window_start: datetime
     window_end: datetime
     proposals: list[Decision]
-    sides: dict[str, TaskSides]
+    windows: dict[str, list[WindowStats]]
 
     @classmethod
     def of(cls, group: WindowGroup, proposals: list[Decision]) -> PeriodWork:
-        """The work of one analyzed period: its proposals, and per task what each variant served."""
+        """The work of one analyzed period: its proposals and each task's windows."""
         return cls(
             app=group.app,
             window_start=group.window_start,
             window_end=group.window_end,
             proposals=proposals,
-            sides={
-                task: TaskSides(
-                    baseline=SideSummary.of(w for w in windows if w.variant == "baseline"),
-                    canary=SideSummary.of(w for w in windows if w.variant == "canary"),
-                )
-                for task, windows in group.tasks().items()
-            },
+            windows=group.tasks(),
         )
 
 
@@ -160,17 +147,17 @@ class Actuator:
     def _observe(self, session: Session, work: PeriodWork) -> None:
         deployments, _ = list_deployments(session, app=work.app, status=_OPEN, limit=1000)
         for deployment in deployments:
-            sides = work.sides.get(deployment.task)
-            if sides is None:
+            windows = work.windows.get(deployment.task)
+            if windows is None:
                 continue
             observe(
                 session,
                 deployment,
                 window_start=work.window_start,
                 window_end=work.window_end,
-                baseline=sides.baseline,
-                canary=sides.canary,
+                windows=windows,
                 settings=self._settings.canary,
+                tolerance=self._settings.decisions.quality_tolerance,
             )
 
     def _wants_rewrite(self, session: Session, decision: Decision) -> bool:

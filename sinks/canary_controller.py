@@ -1,9 +1,11 @@
 """The canary controller: a decision becomes a deployment at the first weight stage.
 
 ``start_canary`` publishes the canary (a new config version whose task carries
-``canary = {version, weight, overrides}``) and records the deployment; ``approve_decision`` and
-``reject_decision`` settle decisions that wait for a person. What happens to a deployment period
-by period (judge, next stage, promotion, watch, rollback) is in ``sinks.canary_stages``.
+``canary = {version, weight, overrides}`` and, for a model change, ``shadow = {model, share}``
+for applications that can also score the candidate on the same requests) and records the
+deployment; ``approve_decision`` and ``reject_decision`` settle decisions that wait for a
+person. What happens to a deployment period by period (judge, next weight, promotion, watch,
+rollback) is in ``sinks.canary_stages``.
 
 Every function works in the caller's session (one transaction with the outbox row) and is
 idempotent by decision.
@@ -17,10 +19,11 @@ from typing import Any
 import msgspec
 from sqlalchemy.orm import Session
 
-from core.app_config import CanaryConfig, TaskConfig, apply_overrides
+from core.app_config import CanaryConfig, ShadowConfig, TaskConfig, apply_overrides
 from core.decisions import Decision, Deployment, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
+from operators.exposure import ladder
 from operators.strategies import REWRITE_KEY
 from storage.audit import record_audit
 from storage.configs import active_config, save_config
@@ -76,7 +79,13 @@ def start_canary(
         )
     overrides = config_overrides(decision.action)
     apply_overrides(task, overrides)  # validates the action before anything is written
-    weight = settings.stages[0]
+    weight = ladder(settings.stages)[0]
+    model = overrides.get("model")
+    shadow = (
+        ShadowConfig(model=model, share=settings.shadow_share)
+        if isinstance(model, str) and settings.shadow_share > 0
+        else None
+    )
     tasks[decision.task] = msgspec.structs.replace(
         task,
         canary=CanaryConfig(
@@ -85,6 +94,7 @@ def start_canary(
             overrides=overrides,
             deployment_id=deployment_id,
         ),
+        shadow=shadow,
     )
     saved = save_config(
         session,

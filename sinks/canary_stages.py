@@ -1,15 +1,19 @@
 """A deployment period by period: the judge's verdict and what it leads to.
 
-Each closed period, :func:`observe` stores what both sides served and asks the judge about the
-current stage (pooled over the stage):
+Each closed period, :func:`observe` takes the task's windows, splits them into sides by variant
+AND config version (:mod:`sinks.canary_sides`), adds them to the rollout's running totals (one
+row per deployment and weight: a period costs the same however long the rollout has run) and
+asks the judge about everything served so far, one stratum per weight:
 
-- pass, held at least ``canary.min_stage_duration`` → the next weight (a new version); after
-  the last stage → promoted: the overrides become the task's config and the deployment is
-  *watched* for ``canary.post_promotion_watch`` against a holdback (``canary.holdback`` of calls
-  kept on the old values);
-- fail (a gate, a test or the decision's rollback plan) → rollback (``sinks.rollback``);
-  inconclusive → hold, and roll back when a stage stays inconclusive longer than
-  ``canary.max_stage_duration``;
+- **fail** (a gate, a harm test, quality shown worse than the tolerance, or the decision's
+  rollback plan) → rollback (``sinks.rollback``);
+- **pass** (quality shown within the tolerance, nothing failing), held at least
+  ``canary.min_stage_duration`` → promoted: the overrides become the task's config and the
+  deployment is *watched* for ``canary.post_promotion_watch`` against a holdback
+  (``canary.holdback`` of calls kept on the old values);
+- **inconclusive** → keep sampling, at the weight :func:`operators.exposure.planned_weight`
+  allows (a new config version when it rises); no verdict within
+  ``canary.max_rollout_duration`` → rollback. Every verdict projects the time to a decision.
 - while watched, the promoted config is judged the same way; a fail rolls back, the end of the
   watch removes the holdback and finishes the deployment as promoted.
 
@@ -19,18 +23,22 @@ row) and uses event time, so a replayed period writes nothing twice.
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import msgspec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.app_config import CanaryConfig, ConfigVersion, TaskConfig, apply_overrides
-from core.decisions import Deployment, Verdict, stable_id
+from core.decisions import Deployment, MetricCheck, Verdict, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
-from operators.judge import SideSummary, judge, plan_checks
+from core.stats import WindowStats
+from operators.exposure import ladder, planned_weight, time_to_verdict
+from operators.judge import Judgement, SideSummary, judge, plan_checks
 from sinks.canary_controller import CONTROLLER, task_configs
+from sinks.canary_sides import rollout_sides, shadow_pairs, watch_sides
 from sinks.rollback import rollback_deployment
 from storage.configs import save_config
 from storage.decisions import (
@@ -45,69 +53,74 @@ from storage.outbox import enqueue
 
 __all__ = ["observe"]
 
+_TOTALS = "totals"  # side name of a running-totals row
 
-def _publish_stage(
-    session: Session, deployment: Deployment, weight: float, key: str, now: datetime, reason: str
-) -> ConfigVersion:
-    tasks, _ = task_configs(session, deployment.app)
-    task = tasks.get(deployment.task, TaskConfig())
-    canary = task.canary
-    if canary is None:
-        raise ValidationError(f"task {deployment.task!r} has no canary to change")
-    tasks[deployment.task] = msgspec.structs.replace(
-        task, canary=msgspec.structs.replace(canary, weight=weight)
+
+class _Totals(msgspec.Struct, kw_only=True):
+    """A weight's running totals: both sides, and the last period they include."""
+
+    through: datetime
+    first: SideSummary = msgspec.field(default_factory=SideSummary)  # baseline or holdback
+    second: SideSummary = msgspec.field(default_factory=SideSummary)  # canary or promoted
+
+
+_Loaded = dict[int, tuple[CanarySampleRow, _Totals]]
+
+
+def _load_totals(session: Session, deployment_id: str) -> _Loaded:
+    rows = session.scalars(
+        select(CanarySampleRow).where(
+            CanarySampleRow.deployment_id == deployment_id, CanarySampleRow.side == _TOTALS
+        )
     )
-    return save_config(
-        session,
-        deployment.app,
-        tasks,
-        author=CONTROLLER,
-        reason=reason,
-        now=now,
-        decision_key=key,
-    )
+    return {row.stage: (row, msgspec.convert(row.summary, _Totals)) for row in rows}
 
 
-def _store_sample(
+def _add_period(
     session: Session,
+    totals: _Loaded,
     deployment: Deployment,
     window_start: datetime,
-    side: str,
-    summary: SideSummary,
-) -> None:
-    found = session.scalars(
-        select(CanarySampleRow.id).where(
-            CanarySampleRow.deployment_id == deployment.id,
-            CanarySampleRow.stage == deployment.stage,
-            CanarySampleRow.window_start == window_start,
-            CanarySampleRow.side == side,
-        )
-    ).first()
+    sides: tuple[SideSummary, SideSummary],
+) -> bool:
+    """Add one period to the current weight's totals; False when it was added before."""
+    found = totals.get(deployment.stage)
+    if found is not None and window_start <= found[1].through:
+        return False
     if found is None:
-        session.add(
-            CanarySampleRow(
-                deployment_id=deployment.id,
-                stage=deployment.stage,
-                window_start=window_start,
-                side=side,
-                summary=msgspec.to_builtins(summary),
-            )
+        row = CanarySampleRow(
+            deployment_id=deployment.id,
+            stage=deployment.stage,
+            window_start=deployment.stage_started_at,
+            side=_TOTALS,
+            summary={},
         )
-        session.flush()
-
-
-def _pooled(session: Session, deployment_id: str, stages: list[int], side: str) -> SideSummary:
-    rows = session.scalars(
-        select(CanarySampleRow.summary).where(
-            CanarySampleRow.deployment_id == deployment_id,
-            CanarySampleRow.stage.in_(stages),
-            CanarySampleRow.side == side,
-        )
+        session.add(row)
+        current = _Totals(through=window_start)
+    else:
+        row, current = found
+    current = _Totals(
+        through=window_start,
+        first=current.first.merge(sides[0]),
+        second=current.second.merge(sides[1]),
     )
-    out = SideSummary()
-    for raw in rows:
-        out = out.merge(msgspec.convert(raw, SideSummary))
-    return out
+    row.summary = msgspec.to_builtins(current)
+    totals[deployment.stage] = (row, current)
+    session.flush()
+    return True
+
+
+def _candidate(session: Session, deployment: Deployment) -> str | None:
+    model = get_decision(session, deployment.decision_id).action.get("model")
+    return model if isinstance(model, str) else None
+
+
+def _holdback_version(session: Session, deployment: Deployment) -> int:
+    tasks, version = task_configs(session, deployment.app)
+    canary = tasks.get(deployment.task, TaskConfig()).canary
+    if canary is not None and canary.deployment_id == deployment.id:
+        return canary.version
+    return version
 
 
 def observe(
@@ -116,30 +129,48 @@ def observe(
     *,
     window_start: datetime,
     window_end: datetime,
-    baseline: SideSummary,
-    canary: SideSummary,
+    windows: Sequence[WindowStats],
     settings: CanarySettings,
+    tolerance: float,
 ) -> Verdict | None:
     """Record one period of a running or watched deployment and act on the judge's verdict.
 
-    Returns the verdict, or ``None`` when the deployment is finished or the period predates
-    its current stage.
+    Args:
+        session: The caller's transaction.
+        deployment: The deployment, as stored.
+        window_start: Start of the closed period.
+        window_end: Its end.
+        windows: The task's tumbling windows of the period (every model, variant, version).
+        settings: The canary settings.
+        tolerance: The quality tolerance (``decisions.quality_tolerance``).
+
+    Returns:
+        The verdict, or ``None`` when the deployment is finished or the period was seen before
+        or predates its current stage.
     """
     if deployment.status not in ("running", "paused", "watching"):
         return None
     if window_start < deployment.stage_started_at:
         return None
     watching = deployment.status == "watching"
+    model = _candidate(session, deployment)
     if watching:
-        reference, judged, against = _watch_sides(
-            session, deployment, window_start, baseline, canary, settings
-        )
+        sides = watch_sides(windows, _holdback_version(session, deployment), model)
     else:
-        _store_sample(session, deployment, window_start, "baseline", baseline)
-        _store_sample(session, deployment, window_start, "canary", canary)
-        reference = _pooled(session, deployment.id, [deployment.stage], "baseline")
-        judged = _pooled(session, deployment.id, [deployment.stage], "canary")
-    outcome, checks, reason = judge(reference, judged, settings)
+        sides = rollout_sides(windows, deployment.canary_version, model)
+    totals = _load_totals(session, deployment.id)
+    if not _add_period(session, totals, deployment, window_start, sides):
+        return None
+    if watching:
+        judgement, against = _judge_watch(totals, deployment, settings, tolerance)
+    else:
+        strata = [(t.first, t.second) for stage, (_, t) in sorted(totals.items())]
+        base = SideSummary()
+        for b, _ in strata:
+            base = base.merge(b)
+        judgement = judge(strata, settings, tolerance=tolerance, pairs=shadow_pairs(base, model))
+    judged = totals[deployment.stage][1].second
+    outcome, checks, reason = judgement.outcome, judgement.checks, judgement.reason
     if watching:
         reason = f"{reason} (promoted config against {against})"
     plan = plan_checks(
@@ -152,6 +183,12 @@ def observe(
             "rollback plan: " + ", ".join(broken) + (f"; {reason}" if outcome == "fail" else "")
         )
         outcome = "fail"
+    elapsed = window_end - deployment.started_at
+    eta = _eta_check(judgement, tolerance, settings, elapsed)
+    if eta is not None:
+        checks += (eta,)
+        if outcome == "inconclusive":
+            reason = f"{reason}; {eta.detail}"
     verdict = Verdict(
         id=stable_id("verdict", deployment.id, deployment.stage, window_end.isoformat()),
         deployment_id=deployment.id,
@@ -179,76 +216,147 @@ def observe(
     elif watching:
         if held >= settings.post_promotion_watch:
             _finish(session, deployment, window_end)
-    elif outcome == "inconclusive" and held > settings.max_stage_duration:
+    elif outcome == "pass" and held >= settings.min_stage_duration:
+        _promote(session, deployment, settings, window_end)
+    elif elapsed > settings.max_rollout_duration:
         rollback_deployment(
             session,
             deployment.id,
             actor=CONTROLLER,
-            reason=f"inconclusive for {held} at {deployment.weight:.0%}: {reason}",
+            reason=f"no verdict within {settings.max_rollout_duration} "
+            f"(canary.max_rollout_duration) at {deployment.weight:.0%}: {reason}",
             now=window_end,
         )
-    elif outcome == "pass" and held >= settings.min_stage_duration:
-        _advance(session, deployment, settings, window_end)
+    elif held >= settings.min_stage_duration:
+        band = judgement.quality
+        weight = planned_weight(
+            ladder(settings.stages),
+            deployment.weight,
+            band,
+            settings.risk_budget,
+            stage_passed=outcome == "pass",
+        )
+        if weight > deployment.weight:
+            _advance(session, deployment, weight, window_end, band_low=band.low if band else None)
     _notify_verdict(session, deployment, verdict)
     return verdict
 
 
-def _watch_sides(
-    session: Session,
+def _judge_watch(
+    totals: _Loaded,
     deployment: Deployment,
-    window_start: datetime,
-    baseline: SideSummary,
-    canary: SideSummary,
     settings: CanarySettings,
-) -> tuple[SideSummary, SideSummary, str]:
-    """The reference and the judged side of a watched deployment, and what the reference is.
+    tolerance: float,
+) -> tuple[Judgement, str]:
+    """The promoted config judged against a reference, and what that reference is.
 
-    After promotion the promoted config serves the ``baseline`` variant and the holdback (the
-    old config, on ``canary.holdback`` of calls) the ``canary`` variant. The holdback is a
-    concurrent control: an incident that hits both sides (a provider slowing down) is not
-    blamed on the change. Until it has ``min_samples`` calls, the reference is what the old
-    config served before promotion.
+    The reference is the holdback once it has ``min_samples`` calls, else what the old config
+    served before promotion. After promotion the promoted config serves the ``baseline``
+    variant and the holdback (the old config, on ``canary.holdback`` of calls) the ``canary``
+    variant. The holdback is a concurrent control: an incident that hits both sides (a provider
+    slowing down) is not blamed on the change.
     """
-    _store_sample(session, deployment, window_start, "current", baseline)
-    _store_sample(session, deployment, window_start, "holdback", canary)
-    judged = _pooled(session, deployment.id, [deployment.stage], "current")
-    holdback = _pooled(session, deployment.id, [deployment.stage], "holdback")
-    if holdback.calls >= settings.min_samples:
-        return holdback, judged, "the holdback"
-    before = _pooled(session, deployment.id, list(range(deployment.stage)), "baseline")
-    return before, judged, "the baseline before promotion"
+    watch = totals[deployment.stage][1]
+    if watch.first.calls >= settings.min_samples:
+        return judge([(watch.first, watch.second)], settings, tolerance=tolerance), "the holdback"
+    before = SideSummary()
+    for stage, (_, t) in totals.items():
+        if stage != deployment.stage:
+            before = before.merge(t.first)
+    return (
+        judge([(before, watch.second)], settings, tolerance=tolerance),
+        "the baseline before promotion",
+    )
+
+
+def _eta_check(
+    judgement: Judgement, tolerance: float, settings: CanarySettings, elapsed: timedelta
+) -> MetricCheck | None:
+    """The projected time until the quality band decides, as a check that explains itself."""
+    band = judgement.quality
+    if band is None or judgement.outcome != "inconclusive":
+        return None
+    eta = time_to_verdict(band, tolerance, settings.alpha, elapsed)
+    if eta is None:
+        return None
+    never = eta == timedelta.max
+    hours = None if never else eta.total_seconds() / 3600
+    return MetricCheck(
+        metric="expected_time_to_verdict_h",
+        baseline=None,
+        canary=hours,
+        threshold=settings.max_rollout_duration.total_seconds() / 3600,
+        test="projection",
+        statistic=band.information,
+        detail=(
+            "the quality estimate sits on the tolerance: no amount of data decides it"
+            if never
+            else f"a quality verdict expected in {hours:.1f} h at the current information "
+            f"rate ({band.information:.0f} gathered in {elapsed.total_seconds() / 3600:.1f} h)"
+        ),
+    )
+
+
+def _publish_stage(
+    session: Session, deployment: Deployment, weight: float, key: str, now: datetime, reason: str
+) -> ConfigVersion:
+    tasks, _ = task_configs(session, deployment.app)
+    task = tasks.get(deployment.task, TaskConfig())
+    canary = task.canary
+    if canary is None:
+        raise ValidationError(f"task {deployment.task!r} has no canary to change")
+    tasks[deployment.task] = msgspec.structs.replace(
+        task, canary=msgspec.structs.replace(canary, weight=weight)
+    )
+    return save_config(
+        session,
+        deployment.app,
+        tasks,
+        author=CONTROLLER,
+        reason=reason,
+        now=now,
+        decision_key=key,
+    )
 
 
 def _advance(
+    session: Session, deployment: Deployment, weight: float, now: datetime, band_low: float | None
+) -> None:
+    following = deployment.stage + 1
+    why = (
+        f"the worst plausible quality drop is {-band_low:.3f}"
+        if band_low is not None
+        else "the stage passed"
+    )
+    _publish_stage(
+        session,
+        deployment,
+        weight,
+        f"{deployment.decision_id}:stage:{following}",
+        now,
+        f"canary {weight:.0%} (from {deployment.weight:.0%}): {why}",
+    )
+    save_deployment(
+        session,
+        msgspec.structs.replace(
+            deployment,
+            stage=following,
+            weight=weight,
+            stage_started_at=now,
+            updated_at=now,
+            verdicts=(),
+        ),
+    )
+
+
+def _promote(
     session: Session, deployment: Deployment, settings: CanarySettings, now: datetime
 ) -> None:
     following = deployment.stage + 1
-    if following < len(settings.stages):
-        weight = settings.stages[following]
-        _publish_stage(
-            session,
-            deployment,
-            weight,
-            f"{deployment.decision_id}:stage:{following}",
-            now,
-            f"canary {weight:.0%} after a passing verdict at {deployment.weight:.0%}",
-        )
-        save_deployment(
-            session,
-            msgspec.structs.replace(
-                deployment,
-                stage=following,
-                weight=weight,
-                stage_started_at=now,
-                updated_at=now,
-                verdicts=(),
-            ),
-        )
-        return
     tasks, version = task_configs(session, deployment.app)
     task = tasks[deployment.task]
     overrides = task.canary.overrides if task.canary is not None else {}
-    promoted = apply_overrides(task, overrides)
+    promoted = msgspec.structs.replace(apply_overrides(task, overrides), shadow=None)
     if settings.holdback > 0:
         old = msgspec.to_builtins(task)
         promoted = msgspec.structs.replace(

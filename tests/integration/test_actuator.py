@@ -12,9 +12,8 @@ from sqlalchemy import Engine
 from core.app_config import AppConfig, TaskConfig
 from core.decisions import Decision, ExpectedImpact, stable_id
 from core.settings import DecisionSettings, Settings
-from operators.judge import SideSummary
 from operators.strategies import REWRITE_KEY
-from sinks.actuator import Actuator, PeriodWork, TaskSides
+from sinks.actuator import Actuator, PeriodWork
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_decision, list_deployments
@@ -46,13 +45,12 @@ def _proposal(strategy: str, action: dict[str, object], task: str = "classify") 
 
 
 def _work(*proposals: Decision, at: datetime = T0) -> PeriodWork:
-    empty = TaskSides(baseline=SideSummary(), canary=SideSummary())
     return PeriodWork(
         app="shop",
         window_start=at - timedelta(minutes=1),
         window_end=at,
         proposals=list(proposals),
-        sides={"classify": empty, "chat": empty},
+        windows={"classify": [], "chat": []},
     )
 
 

@@ -1,4 +1,4 @@
-"""Canary controller and rollback engine on real PostgreSQL, period by period."""
+"""Canary controller and rollback engine on real PostgreSQL, period by period, from real windows."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from sqlalchemy import Engine
 
-from core.app_config import TaskConfig
-from core.decisions import Decision, ExpectedImpact, stable_id
+from core.app_config import ShadowConfig, TaskConfig
+from core.decisions import Decision, ExpectedImpact, RollbackLimit, Verdict, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
-from operators.judge import SideSummary
+from core.stats import WindowStats
 from sinks.canary_controller import approve_decision, reject_decision, start_canary
 from sinks.canary_stages import observe
 from sinks.config_manager import ConfigManager
@@ -23,15 +23,19 @@ from storage.configs import active_config
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_decision, get_deployment, save_decision
 from storage.outbox import list_outbox
+from tests.side_samples import window
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 PERIOD = timedelta(minutes=1)
+TOL = 0.02
 CANARY = CanarySettings(
     min_stage_duration=timedelta(minutes=2),
     min_samples=100,
     post_promotion_watch=timedelta(minutes=3),
+    max_rollout_duration=timedelta(hours=2),
 )
+CANARY_VERSION = 2  # the initial config is version 1; the canary's publication is 2
 
 
 @pytest.fixture
@@ -55,18 +59,6 @@ def _decision(strategy_action: dict[str, object] | None = None) -> Decision:
     )
 
 
-def _side(seed: int, n: int, quality: float = 0.85) -> SideSummary:
-    rng = np.random.default_rng(seed)
-    return SideSummary(
-        calls=n,
-        errors=0,
-        cost_usd=0.001 * n,
-        latency=tuple(rng.lognormal(6.0, 0.3, n).tolist()),
-        quality=tuple(np.clip(rng.normal(quality, 0.05, n), 0, 1).tolist()),
-        quality_count=n,
-    )
-
-
 def _setup(engine: Engine) -> ConfigManager:
     manager = ConfigManager(engine, clock=lambda: T0 - timedelta(hours=1))
     manager.update(
@@ -78,72 +70,191 @@ def _setup(engine: Engine) -> ConfigManager:
     return manager
 
 
+def _period(engine: Engine, i: int, windows: list[WindowStats]) -> Verdict | None:
+    with session_scope(engine) as s:
+        deployment = get_deployment(s, stable_id("deployment", _decision().id))
+        return observe(
+            s,
+            deployment,
+            window_start=T0 + i * PERIOD,
+            window_end=T0 + (i + 1) * PERIOD,
+            windows=windows,
+            settings=CANARY,
+            tolerance=TOL,
+        )
+
+
+def _rollout_windows(i: int, canary_quality: float, **kw: object) -> list[WindowStats]:
+    rng = np.random.default_rng(i)
+    start = T0 + i * PERIOD
+    return [
+        window(
+            rng,
+            start,
+            model="big",
+            variant="baseline",
+            n=300,
+            config_version=CANARY_VERSION,
+            **kw,  # type: ignore[arg-type]
+        ),
+        window(
+            rng,
+            start,
+            model="small",
+            variant="canary",
+            n=150,
+            quality=canary_quality,
+            config_version=CANARY_VERSION,
+            **kw,  # type: ignore[arg-type]
+        ),
+    ]
+
+
 def _run_periods(engine: Engine, start: int, count: int, canary_quality: float) -> list[str]:
     outcomes = []
     for i in range(start, start + count):
-        with session_scope(engine) as s:
-            deployment = get_deployment(s, stable_id("deployment", _decision().id))
-            verdict = observe(
-                s,
-                deployment,
-                window_start=T0 + i * PERIOD,
-                window_end=T0 + (i + 1) * PERIOD,
-                baseline=_side(2 * i, 300),
-                canary=_side(2 * i + 1, 150, canary_quality),
-                settings=CANARY,
-            )
-            outcomes.append("none" if verdict is None else verdict.outcome)
+        verdict = _period(engine, i, _rollout_windows(i, canary_quality))
+        outcomes.append("none" if verdict is None else verdict.outcome)
     return outcomes
 
 
-def test_good_canary_walks_every_stage_is_promoted_and_watched(engine: Engine) -> None:
+def test_a_good_canary_is_promoted_once_shown_within_the_tolerance_and_watched(
+    engine: Engine,
+) -> None:
     manager = _setup(engine)
     with session_scope(engine) as s:
         deployment = start_canary(s, _decision(), settings=CANARY, now=T0)
         again = start_canary(s, _decision(), settings=CANARY, now=T0 + PERIOD)
     assert again == deployment
     active = manager.active("shop")
-    assert active.version == 2
-    canary = active.tasks["classify"].canary
-    assert canary is not None
-    assert (canary.version, canary.weight, canary.overrides) == (2, 0.01, {"model": "small"})
-    outcomes = _run_periods(engine, 0, 16, 0.85)
+    assert active.version == CANARY_VERSION
+    task = active.tasks["classify"]
+    assert task.canary is not None
+    assert (task.canary.version, task.canary.weight, task.canary.overrides) == (
+        CANARY_VERSION,
+        0.01,
+        {"model": "small"},
+    )
+    assert task.shadow == ShadowConfig(model="small", share=CANARY.shadow_share)
+    outcomes = _run_periods(engine, 0, 2, 0.85)
+    assert outcomes[-1] == "pass"  # held min_stage_duration: promoted from 1 %
+    with session_scope(engine) as s:
+        watched = get_deployment(s, deployment.id)
+    assert watched.status == "watching"
+    config = manager.active("shop")
+    assert config.tasks["classify"].model == "small"
+    assert config.tasks["classify"].shadow is None  # the shadow ends with the rollout
+    assert _run_periods(engine, 0, 1, 0.85) == ["none"]  # a replayed period writes nothing
+    for i in range(2, 6):
+        _watch(engine, deployment.id, i, promoted_quality=0.85, holdback_quality=0.85)
     with session_scope(engine) as s:
         done = get_deployment(s, deployment.id)
         decision = get_decision(s, deployment.decision_id)
-        config = active_config(s, "shop")
-    assert done.status == "promoted", outcomes
+    assert done.status == "promoted", done.reason
     assert decision.status == "promoted"
-    assert config is not None
-    assert config.tasks["classify"] == TaskConfig(model="small")
-    assert config.tasks["other"] == TaskConfig(model="x")
-    weights = sorted({v.weight for v in done.verdicts})
-    assert weights == [0.01, 0.05, 0.25, 0.5, 1.0]
-    assert all(v.outcome == "pass" for v in done.verdicts)
-    assert {c.metric for c in done.verdicts[-1].checks} >= {"latency_ms", "quality", "error_rate"}
-    # replaying a period writes nothing twice
-    before = len(done.verdicts)
-    assert _run_periods(engine, 3, 1, 0.85) == ["none"]
+    assert manager.active("shop").tasks["classify"] == TaskConfig(model="small")
+    assert manager.active("shop").tasks["other"] == TaskConfig(model="x")
+
+
+def test_the_promoting_verdict_explains_its_quality_band(engine: Engine) -> None:
+    _setup(engine)
     with session_scope(engine) as s:
-        assert len(get_deployment(s, deployment.id).verdicts) == before
+        start_canary(s, _decision(), settings=CANARY, now=T0)
+    _period(engine, 0, _rollout_windows(0, 0.85))
+    verdict = _period(engine, 1, _rollout_windows(1, 0.85))
+    assert verdict is not None
+    check = next(c for c in verdict.checks if c.metric == "quality")
+    assert check.test == "noninferiority_cs"
+    assert check.passed is True
+    assert check.threshold == -TOL
+    assert check.p_value is not None
+    assert check.p_value < CANARY.alpha
+    assert (check.baseline_n, check.canary_n) == (600, 300)  # everything served so far
 
 
-def test_worse_canary_is_rolled_back_at_the_first_stage_with_its_reason(engine: Engine) -> None:
+def test_a_worse_canary_is_rolled_back_at_the_first_weight_with_its_reason(engine: Engine) -> None:
     manager = _setup(engine)
     with session_scope(engine) as s:
         deployment = start_canary(s, _decision(), settings=CANARY, now=T0)
     outcomes = _run_periods(engine, 0, 3, 0.70)
-    assert outcomes[-1] == "fail" or "fail" in outcomes
+    assert "fail" in outcomes
     with session_scope(engine) as s:
         done = get_deployment(s, deployment.id)
         events = [e.event_type for e in list_outbox(s)]
     assert done.status == "rolled_back"
     assert done.weight == 0.01
     assert "quality" in done.reason
-    config = manager.active("shop")
-    assert config.tasks["classify"] == TaskConfig(model="big")
+    assert manager.active("shop").tasks["classify"] == TaskConfig(model="big")
     assert "rollback" in events
     assert "verdict" in events
+
+
+def test_sparse_binary_scores_raise_the_weight_as_the_band_rises(engine: Engine) -> None:
+    manager = _setup(engine)
+    with session_scope(engine) as s:
+        deployment = start_canary(s, _decision(), settings=CANARY, now=T0)
+    weights = []
+    for i in range(40):
+        rng = np.random.default_rng(100 + i)
+        start = T0 + i * PERIOD
+        with session_scope(engine) as s:
+            weight = get_deployment(s, deployment.id).weight
+        canary_n = max(int(400 * weight), 2)
+        windows = [
+            window(rng, start, model="big", variant="baseline", n=400, quality=0.8, binary=True,
+                   config_version=CANARY_VERSION),
+            window(rng, start, model="small", variant="canary", n=canary_n, quality=0.8,
+                   binary=True, config_version=CANARY_VERSION),
+        ]  # fmt: skip
+        verdict = _period(engine, i, windows)
+        weights.append(weight)
+        if verdict is not None and verdict.outcome != "inconclusive":
+            break
+    assert weights[0] == 0.01
+    assert max(weights) > 0.05, weights
+    assert weights == sorted(weights)
+    with session_scope(engine) as s:
+        verdicts = get_deployment(s, deployment.id).verdicts
+    eta = [c for v in verdicts for c in v.checks if c.metric == "expected_time_to_verdict_h"]
+    assert eta, "an inconclusive verdict projects the time to a decision"
+    assert all(c.test == "projection" for c in eta)
+    assert manager.active("shop").version > CANARY_VERSION  # each weight is a config version
+
+
+def test_calls_served_under_another_config_version_or_model_are_not_judged(
+    engine: Engine,
+) -> None:
+    _setup(engine)
+    with session_scope(engine) as s:
+        deployment = start_canary(s, _decision(), settings=CANARY, now=T0)
+    rng = np.random.default_rng(7)
+    stale = [
+        # late canary calls from an older canary version, and baseline calls of the candidate
+        window(rng, T0, model="small", variant="canary", n=300, quality=0.2, config_version=1),
+        window(rng, T0, model="small", variant="baseline", n=300, quality=0.2,
+               config_version=CANARY_VERSION),
+    ]  # fmt: skip
+    _period(engine, 0, _rollout_windows(0, 0.85) + stale)
+    verdict = _period(engine, 1, _rollout_windows(1, 0.85) + stale)
+    assert verdict is not None
+    assert verdict.outcome == "pass"
+    check = next(c for c in verdict.checks if c.metric == "quality")
+    assert (check.baseline_n, check.canary_n) == (600, 300)
+    with session_scope(engine) as s:
+        assert get_deployment(s, deployment.id).status == "watching"
+
+
+def test_a_rollout_without_a_verdict_in_its_time_budget_is_rolled_back(engine: Engine) -> None:
+    _setup(engine)
+    with session_scope(engine) as s:
+        deployment = start_canary(s, _decision(), settings=CANARY, now=T0)
+    # a candidate sitting on the tolerance: no amount of data decides it
+    for i in range(0, 130, 10):
+        _period(engine, i, _rollout_windows(i, 0.85 - TOL, binary=True))
+    with session_scope(engine) as s:
+        done = get_deployment(s, deployment.id)
+    assert done.status == "rolled_back"
+    assert "canary.max_rollout_duration" in done.reason
 
 
 def test_manual_rollback_approve_and_reject(engine: Engine) -> None:
@@ -175,8 +286,6 @@ def test_invalid_action_writes_nothing(engine: Engine) -> None:
 
 
 def test_the_decisions_rollback_plan_rolls_back_what_the_judge_lets_pass(engine: Engine) -> None:
-    from core.decisions import RollbackLimit
-
     manager = _setup(engine)
     planned = msgspec.structs.replace(
         _decision(), rollback_plan=(RollbackLimit(metric="latency_p95_ms", limit=300.0),)
@@ -206,23 +315,32 @@ def _promote(engine: Engine) -> tuple[str, int]:
     raise AssertionError("never promoted")
 
 
-def _slow(seed: int, n: int, factor: float) -> SideSummary:
-    side = _side(seed, n)
-    return msgspec.structs.replace(side, latency=tuple(v * factor for v in side.latency))
-
-
-def _watch(engine: Engine, deployment_id: str, period: int, promoted: float, holdback: float):  # type: ignore[no-untyped-def]
+def _watch(
+    engine: Engine,
+    deployment_id: str,
+    period: int,
+    *,
+    promoted_quality: float = 0.85,
+    holdback_quality: float = 0.85,
+    promoted_latency: float = 400.0,
+    holdback_latency: float = 400.0,
+) -> Verdict | None:
     with session_scope(engine) as s:
         deployment = get_deployment(s, deployment_id)
-        return observe(
-            s,
-            deployment,
-            window_start=T0 + period * PERIOD,
-            window_end=T0 + (period + 1) * PERIOD,
-            baseline=_slow(1000 + period, 300, promoted),
-            canary=_slow(2000 + period, 150, holdback),
-            settings=CANARY,
-        )
+        config = active_config(s, "shop")
+    assert config is not None
+    canary = config.tasks["classify"].canary
+    version = canary.version if canary is not None else config.version
+    rng = np.random.default_rng(1000 + period)
+    start = T0 + period * PERIOD
+    windows = [
+        window(rng, start, model="small", variant="baseline", n=300, quality=promoted_quality,
+               latency=promoted_latency, config_version=config.version),
+        window(rng, start, model="big", variant="canary", n=150, quality=holdback_quality,
+               latency=holdback_latency, config_version=version),
+    ]  # fmt: skip
+    del deployment
+    return _period(engine, period, windows)
 
 
 def test_while_watched_a_holdback_keeps_the_old_config_as_a_concurrent_control(
@@ -238,12 +356,14 @@ def test_while_watched_a_holdback_keeps_the_old_config_as_a_concurrent_control(
         {"model": "big"},
     )
     # a provider incident slows both sides alike: not the change's fault
-    verdict = _watch(engine, deployment_id, period, promoted=2.0, holdback=2.0)
+    verdict = _watch(engine, deployment_id, period, promoted_latency=800.0, holdback_latency=800.0)
     assert verdict is not None
-    assert verdict.outcome == "pass"
+    assert verdict.outcome != "fail"
     assert verdict.reason.endswith("(promoted config against the holdback)")
     # the promoted config alone regresses: rolled back
-    verdict = _watch(engine, deployment_id, period + 1, promoted=3.0, holdback=1.0)
+    verdict = _watch(
+        engine, deployment_id, period + 1, promoted_latency=1200.0, holdback_latency=400.0
+    )
     assert verdict is not None
     assert verdict.outcome == "fail"
     with session_scope(engine) as s:

@@ -14,10 +14,9 @@ from sqlalchemy import Engine
 from core.app_config import PromptConfig, TaskConfig
 from core.decisions import Decision, ExpectedImpact, stable_id
 from core.settings import IntegrationSettings, KafkaSettings, Settings
-from operators.judge import SideSummary
 from operators.strategies import REWRITE_KEY
 from orchestrator.services.integrations import IntegrationsService
-from sinks.actuator import Actuator, PeriodWork, TaskSides
+from sinks.actuator import Actuator, PeriodWork
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_decision
@@ -58,13 +57,12 @@ def _propose(engine: Engine, settings: Settings) -> Decision:
         expected_impact=ExpectedImpact(cost_change_pct=-40.0),
         confidence=0.9,
     )
-    empty = TaskSides(baseline=SideSummary(), canary=SideSummary())
     work = PeriodWork(
         app="shop",
         window_start=T0 - timedelta(minutes=1),
         window_end=T0,
         proposals=[decision],
-        sides={"classify": empty},
+        windows={"classify": []},
     )
     Actuator(engine, settings, None).apply(work)
     with session_scope(engine) as s:
