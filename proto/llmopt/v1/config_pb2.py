@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16llmopt/v1/config.proto\x12\tllmopt.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x0b\x43\x61\x63heConfig\x12\x14\n\x07\x65nabled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05ttl_s\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nkey_fields\x18\x03 \x03(\tB\n\n\x08_enabledB\x08\n\x06_ttl_s\"\x8f\x01\n\x0fRateLimitConfig\x12\x1b\n\x0erequests_per_s\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0etokens_per_min\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05\x62urst\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x11\n\x0f_requests_per_sB\x11\n\x0f_tokens_per_minB\x08\n\x06_burst\"j\n\x0e\x42\x61tchingConfig\x12\x1b\n\x0emax_batch_size\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x0bmax_wait_ms\x18\x02 \x01(\x01H\x01\x88\x01\x01\x42\x11\n\x0f_max_batch_sizeB\x0e\n\x0c_max_wait_ms\"\x88\x01\n\x0cPromptConfig\x12\x19\n\x0cprompt_cache\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\x08template\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0btemplate_id\x18\x03 \x01(\tH\x02\x88\x01\x01\x42\x0f\n\r_prompt_cacheB\x0b\n\t_templateB\x0e\n\x0c_template_id\"\xc6\x01\n\x0c\x43\x61naryConfig\x12\x14\n\x07version\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06weight\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12*\n\toverrides\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\rdeployment_id\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x11\n\x04role\x18\x05 \x01(\tH\x03\x88\x01\x01\x42\n\n\x08_versionB\t\n\x07_weightB\x10\n\x0e_deployment_idB\x07\n\x05_role\"\xcd\x02\n\nTaskConfig\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08provider\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05\x63\x61\x63he\x18\x04 \x01(\x0b\x32\x16.llmopt.v1.CacheConfig\x12.\n\nrate_limit\x18\x05 \x01(\x0b\x32\x1a.llmopt.v1.RateLimitConfig\x12+\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x19.llmopt.v1.BatchingConfig\x12\'\n\x06prompt\x18\x07 \x01(\x0b\x32\x17.llmopt.v1.PromptConfig\x12\'\n\x06\x63\x61nary\x18\x08 \x01(\x0b\x32\x17.llmopt.v1.CanaryConfigB\x08\n\x06_modelB\x0b\n\t_provider\"\x9e\x01\n\tAppConfig\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\x05tasks\x18\x03 \x03(\x0b\x32\x1f.llmopt.v1.AppConfig.TasksEntry\x1a\x43\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.llmopt.v1.TaskConfig:\x02\x38\x01\"\xc9\x02\n\rConfigVersion\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x32\n\x05tasks\x18\x03 \x03(\x0b\x32#.llmopt.v1.ConfigVersion.TasksEntry\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12%\n\x04\x64iff\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x0c\x64\x65\x63ision_key\x18\x08 \x01(\tH\x00\x88\x01\x01\x1a\x43\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.llmopt.v1.TaskConfig:\x02\x38\x01\x42\x0f\n\r_decision_key\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"\xb1\x01\n\x13UpdateConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x38\n\x05tasks\x18\x02 \x03(\x0b\x32).llmopt.v1.UpdateConfigRequest.TasksEntry\x12\x0e\n\x06reason\x18\x03 \x01(\t\x1a\x43\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.llmopt.v1.TaskConfig:\x02\x38\x01\"`\n\x13ListVersionsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x13\n\x06\x62\x65\x66ore\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x01\x88\x01\x01\x42\t\n\x07_beforeB\x08\n\x06_limit\"B\n\x14ListVersionsResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.llmopt.v1.ConfigVersion\"E\n\x15RollbackConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"O\n\x12WatchConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x1a\n\rafter_version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_after_version2\xfe\x02\n\rConfigService\x12>\n\tGetConfig\x12\x1b.llmopt.v1.GetConfigRequest\x1a\x14.llmopt.v1.AppConfig\x12H\n\x0cUpdateConfig\x12\x1e.llmopt.v1.UpdateConfigRequest\x1a\x18.llmopt.v1.ConfigVersion\x12O\n\x0cListVersions\x12\x1e.llmopt.v1.ListVersionsRequest\x1a\x1f.llmopt.v1.ListVersionsResponse\x12L\n\x0eRollbackConfig\x12 .llmopt.v1.RollbackConfigRequest\x1a\x18.llmopt.v1.ConfigVersion\x12\x44\n\x0bWatchConfig\x12\x1d.llmopt.v1.WatchConfigRequest\x1a\x14.llmopt.v1.AppConfig0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16llmopt/v1/config.proto\x12\tllmopt.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"a\n\x0b\x43\x61\x63heConfig\x12\x14\n\x07\x65nabled\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x12\n\x05ttl_s\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\nkey_fields\x18\x03 \x03(\tB\n\n\x08_enabledB\x08\n\x06_ttl_s\"\x8f\x01\n\x0fRateLimitConfig\x12\x1b\n\x0erequests_per_s\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x1b\n\x0etokens_per_min\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x12\n\x05\x62urst\x18\x03 \x01(\x03H\x02\x88\x01\x01\x42\x11\n\x0f_requests_per_sB\x11\n\x0f_tokens_per_minB\x08\n\x06_burst\"j\n\x0e\x42\x61tchingConfig\x12\x1b\n\x0emax_batch_size\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x18\n\x0bmax_wait_ms\x18\x02 \x01(\x01H\x01\x88\x01\x01\x42\x11\n\x0f_max_batch_sizeB\x0e\n\x0c_max_wait_ms\"\x88\x01\n\x0cPromptConfig\x12\x19\n\x0cprompt_cache\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12\x15\n\x08template\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0btemplate_id\x18\x03 \x01(\tH\x02\x88\x01\x01\x42\x0f\n\r_prompt_cacheB\x0b\n\t_templateB\x0e\n\x0c_template_id\"\xc6\x01\n\x0c\x43\x61naryConfig\x12\x14\n\x07version\x18\x01 \x01(\x03H\x00\x88\x01\x01\x12\x13\n\x06weight\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12*\n\toverrides\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\rdeployment_id\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x11\n\x04role\x18\x05 \x01(\tH\x03\x88\x01\x01\x42\n\n\x08_versionB\t\n\x07_weightB\x10\n\x0e_deployment_idB\x07\n\x05_role\"J\n\x0cShadowConfig\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05share\x18\x02 \x01(\x01H\x01\x88\x01\x01\x42\x08\n\x06_modelB\x08\n\x06_share\"\xf6\x02\n\nTaskConfig\x12\x12\n\x05model\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08provider\x18\x02 \x01(\tH\x01\x88\x01\x01\x12\'\n\x06params\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12%\n\x05\x63\x61\x63he\x18\x04 \x01(\x0b\x32\x16.llmopt.v1.CacheConfig\x12.\n\nrate_limit\x18\x05 \x01(\x0b\x32\x1a.llmopt.v1.RateLimitConfig\x12+\n\x08\x62\x61tching\x18\x06 \x01(\x0b\x32\x19.llmopt.v1.BatchingConfig\x12\'\n\x06prompt\x18\x07 \x01(\x0b\x32\x17.llmopt.v1.PromptConfig\x12\'\n\x06\x63\x61nary\x18\x08 \x01(\x0b\x32\x17.llmopt.v1.CanaryConfig\x12\'\n\x06shadow\x18\t \x01(\x0b\x32\x17.llmopt.v1.ShadowConfigB\x08\n\x06_modelB\x0b\n\t_provider\"\x9e\x01\n\tAppConfig\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12.\n\x05tasks\x18\x03 \x03(\x0b\x32\x1f.llmopt.v1.AppConfig.TasksEntry\x1a\x43\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.llmopt.v1.TaskConfig:\x02\x38\x01\"\xc9\x02\n\rConfigVersion\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x32\n\x05tasks\x18\x03 \x03(\x0b\x32#.llmopt.v1.ConfigVersion.TasksEntry\x12\x0e\n\x06\x61uthor\x18\x04 \x01(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12%\n\x04\x64iff\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x0c\x64\x65\x63ision_key\x18\x08 \x01(\tH\x00\x88\x01\x01\x1a\x43\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.llmopt.v1.TaskConfig:\x02\x38\x01\x42\x0f\n\r_decision_key\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"\xb1\x01\n\x13UpdateConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x38\n\x05tasks\x18\x02 \x03(\x0b\x32).llmopt.v1.UpdateConfigRequest.TasksEntry\x12\x0e\n\x06reason\x18\x03 \x01(\t\x1a\x43\n\nTasksEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12$\n\x05value\x18\x02 \x01(\x0b\x32\x15.llmopt.v1.TaskConfig:\x02\x38\x01\"`\n\x13ListVersionsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x13\n\x06\x62\x65\x66ore\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\x12\n\x05limit\x18\x03 \x01(\x05H\x01\x88\x01\x01\x42\t\n\x07_beforeB\x08\n\x06_limit\"B\n\x14ListVersionsResponse\x12*\n\x08versions\x18\x01 \x03(\x0b\x32\x18.llmopt.v1.ConfigVersion\"E\n\x15RollbackConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\"O\n\x12WatchConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x1a\n\rafter_version\x18\x02 \x01(\x03H\x00\x88\x01\x01\x42\x10\n\x0e_after_version2\xfe\x02\n\rConfigService\x12>\n\tGetConfig\x12\x1b.llmopt.v1.GetConfigRequest\x1a\x14.llmopt.v1.AppConfig\x12H\n\x0cUpdateConfig\x12\x1e.llmopt.v1.UpdateConfigRequest\x1a\x18.llmopt.v1.ConfigVersion\x12O\n\x0cListVersions\x12\x1e.llmopt.v1.ListVersionsRequest\x1a\x1f.llmopt.v1.ListVersionsResponse\x12L\n\x0eRollbackConfig\x12 .llmopt.v1.RollbackConfigRequest\x1a\x18.llmopt.v1.ConfigVersion\x12\x44\n\x0bWatchConfig\x12\x1d.llmopt.v1.WatchConfigRequest\x1a\x14.llmopt.v1.AppConfig0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -49,30 +49,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROMPTCONFIG']._serialized_end=590
   _globals['_CANARYCONFIG']._serialized_start=593
   _globals['_CANARYCONFIG']._serialized_end=791
-  _globals['_TASKCONFIG']._serialized_start=794
-  _globals['_TASKCONFIG']._serialized_end=1127
-  _globals['_APPCONFIG']._serialized_start=1130
-  _globals['_APPCONFIG']._serialized_end=1288
-  _globals['_APPCONFIG_TASKSENTRY']._serialized_start=1221
-  _globals['_APPCONFIG_TASKSENTRY']._serialized_end=1288
-  _globals['_CONFIGVERSION']._serialized_start=1291
-  _globals['_CONFIGVERSION']._serialized_end=1620
-  _globals['_CONFIGVERSION_TASKSENTRY']._serialized_start=1221
-  _globals['_CONFIGVERSION_TASKSENTRY']._serialized_end=1288
-  _globals['_GETCONFIGREQUEST']._serialized_start=1622
-  _globals['_GETCONFIGREQUEST']._serialized_end=1653
-  _globals['_UPDATECONFIGREQUEST']._serialized_start=1656
-  _globals['_UPDATECONFIGREQUEST']._serialized_end=1833
-  _globals['_UPDATECONFIGREQUEST_TASKSENTRY']._serialized_start=1221
-  _globals['_UPDATECONFIGREQUEST_TASKSENTRY']._serialized_end=1288
-  _globals['_LISTVERSIONSREQUEST']._serialized_start=1835
-  _globals['_LISTVERSIONSREQUEST']._serialized_end=1931
-  _globals['_LISTVERSIONSRESPONSE']._serialized_start=1933
-  _globals['_LISTVERSIONSRESPONSE']._serialized_end=1999
-  _globals['_ROLLBACKCONFIGREQUEST']._serialized_start=2001
-  _globals['_ROLLBACKCONFIGREQUEST']._serialized_end=2070
-  _globals['_WATCHCONFIGREQUEST']._serialized_start=2072
-  _globals['_WATCHCONFIGREQUEST']._serialized_end=2151
-  _globals['_CONFIGSERVICE']._serialized_start=2154
-  _globals['_CONFIGSERVICE']._serialized_end=2536
+  _globals['_SHADOWCONFIG']._serialized_start=793
+  _globals['_SHADOWCONFIG']._serialized_end=867
+  _globals['_TASKCONFIG']._serialized_start=870
+  _globals['_TASKCONFIG']._serialized_end=1244
+  _globals['_APPCONFIG']._serialized_start=1247
+  _globals['_APPCONFIG']._serialized_end=1405
+  _globals['_APPCONFIG_TASKSENTRY']._serialized_start=1338
+  _globals['_APPCONFIG_TASKSENTRY']._serialized_end=1405
+  _globals['_CONFIGVERSION']._serialized_start=1408
+  _globals['_CONFIGVERSION']._serialized_end=1737
+  _globals['_CONFIGVERSION_TASKSENTRY']._serialized_start=1338
+  _globals['_CONFIGVERSION_TASKSENTRY']._serialized_end=1405
+  _globals['_GETCONFIGREQUEST']._serialized_start=1739
+  _globals['_GETCONFIGREQUEST']._serialized_end=1770
+  _globals['_UPDATECONFIGREQUEST']._serialized_start=1773
+  _globals['_UPDATECONFIGREQUEST']._serialized_end=1950
+  _globals['_UPDATECONFIGREQUEST_TASKSENTRY']._serialized_start=1338
+  _globals['_UPDATECONFIGREQUEST_TASKSENTRY']._serialized_end=1405
+  _globals['_LISTVERSIONSREQUEST']._serialized_start=1952
+  _globals['_LISTVERSIONSREQUEST']._serialized_end=2048
+  _globals['_LISTVERSIONSRESPONSE']._serialized_start=2050
+  _globals['_LISTVERSIONSRESPONSE']._serialized_end=2116
+  _globals['_ROLLBACKCONFIGREQUEST']._serialized_start=2118
+  _globals['_ROLLBACKCONFIGREQUEST']._serialized_end=2187
+  _globals['_WATCHCONFIGREQUEST']._serialized_start=2189
+  _globals['_WATCHCONFIGREQUEST']._serialized_end=2268
+  _globals['_CONFIGSERVICE']._serialized_start=2271
+  _globals['_CONFIGSERVICE']._serialized_end=2653
 # @@protoc_insertion_point(module_scope)

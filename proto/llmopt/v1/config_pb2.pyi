@@ -212,6 +212,39 @@ class CanaryConfig(_message.Message):
 Global___CanaryConfig: _TypeAlias = CanaryConfig  # noqa: Y015
 
 @_typing.final
+class ShadowConfig(_message.Message):
+    """Shadow evaluation: on `share` of the scored requests, also run `model` without serving it,
+    score both answers and report the candidate's score as shadow_model / shadow_quality.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    share: _builtins.float
+    def __init__(
+        self,
+        *,
+        model: _builtins.str | None = ...,
+        share: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_model", b"_model", "_share", b"_share", "model", b"model", "share", b"share"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model", b"_model", "_share", b"_share", "model", b"model", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__model: _TypeAlias = _typing.Literal["model"]  # noqa: Y015
+    _WhichOneofArgType__model: _TypeAlias = _typing.Literal["_model", b"_model"]  # noqa: Y015
+    _WhichOneofReturnType__share: _TypeAlias = _typing.Literal["share"]  # noqa: Y015
+    _WhichOneofArgType__share: _TypeAlias = _typing.Literal["_share", b"_share"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__model) -> _WhichOneofReturnType__model | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__share) -> _WhichOneofReturnType__share | None: ...
+
+Global___ShadowConfig: _TypeAlias = ShadowConfig  # noqa: Y015
+
+@_typing.final
 class TaskConfig(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -223,6 +256,7 @@ class TaskConfig(_message.Message):
     BATCHING_FIELD_NUMBER: _builtins.int
     PROMPT_FIELD_NUMBER: _builtins.int
     CANARY_FIELD_NUMBER: _builtins.int
+    SHADOW_FIELD_NUMBER: _builtins.int
     model: _builtins.str
     provider: _builtins.str
     @_builtins.property
@@ -237,6 +271,8 @@ class TaskConfig(_message.Message):
     def prompt(self) -> Global___PromptConfig: ...
     @_builtins.property
     def canary(self) -> Global___CanaryConfig: ...
+    @_builtins.property
+    def shadow(self) -> Global___ShadowConfig: ...
     def __init__(
         self,
         *,
@@ -248,10 +284,11 @@ class TaskConfig(_message.Message):
         batching: Global___BatchingConfig | None = ...,
         prompt: Global___PromptConfig | None = ...,
         canary: Global___CanaryConfig | None = ...,
+        shadow: Global___ShadowConfig | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_model", b"_model", "_provider", b"_provider", "batching", b"batching", "cache", b"cache", "canary", b"canary", "model", b"model", "params", b"params", "prompt", b"prompt", "provider", b"provider", "rate_limit", b"rate_limit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_model", b"_model", "_provider", b"_provider", "batching", b"batching", "cache", b"cache", "canary", b"canary", "model", b"model", "params", b"params", "prompt", b"prompt", "provider", b"provider", "rate_limit", b"rate_limit", "shadow", b"shadow"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model", b"_model", "_provider", b"_provider", "batching", b"batching", "cache", b"cache", "canary", b"canary", "model", b"model", "params", b"params", "prompt", b"prompt", "provider", b"provider", "rate_limit", b"rate_limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_model", b"_model", "_provider", b"_provider", "batching", b"batching", "cache", b"cache", "canary", b"canary", "model", b"model", "params", b"params", "prompt", b"prompt", "provider", b"provider", "rate_limit", b"rate_limit", "shadow", b"shadow"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__model: _TypeAlias = _typing.Literal["model"]  # noqa: Y015
     _WhichOneofArgType__model: _TypeAlias = _typing.Literal["_model", b"_model"]  # noqa: Y015
