@@ -146,19 +146,15 @@ class Actuator:
 
     def _observe(self, session: Session, work: PeriodWork) -> None:
         deployments, _ = list_deployments(session, app=work.app, status=_OPEN, limit=1000)
-        for deployment in deployments:
-            windows = work.windows.get(deployment.task)
-            if windows is None:
-                continue
-            observe(
-                session,
-                deployment,
-                window_start=work.window_start,
-                window_end=work.window_end,
-                windows=windows,
-                settings=self._settings.canary,
-                tolerance=self._settings.decisions.quality_tolerance,
-            )
+        observe(
+            session,
+            deployments,
+            window_start=work.window_start,
+            window_end=work.window_end,
+            windows=work.windows,
+            settings=self._settings.canary,
+            tolerance=self._settings.decisions.quality_tolerance,
+        )
 
     def _wants_rewrite(self, session: Session, decision: Decision) -> bool:
         """A prompt rewrite is asked for, can be had (Anthropic key) and has a template."""

@@ -23,7 +23,8 @@ row) and uses event time, so a replayed period writes nothing twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import msgspec
@@ -31,11 +32,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.app_config import CanaryConfig, ConfigVersion, TaskConfig, apply_overrides
-from core.decisions import Deployment, MetricCheck, Verdict, stable_id
+from core.decisions import Decision, Deployment, MetricCheck, Verdict, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
 from core.stats import WindowStats
-from operators.exposure import ladder, planned_weight, time_to_verdict
+from operators.exposure import expected_loss, ladder, planned_weight, time_to_verdict
 from operators.judge import Judgement, SideSummary, judge, plan_checks
 from sinks.canary_controller import CONTROLLER, task_configs
 from sinks.canary_sides import rollout_sides, shadow_pairs, watch_sides
@@ -43,8 +44,7 @@ from sinks.rollback import rollback_deployment
 from storage.configs import save_config
 from storage.decisions import (
     add_verdict,
-    get_decision,
-    get_deployment,
+    get_decisions,
     save_deployment,
     set_decision_status,
 )
@@ -67,13 +67,20 @@ class _Totals(msgspec.Struct, kw_only=True):
 _Loaded = dict[int, tuple[CanarySampleRow, _Totals]]
 
 
-def _load_totals(session: Session, deployment_id: str) -> _Loaded:
+def _load_totals(session: Session, deployment_ids: Sequence[str]) -> dict[str, _Loaded]:
+    """Every weight's running totals of these deployments (one query)."""
+    out: dict[str, _Loaded] = {d: {} for d in deployment_ids}
+    if not deployment_ids:
+        return out
     rows = session.scalars(
         select(CanarySampleRow).where(
-            CanarySampleRow.deployment_id == deployment_id, CanarySampleRow.side == _TOTALS
+            CanarySampleRow.deployment_id.in_(list(deployment_ids)),
+            CanarySampleRow.side == _TOTALS,
         )
     )
-    return {row.stage: (row, msgspec.convert(row.summary, _Totals)) for row in rows}
+    for row in rows:
+        out[row.deployment_id][row.stage] = (row, msgspec.convert(row.summary, _Totals))
+    return out
 
 
 def _add_period(
@@ -110,8 +117,8 @@ def _add_period(
     return True
 
 
-def _candidate(session: Session, deployment: Deployment) -> str | None:
-    model = get_decision(session, deployment.decision_id).action.get("model")
+def _candidate(decision: Decision) -> str | None:
+    model = decision.action.get("model")
     return model if isinstance(model, str) else None
 
 
@@ -125,40 +132,77 @@ def _holdback_version(session: Session, deployment: Deployment) -> int:
 
 def observe(
     session: Session,
-    deployment: Deployment,
+    deployments: Sequence[Deployment],
     *,
     window_start: datetime,
     window_end: datetime,
-    windows: Sequence[WindowStats],
+    windows: Mapping[str, Sequence[WindowStats]],
     settings: CanarySettings,
     tolerance: float,
-) -> Verdict | None:
-    """Record one period of a running or watched deployment and act on the judge's verdict.
+) -> dict[str, Verdict | None]:
+    """Record one period of an app's running or watched deployments and act on each verdict.
 
     Args:
         session: The caller's transaction.
-        deployment: The deployment, as stored.
+        deployments: The app's open deployments, as stored.
         window_start: Start of the closed period.
         window_end: Its end.
-        windows: The task's tumbling windows of the period (every model, variant, version).
+        windows: Each task's tumbling windows of the period (every model, variant, version).
         settings: The canary settings.
         tolerance: The quality tolerance (``decisions.quality_tolerance``).
 
     Returns:
-        The verdict, or ``None`` when the deployment is finished or the period was seen before
-        or predates its current stage.
+        Each deployment's verdict by id, ``None`` when it is finished, the period was seen
+        before or predates its current stage, or its task served nothing this period.
     """
+    decisions = get_decisions(session, [d.decision_id for d in deployments])
+    totals = _load_totals(session, [d.id for d in deployments])
+    out: dict[str, Verdict | None] = {}
+    for deployment in deployments:
+        task_windows = windows.get(deployment.task)
+        out[deployment.id] = (
+            None
+            if task_windows is None
+            else _observe_one(
+                session,
+                deployment,
+                decisions[deployment.decision_id],
+                totals[deployment.id],
+                _Period(window_start, window_end, task_windows),
+                settings,
+                tolerance,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    start: datetime
+    end: datetime
+    windows: Sequence[WindowStats]
+
+
+def _observe_one(
+    session: Session,
+    deployment: Deployment,
+    decision: Decision,
+    totals: _Loaded,
+    period: _Period,
+    settings: CanarySettings,
+    tolerance: float,
+) -> Verdict | None:
+    window_start, window_end, windows = period.start, period.end, period.windows
     if deployment.status not in ("running", "paused", "watching"):
         return None
     if window_start < deployment.stage_started_at:
         return None
     watching = deployment.status == "watching"
-    model = _candidate(session, deployment)
+    model = _candidate(decision)
     if watching:
         sides = watch_sides(windows, _holdback_version(session, deployment), model)
     else:
         sides = rollout_sides(windows, deployment.canary_version, model)
-    totals = _load_totals(session, deployment.id)
     if not _add_period(session, totals, deployment, window_start, sides):
         return None
     if watching:
@@ -173,9 +217,7 @@ def observe(
     outcome, checks, reason = judgement.outcome, judgement.checks, judgement.reason
     if watching:
         reason = f"{reason} (promoted config against {against})"
-    plan = plan_checks(
-        judged, get_decision(session, deployment.decision_id).rollback_plan, settings
-    )
+    plan = plan_checks(judged, decision.rollback_plan, settings)
     broken = [c.metric for c in plan if c.passed is False]
     checks += plan
     if broken:
@@ -201,12 +243,12 @@ def observe(
         reason=reason,
         created_at=window_end,
     )
-    if not add_verdict(session, verdict):
-        return verdict
+    add_verdict(session, verdict, known_new=True)  # _add_period saw this period first
     held = window_end - deployment.stage_started_at
+    after = deployment
     if outcome == "fail":
         what = "after promotion" if watching else f"at {deployment.weight:.0%}"
-        rollback_deployment(
+        after, _ = rollback_deployment(
             session,
             deployment.id,
             actor=CONTROLLER,
@@ -215,11 +257,11 @@ def observe(
         )
     elif watching:
         if held >= settings.post_promotion_watch:
-            _finish(session, deployment, window_end)
+            after = _finish(session, deployment, window_end)
     elif outcome == "pass" and held >= settings.min_stage_duration:
-        _promote(session, deployment, settings, window_end)
+        after = _promote(session, deployment, settings, window_end)
     elif elapsed > settings.max_rollout_duration:
-        rollback_deployment(
+        after, _ = rollback_deployment(
             session,
             deployment.id,
             actor=CONTROLLER,
@@ -237,8 +279,14 @@ def observe(
             stage_passed=outcome == "pass",
         )
         if weight > deployment.weight:
-            _advance(session, deployment, weight, window_end, band_low=band.low if band else None)
-    _notify_verdict(session, deployment, verdict)
+            why = (
+                f"expected quality loss {expected_loss(band):.4f} per canary call, risk budget "
+                f"{settings.risk_budget:g}"
+                if band is not None
+                else "the stage passed"
+            )
+            after = _advance(session, deployment, weight, window_end, why)
+    _notify_verdict(session, deployment, after, verdict)
     return verdict
 
 
@@ -320,14 +368,9 @@ def _publish_stage(
 
 
 def _advance(
-    session: Session, deployment: Deployment, weight: float, now: datetime, band_low: float | None
-) -> None:
+    session: Session, deployment: Deployment, weight: float, now: datetime, why: str
+) -> Deployment:
     following = deployment.stage + 1
-    why = (
-        f"the worst plausible quality drop is {-band_low:.3f}"
-        if band_low is not None
-        else "the stage passed"
-    )
     _publish_stage(
         session,
         deployment,
@@ -336,22 +379,21 @@ def _advance(
         now,
         f"canary {weight:.0%} (from {deployment.weight:.0%}): {why}",
     )
-    save_deployment(
-        session,
-        msgspec.structs.replace(
-            deployment,
-            stage=following,
-            weight=weight,
-            stage_started_at=now,
-            updated_at=now,
-            verdicts=(),
-        ),
+    after = msgspec.structs.replace(
+        deployment,
+        stage=following,
+        weight=weight,
+        stage_started_at=now,
+        updated_at=now,
+        verdicts=(),
     )
+    save_deployment(session, after)
+    return after
 
 
 def _promote(
     session: Session, deployment: Deployment, settings: CanarySettings, now: datetime
-) -> None:
+) -> Deployment:
     following = deployment.stage + 1
     tasks, version = task_configs(session, deployment.app)
     task = tasks[deployment.task]
@@ -379,22 +421,21 @@ def _promote(
         now=now,
         decision_key=f"{deployment.decision_id}:promote",
     )
-    save_deployment(
-        session,
-        msgspec.structs.replace(
-            deployment,
-            status="watching",
-            stage=following,
-            weight=1.0,
-            stage_started_at=now,
-            updated_at=now,
-            verdicts=(),
-        ),
+    after = msgspec.structs.replace(
+        deployment,
+        status="watching",
+        stage=following,
+        weight=1.0,
+        stage_started_at=now,
+        updated_at=now,
+        verdicts=(),
     )
+    save_deployment(session, after)
     set_decision_status(session, deployment.decision_id, "promoted", now=now)
+    return after
 
 
-def _finish(session: Session, deployment: Deployment, now: datetime) -> None:
+def _finish(session: Session, deployment: Deployment, now: datetime) -> Deployment:
     tasks, _ = task_configs(session, deployment.app)
     task = tasks.get(deployment.task)
     if task is not None and task.canary is not None and task.canary.deployment_id == deployment.id:
@@ -408,21 +449,21 @@ def _finish(session: Session, deployment: Deployment, now: datetime) -> None:
             now=now,
             decision_key=f"{deployment.decision_id}:finish",
         )
-    save_deployment(
-        session,
-        msgspec.structs.replace(
-            deployment,
-            status="promoted",
-            updated_at=now,
-            finished_at=now,
-            reason="post-promotion watch passed",
-            verdicts=(),
-        ),
+    after = msgspec.structs.replace(
+        deployment,
+        status="promoted",
+        updated_at=now,
+        finished_at=now,
+        reason="post-promotion watch passed",
+        verdicts=(),
     )
+    save_deployment(session, after)
+    return after
 
 
-def _notify_verdict(session: Session, deployment: Deployment, verdict: Verdict) -> None:
-    after = get_deployment(session, deployment.id)
+def _notify_verdict(
+    session: Session, deployment: Deployment, after: Deployment, verdict: Verdict
+) -> None:
     if verdict.outcome == "inconclusive" and after.stage == deployment.stage:
         return  # a held stage is not news; the verdict stays visible in the API
     enqueue(

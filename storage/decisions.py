@@ -32,6 +32,7 @@ __all__ = [
     "add_verdict",
     "deployment_for",
     "get_decision",
+    "get_decisions",
     "get_deployment",
     "list_decisions",
     "list_deployments",
@@ -104,6 +105,14 @@ def get_decision(session: Session, decision_id: str) -> Decision:
     if row is None:
         raise NotFoundError(f"no decision {decision_id!r}")
     return _decision(row)
+
+
+def get_decisions(session: Session, decision_ids: Sequence[str]) -> dict[str, Decision]:
+    """The decisions of these ids that exist, by id (one query)."""
+    if not decision_ids:
+        return {}
+    rows = session.scalars(select(DecisionRow).where(DecisionRow.id.in_(list(decision_ids))))
+    return {r.id: _decision(r) for r in rows}
 
 
 def set_decision_status(
@@ -230,8 +239,8 @@ def save_deployment(session: Session, deployment: Deployment) -> None:
     session.flush()
 
 
-def get_deployment(session: Session, deployment_id: str) -> Deployment:
-    """One deployment with every verdict.
+def get_deployment(session: Session, deployment_id: str, *, verdicts: bool = True) -> Deployment:
+    """One deployment, with every verdict unless ``verdicts`` is False.
 
     Raises:
         NotFoundError: When no deployment has this id.
@@ -239,7 +248,7 @@ def get_deployment(session: Session, deployment_id: str) -> Deployment:
     row = session.get(DeploymentRow, deployment_id)
     if row is None:
         raise NotFoundError(f"no deployment {deployment_id!r}")
-    return _deployment(session, row, verdicts=True)
+    return _deployment(session, row, verdicts=verdicts)
 
 
 def deployment_for(session: Session, decision_id: str) -> Deployment | None:
@@ -288,26 +297,35 @@ def open_deployments(session: Session) -> list[Deployment]:
     return [_deployment(session, r, verdicts=True) for r in rows]
 
 
-def add_verdict(session: Session, verdict: Verdict) -> bool:
-    """Store a verdict unless its id is stored; True when it was new."""
+def add_verdict(session: Session, verdict: Verdict, *, known_new: bool = False) -> bool:
+    """Store a verdict unless its id is stored; True when it was new.
+
+    ``known_new``: the caller knows the id is new (skips the lookup and the flush; the insert
+    goes out with the transaction's next flush).
+    """
+    if known_new:
+        session.add(_verdict_row(verdict))
+        return True
     if session.get(VerdictRow, verdict.id) is not None:
         return False
-    session.add(
-        VerdictRow(
-            id=verdict.id,
-            deployment_id=verdict.deployment_id,
-            stage=verdict.stage,
-            weight=verdict.weight,
-            outcome=verdict.outcome,
-            window_start=verdict.window_start,
-            window_end=verdict.window_end,
-            checks=msgspec.to_builtins(verdict.checks),
-            reason=verdict.reason[:2048],
-            created_at=verdict.created_at,
-        )
-    )
+    session.add(_verdict_row(verdict))
     session.flush()
     return True
+
+
+def _verdict_row(verdict: Verdict) -> VerdictRow:
+    return VerdictRow(
+        id=verdict.id,
+        deployment_id=verdict.deployment_id,
+        stage=verdict.stage,
+        weight=verdict.weight,
+        outcome=verdict.outcome,
+        window_start=verdict.window_start,
+        window_end=verdict.window_end,
+        checks=msgspec.to_builtins(verdict.checks),
+        reason=verdict.reason[:2048],
+        created_at=verdict.created_at,
+    )
 
 
 def revise_decision(

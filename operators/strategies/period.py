@@ -226,14 +226,14 @@ def rollback_plan(
 ) -> tuple[RollbackLimit, ...]:
     """The limits that undo a change, relative to the baseline traffic ``base``.
 
-    Quality may drop by ``quality_tolerance``; p95 latency and cost per success may rise by
-    ``max_latency_increase_pct`` and ``max_cost_increase_pct``; the error rate by
-    ``analyzers.error_rate_warning`` (absolute). Metrics without baseline data get no limit.
+    p95 latency and cost per success may rise by ``max_latency_increase_pct`` and
+    ``max_cost_increase_pct``; the error rate by ``analyzers.error_rate_warning`` (absolute).
+    Metrics without baseline data get no limit. Quality gets none: a limit fixed from the
+    incumbent's estimate at proposal time is as noisy as that estimate, so the canary judge asks
+    the one quality question (not worse than the concurrent baseline by more than
+    ``decisions.quality_tolerance``) instead.
     """
     out: list[RollbackLimit] = []
-    if base.quality_n:
-        q = base.quality_mean - decisions.quality_tolerance
-        out.append(RollbackLimit(metric="quality_mean", limit=q, direction="min"))
     if base.calls:
         p95 = base.latency_p95_ms * (1 + decisions.max_latency_increase_pct / 100)
         out.append(RollbackLimit(metric="latency_p95_ms", limit=p95))

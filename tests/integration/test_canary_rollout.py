@@ -75,13 +75,13 @@ def _period(engine: Engine, i: int, windows: list[WindowStats]) -> Verdict | Non
         deployment = get_deployment(s, stable_id("deployment", _decision().id))
         return observe(
             s,
-            deployment,
+            [deployment],
             window_start=T0 + i * PERIOD,
             window_end=T0 + (i + 1) * PERIOD,
-            windows=windows,
+            windows={"classify": windows},
             settings=CANARY,
             tolerance=TOL,
-        )
+        )[deployment.id]
 
 
 def _rollout_windows(i: int, canary_quality: float, **kw: object) -> list[WindowStats]:

@@ -45,7 +45,6 @@ def test_unseen_cheaper_candidate_is_explored_through_a_canary() -> None:
     assert d.evidence["baseline_quality_n"] == 150
     assert d.evidence["quality_tolerance"] == 0.02
     assert [(r.metric, round(r.limit, 9), r.direction) for r in d.rollback_plan] == [
-        ("quality_mean", 0.83, "min"),
         ("latency_p95_ms", 480.0, "max"),
         ("error_rate", 0.01, "max"),
         ("cost_per_success_usd", 0.011, "max"),
