@@ -113,8 +113,7 @@ def _add_period(
     )
     row.summary = msgspec.to_builtins(current)
     totals[deployment.stage] = (row, current)
-    session.flush()
-    return True
+    return True  # written with the transaction's next flush, with every task's rows at once
 
 
 def _candidate(decision: Decision) -> str | None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from core.decisions import RollbackLimit
 from core.settings import CanarySettings
 from core.stats import PairedQuality
-from operators.judge import SideSummary, judge, plan_checks
+from operators.judge import LATENCY_SAMPLE, SideSummary, judge, plan_checks
 from tests.side_samples import pairs, side
 
 CANARY = CanarySettings()
@@ -138,7 +138,7 @@ def test_merge_adds_sums_and_keeps_a_bounded_latency_sample() -> None:
     assert both.calls == 6000
     assert both.quality_count == 6000
     assert both.quality_sum == pytest.approx(a.quality_sum + b.quality_sum)
-    assert len(both.latency) <= 512
+    assert len(both.latency) <= LATENCY_SAMPLE
     # the sample keeps each side's share of calls: ~1/6 of it from the slow side
     slow = sum(v > 1500 for v in both.latency) / len(both.latency)
     assert slow < 0.1
