@@ -8,16 +8,19 @@ reason (README, "Telemetry": the rejection reasons); nothing after the decoder h
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
 
 __all__ = [
+    "DLQ_HEADROOM_BYTES",
     "MAX_ATTRIBUTE_DEPTH",
     "MAX_CONFIG_VERSION",
     "MAX_COST_USD",
     "MAX_DURATION_MS",
+    "MAX_MESSAGE_BYTES_LIMIT",
     "MAX_RECORD_BYTES",
     "MAX_TEXT_CHARS",
     "MAX_TIME",
@@ -35,6 +38,12 @@ __all__ = [
 
 MAX_RECORD_BYTES = 1_048_576
 """Default largest record (``kafka.max_message_bytes``): larger ones are rejected unparsed."""
+
+MAX_MESSAGE_BYTES_LIMIT = 268_435_456
+"""The largest ``kafka.max_message_bytes`` accepted (librdkafka allows up to 1e9 bytes)."""
+
+DLQ_HEADROOM_BYTES = 65_536
+"""Room above ``kafka.max_message_bytes`` for the DLQ headers and Kafka's record framing."""
 
 MAX_TOKENS = 1_000_000_000
 """Tokens of one call (each token field): sums over any window stay far inside int64/BIGINT."""
@@ -92,11 +101,14 @@ def nul_field(record: Any) -> str | None:
 
 
 def attributes_too_deep(value: object, limit: int = MAX_ATTRIBUTE_DEPTH) -> bool:
-    """True when ``value`` nests objects/arrays more than ``limit`` levels (iterative, no recursion)."""
+    """True when ``value`` nests objects/arrays more than ``limit`` levels (iteratively)."""
     stack: list[tuple[object, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        else:
+            children = item if isinstance(item, list) else ()
         for child in children:
             if isinstance(child, dict | list):
                 if depth + 1 > limit:

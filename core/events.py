@@ -161,9 +161,7 @@ def parse_timestamp(value: str | int | float) -> datetime:
         except msgspec.ValidationError as exc:
             raise ValueError(f"timestamp {_shown(value)} is not RFC 3339") from exc
         if parsed.tzinfo is None:
-            raise ValueError(
-                f"timestamp {_shown(value)} has no UTC offset (RFC 3339 requires one)"
-            )
+            raise ValueError(f"timestamp {_shown(value)} has no UTC offset (RFC 3339 requires one)")
         try:
             parsed = parsed.astimezone(UTC)
         except OverflowError as exc:  # year 0 or 10000 in UTC
