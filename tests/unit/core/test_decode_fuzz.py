@@ -264,9 +264,12 @@ def _reason(record: bytes) -> str:
     return result.reason
 
 
+def with_field(name: str, value: Any) -> bytes:
+    return encode({**valid_call(1), name: value})
+
+
 def test_rejection_reasons_name_the_problem() -> None:
     good = encode(valid_call(1))
-    with_field = lambda name, value: encode({**valid_call(1), name: value})  # noqa: E731
     assert "not valid UTF-8" in _reason(good.replace(b'"m"', b'"m\xff"'))
     assert "nested too deeply" in _reason(good[:-1] + b',"x":' + b"[" * 1500 + b"]" * 1500 + b"}")
     assert "deeper than 32 levels - at `$.attributes`" in _reason(
