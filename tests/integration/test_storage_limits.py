@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from confluent_kafka.admin import AdminClient
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from core.event_limits import MAX_TOKENS
 from core.events import LlmCall
 from core.insights import Insight
+from core.settings import KafkaSettings
 from core.stats import WindowKey
 from operators.window_stats import summarize
 from storage.database import create_db_engine, migrate
 from storage.insights import InsightRepository
+from storage.kafka import ensure_topics, topic_configs
 from storage.models import DecisionRow, InsightRow
 from storage.windows import WindowRepository
 
@@ -121,3 +125,20 @@ def test_non_finite_numbers_in_json_columns_are_stored_as_null(postgres_url: str
     assert "NaN" not in raw
     assert '"p": [null, 0.5]' in raw
     engine.dispose()
+
+
+def test_topics_are_created_with_the_record_size_limit(kafka_bootstrap: str) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        telemetry_topic=f"limits.{suffix}",
+        dlq_topic=f"limits.dlq.{suffix}",
+        max_message_bytes=2_000_000,
+    )
+    configs = topic_configs(kafka)
+    assert configs[kafka.telemetry_topic] == {"max.message.bytes": "2000000"}
+    assert int(configs[kafka.dlq_topic]["max.message.bytes"]) > 2_000_000
+    ensure_topics(kafka_bootstrap, {kafka.telemetry_topic: 2, kafka.dlq_topic: 1}, configs=configs)
+    topics = AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    assert len(topics[kafka.telemetry_topic].partitions) == 2
+    assert len(topics[kafka.dlq_topic].partitions) == 1
