@@ -12,7 +12,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from core.errors import StorageUnavailableError
-from core.event_limits import DLQ_HEADROOM_BYTES
+from core.event_limits import DLQ_HEADROOM_BYTES, MAX_RECORD_BYTES
 from core.lifetime import stopping_with_parent
 from core.settings import KafkaSettings
 
@@ -124,6 +124,9 @@ def kafka_ping(bootstrap: str, timeout: float = 5.0) -> None:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
 
 
+_DEFAULT_CONFIG = {"max.message.bytes": str(MAX_RECORD_BYTES + DLQ_HEADROOM_BYTES)}
+
+
 def topic_configs(kafka: KafkaSettings) -> dict[str, dict[str, str]]:
     """Topic settings from ``kafka.max_message_bytes``, for :func:`ensure_topics`.
 
@@ -149,7 +152,9 @@ def ensure_topics(
         topics: Topic name → partition count.
         timeout: Seconds to wait for the cluster and for the topics to be visible.
         configs: Topic name → topic settings for the topics created (e.g.
-            :func:`topic_configs`); existing topics are not altered.
+            :func:`topic_configs`); existing topics are not altered. Without it, every topic
+            created accepts the default record limit plus the DLQ headroom, so that a dead
+            letter of a full-sized record fits (a broker's own default is ~1 MB).
     """
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
@@ -161,7 +166,7 @@ def ensure_topics(
             name,
             num_partitions=n,
             replication_factor=1,
-            config=dict((configs or {}).get(name, {})),
+            config=dict(_DEFAULT_CONFIG if configs is None else configs.get(name, {})),
         )
         for name, n in topics.items()
         if name not in existing
