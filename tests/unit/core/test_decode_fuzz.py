@@ -180,3 +180,18 @@ def test_valid_records_decode_in_one_batch_with_the_limits_at_their_edges() -> N
         config_version=MAX_CONFIG_VERSION,
         attributes=nested(31),
     )
+
+
+def test_one_out_of_range_value_in_a_valid_batch_is_rejected_alone() -> None:
+    # Valid JSON throughout, so the whole batch decodes at once; the bad values are found after.
+    bad = {
+        1: with_field("timestamp", 2**64 + 1),
+        3: with_field("app", "a\x00b"),
+        5: with_field("attributes", nested(41)),
+        7: with_field("timestamp", "0001-01-01T00:00:00Z"),
+    }
+    records = [bad.get(i, encode(valid_call(i))) for i in range(9)]
+    decoded = decode_records(records, max_bytes=MAX_BYTES)
+    assert [i for i, _ in decoded.rejected] == [1, 3, 5, 7]
+    accepted = [e for a in decoded.apps.values() for e in a.calls.event_id]
+    assert sorted(accepted) == ["e0", "e2", "e4", "e6", "e8"]
