@@ -17,6 +17,20 @@ import msgspec
 import numpy as np
 
 from core.call_batch import I64, CallBatch
+from core.event_limits import (
+    MAX_ATTRIBUTE_DEPTH,
+    MAX_RECORD_BYTES,
+    MAX_TEXT_CHARS,
+    MAX_TIME,
+    MIN_TIME,
+    Cost,
+    DurationMs,
+    Text,
+    Tokens,
+    Version,
+    attributes_too_deep,
+    nul_field,
+)
 
 __all__ = [
     "AppEvents",
@@ -31,12 +45,10 @@ __all__ = [
     "parse_timestamp",
 ]
 
-NonNegInt = Annotated[int, msgspec.Meta(ge=0)]
-NonNegFloat = Annotated[float, msgspec.Meta(ge=0)]
-NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
-# Epoch milliseconds between 1970 and 9999.
-_MAX_EPOCH_MS = 253_402_300_799_999
+NonEmpty = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_TEXT_CHARS)]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Epoch milliseconds of the accepted range (core.event_limits: MIN_TIME <= t < MAX_TIME).
+_MAX_EPOCH_MS = (MAX_TIME - _EPOCH) // timedelta(milliseconds=1) - 1
 
 
 class LlmCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
@@ -93,6 +105,9 @@ class Rejection(msgspec.Struct, frozen=True):
 class _Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=False, gc=False):
     """The JSON as sent: every field the contract names, with its type and range.
 
+    The ranges (:mod:`core.event_limits`) keep every accepted value safe downstream: int64
+    columns and sums, PostgreSQL columns and JSON, datetime arithmetic.
+
     Events are never part of a reference cycle (decoded JSON cannot form one), so they opt out
     of garbage-collector tracking (``gc=False``), which decoding millions of them would slow.
     """
@@ -103,29 +118,30 @@ class _Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=False, gc=False)
     app: NonEmpty
     task: NonEmpty | None = None
     operation: NonEmpty = "chat"
-    provider: str | None = None
+    provider: Text | None = None
     model: NonEmpty | None = None
-    latency_ms: NonNegFloat | None = None
-    ttft_ms: NonNegFloat | None = None
-    input_tokens: NonNegInt | None = None
-    output_tokens: NonNegInt | None = None
-    cache_read_tokens: NonNegInt | None = None
-    cost_usd: NonNegFloat | None = None
+    latency_ms: DurationMs | None = None
+    ttft_ms: DurationMs | None = None
+    input_tokens: Tokens | None = None
+    output_tokens: Tokens | None = None
+    cache_read_tokens: Tokens | None = None
+    cost_usd: Cost | None = None
     status: Literal["ok", "error"] = "ok"
-    error_type: str | None = None
-    finish_reason: str | None = None
+    error_type: Text | None = None
+    finish_reason: Text | None = None
     quality: float | None = None
-    prompt_hash: str | None = None
-    prompt_tokens_fixed: NonNegInt | None = None
-    config_version: NonNegInt | None = None
+    prompt_hash: Text | None = None
+    prompt_tokens_fixed: Tokens | None = None
+    config_version: Version | None = None
     variant: Literal["baseline", "canary"] = "baseline"
-    request_id: str | None = None
-    user_id: str | None = None
+    request_id: Text | None = None
+    user_id: Text | None = None
     attributes: dict[str, Any] | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Wire)
 _BATCH_DECODER = msgspec.json.Decoder(list[_Wire])
+_SPLITTER = msgspec.json.Decoder(list[msgspec.Raw])
 _ENCODER = msgspec.json.Encoder()
 _CALL_REQUIRED = ("model", "latency_ms", "input_tokens", "output_tokens")
 
@@ -133,35 +149,65 @@ _CALL_REQUIRED = ("model", "latency_ms", "input_tokens", "output_tokens")
 def parse_timestamp(value: str | int | float) -> datetime:
     """Parse an RFC 3339 string or epoch milliseconds into an aware UTC datetime.
 
+    Accepted times lie in ``[MIN_TIME, MAX_TIME)`` (1970-01-01 to 9000-01-01, UTC).
+
     Raises:
-        ValueError: When the value is neither, or an RFC 3339 string lacks its UTC offset.
+        ValueError: When the value is neither, an RFC 3339 string lacks its UTC offset, or
+            the time is outside the accepted range.
     """
     if isinstance(value, str):
         try:
             parsed = msgspec.convert(value, datetime)
         except msgspec.ValidationError as exc:
-            raise ValueError(f"timestamp {value!r} is not RFC 3339") from exc
+            raise ValueError(f"timestamp {_shown(value)} is not RFC 3339") from exc
         if parsed.tzinfo is None:
-            raise ValueError(f"timestamp {value!r} has no UTC offset (RFC 3339 requires one)")
+            raise ValueError(f"timestamp {_shown(value)} has no UTC offset (RFC 3339 requires one)")
         try:
-            return parsed.astimezone(UTC)
-        except OverflowError as exc:
-            raise ValueError(f"timestamp {value!r} is outside the years 1-9999 in UTC") from exc
+            parsed = parsed.astimezone(UTC)
+        except OverflowError as exc:  # year 0 or 10000 in UTC
+            raise ValueError(f"timestamp {_shown(value)} is outside {_RANGE}") from exc
+        if not MIN_TIME <= parsed < MAX_TIME:
+            raise ValueError(f"timestamp {_shown(value)} is outside {_RANGE}")
+        return parsed
     if isinstance(value, bool) or not 0 <= value <= _MAX_EPOCH_MS:
-        raise ValueError(f"timestamp {value!r} is out of range for epoch milliseconds")
+        raise ValueError(f"timestamp {_shown(value)} is out of range for epoch milliseconds")
     return _EPOCH + timedelta(milliseconds=value)  # exact, unlike fromtimestamp(value / 1000)
 
 
-def decode_event(raw: bytes | None) -> Event | Rejection:
-    """Decode one record into an event, or say why it cannot be one. Never raises."""
+_RANGE = f"the accepted range {MIN_TIME:%Y-%m-%d} to {MAX_TIME:%Y-%m-%d} (UTC)"
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a value for a reason, cut short: a reason must stay a header-sized text."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def decode_event(raw: bytes | None, max_bytes: int = MAX_RECORD_BYTES) -> Event | Rejection:
+    """Decode one record into an event, or say why it cannot be one. Never raises.
+
+    Args:
+        raw: The record's bytes.
+        max_bytes: Larger records are rejected without being parsed
+            (``kafka.max_message_bytes``).
+    """
     if not raw:
         return Rejection("empty record")
+    if len(raw) > max_bytes:
+        return Rejection(
+            f"record too large: {len(raw)} bytes, the limit is {max_bytes} "
+            "(kafka.max_message_bytes)"
+        )
     try:
         wire = _DECODER.decode(raw)
     except msgspec.ValidationError as exc:
         return Rejection(f"invalid event: {exc}")
     except msgspec.DecodeError as exc:
         return Rejection(f"not JSON: {exc}")
+    except UnicodeDecodeError as exc:
+        return Rejection(f"not JSON: a string is not valid UTF-8 ({exc.reason})")
+    except RecursionError:
+        return Rejection("not JSON: nested too deeply to decode")
     return _from_wire(wire)
 
 
@@ -188,7 +234,11 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _MS
 
 
-def decode_records(records: Sequence[bytes | None], latest_ms: int | None = None) -> DecodedRecords:
+def decode_records(
+    records: Sequence[bytes | None],
+    latest_ms: int | None = None,
+    max_bytes: int = MAX_RECORD_BYTES,
+) -> DecodedRecords:
     """Decode a batch of records straight into per-app columns. Never raises.
 
     Same validation and reasons as :func:`decode_event`; the common all-valid batch is decoded
@@ -199,10 +249,11 @@ def decode_records(records: Sequence[bytes | None], latest_ms: int | None = None
         latest_ms: When given, events dated after this epoch-ms moment are rejected: one event
             from a broken clock far in the future would otherwise push its app's watermark
             ahead and make every later event late.
+        max_bytes: Larger records are rejected without being parsed.
     """
-    wires = _decode_wires(records)
+    wires = _decode_wires(records, max_bytes)
     if wires is None:
-        return _group_events([_not_after(decode_event(r), latest_ms) for r in records])
+        return _group_events([_not_after(decode_event(r, max_bytes), latest_ms) for r in records])
     rejected: list[tuple[int, str]] = []
     ts = _wire_times(wires, rejected)
     if latest_ms is not None:
@@ -265,27 +316,50 @@ def _not_after(result: Event | Rejection, latest_ms: int | None) -> Event | Reje
     return Rejection(_future_reason(ts, latest_ms)) if ts > latest_ms else result
 
 
-def _decode_wires(records: Sequence[bytes | None]) -> list[_Wire] | None:
+def _decode_wires(records: Sequence[bytes | None], max_bytes: int) -> list[_Wire] | None:
+    """All records decoded in one call, or None when any of them needs the per-record path."""
     if not records or not all(records):
         return None
     # The brackets go on the end records, not around the joined buffer: each concatenation of
     # a ~1 MB buffer copies it into freshly faulted pages (~100 ns per record).
     parts = cast(list[bytes], list(records))  # all(records): no None
+    if max(map(len, parts)) > max_bytes:
+        return None
     parts[0] = b"[" + parts[0]
     parts[-1] += b"]"
+    joined = b",".join(parts)
     try:
-        wires = _BATCH_DECODER.decode(b",".join(parts))
-    except (msgspec.ValidationError, msgspec.DecodeError):
+        spans = _SPLITTER.decode(joined)
+        wires = _BATCH_DECODER.decode(joined)
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
-    return wires if len(wires) == len(records) else None  # b'{..},{..}' would split in two
+    # Each element must be exactly its record, or two broken records could join into events
+    # (b'{"a": [{..}' + b'..]}'). The elements are in order and apart by at least the commas,
+    # so equal lengths leave no room for anything else: element i is record i.
+    if len(spans) != len(records) or any(map(_differ, spans, records)):
+        return None
+    # NUL only arrives escaped (raw control characters are not JSON); a backslash is rare and fast
+    # to look for, so the exact check of the stored fields runs only when it can matter.
+    if b"\\" in joined and b"\\u0000" in joined and any(map(nul_field, wires)):
+        return None
+    if any(w.attributes and attributes_too_deep(w.attributes) for w in wires):
+        return None
+    return wires
+
+
+def _differ(span: msgspec.Raw, record: bytes | None) -> bool:
+    return len(span) != len(record or b"")
 
 
 def _wire_times(wires: list[_Wire], rejected: list[tuple[int, str]]) -> I64:
     """Event times in epoch ms; -1 where the timestamp is invalid (and a rejection is noted)."""
     raw = [w.timestamp for w in wires]
     if all(type(t) is int for t in raw):
-        ts = np.array(raw, dtype=np.int64)
-        if len(ts) == 0 or (ts.min() >= 0 and ts.max() <= _MAX_EPOCH_MS):
+        try:
+            ts = np.array(raw, dtype=np.int64)
+        except OverflowError:  # beyond 64 bits: each is checked (and rejected) below
+            ts = np.empty(0, dtype=np.int64)
+        if len(ts) == len(raw) and (len(ts) == 0 or (ts.min() >= 0 and ts.max() <= _MAX_EPOCH_MS)):
             return ts
     out = np.empty(len(raw), dtype=np.int64)
     for i, value in enumerate(raw):
@@ -326,6 +400,13 @@ def _missing_reason(w: _Wire) -> str:
 
 
 def _from_wire(wire: _Wire) -> Event | Rejection:
+    field = nul_field(wire)
+    if field is not None:
+        return Rejection(f"invalid event: NUL character in a string - at `$.{field}`")
+    if wire.attributes and attributes_too_deep(wire.attributes):
+        return Rejection(
+            f"invalid event: nested deeper than {MAX_ATTRIBUTE_DEPTH} levels - at `$.attributes`"
+        )
     try:
         timestamp = parse_timestamp(wire.timestamp)
     except ValueError as exc:

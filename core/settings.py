@@ -21,6 +21,7 @@ from dynaconf import Dynaconf, ValidationError, Validator
 
 from core.durations import parse_duration
 from core.errors import ConfigurationError
+from core.event_limits import MAX_MESSAGE_BYTES_LIMIT, MAX_RECORD_BYTES
 
 __all__ = [
     "AnalyzerSettings",
@@ -48,7 +49,12 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 @dataclass(frozen=True, slots=True)
 class KafkaSettings:
-    """Where telemetry comes from and where bad records go."""
+    """Where telemetry comes from and where bad records go.
+
+    ``max_message_bytes`` is the one size limit of a record: larger records are rejected by
+    the decoder, the topics the optimizer creates get it as ``max.message.bytes``, and the DLQ
+    producer's ``message.max.bytes`` leaves room above it for the DLQ headers.
+    """
 
     bootstrap_servers: str = ""
     telemetry_topic: str = "llm.telemetry"
@@ -56,6 +62,7 @@ class KafkaSettings:
     tail: bool = True
     partitions: int = 3
     embedded_port: int = 9092
+    max_message_bytes: int = MAX_RECORD_BYTES
 
     @property
     def embedded(self) -> bool:
@@ -716,6 +723,13 @@ _VALIDATORS: list[Validator] = [
     Validator("kafka.dlq_topic", default="llm.telemetry.dlq", is_type_of=str, len_min=1),
     Validator("kafka.tail", default=True, is_type_of=bool),
     Validator("kafka.partitions", default=3, is_type_of=int, gte=1, lte=1024),
+    Validator(
+        "kafka.max_message_bytes",
+        default=MAX_RECORD_BYTES,
+        is_type_of=int,
+        gte=1024,
+        lte=MAX_MESSAGE_BYTES_LIMIT,
+    ),
     _port("kafka.embedded_port", 9092, lowest=0),
     Validator(
         "storage.database_url",

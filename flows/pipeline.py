@@ -42,7 +42,7 @@ from operators.pricing import PriceTable
 from operators.strategies import Strategy, StrategyRunner, build_strategies
 from sinks.actuator import PeriodWork, actuator_sink
 from sinks.database import insight_sink, stray_sink, window_sink
-from sinks.dead_letters import dead_letter
+from sinks.dead_letters import dead_letter, dlq_producer_config
 
 __all__ = ["FlowIO", "build_flow"]
 
@@ -69,12 +69,14 @@ class _Decoded:
     dead: list[DlqMsg]
 
 
-def _decode(batch: RecordBatch, latest_ms: int | None) -> _Decoded:
+def _decode(batch: RecordBatch, latest_ms: int | None, max_bytes: int) -> _Decoded:
     for error in batch.errors:
         _log.warning("kafka consumer error on %s[%d]: %s", batch.topic, batch.partition, error)
-    decoded = decode_records(batch.values, latest_ms)
+    decoded = decode_records(batch.values, latest_ms, max_bytes)
     dead = [
-        dead_letter(batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i])
+        dead_letter(
+            batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i], max_bytes
+        )
         for i, reason in decoded.rejected
     ]
     return _Decoded(decoded.apps, dead)
@@ -211,12 +213,15 @@ def build_flow(
     )
     batches = op.input("telemetry", flow, source)
     skew_s = settings.processor.max_clock_skew.total_seconds()
+    max_bytes = kafka.max_message_bytes
     if io.source is None:  # live or backfill: nothing may come from beyond the clock skew
         decoded = op.map(
-            "decode", batches, lambda b: _decode(b, int((time.time() + skew_s) * 1000))
+            "decode",
+            batches,
+            lambda b: _decode(b, int((time.time() + skew_s) * 1000), max_bytes),
         )
     else:  # recorded or test input: its own time, no wall clock
-        decoded = op.map("decode", batches, lambda b: _decode(b, None))
+        decoded = op.map("decode", batches, lambda b: _decode(b, None, max_bytes))
     by_app = op.flat_map("split_by_app", decoded, lambda d: d.by_app.items())
     outputs = op.stateful("app_windows", by_app, build)
     results = op.map("unkey", outputs, lambda kv: kv[1])
@@ -251,5 +256,11 @@ def build_flow(
     if io.dead_letters is not None:
         op.output("dlq_out", dead, io.dead_letters)
     else:
-        kop.output("dlq_out", dead, brokers=kafka.brokers, topic=kafka.dlq_topic)
+        kop.output(
+            "dlq_out",
+            dead,
+            brokers=kafka.brokers,
+            topic=kafka.dlq_topic,
+            add_config=dlq_producer_config(max_bytes),
+        )
     return flow

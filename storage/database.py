@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core.errors import StorageUnavailableError
+from storage.json_values import dumps_finite
 
 __all__ = ["create_db_engine", "insert_for", "migrate", "ping", "session_scope"]
 
@@ -21,12 +22,16 @@ _MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
 
 def create_db_engine(url: str) -> Engine:
-    """Create an engine; for SQLite, create the folder and enable WAL for concurrent readers."""
+    """Create an engine; for SQLite, create the folder and enable WAL for concurrent readers.
+
+    JSON columns are written with :func:`storage.json_values.dumps_finite` (NaN and Infinity
+    become null; PostgreSQL refuses them).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, json_serializer=dumps_finite)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -36,7 +41,9 @@ def create_db_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, json_serializer=dumps_finite
+    )
 
 
 def insert_for(engine: Engine) -> Callable[[Any], Any]:

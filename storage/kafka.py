@@ -12,9 +12,11 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from core.errors import StorageUnavailableError
+from core.event_limits import DLQ_HEADROOM_BYTES, MAX_RECORD_BYTES
 from core.lifetime import stopping_with_parent
+from core.settings import KafkaSettings
 
-__all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "kafka_ping"]
+__all__ = ["EmbeddedBroker", "ensure_topics", "free_port", "kafka_ping", "topic_configs"]
 
 
 def free_port() -> int:
@@ -122,15 +124,50 @@ def kafka_ping(bootstrap: str, timeout: float = 5.0) -> None:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
 
 
-def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> None:
-    """Create the topics that do not exist yet (name → partitions); existing ones are kept."""
+_DEFAULT_CONFIG = {"max.message.bytes": str(MAX_RECORD_BYTES + DLQ_HEADROOM_BYTES)}
+
+
+def topic_configs(kafka: KafkaSettings) -> dict[str, dict[str, str]]:
+    """Topic settings from ``kafka.max_message_bytes``, for :func:`ensure_topics`.
+
+    The telemetry topic takes records up to the limit; the DLQ topic takes those plus the
+    headers a dead letter adds (``DLQ_HEADROOM_BYTES``), so every rejected record fits.
+    """
+    return {
+        kafka.telemetry_topic: {"max.message.bytes": str(kafka.max_message_bytes)},
+        kafka.dlq_topic: {"max.message.bytes": str(kafka.max_message_bytes + DLQ_HEADROOM_BYTES)},
+    }
+
+
+def ensure_topics(
+    bootstrap: str,
+    topics: Mapping[str, int],
+    timeout: float = 15.0,
+    configs: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Create the topics that do not exist yet (name → partitions); existing ones are kept.
+
+    Args:
+        bootstrap: The cluster.
+        topics: Topic name → partition count.
+        timeout: Seconds to wait for the cluster and for the topics to be visible.
+        configs: Topic name → topic settings for the topics created (e.g.
+            :func:`topic_configs`); existing topics are not altered. Without it, every topic
+            created accepts the default record limit plus the DLQ headroom, so that a dead
+            letter of a full-sized record fits (a broker's own default is ~1 MB).
+    """
     admin = AdminClient({"bootstrap.servers": bootstrap})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
     wanted = [
-        NewTopic(name, num_partitions=n, replication_factor=1)
+        NewTopic(
+            name,
+            num_partitions=n,
+            replication_factor=1,
+            config=dict(_DEFAULT_CONFIG if configs is None else configs.get(name, {})),
+        )
         for name, n in topics.items()
         if name not in existing
     ]

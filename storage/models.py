@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -106,9 +107,9 @@ class WindowRow(Base):
     latency_max: Mapped[float] = mapped_column(Float)
     ttft_p50: Mapped[float | None] = mapped_column(Float, nullable=True)
     ttft_p95: Mapped[float | None] = mapped_column(Float, nullable=True)
-    input_tokens: Mapped[int] = mapped_column(Integer)
-    output_tokens: Mapped[int] = mapped_column(Integer)
-    cache_read_tokens: Mapped[int] = mapped_column(Integer)
+    input_tokens: Mapped[int] = mapped_column(BigInteger)
+    output_tokens: Mapped[int] = mapped_column(BigInteger)
+    cache_read_tokens: Mapped[int] = mapped_column(BigInteger)
     cost_usd: Mapped[float] = mapped_column(Float)
     cost_per_success_usd: Mapped[float | None] = mapped_column(Float, nullable=True)
     quality_count: Mapped[int] = mapped_column(Integer)
@@ -123,8 +124,8 @@ class WindowRow(Base):
     first_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
     last_event_at: Mapped[datetime] = mapped_column(UtcDateTime)
     revision: Mapped[int] = mapped_column(Integer, server_default="0")
-    prompt_tokens_fixed: Mapped[int] = mapped_column(Integer, server_default="0")
-    prompt_tokens_fixed_of: Mapped[int] = mapped_column(Integer, server_default="0")
+    prompt_tokens_fixed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    prompt_tokens_fixed_of: Mapped[int] = mapped_column(BigInteger, server_default="0")
     fixed_prompt_share: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 

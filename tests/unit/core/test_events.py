@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from core.event_limits import MAX_CONFIG_VERSION, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS
 from core.events import Feedback, LlmCall, Rejection, decode_event, encode_event, parse_timestamp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -377,7 +378,7 @@ def test_epoch_limits() -> None:
     assert parse_timestamp(0.0) == EPOCH
     assert parse_timestamp(NOON_MS) == NOON
     assert parse_timestamp(NOON_MS + 1) == NOON + timedelta(milliseconds=1)
-    for bad in (-1, -0.5, 253_402_300_800_000, float("inf"), float("nan")):
+    for bad in (-1, -0.5, 221_845_392_000_000, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="timestamp"):
             parse_timestamp(bad)
 
@@ -386,7 +387,7 @@ def test_epoch_limits() -> None:
     "ms",
     [
         8_590_000_000_119,  # 2242-03-17T07:06:40.119Z
-        253_402_300_799_999,  # 9999-12-31T23:59:59.999Z, the largest accepted value
+        221_845_391_999_999,  # 8999-12-31T23:59:59.999Z, the largest accepted value
     ],
 )
 def test_epoch_milliseconds_are_exact_across_the_accepted_range(ms: int) -> None:
@@ -605,12 +606,14 @@ def test_decode_never_raises_on_contract_shaped_dicts(obj: dict[str, Any]) -> No
         assert result.app
 
 
-names = st.text(min_size=1, max_size=30)
-opt_text = st.none() | st.text(max_size=30)
-non_neg_float = st.floats(min_value=0, max_value=1e12, allow_nan=False)
-non_neg_int = st.integers(min_value=0, max_value=2**53)
+# Within the accepted limits (core.event_limits): no NUL in stored strings, bounded numbers.
+_text = st.text(st.characters(exclude_characters="\x00", codec="utf-8"), max_size=30)
+names = _text.filter(bool)
+opt_text = st.none() | _text
+non_neg_float = st.floats(min_value=0, max_value=MAX_DURATION_MS, allow_nan=False)
+non_neg_int = st.integers(min_value=0, max_value=MAX_TOKENS)
 ms_datetimes = st.datetimes(
-    min_value=datetime(1970, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)
+    min_value=datetime(1970, 1, 1), max_value=datetime(8999, 12, 31, 23, 59, 59)
 ).map(lambda d: d.replace(microsecond=d.microsecond // 1000 * 1000, tzinfo=UTC))
 json_objects = st.dictionaries(
     st.text(max_size=8),
@@ -639,14 +642,14 @@ llm_calls = st.builds(
     provider=opt_text,
     ttft_ms=st.none() | non_neg_float,
     cache_read_tokens=st.none() | non_neg_int,
-    cost_usd=st.none() | non_neg_float,
+    cost_usd=st.none() | st.floats(min_value=0, max_value=MAX_COST_USD),
     status=st.sampled_from(["ok", "error"]),
     error_type=opt_text,
     finish_reason=opt_text,
     quality=st.none() | st.floats(min_value=0, max_value=1),
     prompt_hash=opt_text,
     prompt_tokens_fixed=st.none() | non_neg_int,
-    config_version=st.none() | non_neg_int,
+    config_version=st.none() | st.integers(min_value=0, max_value=MAX_CONFIG_VERSION),
     variant=st.sampled_from(["baseline", "canary"]),
     request_id=opt_text,
     user_id=opt_text,

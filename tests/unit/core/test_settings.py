@@ -233,6 +233,14 @@ def test_secrets_file_is_read(tmp_path: Path) -> None:
         # dynaconf leaves a non-boolean string as a string; the bool rule rejects it.
         ("LLMOPT_KAFKA__TAIL", "maybe", "kafka.tail", "maybe", "bool"),
         ("LLMOPT_PROCESSOR__WORKERS", "0", "processor.workers", "0", "gte"),
+        ("LLMOPT_KAFKA__MAX_MESSAGE_BYTES", "100", "kafka.max_message_bytes", "100", "gte"),
+        (
+            "LLMOPT_KAFKA__MAX_MESSAGE_BYTES",
+            "1000000000",
+            "kafka.max_message_bytes",
+            "1000000000",
+            "lte",
+        ),
     ],
 )
 def test_invalid_values_name_key_value_and_rule(
