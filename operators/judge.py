@@ -71,12 +71,12 @@ def _stats() -> Any:
 
 
 def _thin(values: Sequence[float], size: int) -> tuple[float, ...]:
-    """``size`` values evenly spaced over the sorted ``values`` (all of them when fewer)."""
+    """At most ``size`` values evenly spaced over the sorted ``values`` (all when fewer)."""
     ordered = sorted(values)
     if len(ordered) <= size:
         return tuple(ordered)
-    step = len(ordered) / size
-    return tuple(ordered[int((i + 0.5) * step)] for i in range(size))
+    stride = -(-len(ordered) // size)
+    return tuple(ordered[stride // 2 :: stride])
 
 
 class SideSummary(msgspec.Struct, frozen=True, kw_only=True):
@@ -385,9 +385,10 @@ def judge(
     A failed gate or test fails; otherwise too few calls, or a quality question not yet
     answered, leave it inconclusive; otherwise it passes.
     """
-    base, canary = SideSummary(), SideSummary()
-    for b, c in strata:
-        base, canary = base.merge(b), canary.merge(c)
+    canary = SideSummary()
+    for _, c in strata:
+        canary = canary.merge(c)
+    base = _counts([b for b, _ in strata])
     need = settings.min_samples
     samples = MetricCheck(
         metric="samples",
@@ -481,6 +482,24 @@ def judge(
     if blocking:
         return Judgement("inconclusive", tuple(checks), blocking, judged_quality)
     return Judgement("pass", tuple(checks), "every gate and test passed", judged_quality)
+
+
+def _counts(sides: Sequence[SideSummary]) -> SideSummary:
+    """The sides' counts and sums pooled; the latency sample is the last side's (for display)."""
+    if not sides:
+        return SideSummary()
+    return SideSummary(
+        calls=sum(s.calls for s in sides),
+        errors=sum(s.errors for s in sides),
+        cost_usd=sum(s.cost_usd for s in sides),
+        quality_count=sum(s.quality_count for s in sides),
+        quality_sum=sum(s.quality_sum for s in sides),
+        quality_sq_sum=sum(s.quality_sq_sum for s in sides),
+        log_latency_n=sum(s.log_latency_n for s in sides),
+        log_latency_sum=sum(s.log_latency_sum for s in sides),
+        log_latency_sq_sum=sum(s.log_latency_sq_sum for s in sides),
+        latency=sides[-1].latency,
+    )
 
 
 def _geo_mean(side: SideSummary) -> float | None:

@@ -53,10 +53,10 @@ def information_needed(target: float, alpha: float, rho: float) -> float:
         return math.inf
     low, high = 1e-12, 1.0
     while radius(high, alpha, rho) > target:
-        high *= 4.0
+        low, high = high, high * 4.0
         if high > 1e18:
             return math.inf
-    for _ in range(80):  # the radius falls as information grows: bisect on a log scale
+    for _ in range(30):  # the radius falls as information grows: bisect on a log scale
         mid = math.sqrt(low * high)
         if radius(mid, alpha, rho) > target:
             low = mid

@@ -67,8 +67,13 @@ def watch_sides(
     return SideSummary.of(holdback), SideSummary.of(current)
 
 
-def shadow_pairs(side: SideSummary, model: str | None) -> PairedQuality | None:
-    """The side's shadow pairs for ``model`` (the candidate run on the same requests)."""
+def shadow_pairs(sides: Iterable[SideSummary], model: str | None) -> PairedQuality | None:
+    """The sides' shadow pairs for ``model`` (the candidate run on the same requests), pooled."""
     if model is None:
         return None
-    return side.shadow.get(model)
+    out: PairedQuality | None = None
+    for side in sides:
+        found = side.shadow.get(model)
+        if found is not None:
+            out = found if out is None else out.merge(found)
+    return out

@@ -208,10 +208,9 @@ def _observe_one(
         judgement, against = _judge_watch(totals, deployment, settings, tolerance)
     else:
         strata = [(t.first, t.second) for stage, (_, t) in sorted(totals.items())]
-        base = SideSummary()
-        for b, _ in strata:
-            base = base.merge(b)
-        judgement = judge(strata, settings, tolerance=tolerance, pairs=shadow_pairs(base, model))
+        judgement = judge(
+            strata, settings, tolerance=tolerance, pairs=shadow_pairs([b for b, _ in strata], model)
+        )
     judged = totals[deployment.stage][1].second
     outcome, checks, reason = judgement.outcome, judgement.checks, judgement.reason
     if watching:
