@@ -72,6 +72,8 @@ def _stats() -> Any:
 
 def _thin(values: Sequence[float], size: int) -> tuple[float, ...]:
     """At most ``size`` values evenly spaced over the sorted ``values`` (all when fewer)."""
+    if size <= 0:
+        return ()
     ordered = sorted(values)
     if len(ordered) <= size:
         return tuple(ordered)
