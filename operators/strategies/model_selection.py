@@ -21,7 +21,8 @@ periods (every variant: a candidate's data is its canary traffic). Each period:
    coordinator lets such a change cost more than its limit). ``thompson_draws`` posterior
    draws (RNG seeded from app, task, window start) give each model's chance of being best; the
    likeliest candidate is proposed when it beats the incumbent's chance, with that chance as the
-   confidence. The decision is a canary: the judge, not this strategy, promotes it.
+   confidence. The decision is a canary: the judge, not this strategy, promotes it; its
+   evidence projects how long the judge will need (``expected_time_to_verdict_h``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from scipy import special
 from core.decisions import Decision, ExpectedImpact
 from core.settings import AnalyzerSettings, DecisionSettings
 from operators.pricing import PriceTable
+from operators.sequential import information_needed, rho_for
 from operators.strategies.base import StrategyInput, StrategyName
 from operators.strategies.period import (
     Totals,
@@ -80,6 +82,29 @@ def _restores_slo(base: Totals, arm: _Arm, slo_ms: float) -> bool:
     """The incumbent breaks the p95 latency SLO and the candidate, as seen, meets it."""
     p95 = arm.evidence.get("latency_p95_ms")
     return base.latency_p95_ms > slo_ms and isinstance(p95, int | float) and p95 <= slo_ms
+
+
+_PLANNING_WEIGHT = 0.25  # canary weight the projection assumes (the judge plans its own)
+
+
+def verdict_eta_h(
+    base: Totals, candidate_mean: float, s: DecisionSettings, scored_per_s: float
+) -> float | None:
+    """Hours until the canary judge's quality band decides, projected at proposal time.
+
+    Two groups at ``_PLANNING_WEIGHT`` of the task's scored calls, the incumbent's variance on
+    both sides, the candidate's expected gap; ``None`` without a rate or a variance. A quiet
+    task may need days: the decision says so.
+    """
+    var = base.quality_sd**2 if base.quality_sd > 0 else 0.25
+    if scored_per_s <= 0:
+        return None
+    w = _PLANNING_WEIGHT
+    info_per_s = w * (1 - w) * scored_per_s / var
+    tol = max(s.quality_tolerance, 1e-3)
+    distance = abs(candidate_mean - base.quality_mean + s.quality_tolerance)
+    needed = information_needed(distance, s.quality_alpha, rho_for(tol, s.quality_alpha))
+    return needed / info_per_s / 3600 if math.isfinite(needed) else None
 
 
 def quality_worse_p(cand: Totals, inc: Totals, tolerance: float, prior_sd: float) -> float | None:
@@ -149,7 +174,9 @@ class ModelSelection:
         if p_best[best] <= p_inc:
             return state, None
         arm = arms[best]
-        decision = self._decision(period, inc, base, arm, arms, p_best, p_inc, excluded)
+        span = len(state.history) * (period.window_end - period.window_start).total_seconds()
+        eta = verdict_eta_h(base, arm.mean, self._s, base.quality_n / span if span > 0 else 0.0)
+        decision = self._decision(period, inc, base, arm, arms, p_best, p_inc, excluded, eta)
         return replace(state, proposed=remember(state.proposed, arm.model, at)), decision
 
     def _arms(
@@ -242,7 +269,7 @@ class ModelSelection:
 
     def _decision(
         self, period: StrategyInput, inc: str, base: Totals, arm: _Arm, arms: list[_Arm],
-        p_best: list[float], p_inc: float, excluded: dict[str, str],
+        p_best: list[float], p_inc: float, excluded: dict[str, str], eta_h: float | None,
     ) -> Decision:  # fmt: skip
         s = self._s
         provider = provider_of(arm.model)
@@ -275,6 +302,11 @@ class ModelSelection:
                         "quality": s.weight_quality},
             "history_windows": s.history_windows,
             "restores_latency_slo": _restores_slo(base, arm, self._a.latency_p95_warning_ms),
+            "expected_time_to_verdict_h": eta_h,
+            "expected_time_to_verdict_basis": (
+                f"two groups at {_PLANNING_WEIGHT:.0%} canary weight, the task's scored calls "
+                "per second over the history; shadow pairs shorten it"
+            ),
         }  # fmt: skip
         return make_decision(
             period, self.name, action=action, action_key=arm.model, rationale=rationale,

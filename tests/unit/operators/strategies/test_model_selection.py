@@ -195,3 +195,22 @@ def test_the_evidence_says_when_a_dearer_model_restores_the_latency_slo() -> Non
     _, d = strategy().propose(ModelSelectionState(), period([incumbent()]))
     assert d is not None
     assert d.evidence["restores_latency_slo"] is False  # the incumbent meets the SLO
+
+
+def test_the_decision_projects_the_judges_time_and_a_quiet_task_waits_longer() -> None:
+    from operators.strategies.model_selection import verdict_eta_h
+    from operators.strategies.period import totals
+
+    _, d = strategy().propose(ModelSelectionState(), period([incumbent()]))
+    assert d is not None
+    eta = d.evidence["expected_time_to_verdict_h"]
+    assert eta is not None
+    assert eta > 0
+    base = totals([incumbent()])
+    s = DecisionSettings()
+    busy = verdict_eta_h(base, base.quality_mean, s, scored_per_s=5.0)
+    quiet = verdict_eta_h(base, base.quality_mean, s, scored_per_s=0.05)
+    assert busy is not None
+    assert quiet is not None
+    assert quiet == pytest.approx(100 * busy)
+    assert verdict_eta_h(base, base.quality_mean, s, scored_per_s=0.0) is None
