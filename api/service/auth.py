@@ -18,7 +18,12 @@ from typing import Any, Literal
 import jwt
 import msgspec
 
-from core.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+from core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from core.settings import ApiSettings
 from storage.api_keys import ROLES, ApiKeyRepository
 
@@ -167,13 +172,15 @@ class Authenticator:
 
         Raises:
             PermissionDeniedError: The caller used a token (only API keys are exchanged).
-            ConfigurationError: This replica has no secret or private key to sign with.
+            NotFoundError: Token exchange is off on this server (no secret or private key to
+                sign with): a state of its configuration, not an outage (HTTP 404).
         """
         if principal.via != "api_key":
             raise PermissionDeniedError("only an API key can be exchanged for a token")
         if self._sign_key is None:
-            raise ConfigurationError(
-                "tokens are not enabled: set api.jwt_secret (HS256) or api.jwt_private_key_path"
+            raise NotFoundError(
+                "token exchange is not enabled on this server (neither api.jwt_secret nor "
+                "api.jwt_private_key_path is set): authenticate with the x-api-key header"
             )
         now = int(self._clock())
         ttl = int(self._settings.jwt_ttl.total_seconds())
