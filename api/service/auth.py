@@ -17,12 +17,14 @@ from typing import Any, Literal
 
 import jwt
 import msgspec
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from core.errors import (
     AuthenticationError,
     ConfigurationError,
     NotFoundError,
     PermissionDeniedError,
+    StorageUnavailableError,
 )
 from core.settings import ApiSettings
 from storage.api_keys import ROLES, ApiKeyRepository
@@ -76,6 +78,8 @@ class Authenticator:
         self._ttl = key_cache_ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal]] = {}
+        # The last verified principal of each key: serves while the database is away.
+        self._verified: dict[str, Principal] = {}
         self._alg = settings.jwt_algorithm
         self._sign_key: str | None
         self._verify_key: str | None
@@ -97,6 +101,9 @@ class Authenticator:
     def authenticate_key(self, key: str) -> Principal:
         """The caller behind an API key (may query the database; call it off the event loop).
 
+        While the database cannot be reached, a key this replica verified before is still
+        accepted with the roles it had (a revocation needs the database, so none can be missed).
+
         Raises:
             AuthenticationError: Unknown or revoked key.
         """
@@ -110,16 +117,26 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        info = self._keys.lookup(key)
+        try:
+            info = self._keys.lookup(key)
+        except (OperationalError, InterfaceError, StorageUnavailableError):
+            known = self._verified.get(key)
+            if known is None:
+                raise
+            return known
         if info is None:
             self._cache.pop(key, None)
+            self._verified.pop(key, None)
             raise AuthenticationError("unknown or revoked API key")
         principal = Principal(
             subject=f"key:{info.id}", roles=(info.role,), via="api_key", name=info.name
         )
         if len(self._cache) > 10_000:
             self._cache.clear()
+        if len(self._verified) > 10_000:
+            self._verified.clear()
         self._cache[key] = (now + self._ttl, principal)
+        self._verified[key] = principal
         return principal
 
     def cached_key(self, key: str) -> Principal | None:
@@ -131,7 +148,7 @@ class Authenticator:
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
     def forget_keys(self) -> None:
-        """Drop remembered keys (after a revocation)."""
+        """Drop remembered keys (after a revocation): the next use of each asks the database."""
         self._cache.clear()
 
     def authenticate_token(self, token: str) -> Principal:

@@ -53,10 +53,14 @@ class ConfigController(Controller):
         opt={"permission": "config.read", SKIP_COMPRESSION: True},
     )
     async def active(self, request: Request[Any, Any, Any], app: _APP) -> Response[AppConfig]:
-        """``{app, version, tasks}`` as in CONTRACT.md §3 (cached bytes, compressed once)."""
-        raw = await resources_of(request.app).configs.active_json(app)
+        """``{app, version, tasks}`` as in CONTRACT.md §3 (cached bytes, compressed once).
+
+        With the database away, the last known config with ``x-llmopt-config-stale: true`` and
+        ``x-llmopt-config-age-s``; a 503 only when no config of the app was ever known.
+        """
+        read = await resources_of(request.app).configs.read(app)
         accept = request.headers.get("accept-encoding", "")
-        return encoded_response(raw, accept, "application/json")
+        return encoded_response(read.raw, accept, "application/json", read.headers() or None)
 
     @put(
         "/{app:str}",
