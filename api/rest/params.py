@@ -14,6 +14,8 @@ from typing import Annotated
 import msgspec
 from litestar.params import Parameter
 
+from api.service.bounds import DB_INT_MAX
+
 __all__ = [
     "DB_INT_MAX",
     "BeforeId",
@@ -24,9 +26,6 @@ __all__ = [
     "Version",
     "page_limit",
 ]
-
-#: The largest value of a PostgreSQL ``integer`` column: every id and version.
-DB_INT_MAX = 2**31 - 1
 
 RowId = Annotated[int, Parameter(ge=1, le=DB_INT_MAX, description="a row id (1 .. 2^31-1)")]
 Version = Annotated[

@@ -26,6 +26,7 @@ import msgspec
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from api.service.bounds import check_id
 from api.service.config_known import ConfigRead, LastKnownConfigs
 from core.app_config import AppConfig, ConfigVersion, TaskConfig, config_diff, decode_tasks
 from core.errors import NotFoundError, StorageUnavailableError, ValidationError
@@ -182,6 +183,7 @@ class ConfigService:
         """Versions of ``app``'s config, newest first."""
         if not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be between 1 and 1000, not {limit}")
+        check_id("before", before)
         with session_scope(self._engine) as session:
             found = config_versions(session, app, before=before, limit=limit)
         if not found and before is None:
@@ -190,11 +192,14 @@ class ConfigService:
 
     def version(self, app: str, version: int) -> ConfigVersion:
         """One version of ``app``'s config (NotFoundError when it does not exist)."""
+        check_id("version", version)
         with session_scope(self._engine) as session:
             return config_version(session, app, version)
 
     def diff(self, app: str, from_version: int, to_version: int) -> ConfigDiff:
         """What changed between two versions of ``app``'s config."""
+        check_id("from", from_version)
+        check_id("to", to_version)
         with session_scope(self._engine) as session:
             a = config_version(session, app, from_version)
             b = config_version(session, app, to_version)
@@ -245,6 +250,7 @@ class ConfigService:
         self, app: str, version: int, *, author: str, reason: str
     ) -> ConfigVersion:
         """Make version ``version`` of ``app`` active again (as a new version)."""
+        check_id("version", version)
         manager = self._require_manager()
         found = await asyncio.to_thread(
             manager.rollback_to, app, version, author=author, reason=reason

@@ -1,6 +1,7 @@
 """Every integer in a path or query is bounded the one way (``api.rest.params``): out of range
 or not an integer is a 400 naming the parameter, the largest in-range value reaches the handler
-and the database without a 5xx; token exchange when tokens are off is a 404 that says so."""
+and the database without a 5xx; gRPC ids out of range are INVALID_ARGUMENT (the service layer
+checks them, ``api.service.bounds``); token exchange when tokens are off is a 404 saying so."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import grpc
 import httpx
 import pytest
 from litestar.serialization import encode_json
 
 from api.rest.app import create_app
 from api.rest.params import DB_INT_MAX
+from proto.llmopt.v1 import admin_pb2, config_pb2
+from tests.unit.api.grpc.support import client, fast_grpc, grpc_server, key
 from tests.unit.api.rest_support import ADMIN_KEY, migrated_database, rest_settings, running_server
 
 pytestmark = pytest.mark.integration
@@ -108,3 +112,25 @@ def test_token_exchange_when_tokens_are_off_is_404_saying_so(base_url: str) -> N
     assert answer.status_code == 404
     assert "token exchange is not enabled" in answer.json()["detail"]
     assert "x-api-key" in answer.json()["detail"]
+
+
+def test_grpc_ids_out_of_range_are_invalid_argument(redis_url: str) -> None:
+    big = 2**62
+    with migrated_database() as url:
+        settings = fast_grpc(rest_settings(url, redis_url))
+        with grpc_server(settings) as running, client(running.target) as stubs:
+            calls = [
+                (stubs.config.ListVersions, config_pb2.ListVersionsRequest(app="a", before=big)),
+                (
+                    stubs.config.RollbackConfig,
+                    config_pb2.RollbackConfigRequest(app="a", version=big),
+                ),
+                (stubs.admin.RevokeApiKey, admin_pb2.RevokeApiKeyRequest(id=big)),
+                (stubs.admin.ListAuditLog, admin_pb2.ListAuditLogRequest(before_id=big)),
+                (stubs.admin.ListAuditLog, admin_pb2.ListAuditLogRequest(before_id=-1)),
+            ]
+            for call, request in calls:
+                with pytest.raises(grpc.RpcError) as err:
+                    call(request, metadata=key(ADMIN_KEY))
+                assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
+                assert "must be between 1 and 2147483647" in (err.value.details() or "")
