@@ -72,8 +72,8 @@ class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         request = ExportTraceServiceRequest()
         try:
             request.ParseFromString(raw)
-        except DecodeError as exc:
-            reason = f"body is not an OTLP protobuf message: {exc}"
+        except (DecodeError, RecursionError) as exc:
+            reason = f"body is not an OTLP protobuf message: {str(exc)[:500]}"
             source = source_of(TRANSPORT, _api_key(context), [])
             with contextlib.suppress(OverloadedError, ValidationError):
                 await self._ingest.dead_letter(raw, reason, source)

@@ -4,7 +4,8 @@ Routes: ``POST /v1/traces`` (protobuf or JSON, optionally gzip), ``GET /metrics`
 collector's Prometheus metrics), ``GET /health`` (breaker, spill buffer, queue as JSON).
 Answers as OTLP/HTTP says: 200 with an ``ExportTraceServiceResponse`` (``partial_success`` for
 rejected spans); 400 with a ``google.rpc.Status`` for a malformed body (which also goes to the
-DLQ); 413 for a body beyond ``collector.max_request_bytes``; 429 with ``Retry-After`` and a
+DLQ); 413 for a body beyond ``collector.max_request_bytes`` before or after gzip
+decompression (not kept: the client should split it); 429 with ``Retry-After`` and a
 ``Status`` carrying ``RetryInfo`` when refused. Bodies use the request's media type.
 """
 
@@ -17,7 +18,14 @@ from typing import Any
 
 import structlog
 
-from collector.otlp_decode import JSON, decode_body, decompress, encode_response, media_type
+from collector.otlp_decode import (
+    JSON,
+    BodyTooLargeError,
+    decode_body,
+    decompress,
+    encode_response,
+    media_type,
+)
 from collector.otlp_export import export_traces, source_of
 from collector.pipeline import TelemetryIngest
 from collector.rpc_status import status_bytes, status_json
@@ -103,6 +111,8 @@ class OtlpHttpApp:
             payload = decompress(body, headers.get("content-encoding"), self._limit)
             request = decode_body(payload, kind)
             response = await export_traces(self._ingest, request, TRANSPORT, api_key)
+        except BodyTooLargeError as exc:
+            await _status(send, kind, 413, _INVALID_ARGUMENT, str(exc))
         except ValidationError as exc:
             await self._malformed(send, kind, payload, str(exc), api_key)
         except OverloadedError as exc:

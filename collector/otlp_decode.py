@@ -3,6 +3,12 @@
 Protobuf (``application/x-protobuf``) and the OTLP JSON encoding (``application/json``: ids as
 hex strings, 64-bit integers as strings or numbers, enums as numbers, lowerCamelCase or
 snake_case field names), optionally gzip-compressed (``Content-Encoding: gzip``).
+
+Limits (every one a :class:`core.errors.ValidationError` with a reason, never a crash): a body
+larger than ``collector.max_request_bytes`` before or after decompression
+(:class:`BodyTooLargeError`, HTTP 413: inflating stops at the limit, so a decompression bomb
+costs at most that much memory); JSON nested deeper than :data:`MAX_JSON_DEPTH` arrays and
+objects; messages nested deeper than protobuf's own limit of 100 (binary and JSON alike).
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from core.errors import ValidationError
 
 __all__ = [
     "JSON",
+    "MAX_JSON_DEPTH",
     "PROTOBUF",
+    "BodyTooLargeError",
     "decode_body",
     "decompress",
     "encode_response",
@@ -33,7 +41,16 @@ __all__ = [
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-_ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+_ID_FIELDS = frozenset(
+    ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+)
+#: Deepest JSON nesting (arrays and objects) accepted: a span attribute holding kvlists 30
+#: deep is ~130 levels; protobuf refuses messages deeper than 100 anyway.
+MAX_JSON_DEPTH = 160
+
+
+class BodyTooLargeError(ValidationError):
+    """A body beyond ``collector.max_request_bytes``, before or after decompression (HTTP 413)."""
 
 
 def media_type(content_type: str | None) -> str:
@@ -62,24 +79,34 @@ def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     else:
         raise ValidationError(f"unsupported Content-Encoding {encoding!r} (identity or gzip)")
     if len(data) > limit:
-        raise ValidationError(f"body larger than {limit} bytes (collector.max_request_bytes)")
+        raise BodyTooLargeError(
+            f"body larger than {limit} bytes (collector.max_request_bytes)"
+            + (" once decompressed" if kind == "gzip" else "")
+        )
     return data
 
 
-def _hex_ids_to_base64(node: Any) -> None:
-    """OTLP JSON carries ids as hex; protobuf's JSON mapping expects base64 bytes."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key in _ID_FIELDS and isinstance(value, str):
-                try:
-                    node[key] = base64.b64encode(bytes.fromhex(value)).decode()
-                except ValueError as exc:
-                    raise ValidationError(f"{key} {value!r} is not a hex id") from exc
-            else:
-                _hex_ids_to_base64(value)
-    elif isinstance(node, list):
-        for item in node:
-            _hex_ids_to_base64(item)
+def _hex_ids_to_base64(tree: Any) -> None:
+    """OTLP JSON carries ids as hex; protobuf's JSON mapping expects base64 bytes.
+
+    Walks without recursion and refuses nesting deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    stack: list[tuple[Any, int]] = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise ValidationError(f"body nested deeper than {MAX_JSON_DEPTH} levels")
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _ID_FIELDS and isinstance(value, str):
+                    try:
+                        node[key] = base64.b64encode(bytes.fromhex(value)).decode()
+                    except ValueError as exc:
+                        raise ValidationError(f"{key} {value[:64]!r} is not a hex id") from exc
+                elif isinstance(value, dict | list):
+                    stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, depth + 1) for item in node if isinstance(item, dict | list))
 
 
 def decode_body(data: bytes, kind: str) -> ExportTraceServiceRequest:
@@ -94,19 +121,27 @@ def decode_body(data: bytes, kind: str) -> ExportTraceServiceRequest:
             tree = json.loads(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValidationError(f"body is not JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise ValidationError(f"body nested deeper than {MAX_JSON_DEPTH} levels") from exc
         if not isinstance(tree, dict):
             raise ValidationError("body is not an OTLP JSON object")
         _hex_ids_to_base64(tree)
         try:
             json_format.ParseDict(tree, request, ignore_unknown_fields=True)
-        except json_format.ParseError as exc:
-            raise ValidationError(f"body is not OTLP JSON: {exc}") from exc
+        except (json_format.ParseError, RecursionError, ValueError, TypeError) as exc:
+            raise ValidationError(f"body is not OTLP JSON: {_short(exc)}") from exc
         return request
     try:
         request.ParseFromString(data)
-    except DecodeError as exc:
-        raise ValidationError(f"body is not an OTLP protobuf message: {exc}") from exc
+    except (DecodeError, RecursionError) as exc:
+        raise ValidationError(f"body is not an OTLP protobuf message: {_short(exc)}") from exc
     return request
+
+
+def _short(exc: BaseException, limit: int = 500) -> str:
+    """An error's message cut to ``limit`` characters (protobuf repeats a deep path)."""
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def encode_response(response: ExportTraceServiceResponse, kind: str) -> bytes:

@@ -88,15 +88,23 @@ def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Any:
     return None
 
 
+_INT64 = 2**63
+
+
 def _as_int(value: Any) -> Any:
-    """Integral floats and digit strings as ints; anything else unchanged (validation judges)."""
-    if isinstance(value, float) and value.is_integer():
+    """Integral floats and digit strings as ints; anything else unchanged (validation judges).
+
+    Only values a 64-bit integer holds are converted: a larger one stays as it came (a string,
+    a float) so that validation rejects it with a reason instead of the encoder failing.
+    """
+    if isinstance(value, float) and value.is_integer() and -_INT64 <= value < _INT64:
         return int(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= 20:
         try:
-            return int(value)
+            number = int(value)
         except ValueError:
             return value
+        return number if -_INT64 <= number < _INT64 else value
     return value
 
 

@@ -16,6 +16,11 @@ Use::
     result.accepted, result.rejected            # 2, [Rejection(index=1, reason="...")]
     await ingest.stop()
 
+Records are bounded by Kafka's default message limit (1 MB): an event larger than
+:data:`MAX_RECORD_BYTES` is rejected with a reason, and a DLQ record keeps at most the first
+:data:`MAX_RECORD_BYTES` bytes of its payload (header ``payload.truncated`` = the original size),
+so that no payload a client can send makes the producer fail.
+
 Refusals raise :class:`core.errors.OverloadedError` (``retry_after`` seconds; HTTP 429,
 gRPC ``RESOURCE_EXHAUSTED``); a batch larger than a rate-limit burst raises
 :class:`core.errors.ValidationError` (HTTP 400, gRPC ``INVALID_ARGUMENT``). A refused batch was
@@ -44,9 +49,12 @@ from core.events import Event, Feedback, LlmCall, Rejection, decode_event, encod
 from core.settings import Settings
 from core.tracing import kafka_trace_headers, span
 
-__all__ = ["IngestResult", "RejectedEvent", "Source", "TelemetryIngest"]
+__all__ = ["MAX_RECORD_BYTES", "IngestResult", "RejectedEvent", "Source", "TelemetryIngest"]
 
 _JSON = msgspec.json.Encoder()
+#: Largest record value sent to Kafka: below the default 1 MB ``message.max.bytes`` of the
+#: producer and the broker, with room for the headers.
+MAX_RECORD_BYTES = 900_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +94,24 @@ def _raw(event: bytes | Event | Mapping[str, Any]) -> bytes:
     return _JSON.encode(event)
 
 
+def _checked(event: bytes | Event | Mapping[str, Any]) -> tuple[bytes, Event | Rejection]:
+    """The record's bytes and its decoded event, or why it is rejected; never raises."""
+    try:
+        raw = _raw(event)
+    except (msgspec.EncodeError, OverflowError, TypeError, ValueError, RecursionError) as exc:
+        return repr(event)[:MAX_RECORD_BYTES].encode(), Rejection(
+            f"event cannot be encoded as JSON: {exc}"
+        )
+    if len(raw) > MAX_RECORD_BYTES:
+        return raw, Rejection(
+            f"event is {len(raw)} bytes, more than the {MAX_RECORD_BYTES}-byte record limit"
+        )
+    try:
+        return raw, decode_event(raw)
+    except Exception as exc:  # one bad record never fails its batch
+        return raw, Rejection(f"event cannot be decoded: {type(exc).__name__}: {exc}")
+
+
 def dead_letter_record(
     topic: str,
     raw: bytes,
@@ -94,12 +120,21 @@ def dead_letter_record(
     index: int,
     trace_headers: Sequence[tuple[str, bytes]] = (),
 ) -> OutRecord:
-    """The DLQ record of a rejected payload: the original bytes and why, where from."""
+    """The DLQ record of a rejected payload: the original bytes and why, where from.
+
+    A payload beyond :data:`MAX_RECORD_BYTES` keeps its first :data:`MAX_RECORD_BYTES` bytes
+    and says so in the header ``payload.truncated`` (the original size in bytes).
+    """
+    extra: list[tuple[str, bytes]] = []
+    if len(raw) > MAX_RECORD_BYTES:
+        extra.append(("payload.truncated", str(len(raw)).encode()))
+        raw = raw[:MAX_RECORD_BYTES]
     headers = [
         ("reason", reason.encode()),
         ("source.transport", source.transport.encode()),
         ("source.identity", source.identity.encode()),
         ("source.index", str(index).encode()),
+        *extra,
         *trace_headers,
     ]
     return OutRecord(topic, None, raw, headers)
@@ -206,8 +241,7 @@ class TelemetryIngest:
         records: list[OutRecord] = []
         rejected: list[RejectedEvent] = []
         for i, event in enumerate(events):
-            raw = _raw(event)
-            decoded = decode_event(raw)
+            raw, decoded = _checked(event)
             if isinstance(decoded, Rejection):
                 rejected.append(RejectedEvent(i, decoded.reason))
                 records.append(

@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.grpc.errors import abort_with
+from api.grpc.initial_metadata import flush, gathering
 from api.grpc.permissions import PACKAGE, permission_for
 from api.service.auth import Authenticator, Principal
 from api.service.permissions import allowed
@@ -87,7 +88,9 @@ def _wrap(handler: Any, method: str, around: Around) -> Any:
 
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with around(method, context, False):
-                return await unary(request, context)
+                response = await unary(request, context)
+                await flush(context)
+                return response
 
         return grpc.unary_unary_rpc_method_handler(unary_unary, **kwargs)
     if handler.stream_unary is not None:
@@ -95,7 +98,9 @@ def _wrap(handler: Any, method: str, around: Around) -> Any:
 
         async def stream_unary(requests: Any, context: grpc.aio.ServicerContext) -> Any:
             async with around(method, context, False):
-                return await client_stream(requests, context)
+                response = await client_stream(requests, context)
+                await flush(context)
+                return response
 
         return grpc.stream_unary_rpc_method_handler(stream_unary, **kwargs)
     if handler.unary_stream is not None:
@@ -104,6 +109,7 @@ def _wrap(handler: Any, method: str, around: Around) -> Any:
         async def unary_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
             async with around(method, context, True):
                 async for item in server_stream(request, context):
+                    await flush(context)
                     yield item
 
         return grpc.unary_stream_rpc_method_handler(unary_stream, **kwargs)
@@ -112,6 +118,7 @@ def _wrap(handler: Any, method: str, around: Around) -> Any:
     async def stream_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         async with around(method, context, True):
             async for item in bidi(requests, context):
+                await flush(context)
                 yield item
 
     return grpc.stream_stream_rpc_method_handler(stream_stream, **kwargs)
@@ -222,13 +229,18 @@ class LoggingInterceptor(_Wrapping):
         request_id = given if given and _VALID_ID.match(given) else uuid.uuid4().hex
         token = current_request_id.set(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        await context.send_initial_metadata((("x-request-id", request_id),))
         started = time.perf_counter()
         error: BaseException | None = None
         carrier = headers_carrier(context.invocation_metadata() or ())
         try:
-            with server_span(method.lstrip("/"), carrier, **{"rpc.system": "grpc"}):
-                yield
+            with (
+                gathering((("x-request-id", request_id),)),
+                server_span(method.lstrip("/"), carrier, **{"rpc.system": "grpc"}),
+            ):
+                try:
+                    yield
+                finally:  # an error, or a stream without messages: the status carries it
+                    await flush(context)
         except BaseException as exc:
             error = exc
             raise

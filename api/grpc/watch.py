@@ -17,11 +17,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import msgspec
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from api.service import ConfigService, DeploymentQueries, MetricsQueries, RecommendationService
+from api.service import (
+    ConfigRead,
+    ConfigService,
+    DeploymentQueries,
+    MetricsQueries,
+    RecommendationService,
+)
 from core.app_config import AppConfig
 from core.decisions import Decision, Deployment, Verdict
-from core.errors import NotFoundError
+from core.errors import NotFoundError, StorageUnavailableError
 from core.stats import WindowStats
 from sinks.config_manager import config_channel
 from storage.cache import Cache
@@ -35,6 +42,15 @@ Clock = Callable[[], datetime]
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+async def _newest_or_none(configs: ConfigService, app: str) -> AppConfig | None:
+    """The newest version, or ``None`` while there is none or the database is away."""
+    try:
+        return await asyncio.to_thread(_newest, configs, app)
+    except (StorageUnavailableError, OperationalError, InterfaceError) as exc:
+        _log.warning("config watch of %s: database unavailable, waiting: %s", app, exc)
+        return None
 
 
 def _newest(configs: ConfigService, app: str) -> AppConfig | None:
@@ -52,8 +68,14 @@ async def follow_config(
     *,
     after_version: int = 0,
     poll_s: float = 1.0,
-) -> AsyncIterator[AppConfig]:
-    """The active config of ``app`` (when newer than ``after_version``), then each newer one."""
+) -> AsyncIterator[tuple[AppConfig, ConfigRead | None]]:
+    """The active config of ``app`` (when newer than ``after_version``), then each newer one.
+
+    The first comes from :meth:`ConfigService.read` (with the :class:`ConfigRead` that says
+    whether it is the last known config, the database being away); later ones from the
+    database or the app's channel (``None``). A poll that finds the database away is skipped:
+    the stream waits for it instead of failing.
+    """
     messages: asyncio.Queue[bytes] = asyncio.Queue(maxsize=64)
 
     async def listen() -> None:
@@ -67,20 +89,26 @@ async def follow_config(
     listener = asyncio.create_task(listen())
     last = after_version
     try:
-        current = await asyncio.to_thread(_newest, configs, app)
+        read: ConfigRead | None = None
+        try:
+            read = await configs.read(app)
+            current: AppConfig | None = msgspec.json.decode(read.raw, type=AppConfig)
+        except NotFoundError:
+            current = None
         while True:
             if current is not None and current.version > last:
                 last = current.version
-                yield current
+                yield current, read
+            read = None
             try:
                 raw = await asyncio.wait_for(messages.get(), poll_s)
             except TimeoutError:
-                current = await asyncio.to_thread(_newest, configs, app)
+                current = await _newest_or_none(configs, app)
                 continue
             try:
                 current = msgspec.json.decode(raw, type=AppConfig)
             except (msgspec.DecodeError, msgspec.ValidationError):
-                current = await asyncio.to_thread(_newest, configs, app)
+                current = await _newest_or_none(configs, app)
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -40,6 +40,7 @@ from api.rest.errors import PROBLEM_JSON, problem_for
 from api.rest.metrics import RequestMetricsMiddleware
 from api.rest.resources import resources_of
 from api.service.auth import Principal
+from api.service.config_known import ConfigRead
 from api.service.permissions import allowed
 from core.errors import AuthenticationError
 from core.tracing import headers_carrier, server_span
@@ -128,8 +129,8 @@ class ConfigReadPath:
                 try:
                     async with asyncio.timeout(self._timeout):
                         await apply_rate_limit(self._app, scope, principal.subject, False)  # type: ignore[arg-type]
-                        raw = await resources_of(self._app).configs.active_json(name)
-                        await self._answer(send, sent, raw, accept)
+                        read = await resources_of(self._app).configs.read(name)
+                        await self._answer(send, sent, read, accept)
                 except TimeoutError:
                     if sent:
                         _log.warning("request timed out after the response started")
@@ -148,9 +149,12 @@ class ConfigReadPath:
             self._metrics.record("GET", TEMPLATE, status, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
-    async def _answer(self, send: Send, sent: list[int], raw: bytes, accept: str) -> None:
+    async def _answer(self, send: Send, sent: list[int], read: ConfigRead, accept: str) -> None:
+        raw = read.raw
         encoding = negotiate(accept) if len(raw) >= MIN_COMPRESS_BYTES else None
         headers = [(b"content-type", _JSON)]
+        if read.stale:
+            headers += [(k.encode(), v.encode()) for k, v in read.headers().items()]
         body = raw
         if encoding is not None:
             body = compressed(encoding, raw)

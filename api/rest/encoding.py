@@ -55,13 +55,18 @@ def compressed(encoding: str, raw: bytes) -> bytes:
     return found
 
 
-def encoded_response(raw: bytes, accept_encoding: str, media_type: str) -> Response[Any]:
+def encoded_response(
+    raw: bytes,
+    accept_encoding: str,
+    media_type: str,
+    headers: dict[str, str] | None = None,
+) -> Response[Any]:
     """A 200 with ``raw`` compressed as the client accepts, from a per-body memo."""
     encoding = negotiate(accept_encoding) if len(raw) >= MIN_COMPRESS_BYTES else None
     if encoding is None:
-        return Response(raw, media_type=media_type)
+        return Response(raw, media_type=media_type, headers=headers)
     return Response(
         compressed(encoding, raw),
         media_type=media_type,
-        headers={"content-encoding": encoding, "vary": "Accept-Encoding"},
+        headers={**(headers or {}), "content-encoding": encoding, "vary": "Accept-Encoding"},
     )

@@ -6,6 +6,7 @@ Every REST controller and gRPC servicer is a thin adapter over these; errors are
 
 from api.service.admin import AdminService, CreatedKey, ReloadHook, Stats
 from api.service.auth import Authenticator, IssuedToken, Principal
+from api.service.config_known import ConfigRead
 from api.service.configs import ConfigDiff, ConfigService
 from api.service.deployments import DeploymentPage, DeploymentQueries
 from api.service.health import DependencyCheck, HealthReport, HealthService
@@ -30,6 +31,7 @@ __all__ = [
     "Analysis",
     "Authenticator",
     "ConfigDiff",
+    "ConfigRead",
     "ConfigService",
     "CreatedKey",
     "DependencyCheck",

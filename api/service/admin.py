@@ -17,6 +17,7 @@ import msgspec
 from sqlalchemy import Engine, func, select
 
 from api.service.auth import Authenticator
+from api.service.bounds import check_id
 from core.errors import NotFoundError, StorageUnavailableError, ValidationError
 from storage.api_keys import ApiKeyInfo, ApiKeyRepository, Role
 from storage.audit import AuditEntry, list_audit, record_audit
@@ -101,6 +102,7 @@ class AdminService:
 
     def revoke_key(self, key_id: int, *, actor: str) -> ApiKeyInfo:
         """Revoke a key (NotFoundError when unknown)."""
+        check_id("key id", key_id)
         info = self._keys.revoke(key_id)
         if info is None:
             raise NotFoundError(f"no API key {key_id}")
@@ -119,6 +121,7 @@ class AdminService:
         """Audit lines, newest first."""
         if not 1 <= limit <= 1000:
             raise ValidationError(f"limit must be between 1 and 1000, not {limit}")
+        check_id("before_id", before_id)
         with session_scope(self._engine) as session:
             return list_audit(
                 session,

@@ -17,8 +17,15 @@ from typing import Any, Literal
 
 import jwt
 import msgspec
+from sqlalchemy.exc import InterfaceError, OperationalError
 
-from core.errors import AuthenticationError, ConfigurationError, PermissionDeniedError
+from core.errors import (
+    AuthenticationError,
+    ConfigurationError,
+    NotFoundError,
+    PermissionDeniedError,
+    StorageUnavailableError,
+)
 from core.settings import ApiSettings
 from storage.api_keys import ROLES, ApiKeyRepository
 
@@ -71,6 +78,8 @@ class Authenticator:
         self._ttl = key_cache_ttl
         self._clock = clock
         self._cache: dict[str, tuple[float, Principal]] = {}
+        # The last verified principal of each key: serves while the database is away.
+        self._verified: dict[str, Principal] = {}
         self._alg = settings.jwt_algorithm
         self._sign_key: str | None
         self._verify_key: str | None
@@ -92,6 +101,9 @@ class Authenticator:
     def authenticate_key(self, key: str) -> Principal:
         """The caller behind an API key (may query the database; call it off the event loop).
 
+        While the database cannot be reached, a key this replica verified before is still
+        accepted with the roles it had (a revocation needs the database, so none can be missed).
+
         Raises:
             AuthenticationError: Unknown or revoked key.
         """
@@ -105,16 +117,26 @@ class Authenticator:
         cached = self._cache.get(key)
         if cached is not None and cached[0] > now:
             return cached[1]
-        info = self._keys.lookup(key)
+        try:
+            info = self._keys.lookup(key)
+        except (OperationalError, InterfaceError, StorageUnavailableError):
+            known = self._verified.get(key)
+            if known is None:
+                raise
+            return known
         if info is None:
             self._cache.pop(key, None)
+            self._verified.pop(key, None)
             raise AuthenticationError("unknown or revoked API key")
         principal = Principal(
             subject=f"key:{info.id}", roles=(info.role,), via="api_key", name=info.name
         )
         if len(self._cache) > 10_000:
             self._cache.clear()
+        if len(self._verified) > 10_000:
+            self._verified.clear()
         self._cache[key] = (now + self._ttl, principal)
+        self._verified[key] = principal
         return principal
 
     def cached_key(self, key: str) -> Principal | None:
@@ -126,7 +148,7 @@ class Authenticator:
         return cached[1] if cached is not None and cached[0] > time.monotonic() else None
 
     def forget_keys(self) -> None:
-        """Drop remembered keys (after a revocation)."""
+        """Drop remembered keys (after a revocation): the next use of each asks the database."""
         self._cache.clear()
 
     def authenticate_token(self, token: str) -> Principal:
@@ -167,13 +189,15 @@ class Authenticator:
 
         Raises:
             PermissionDeniedError: The caller used a token (only API keys are exchanged).
-            ConfigurationError: This replica has no secret or private key to sign with.
+            NotFoundError: Token exchange is off on this server (no secret or private key to
+                sign with): a state of its configuration, not an outage (HTTP 404).
         """
         if principal.via != "api_key":
             raise PermissionDeniedError("only an API key can be exchanged for a token")
         if self._sign_key is None:
-            raise ConfigurationError(
-                "tokens are not enabled: set api.jwt_secret (HS256) or api.jwt_private_key_path"
+            raise NotFoundError(
+                "token exchange is not enabled on this server (neither api.jwt_secret nor "
+                "api.jwt_private_key_path is set): authenticate with the x-api-key header"
             )
         now = int(self._clock())
         ttl = int(self._settings.jwt_ttl.total_seconds())

@@ -61,6 +61,8 @@ def split_batch(body: bytes, content_type: str, max_events: int) -> list[bytes]:
             events = [bytes(raw) for raw in _ARRAY.decode(body)]
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ValidationError(f"body must be a JSON array of events: {exc}") from exc
+        except RecursionError as exc:
+            raise ValidationError("body must be a JSON array of events: nested too deeply") from exc
     if not events:
         raise ValidationError("empty batch: send at least one event")
     if len(events) > max_events:

@@ -11,6 +11,7 @@ from google.protobuf import json_format
 
 from api.grpc.convert import optional, required, to_builtins, to_message
 from api.grpc.errors import FieldError
+from api.grpc.initial_metadata import add_initial_metadata
 from api.grpc.interceptors import principal_of
 from api.grpc.watch import follow_config
 from api.service.layer import ServiceLayer
@@ -35,8 +36,16 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     async def GetConfig(
         self, request: config_pb2.GetConfigRequest, context: Any
     ) -> config_pb2.AppConfig:
-        """The active config (the same cached JSON REST serves)."""
-        return config_message(await self._r.configs.active_json(required(request.app, "app")))
+        """The active config (the same cached JSON REST serves).
+
+        With the database away, the last known config with the initial metadata
+        ``x-llmopt-config-stale: true`` and ``x-llmopt-config-age-s``; ``UNAVAILABLE`` only when
+        no config of the app was ever known.
+        """
+        read = await self._r.configs.read(required(request.app, "app"))
+        if read.stale:
+            await add_initial_metadata(context, read.headers().items())
+        return config_message(read.raw)
 
     async def UpdateConfig(
         self, request: config_pb2.UpdateConfigRequest, context: Any
@@ -80,12 +89,20 @@ class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
     async def WatchConfig(
         self, request: config_pb2.WatchConfigRequest, context: Any
     ) -> AsyncIterator[config_pb2.AppConfig]:
-        """The active config, then every newer one."""
-        async for config in follow_config(
+        """The active config, then every newer one.
+
+        When the first config is the last known one (the database is away), the initial
+        metadata says so as for ``GetConfig``; newer ones follow once the database is back.
+        """
+        first = True
+        async for config, read in follow_config(
             self._r.configs,
             self._r.cache,
             required(request.app, "app"),
             after_version=optional(request, "after_version", 0),
             poll_s=self._r.settings.grpc.watch_poll_interval.total_seconds(),
         ):
+            if first and read is not None and read.stale:
+                await add_initial_metadata(context, read.headers().items())
+            first = False
             yield to_message(config, config_pb2.AppConfig)

@@ -11,6 +11,7 @@ from litestar.params import JSONBody, Parameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from api.rest.auth import principal_of
+from api.rest.params import BeforeId, RowId, page_limit
 from api.rest.resources import resources_of
 from api.service import CreatedKey, Stats
 from storage.api_keys import ApiKeyInfo, Role
@@ -61,9 +62,7 @@ class AdminController(Controller):
         summary="Revoke an API key",
         opt={"permission": "admin"},
     )
-    async def revoke_key(
-        self, request: Request[Any, Any, Any], key_id: Annotated[int, Parameter(ge=1)]
-    ) -> ApiKeyInfo:
+    async def revoke_key(self, request: Request[Any, Any, Any], key_id: RowId) -> ApiKeyInfo:
         """The revoked key's record."""
         return await asyncio.to_thread(
             resources_of(request.app).admin.revoke_key,
@@ -77,8 +76,8 @@ class AdminController(Controller):
         request: Request[Any, Any, Any],
         resource: Annotated[str | None, Parameter(max_length=64)] = None,
         resource_id: Annotated[str | None, Parameter(max_length=512)] = None,
-        before_id: Annotated[int | None, Parameter(ge=1)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        before_id: BeforeId = None,
+        limit: Annotated[int, page_limit(1000)] = 100,
     ) -> list[AuditEntry]:
         """Who changed what, when."""
         return await asyncio.to_thread(

@@ -11,6 +11,7 @@ from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
 from api.rest.encoding import SKIP_COMPRESSION, encoded_response
+from api.rest.params import BeforeId, BodyVersion, FromVersion, ToVersion, Version, page_limit
 from api.rest.resources import resources_of
 from api.service import ConfigDiff
 from core.app_config import AppConfig, ConfigVersion, TaskConfig
@@ -31,7 +32,7 @@ class ConfigUpdate(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 class ConfigRollback(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """The version to make active again (stored as a new version), and why."""
 
-    version: Annotated[int, msgspec.Meta(ge=1)]
+    version: BodyVersion
     reason: Reason = ""
 
 
@@ -52,10 +53,14 @@ class ConfigController(Controller):
         opt={"permission": "config.read", SKIP_COMPRESSION: True},
     )
     async def active(self, request: Request[Any, Any, Any], app: _APP) -> Response[AppConfig]:
-        """``{app, version, tasks}`` as in CONTRACT.md §3 (cached bytes, compressed once)."""
-        raw = await resources_of(request.app).configs.active_json(app)
+        """``{app, version, tasks}`` as in CONTRACT.md §3 (cached bytes, compressed once).
+
+        With the database away, the last known config with ``x-llmopt-config-stale: true`` and
+        ``x-llmopt-config-age-s``; a 503 only when no config of the app was ever known.
+        """
+        read = await resources_of(request.app).configs.read(app)
         accept = request.headers.get("accept-encoding", "")
-        return encoded_response(raw, accept, "application/json")
+        return encoded_response(read.raw, accept, "application/json", read.headers() or None)
 
     @put(
         "/{app:str}",
@@ -82,8 +87,8 @@ class ConfigController(Controller):
         self,
         request: Request[Any, Any, Any],
         app: _APP,
-        before: Annotated[int | None, Parameter(ge=1, description="versions below this")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=1000)] = 100,
+        before: BeforeId = None,
+        limit: Annotated[int, page_limit(1000)] = 100,
     ) -> list[ConfigVersion]:
         """Each version with its author, reason and diff."""
         return await asyncio.to_thread(
@@ -99,7 +104,7 @@ class ConfigController(Controller):
         self,
         request: Request[Any, Any, Any],
         app: _APP,
-        version: Annotated[int, Parameter(ge=1)],
+        version: Version,
     ) -> ConfigVersion:
         """The version's tasks, author, reason and diff."""
         return await asyncio.to_thread(resources_of(request.app).configs.version, app, version)
@@ -113,8 +118,8 @@ class ConfigController(Controller):
         self,
         request: Request[Any, Any, Any],
         app: _APP,
-        from_version: Annotated[int, Parameter(query="from", ge=1)],
-        to_version: Annotated[int, Parameter(query="to", ge=1)],
+        from_version: FromVersion,
+        to_version: ToVersion,
     ) -> ConfigDiff:
         """``{"task.field": {"from": x, "to": y}}``."""
         return await asyncio.to_thread(

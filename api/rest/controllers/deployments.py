@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
+from api.rest.params import page_limit
 from api.rest.resources import resources_of
 from api.service import DeploymentPage
 from core.decisions import Deployment
@@ -31,7 +32,7 @@ class DeploymentsController(Controller):
         task: Annotated[str | None, Parameter(max_length=512)] = None,
         status: Annotated[list[Status] | None, Parameter(description="any of")] = None,
         cursor: Annotated[str | None, Parameter(max_length=1024)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        limit: Annotated[int, page_limit(500)] = 50,
     ) -> DeploymentPage:
         """One page of deployments (without verdicts) and the next page's cursor."""
         return await asyncio.to_thread(

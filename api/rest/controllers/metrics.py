@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
+from api.rest.params import page_limit
 from api.rest.resources import resources_of
 from api.service import MetricsSummary, TimeSeries
 from api.service.series import SeriesMetric
@@ -38,7 +39,7 @@ class MetricsController(Controller):
         ] = "tumbling",
         since: Annotated[datetime | None, Parameter(description="window_start >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="window_end <= until")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
+        limit: Annotated[int, page_limit(10_000)] = 1000,
     ) -> MetricsSummary:
         """Windows oldest first, with sums over them."""
         queries = resources_of(request.app).metrics
@@ -65,7 +66,7 @@ class MetricsController(Controller):
         ] = None,
         since: Annotated[datetime | None, Parameter(description="window_start >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="window_end <= until")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 100,
+        limit: Annotated[int, page_limit(10_000)] = 100,
     ) -> list[Insight]:
         """Insights with their metric, value, baseline, score and evidence."""
         queries = resources_of(request.app).metrics
@@ -98,7 +99,7 @@ class MetricsController(Controller):
         ] = "tumbling",
         since: Annotated[datetime | None, Parameter(description="window_start >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="window_end <= until")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=10_000)] = 1000,
+        limit: Annotated[int, page_limit(10_000)] = 1000,
     ) -> TimeSeries:
         """Points ``{t, value}`` oldest first per segment."""
         queries = resources_of(request.app).metrics

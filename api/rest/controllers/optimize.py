@@ -11,6 +11,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
+from api.rest.params import page_limit
 from api.rest.resources import resources_of
 from api.service import Analysis, RecommendationDetail
 from core.decisions import Decision, Deployment
@@ -65,7 +66,7 @@ class OptimizeController(Controller):
         since: Annotated[datetime | None, Parameter(description="created_at >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="created_at < until")] = None,
         cursor: Annotated[str | None, Parameter(max_length=1024)] = None,
-        limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+        limit: Annotated[int, page_limit(500)] = 50,
     ) -> DecisionPage:
         """One page of decisions and the cursor of the next."""
         return await asyncio.to_thread(

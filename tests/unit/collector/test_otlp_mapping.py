@@ -9,7 +9,15 @@ from datetime import UTC, datetime
 import pytest
 from google.protobuf import json_format
 
-from collector.otlp_decode import JSON, PROTOBUF, decode_body, decompress, media_type
+from collector.otlp_decode import (
+    JSON,
+    MAX_JSON_DEPTH,
+    PROTOBUF,
+    BodyTooLargeError,
+    decode_body,
+    decompress,
+    media_type,
+)
 from collector.otlp_mapping import map_request
 from core.errors import ValidationError
 from core.events import Feedback, LlmCall, decode_event
@@ -255,3 +263,27 @@ def test_gzip_and_limits() -> None:
         decompress(data, "br", 10_000)
     assert media_type("application/json; charset=utf-8") == JSON
     assert media_type(None) == PROTOBUF
+
+
+def test_nesting_and_inflated_size_are_bounded() -> None:
+    deep = b'{"resourceSpans":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with pytest.raises(ValidationError, match=f"nested deeper than {MAX_JSON_DEPTH} levels"):
+        decode_body(deep, JSON)
+    nested_pb = b""
+    for _ in range(500):  # field 1, length-delimited, 500 deep: beyond protobuf's 100
+        size = len(nested_pb)
+        length = bytes([size]) if size < 128 else bytes([size & 0x7F | 0x80, size >> 7])
+        nested_pb = b"\x0a" + length + nested_pb
+    with pytest.raises(ValidationError, match="not an OTLP protobuf message"):
+        decode_body(nested_pb, PROTOBUF)
+    with pytest.raises(BodyTooLargeError, match="once decompressed"):
+        decompress(gzip.compress(b"\0" * 10_000_000), "gzip", 4000)
+
+
+def test_integers_beyond_64_bits_are_left_for_validation_to_reject() -> None:
+    attrs = chat_attrs(
+        1, **{"gen_ai.usage.input_tokens": str(2**64), "llmopt.config_version": 1e30}
+    )
+    (event,) = map_request(request("big", [span(1, attrs)]), NOW).events
+    assert event["input_tokens"] == str(2**64)
+    assert event["config_version"] == 1e30
