@@ -14,8 +14,8 @@ from datetime import timedelta
 import numpy as np
 
 from core.call_batch import I64, CallBatch
-from core.stats import PairedQuality
 from core.settings import ProcessorSettings
+from core.stats import PairedQuality
 from operators.pricing import PriceTable
 from operators.window_stats import Columns, paired_quality
 

@@ -33,6 +33,7 @@ from operators.pricing import DEFAULT_PRICES, PriceTable
 __all__ = [
     "SAMPLE_SIZE",
     "Columns",
+    "linear_percentiles",
     "merge_shadow",
     "paired_quality",
     "quality_stats",
@@ -76,9 +77,7 @@ class Columns:
         pairs = [
             (c.shadow_model, c.quality, c.shadow_quality)
             for c in calls
-            if c.shadow_model is not None
-            and c.shadow_quality is not None
-            and c.quality is not None
+            if c.shadow_model is not None and c.shadow_quality is not None and c.quality is not None
         ]
         return Columns(
             ts=np.fromiter((c.timestamp.timestamp() for c in calls), np.float64, len(calls)),
