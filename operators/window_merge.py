@@ -7,7 +7,8 @@ counts and sums add, quality pools exactly (count, mean, stddev), paired shadow 
 
 Latency percentiles are exact when every window's ``latency_sample`` holds all its calls
 (windows of at most :data:`~operators.window_stats.SAMPLE_SIZE` calls); otherwise they come from
-the samples, each value weighted by the calls it stands for. TTFT percentiles (no sample) are
+the samples (evenly spaced order statistics): the windows' distribution functions, linear
+between sample points, weighted by their calls. TTFT percentiles (no sample) are
 the call-weighted mean of the windows'; ``peak_rate_per_s`` is the highest window's (exact when
 the versions did not serve in the same second, as when a config change takes over); distinct
 prompts add (a prompt sent under two versions counts twice).
@@ -140,16 +141,15 @@ def _latency(windows: Sequence[WindowStats]) -> tuple[LatencyStats, tuple[float,
         p50, p90, p95, p99, _ = linear_percentiles(values).tolist()
         sample = systematic_sample(values, SAMPLE_SIZE, ordered=True)
         return LatencyStats(p50=p50, p90=p90, p95=p95, p99=p99, max=top), sample
-    if all(w.latency_sample for w in windows):  # samples stand for their windows' calls
-        values = np.concatenate([np.asarray(w.latency_sample) for w in windows])
-        weights = np.concatenate(
-            [np.full(len(w.latency_sample), w.count / len(w.latency_sample)) for w in windows]
-        )
-        order = np.argsort(values, kind="stable")
-        values, weights = values[order], weights[order]
-        at = (np.cumsum(weights) - weights / 2) / weights.sum()
-        p50, p90, p95, p99 = np.interp([0.5, 0.9, 0.95, 0.99], at, values).tolist()
-        sample = systematic_sample(values, SAMPLE_SIZE, ordered=True)
+    if all(w.latency_sample for w in windows):  # samples of evenly spaced order statistics
+        grid = np.unique(np.concatenate([np.asarray(w.latency_sample) for w in windows]))
+        cdf = np.zeros(len(grid))
+        for w in windows:  # each window's quantile function, linear between its sample points
+            ordered = np.asarray(w.latency_sample)
+            cdf += w.count * np.interp(grid, ordered, np.linspace(0.0, 1.0, len(ordered)))
+        cdf /= sum(w.count for w in windows)
+        p50, p90, p95, p99 = np.interp([0.5, 0.9, 0.95, 0.99], cdf, grid).tolist()
+        sample = tuple(np.interp(np.linspace(0.0, 1.0, SAMPLE_SIZE), cdf, grid).tolist())
         return LatencyStats(p50=p50, p90=p90, p95=p95, p99=p99, max=top), sample
     n = sum(w.count for w in windows)  # sliding windows keep no sample: call-weighted
     return (
