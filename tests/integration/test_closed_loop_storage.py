@@ -70,6 +70,7 @@ def test_config_versions_diff_audit_and_decision_idempotency(engine) -> None:  #
                 "batching": None,
                 "prompt": None,
                 "canary": None,
+                "shadow": None,
             },
         }
     }

@@ -135,6 +135,7 @@ def test_config_is_versioned_audited_cached_diffed_and_rolled_back(
                 "batching": None,
                 "prompt": None,
                 "canary": None,
+                "shadow": None,
             }
         },
     }
