@@ -43,11 +43,19 @@ class CallFields(Protocol):
     prompt_tokens_fixed: int | None
     request_id: str | None
     variant: str
+    config_version: int | None
+    shadow_model: str | None
+    shadow_quality: float | None
 
 
 @dataclass(frozen=True, slots=True)
 class CallBatch:
-    """Calls of one app in arrival order; NaN marks an absent ttft, quality or cost."""
+    """Calls of one app in arrival order; NaN marks an absent ttft, quality, shadow or cost.
+
+    ``shadow_model`` / ``shadow_quality`` are the model the app also ran on the request without
+    serving it and that model's score; ``has_shadow`` says whether any call carries one (most
+    batches carry none, and the window state then skips them at no cost).
+    """
 
     app: str
     event_id: list[str]
@@ -68,6 +76,10 @@ class CallBatch:
     request_id: list[str | None]
     providers: frozenset[str | None]  # every provider in the batch (usually one)
     has_prompt_hashes: bool
+    config_version: list[int | None]
+    shadow_model: list[str | None]
+    shadow_quality: F64
+    has_shadow: bool
 
     def __len__(self) -> int:
         return len(self.event_id)
@@ -91,6 +103,9 @@ class CallBatch:
         i64 = np.int64
         provider = [x.provider for x in c]
         prompt_hash = [x.prompt_hash for x in c]
+        shadow_model = [x.shadow_model for x in c]
+        # Shadow fields come both or neither (the decoder rejects one without the other).
+        has_shadow = shadow_model.count(None) != len(shadow_model)
         # List comprehensions into numpy: the fastest way from objects to columns here.
         return CallBatch(
             app=app,
@@ -118,6 +133,14 @@ class CallBatch:
             request_id=[x.request_id for x in c],
             providers=frozenset(provider),
             has_prompt_hashes=any(prompt_hash),
+            config_version=[x.config_version for x in c],
+            shadow_model=shadow_model,
+            shadow_quality=(
+                np.clip(_floats([x.shadow_quality for x in c]), 0.0, 1.0)
+                if has_shadow
+                else np.full(len(c), np.nan)
+            ),
+            has_shadow=has_shadow,
         )
 
 

@@ -79,6 +79,10 @@ class LlmCall(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=
     request_id: str | None = None
     user_id: str | None = None
     attributes: dict[str, Any] | None = None
+    shadow_model: str | None = None
+    """The model the app also ran on this request without serving it (with ``shadow_quality``)."""
+    shadow_quality: float | None = None
+    """That shadow model's score (0..1) on this request."""
 
 
 class Feedback(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -91,6 +95,9 @@ class Feedback(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     quality: float
     kind: Literal["feedback"] = "feedback"
     task: str | None = None
+    shadow_model: str | None = None
+    """A delayed score for the call's shadow answer: the shadow model (with ``shadow_quality``)."""
+    shadow_quality: float | None = None
 
 
 Event = LlmCall | Feedback
@@ -137,6 +144,8 @@ class _Wire(msgspec.Struct, kw_only=True, forbid_unknown_fields=False, gc=False)
     request_id: Text | None = None
     user_id: Text | None = None
     attributes: dict[str, Any] | None = None
+    shadow_model: NonEmpty | None = None
+    shadow_quality: float | None = None
 
 
 _DECODER = msgspec.json.Decoder(_Wire)
@@ -270,6 +279,7 @@ def decode_records(
         or w.latency_ms is None
         or w.input_tokens is None
         or w.output_tokens is None
+        or (w.shadow_model is None) is not (w.shadow_quality is None)
     )
     feedback: dict[str, list[Feedback]] = {}
     bad_time = {i for i, _ in rejected}
@@ -282,7 +292,7 @@ def decode_records(
             else:
                 feedback.setdefault(w.app, []).append(event)
         else:
-            rejected.append((i, _missing_reason(w)))
+            rejected.append((i, _missing_reason(w) or _shadow_reason(w)))
     calls: dict[str, list[int]] = defaultdict(list)
     for i, app in enumerate([w.app for w in wires]):
         calls[app].append(i)
@@ -395,8 +405,20 @@ def _group_events(results: list[Event | Rejection]) -> DecodedRecords:
 
 
 def _missing_reason(w: _Wire) -> str:
+    """Why a call lacks required fields ("" when none is missing)."""
     missing = [name for name in _CALL_REQUIRED if getattr(w, name) is None]
+    if not missing:
+        return ""
     return "invalid event: llm_call requires " + ", ".join(f"`$.{name}`" for name in missing)
+
+
+def _shadow_reason(w: _Wire) -> str:
+    """Why the shadow fields are unusable: one without the other ("" when both or neither)."""
+    if w.shadow_model is None and w.shadow_quality is not None:
+        return "invalid event: `$.shadow_quality` requires `$.shadow_model`"
+    if w.shadow_model is not None and w.shadow_quality is None:
+        return "invalid event: `$.shadow_model` requires `$.shadow_quality`"
+    return ""
 
 
 def _from_wire(wire: _Wire) -> Event | Rejection:
@@ -422,6 +444,8 @@ def _feedback(wire: _Wire, timestamp: datetime) -> Feedback | Rejection:
     quality = _clamp(wire.quality)
     if quality is None:
         return Rejection("invalid event: feedback requires `$.quality`")
+    if shadow := _shadow_reason(wire):
+        return Rejection(shadow)
     return Feedback(
         event_id=wire.event_id,
         timestamp=timestamp,
@@ -429,6 +453,8 @@ def _feedback(wire: _Wire, timestamp: datetime) -> Feedback | Rejection:
         request_id=wire.request_id,
         quality=quality,
         task=wire.task,
+        shadow_model=wire.shadow_model,
+        shadow_quality=_clamp(wire.shadow_quality),
     )
 
 
@@ -436,6 +462,8 @@ def _llm_call(w: _Wire, timestamp: datetime) -> LlmCall | Rejection:
     model, latency, tokens_in, tokens_out = w.model, w.latency_ms, w.input_tokens, w.output_tokens
     if model is None or latency is None or tokens_in is None or tokens_out is None:
         return Rejection(_missing_reason(w))
+    if shadow := _shadow_reason(w):
+        return Rejection(shadow)
     return LlmCall(
         event_id=w.event_id,
         timestamp=timestamp,
@@ -461,6 +489,8 @@ def _llm_call(w: _Wire, timestamp: datetime) -> LlmCall | Rejection:
         request_id=w.request_id,
         user_id=w.user_id,
         attributes=w.attributes,
+        shadow_model=w.shadow_model,
+        shadow_quality=_clamp(w.shadow_quality),
     )
 
 

@@ -69,16 +69,22 @@ class PairedQuality(msgspec.Struct, frozen=True):
 
 
 class WindowKey(msgspec.Struct, frozen=True, array_like=True):
-    """The segment a window aggregates: one (app, task, model, variant)."""
+    """The segment a window aggregates: one (app, task, model, variant, config_version).
+
+    Calls served under different config versions never pool into one window
+    (``config_version`` None: the calls did not report one).
+    """
 
     app: str
     task: str
     model: str
     variant: str
+    config_version: int | None = None
 
     def route(self) -> str:
         """The Bytewax routing key of this segment."""
-        return f"{self.app}\x1f{self.task}\x1f{self.model}\x1f{self.variant}"
+        version = "" if self.config_version is None else str(self.config_version)
+        return f"{self.app}\x1f{self.task}\x1f{self.model}\x1f{self.variant}\x1f{version}"
 
 
 class WindowStats(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,4 +1,8 @@
-"""``report.html`` of a backtest: per segment totals from the final revision of each window."""
+"""``report.html`` of a backtest: per segment totals from the final revision of each window.
+
+A segment's windows of one period under several config versions are merged first
+(:func:`operators.window_merge.merge_versions`): the table counts periods, not versions.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import msgspec
 
 from core.insights import Insight
 from core.stats import StrayEvent, WindowStats
+from operators.window_merge import merge_versions
 
 __all__ = ["write_report"]
 
@@ -24,7 +29,7 @@ def _read(path: Path, kind: type[Any]) -> list[Any]:
 def _final(windows: list[WindowStats]) -> list[WindowStats]:
     latest: dict[tuple[object, ...], WindowStats] = {}
     for w in windows:
-        key = (w.kind, w.window_start, w.app, w.task, w.model, w.variant)
+        key = (w.kind, w.window_start, w.app, w.task, w.model, w.variant, w.config_version)
         if key not in latest or w.revision >= latest[key].revision:
             latest[key] = w
     return list(latest.values())
@@ -62,7 +67,8 @@ def _insights_table(insights: list[Insight]) -> str:
 
 def write_report(out: Path, *, source: str, records: int) -> Path:
     """Summarise ``windows.jsonl``, ``late.jsonl`` and ``dlq.jsonl`` of ``out`` as HTML."""
-    windows = [w for w in _final(_read(out / "windows.jsonl", WindowStats)) if w.kind == "tumbling"]
+    final = _final(_read(out / "windows.jsonl", WindowStats))
+    windows = merge_versions(w for w in final if w.kind == "tumbling")
     strays = _read(out / "late.jsonl", StrayEvent)
     insights: list[Insight] = _read(out / "insights.jsonl", Insight)
     with (out / "dlq.jsonl").open("rb") as fh:

@@ -38,12 +38,18 @@ def _utc(ms: int) -> datetime:
 
 
 def _segment_codes(calls: CallBatch) -> I64:
-    """One int per call, equal for calls of the same (task, model, variant).
+    """One int per call, equal for calls of the same (task, model, variant, config_version).
 
     Each column is coded on its own and the codes combined: no per-call string or tuple is built.
     """
     codes = np.zeros(len(calls), np.int64)
-    for column in (calls.task, calls.model, calls.variant):
+    columns: tuple[list[str], list[str], list[str], list[int | None]] = (
+        calls.task,
+        calls.model,
+        calls.variant,
+        calls.config_version,
+    )
+    for column in columns:
         values = {value: code for code, value in enumerate(dict.fromkeys(column))}
         if len(values) > 1:
             codes *= len(values)
@@ -51,6 +57,13 @@ def _segment_codes(calls: CallBatch) -> I64:
     if len(codes) and codes.max() >= 1 << 20:  # many distinct values: make the codes dense
         codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
     return codes
+
+
+def _apply(bucket: Bucket, pos: int, fb: Feedback) -> None:
+    """Join a feedback's scores (served, and the shadow answer's when it has one) to its call."""
+    bucket.set_quality(pos, fb.quality)
+    if fb.shadow_model is not None and fb.shadow_quality is not None:
+        bucket.set_shadow(pos, fb.shadow_model, fb.shadow_quality)
 
 
 @dataclass(slots=True)
@@ -280,15 +293,23 @@ class AppWindows:
             r0 = int(rows[group[0]])
             code = int(segment_of[group[0]])
             route = routes.get(code)
+            version = calls.config_version[r0]
             if route is None:
                 route = routes[code] = "\x1f".join(
-                    (calls.task[r0], calls.model[r0], calls.variant[r0])
+                    (
+                        calls.task[r0],
+                        calls.model[r0],
+                        calls.variant[r0],
+                        "" if version is None else str(version),
+                    )
                 )
             bucket_index = int(index[group[0]])
             segment = self._segments.get(route)
             if segment is None:
                 segment = self._segments[route] = _Segment(
-                    WindowKey(calls.app, calls.task[r0], calls.model[r0], calls.variant[r0])
+                    WindowKey(
+                        calls.app, calls.task[r0], calls.model[r0], calls.variant[r0], version
+                    )
                 )
             bucket = segment.buckets.get(bucket_index)
             if bucket is None:
@@ -324,7 +345,7 @@ class AppWindows:
             if found is not None:
                 fb, fb_ts = found
                 if abs(fb_ts - ts) <= join:
-                    bucket.set_quality(pos, fb.quality)
+                    _apply(bucket, pos, fb)
                 else:
                     out.append(self._unmatched(fb, "arrived after the feedback join window"))
 
@@ -357,7 +378,7 @@ class AppWindows:
             out.append(self._unmatched(fb, "its call's windows are no longer retained"))
             return
         segment = self._segments[route]
-        segment.buckets[index].set_quality(pos, fb.quality)
+        _apply(segment.buckets[index], pos, fb)
         self._correct(segment, index, out)
 
     # -- closing ----------------------------------------------------------------------------

@@ -15,8 +15,9 @@ import numpy as np
 
 from core.call_batch import I64, CallBatch
 from core.settings import ProcessorSettings
+from core.stats import PairedQuality
 from operators.pricing import PriceTable
-from operators.window_stats import Columns
+from operators.window_stats import Columns, paired_quality
 
 __all__ = ["SLIDING", "TUMBLING", "Bucket", "WindowSpec"]
 
@@ -93,6 +94,7 @@ class Bucket:
         "errors",
         "prompts",
         "fixed",
+        "shadow",
     )
     __slots__ = (*_FIELDS, "_cols")
 
@@ -105,6 +107,8 @@ class Bucket:
         self.errors: list[str] = []
         self.prompts: list[str] = []
         self.fixed = array("q")  # prompt_tokens_fixed per call, -1 where not reported
+        # Sparse: position → (shadow model, its score), only for calls that carried one.
+        self.shadow: dict[int, tuple[str, float]] = {}
         self._cols: Columns | None = None
 
     def __len__(self) -> int:
@@ -114,6 +118,8 @@ class Bucket:
         return tuple(getattr(self, name) for name in self._FIELDS)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
+        if len(state) == len(self._FIELDS) - 1:  # a snapshot from before shadow scores
+            state = (*state, {})
         for name, value in zip(self._FIELDS, state, strict=True):
             setattr(self, name, value)
         self._cols = None
@@ -142,12 +148,23 @@ class Bucket:
         if calls.has_prompt_hashes:
             self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
         self.fixed.frombytes(calls.fixed_tokens[rows].tobytes())
+        if calls.has_shadow:
+            models, scores = calls.shadow_model, calls.shadow_quality
+            for pos, r in enumerate(listed, start):
+                score = float(scores[r])
+                if (model := models[r]) is not None and not math.isnan(score):
+                    self.shadow[pos] = (model, score)
         self._cols = None
         return start
 
     def set_quality(self, position: int, quality: float) -> None:
         """Apply a joined feedback score."""
         self.quality[position] = quality
+        self._cols = None
+
+    def set_shadow(self, position: int, model: str, quality: float) -> None:
+        """Apply a joined feedback score of the call's shadow answer."""
+        self.shadow[position] = (model, quality)
         self._cols = None
 
     def columns(self, prices: PriceTable) -> Columns:
@@ -170,5 +187,15 @@ class Bucket:
                 error_types=tuple(self.errors),
                 prompt_hashes=tuple(self.prompts),
                 fixed=np.array(self.fixed, dtype=np.int64),
+                shadow=self._paired() if self.shadow else {},
             )
         return self._cols
+
+    def _paired(self) -> dict[str, PairedQuality]:
+        """Paired sums of the calls holding both a served and a shadow score."""
+        served = self.quality
+        return paired_quality(
+            (model, served[pos], score)
+            for pos, (model, score) in self.shadow.items()
+            if not math.isnan(served[pos])
+        )

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -20,10 +20,27 @@ from scipy.special import stdtrit
 
 from core.call_batch import F64, I64
 from core.events import LlmCall
-from core.stats import LatencyStats, QualityStats, TtftStats, WindowKey, WindowStats
+from core.stats import (
+    LatencyStats,
+    PairedQuality,
+    QualityStats,
+    TtftStats,
+    WindowKey,
+    WindowStats,
+)
 from operators.pricing import DEFAULT_PRICES, PriceTable
 
-__all__ = ["SAMPLE_SIZE", "Columns", "summarize", "summarize_columns", "systematic_sample"]
+__all__ = [
+    "SAMPLE_SIZE",
+    "Columns",
+    "linear_percentiles",
+    "merge_shadow",
+    "paired_quality",
+    "quality_stats",
+    "summarize",
+    "summarize_columns",
+    "systematic_sample",
+]
 
 _PCTS = (50, 90, 95, 99, 100)
 _FRACTIONS: F64 = np.true_divide(_PCTS, 100)  # as np.percentile turns percents into fractions
@@ -50,11 +67,18 @@ class Columns:
     error_types: tuple[str, ...]  # one per failed call
     prompt_hashes: tuple[str, ...]  # one per call that carried one
     fixed: I64  # prompt_tokens_fixed per call; -1 where not reported
+    shadow: dict[str, PairedQuality] = field(default_factory=dict)
+    """Per shadow model, the paired sums of the calls that carry both scores."""
 
     @staticmethod
     def from_calls(calls: Sequence[LlmCall], prices: PriceTable = DEFAULT_PRICES) -> Columns:
         """Columns of ``calls`` (costs from the price table where the call has none)."""
         nan = math.nan
+        pairs = [
+            (c.shadow_model, c.quality, c.shadow_quality)
+            for c in calls
+            if c.shadow_model is not None and c.shadow_quality is not None and c.quality is not None
+        ]
         return Columns(
             ts=np.fromiter((c.timestamp.timestamp() for c in calls), np.float64, len(calls)),
             latency=np.sort(np.fromiter((c.latency_ms for c in calls), np.float64, len(calls))),
@@ -80,6 +104,7 @@ class Columns:
                 [-1 if c.prompt_tokens_fixed is None else c.prompt_tokens_fixed for c in calls],
                 dtype=np.int64,
             ),
+            shadow=paired_quality(pairs),
         )
 
     @staticmethod
@@ -99,17 +124,46 @@ class Columns:
             error_types=tuple(e for p in parts for e in p.error_types),
             prompt_hashes=tuple(h for p in parts for h in p.prompt_hashes),
             fixed=np.concatenate([p.fixed for p in parts]),
+            shadow=merge_shadow(p.shadow for p in parts),
         )
+
+
+def paired_quality(pairs: Iterable[tuple[str, float, float]]) -> dict[str, PairedQuality]:
+    """Per shadow model, the sums of (shadow model, served score, shadow score) triples."""
+    sums: dict[str, list[float]] = {}
+    for model, served, shadow in pairs:
+        acc = sums.setdefault(model, [0.0, 0.0, 0.0, 0.0])
+        acc[0] += 1
+        acc[1] += served
+        acc[2] += shadow
+        acc[3] += (shadow - served) ** 2
+    return {m: PairedQuality(int(a[0]), a[1], a[2], a[3]) for m, a in sorted(sums.items())}
+
+
+def merge_shadow(parts: Iterable[Mapping[str, PairedQuality]]) -> dict[str, PairedQuality]:
+    """Several windows' (or buckets') paired sums pooled per shadow model."""
+    out: dict[str, PairedQuality] = {}
+    for part in parts:
+        for model, pq in part.items():
+            old = out.get(model)
+            out[model] = pq if old is None else old.merge(pq)
+    return dict(sorted(out.items())) if len(out) > 1 else out
 
 
 def _quality(scores: F64) -> QualityStats:
     n = len(scores)
     if n == 0:
-        return QualityStats(count=0, mean=None, stddev=None, ci95_low=None, ci95_high=None)
+        return quality_stats(0, None, None)
     mean = float(scores.mean())
-    if n == 1:
-        return QualityStats(count=1, mean=mean, stddev=None, ci95_low=None, ci95_high=None)
-    stddev = float(scores.std(ddof=1))
+    return quality_stats(n, mean, float(scores.std(ddof=1)) if n > 1 else None)
+
+
+def quality_stats(n: int, mean: float | None, stddev: float | None) -> QualityStats:
+    """Quality stats of ``n`` scores with this mean and sample stddev (95 % t-interval)."""
+    if n == 0 or mean is None:
+        return QualityStats(count=n, mean=None, stddev=None, ci95_low=None, ci95_high=None)
+    if n == 1 or stddev is None:
+        return QualityStats(count=n, mean=mean, stddev=None, ci95_low=None, ci95_high=None)
     half = float(stdtrit(n - 1, 0.975)) * stddev / math.sqrt(n)  # Student t quantile
     return QualityStats(
         count=n,
@@ -205,6 +259,8 @@ def summarize_columns(
         task=key.task,
         model=key.model,
         variant=key.variant,
+        config_version=key.config_version,
+        shadow=cols.shadow,
         count=n,
         ok_count=ok,
         error_count=n - ok,

@@ -18,12 +18,15 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    literal_column,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 __all__ = [
+    "WINDOW_VERSION_KEY",
     "ApiKeyRow",
     "AppConfigRow",
     "AuditRow",
@@ -79,14 +82,13 @@ class Base(DeclarativeBase):
 
 
 class WindowRow(Base):
-    """One closed window of one (app, task, model, variant); flat columns for querying."""
+    """One closed window of one (app, task, model, variant, config_version); flat columns.
+
+    Unique per (kind, window_start, app, task, model, variant, config_version), NULL versions
+    included: the index is on ``coalesce(config_version, -1)`` (:data:`WINDOW_VERSION_KEY`).
+    """
 
     __tablename__ = "window_stats"
-    __table_args__ = (
-        UniqueConstraint(
-            "kind", "window_start", "app", "task", "model", "variant", name="uq_window"
-        ),
-    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))
@@ -128,6 +130,23 @@ class WindowRow(Base):
     prompt_tokens_fixed_of: Mapped[int] = mapped_column(BigInteger, server_default="0")
     fixed_prompt_share: Mapped[float | None] = mapped_column(Float, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    config_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+WINDOW_VERSION_KEY = func.coalesce(WindowRow.config_version, literal_column("-1"))
+"""The config version as the window key sees it (NULL as -1, so NULLs match each other)."""
+Index(
+    "uq_window_version",
+    WindowRow.kind,
+    WindowRow.window_start,
+    WindowRow.app,
+    WindowRow.task,
+    WindowRow.model,
+    WindowRow.variant,
+    WINDOW_VERSION_KEY,
+    unique=True,
+)
 
 
 class ApiKeyRow(Base):

@@ -6,16 +6,17 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from core.stats import LatencyStats, QualityStats, TtftStats, WindowStats
+from core.stats import LatencyStats, PairedQuality, QualityStats, TtftStats, WindowStats
 from storage.database import insert_for
-from storage.models import WindowRow
+from storage.models import WINDOW_VERSION_KEY, WindowRow
 
 __all__ = ["WindowRepository"]
 
-_KEY = ("kind", "window_start", "app", "task", "model", "variant")
+_KEY = ("kind", "window_start", "app", "task", "model", "variant", "config_version")
 
 
 def _to_row(w: WindowStats, now: datetime) -> dict[str, Any]:
@@ -59,6 +60,8 @@ def _to_row(w: WindowStats, now: datetime) -> dict[str, Any]:
         "prompt_tokens_fixed_of": w.prompt_tokens_fixed_of,
         "fixed_prompt_share": w.fixed_prompt_share,
         "updated_at": now,
+        "config_version": w.config_version,
+        "shadow": {m: msgspec.to_builtins(pq) for m, pq in w.shadow.items()} or None,
     }
 
 
@@ -108,6 +111,8 @@ def _from_row(r: WindowRow) -> WindowStats:
         prompt_tokens_fixed=r.prompt_tokens_fixed,
         prompt_tokens_fixed_of=r.prompt_tokens_fixed_of,
         fixed_prompt_share=r.fixed_prompt_share,
+        config_version=r.config_version,
+        shadow={m: msgspec.convert(pq, PairedQuality) for m, pq in (r.shadow or {}).items()},
     )
 
 
@@ -125,7 +130,8 @@ class WindowRepository:
             return 0
         stmt = insert_for(self._engine)(WindowRow)
         updates = {c: stmt.excluded[c] for c in rows[0] if c not in _KEY}
-        stmt = stmt.on_conflict_do_update(index_elements=list(_KEY), set_=updates)
+        conflict = [*_KEY[:-1], WINDOW_VERSION_KEY]  # the unique index's elements
+        stmt = stmt.on_conflict_do_update(index_elements=conflict, set_=updates)
         with self._engine.begin() as conn:
             conn.execute(stmt, rows)
         return len(rows)
@@ -151,7 +157,11 @@ class WindowRepository:
         if until is not None:
             stmt = stmt.where(WindowRow.window_end <= until)
         stmt = stmt.order_by(
-            WindowRow.window_start, WindowRow.task, WindowRow.model, WindowRow.variant
+            WindowRow.window_start,
+            WindowRow.task,
+            WindowRow.model,
+            WindowRow.variant,
+            WINDOW_VERSION_KEY,
         ).limit(limit)
         with Session(self._engine) as session:
             return [_from_row(r) for r in session.scalars(stmt)]

@@ -176,8 +176,8 @@ async def follow_decisions(
         await asyncio.sleep(poll_s)
 
 
-def _window_key(w: WindowStats) -> tuple[str, datetime, str, str, str]:
-    return (w.kind, w.window_start, w.task, w.model, w.variant)
+def _window_key(w: WindowStats) -> tuple[str, datetime, str, str, str, int | None]:
+    return (w.kind, w.window_start, w.task, w.model, w.variant, w.config_version)
 
 
 async def follow_windows(
@@ -196,7 +196,7 @@ async def follow_windows(
     With ``since``, stored windows starting from then are replayed first; else only windows
     stored after the call. Each poll looks ``lookback`` back (late windows included).
     """
-    seen: set[tuple[str, datetime, str, str, str]] = set()
+    seen: set[tuple[str, datetime, str, str, str, int | None]] = set()
     start = since if since is not None else clock() - lookback
     emit = since is not None
     while True:

@@ -9,6 +9,7 @@ from typing import Literal
 import msgspec
 
 from core.stats import WindowStats
+from operators.window_merge import merge_versions
 
 __all__ = ["SERIES_METRICS", "Point", "Series", "SeriesMetric", "TimeSeries", "build_series"]
 
@@ -71,10 +72,13 @@ class TimeSeries(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def build_series(app: str, metric: str, kind: str, windows: Sequence[WindowStats]) -> TimeSeries:
-    """Group windows by segment and take ``metric`` of each (windows oldest first)."""
+    """Group windows by segment and take ``metric`` of each (windows oldest first).
+
+    A segment's windows of one period under several config versions become one point (merged).
+    """
     pick = SERIES_METRICS[metric]
     grouped: dict[tuple[str, str, str], list[Point]] = {}
-    for w in windows:
+    for w in merge_versions(windows):
         grouped.setdefault((w.task, w.model, w.variant), []).append(
             Point(t=w.window_start, value=pick(w))
         )

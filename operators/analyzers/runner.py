@@ -5,6 +5,11 @@ periods in time order. The runner gathers one period's windows into a :class:`Wi
 hands it to each analyzer when the next period starts (or the input ends). Corrections
 (revisions > 0) and periods older than the last analyzed one do not re-run the analyzers: a
 baseline must see each period once, in order.
+
+A period may hold several windows of one (task, model, variant), one per config version the
+calls were served under: the analyzers judge the segment as a whole, so they get them merged
+(:func:`operators.window_merge.merge_versions`); the :class:`Period` keeps them apart for the
+strategies and the canary judge.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from msgspec.structs import replace
 
 from core.insights import Insight, WindowGroup
 from core.stats import WindowStats
 from operators.analyzers.base import Analyzer
+from operators.window_merge import merge_versions
 
 _log = logging.getLogger(__name__)
 
@@ -96,10 +103,12 @@ class AnalysisRunner:
         )
         self._pending = []
         self._last_start = group.window_start
+        merged = merge_versions(group.windows)
+        judged = group if len(merged) == len(group.windows) else replace(group, windows=merged)
         out: list[Insight] = []
         for analyzer in self._analyzers:
             try:
-                state, insights = analyzer.analyze(self._states[analyzer.name], group)
+                state, insights = analyzer.analyze(self._states[analyzer.name], judged)
             except Exception:
                 # One analyzer's bug must not stop the processor (it would crash-loop on the
                 # same period): log it, keep its previous state, let the others judge.

@@ -158,8 +158,9 @@ def test_window_stats_fields_match_the_contract() -> None:
         "first_event_at",
         "last_event_at",
     ]
+    extensions = ["config_version", "shadow"]  # README: windows per config version, shadow
 
-    assert [f.name for f in common_pb2.WindowStats.DESCRIPTOR.fields] == contract
+    assert [f.name for f in common_pb2.WindowStats.DESCRIPTOR.fields] == contract + extensions
 
 
 def test_telemetry_event_round_trip_keeps_presence() -> None:

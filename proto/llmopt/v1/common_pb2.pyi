@@ -159,6 +159,27 @@ class WindowStats(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class ShadowEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___PairedQuality: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___PairedQuality | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     KIND_FIELD_NUMBER: _builtins.int
     WINDOW_START_FIELD_NUMBER: _builtins.int
     WINDOW_END_FIELD_NUMBER: _builtins.int
@@ -184,6 +205,8 @@ class WindowStats(_message.Message):
     PEAK_RATE_PER_S_FIELD_NUMBER: _builtins.int
     FIRST_EVENT_AT_FIELD_NUMBER: _builtins.int
     LAST_EVENT_AT_FIELD_NUMBER: _builtins.int
+    CONFIG_VERSION_FIELD_NUMBER: _builtins.int
+    SHADOW_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"tumbling" or "sliding"."""
     app: _builtins.str
@@ -204,6 +227,10 @@ class WindowStats(_message.Message):
     repeat_ratio: _builtins.float
     rate_per_s: _builtins.float
     peak_rate_per_s: _builtins.float
+    config_version: _builtins.int
+    """The config version the window's calls were served under; absent when they reported none.
+    Calls of different versions never share a window.
+    """
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -224,6 +251,10 @@ class WindowStats(_message.Message):
     def first_event_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def last_event_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def shadow(self) -> _containers.MessageMap[_builtins.str, Global___PairedQuality]:
+        """Per shadow model, its scores paired with this segment's on the same requests."""
+
     def __init__(
         self,
         *,
@@ -252,16 +283,56 @@ class WindowStats(_message.Message):
         peak_rate_per_s: _builtins.float = ...,
         first_event_at: _timestamp_pb2.Timestamp | None = ...,
         last_event_at: _timestamp_pb2.Timestamp | None = ...,
+        config_version: _builtins.int | None = ...,
+        shadow: _abc.Mapping[_builtins.str, Global___PairedQuality] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cost_per_success_usd", b"_cost_per_success_usd", "cost_per_success_usd", b"cost_per_success_usd", "first_event_at", b"first_event_at", "last_event_at", b"last_event_at", "latency_ms", b"latency_ms", "quality", b"quality", "ttft_ms", b"ttft_ms", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_config_version", b"_config_version", "_cost_per_success_usd", b"_cost_per_success_usd", "config_version", b"config_version", "cost_per_success_usd", b"cost_per_success_usd", "first_event_at", b"first_event_at", "last_event_at", b"last_event_at", "latency_ms", b"latency_ms", "quality", b"quality", "ttft_ms", b"ttft_ms", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cost_per_success_usd", b"_cost_per_success_usd", "app", b"app", "cache_read_tokens", b"cache_read_tokens", "cost_per_success_usd", b"cost_per_success_usd", "cost_usd", b"cost_usd", "count", b"count", "distinct_prompts", b"distinct_prompts", "error_count", b"error_count", "errors_by_type", b"errors_by_type", "first_event_at", b"first_event_at", "input_tokens", b"input_tokens", "kind", b"kind", "last_event_at", b"last_event_at", "latency_ms", b"latency_ms", "model", b"model", "ok_count", b"ok_count", "output_tokens", b"output_tokens", "peak_rate_per_s", b"peak_rate_per_s", "quality", b"quality", "rate_per_s", b"rate_per_s", "repeat_ratio", b"repeat_ratio", "task", b"task", "ttft_ms", b"ttft_ms", "variant", b"variant", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_config_version", b"_config_version", "_cost_per_success_usd", b"_cost_per_success_usd", "app", b"app", "cache_read_tokens", b"cache_read_tokens", "config_version", b"config_version", "cost_per_success_usd", b"cost_per_success_usd", "cost_usd", b"cost_usd", "count", b"count", "distinct_prompts", b"distinct_prompts", "error_count", b"error_count", "errors_by_type", b"errors_by_type", "first_event_at", b"first_event_at", "input_tokens", b"input_tokens", "kind", b"kind", "last_event_at", b"last_event_at", "latency_ms", b"latency_ms", "model", b"model", "ok_count", b"ok_count", "output_tokens", b"output_tokens", "peak_rate_per_s", b"peak_rate_per_s", "quality", b"quality", "rate_per_s", b"rate_per_s", "repeat_ratio", b"repeat_ratio", "shadow", b"shadow", "task", b"task", "ttft_ms", b"ttft_ms", "variant", b"variant", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__config_version: _TypeAlias = _typing.Literal["config_version"]  # noqa: Y015
+    _WhichOneofArgType__config_version: _TypeAlias = _typing.Literal["_config_version", b"_config_version"]  # noqa: Y015
     _WhichOneofReturnType__cost_per_success_usd: _TypeAlias = _typing.Literal["cost_per_success_usd"]  # noqa: Y015
     _WhichOneofArgType__cost_per_success_usd: _TypeAlias = _typing.Literal["_cost_per_success_usd", b"_cost_per_success_usd"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__config_version) -> _WhichOneofReturnType__config_version | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__cost_per_success_usd) -> _WhichOneofReturnType__cost_per_success_usd | None: ...
 
 Global___WindowStats: _TypeAlias = WindowStats  # noqa: Y015
+
+@_typing.final
+class PairedQuality(_message.Message):
+    """Sums over a window's calls that carried both the served score (quality) and a shadow
+    model's score (shadow_quality) on the same request. Pools across windows by addition.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    SERVED_SUM_FIELD_NUMBER: _builtins.int
+    SHADOW_SUM_FIELD_NUMBER: _builtins.int
+    DIFF_SQ_SUM_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    served_sum: _builtins.float
+    shadow_sum: _builtins.float
+    diff_sq_sum: _builtins.float
+    """Sum of (shadow - served)^2."""
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        served_sum: _builtins.float = ...,
+        shadow_sum: _builtins.float = ...,
+        diff_sq_sum: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "diff_sq_sum", b"diff_sq_sum", "served_sum", b"served_sum", "shadow_sum", b"shadow_sum"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PairedQuality: _TypeAlias = PairedQuality  # noqa: Y015
 
 @_typing.final
 class TelemetryEvent(_message.Message):
@@ -298,6 +369,8 @@ class TelemetryEvent(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     USER_ID_FIELD_NUMBER: _builtins.int
     ATTRIBUTES_FIELD_NUMBER: _builtins.int
+    SHADOW_MODEL_FIELD_NUMBER: _builtins.int
+    SHADOW_QUALITY_FIELD_NUMBER: _builtins.int
     kind: _builtins.str
     """"llm_call" (default when absent) or "feedback"."""
     event_id: _builtins.str
@@ -343,6 +416,12 @@ class TelemetryEvent(_message.Message):
     request_id: _builtins.str
     """Joins feedback to its call. Required for feedback."""
     user_id: _builtins.str
+    shadow_model: _builtins.str
+    """The model the application also ran on this request without serving it (with
+    shadow_quality; both or neither). On feedback: a delayed score of the shadow answer.
+    """
+    shadow_quality: _builtins.float
+    """That shadow model's score on this request, in [0, 1]."""
     @_builtins.property
     def timestamp(self) -> _timestamp_pb2.Timestamp:
         """Event time. Required."""
@@ -379,10 +458,12 @@ class TelemetryEvent(_message.Message):
         request_id: _builtins.str | None = ...,
         user_id: _builtins.str | None = ...,
         attributes: _struct_pb2.Struct | None = ...,
+        shadow_model: _builtins.str | None = ...,
+        shadow_quality: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_read_tokens", b"_cache_read_tokens", "_config_version", b"_config_version", "_cost_usd", b"_cost_usd", "_error_type", b"_error_type", "_finish_reason", b"_finish_reason", "_input_tokens", b"_input_tokens", "_kind", b"_kind", "_latency_ms", b"_latency_ms", "_model", b"_model", "_operation", b"_operation", "_output_tokens", b"_output_tokens", "_prompt_hash", b"_prompt_hash", "_prompt_tokens_fixed", b"_prompt_tokens_fixed", "_provider", b"_provider", "_quality", b"_quality", "_request_id", b"_request_id", "_status", b"_status", "_task", b"_task", "_ttft_ms", b"_ttft_ms", "_user_id", b"_user_id", "_variant", b"_variant", "attributes", b"attributes", "cache_read_tokens", b"cache_read_tokens", "config_version", b"config_version", "cost_usd", b"cost_usd", "error_type", b"error_type", "finish_reason", b"finish_reason", "input_tokens", b"input_tokens", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "operation", b"operation", "output_tokens", b"output_tokens", "prompt_hash", b"prompt_hash", "prompt_tokens_fixed", b"prompt_tokens_fixed", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "status", b"status", "task", b"task", "timestamp", b"timestamp", "ttft_ms", b"ttft_ms", "user_id", b"user_id", "variant", b"variant"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_cache_read_tokens", b"_cache_read_tokens", "_config_version", b"_config_version", "_cost_usd", b"_cost_usd", "_error_type", b"_error_type", "_finish_reason", b"_finish_reason", "_input_tokens", b"_input_tokens", "_kind", b"_kind", "_latency_ms", b"_latency_ms", "_model", b"_model", "_operation", b"_operation", "_output_tokens", b"_output_tokens", "_prompt_hash", b"_prompt_hash", "_prompt_tokens_fixed", b"_prompt_tokens_fixed", "_provider", b"_provider", "_quality", b"_quality", "_request_id", b"_request_id", "_shadow_model", b"_shadow_model", "_shadow_quality", b"_shadow_quality", "_status", b"_status", "_task", b"_task", "_ttft_ms", b"_ttft_ms", "_user_id", b"_user_id", "_variant", b"_variant", "attributes", b"attributes", "cache_read_tokens", b"cache_read_tokens", "config_version", b"config_version", "cost_usd", b"cost_usd", "error_type", b"error_type", "finish_reason", b"finish_reason", "input_tokens", b"input_tokens", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "operation", b"operation", "output_tokens", b"output_tokens", "prompt_hash", b"prompt_hash", "prompt_tokens_fixed", b"prompt_tokens_fixed", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "shadow_model", b"shadow_model", "shadow_quality", b"shadow_quality", "status", b"status", "task", b"task", "timestamp", b"timestamp", "ttft_ms", b"ttft_ms", "user_id", b"user_id", "variant", b"variant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_read_tokens", b"_cache_read_tokens", "_config_version", b"_config_version", "_cost_usd", b"_cost_usd", "_error_type", b"_error_type", "_finish_reason", b"_finish_reason", "_input_tokens", b"_input_tokens", "_kind", b"_kind", "_latency_ms", b"_latency_ms", "_model", b"_model", "_operation", b"_operation", "_output_tokens", b"_output_tokens", "_prompt_hash", b"_prompt_hash", "_prompt_tokens_fixed", b"_prompt_tokens_fixed", "_provider", b"_provider", "_quality", b"_quality", "_request_id", b"_request_id", "_status", b"_status", "_task", b"_task", "_ttft_ms", b"_ttft_ms", "_user_id", b"_user_id", "_variant", b"_variant", "app", b"app", "attributes", b"attributes", "cache_read_tokens", b"cache_read_tokens", "config_version", b"config_version", "cost_usd", b"cost_usd", "error_type", b"error_type", "event_id", b"event_id", "finish_reason", b"finish_reason", "input_tokens", b"input_tokens", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "operation", b"operation", "output_tokens", b"output_tokens", "prompt_hash", b"prompt_hash", "prompt_tokens_fixed", b"prompt_tokens_fixed", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "status", b"status", "task", b"task", "timestamp", b"timestamp", "ttft_ms", b"ttft_ms", "user_id", b"user_id", "variant", b"variant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_cache_read_tokens", b"_cache_read_tokens", "_config_version", b"_config_version", "_cost_usd", b"_cost_usd", "_error_type", b"_error_type", "_finish_reason", b"_finish_reason", "_input_tokens", b"_input_tokens", "_kind", b"_kind", "_latency_ms", b"_latency_ms", "_model", b"_model", "_operation", b"_operation", "_output_tokens", b"_output_tokens", "_prompt_hash", b"_prompt_hash", "_prompt_tokens_fixed", b"_prompt_tokens_fixed", "_provider", b"_provider", "_quality", b"_quality", "_request_id", b"_request_id", "_shadow_model", b"_shadow_model", "_shadow_quality", b"_shadow_quality", "_status", b"_status", "_task", b"_task", "_ttft_ms", b"_ttft_ms", "_user_id", b"_user_id", "_variant", b"_variant", "app", b"app", "attributes", b"attributes", "cache_read_tokens", b"cache_read_tokens", "config_version", b"config_version", "cost_usd", b"cost_usd", "error_type", b"error_type", "event_id", b"event_id", "finish_reason", b"finish_reason", "input_tokens", b"input_tokens", "kind", b"kind", "latency_ms", b"latency_ms", "model", b"model", "operation", b"operation", "output_tokens", b"output_tokens", "prompt_hash", b"prompt_hash", "prompt_tokens_fixed", b"prompt_tokens_fixed", "provider", b"provider", "quality", b"quality", "request_id", b"request_id", "shadow_model", b"shadow_model", "shadow_quality", b"shadow_quality", "status", b"status", "task", b"task", "timestamp", b"timestamp", "ttft_ms", b"ttft_ms", "user_id", b"user_id", "variant", b"variant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__cache_read_tokens: _TypeAlias = _typing.Literal["cache_read_tokens"]  # noqa: Y015
     _WhichOneofArgType__cache_read_tokens: _TypeAlias = _typing.Literal["_cache_read_tokens", b"_cache_read_tokens"]  # noqa: Y015
@@ -416,6 +497,10 @@ class TelemetryEvent(_message.Message):
     _WhichOneofArgType__quality: _TypeAlias = _typing.Literal["_quality", b"_quality"]  # noqa: Y015
     _WhichOneofReturnType__request_id: _TypeAlias = _typing.Literal["request_id"]  # noqa: Y015
     _WhichOneofArgType__request_id: _TypeAlias = _typing.Literal["_request_id", b"_request_id"]  # noqa: Y015
+    _WhichOneofReturnType__shadow_model: _TypeAlias = _typing.Literal["shadow_model"]  # noqa: Y015
+    _WhichOneofArgType__shadow_model: _TypeAlias = _typing.Literal["_shadow_model", b"_shadow_model"]  # noqa: Y015
+    _WhichOneofReturnType__shadow_quality: _TypeAlias = _typing.Literal["shadow_quality"]  # noqa: Y015
+    _WhichOneofArgType__shadow_quality: _TypeAlias = _typing.Literal["_shadow_quality", b"_shadow_quality"]  # noqa: Y015
     _WhichOneofReturnType__status: _TypeAlias = _typing.Literal["status"]  # noqa: Y015
     _WhichOneofArgType__status: _TypeAlias = _typing.Literal["_status", b"_status"]  # noqa: Y015
     _WhichOneofReturnType__task: _TypeAlias = _typing.Literal["task"]  # noqa: Y015
@@ -458,6 +543,10 @@ class TelemetryEvent(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__quality) -> _WhichOneofReturnType__quality | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__request_id) -> _WhichOneofReturnType__request_id | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shadow_model) -> _WhichOneofReturnType__shadow_model | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__shadow_quality) -> _WhichOneofReturnType__shadow_quality | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__status) -> _WhichOneofReturnType__status | None: ...
     @_typing.overload
