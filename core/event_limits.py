@@ -87,6 +87,7 @@ STORED_TEXT_FIELDS = (
     "prompt_hash",
     "request_id",
     "user_id",
+    "shadow_model",
 )
 """String fields that reach storage, where PostgreSQL refuses the NUL character."""
 
