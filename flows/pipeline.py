@@ -38,6 +38,7 @@ from flows.isolation import (
     period_failures,
     strategy_failures,
 )
+from core.crash_report import note_batch
 from core.insights import Insight
 from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
@@ -86,11 +87,10 @@ def _decode(batch: RecordBatch, latest_ms: int | None) -> _Decoded:
         dead_letter(batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i])
         for i, reason in [*decoded.rejected, *raising]
     ]
-    origin = (
-        Origin(batch.topic, batch.partition, batch.offsets[0], batch.offsets[-1])
-        if batch.offsets
-        else None
-    )
+    origin = None
+    if batch.offsets:
+        origin = Origin(batch.topic, batch.partition, batch.offsets[0], batch.offsets[-1])
+        note_batch(batch.topic, batch.partition, batch.offsets[0], batch.offsets[-1])
     return _Decoded({app: AppBatch(ev, origin) for app, ev in decoded.apps.items()}, dead)
 
 
