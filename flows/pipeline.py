@@ -30,6 +30,10 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 from typing_extensions import override
 
+from core.crash_report import note_batch
+from core.insights import Insight
+from core.settings import Settings
+from core.stats import StrayEvent, WindowStats
 from flows.isolation import (
     AppBatch,
     GuardedApp,
@@ -38,10 +42,6 @@ from flows.isolation import (
     period_failures,
     strategy_failures,
 )
-from core.crash_report import note_batch
-from core.insights import Insight
-from core.settings import Settings
-from core.stats import StrayEvent, WindowStats
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
 from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
 from operators.analyzers.runner import Period
@@ -200,6 +200,11 @@ def _tumbling(item: tuple[str, Output | DlqMsg]) -> tuple[str, WindowStats] | No
     return (app, value) if isinstance(value, WindowStats) and value.kind == "tumbling" else None
 
 
+def _period(item: tuple[str, Period | DlqMsg]) -> tuple[str, Period] | None:
+    app, value = item
+    return (app, value) if isinstance(value, Period) else None
+
+
 def build_flow(
     settings: Settings,
     io: FlowIO | None = None,
@@ -275,7 +280,7 @@ def build_flow(
     op.output("windows_out", windows, io.windows or guarded("windows", window_sink(db)))
     op.output("strays_out", strays, io.strays or guarded("strays", stray_sink(db)))
     analyzed = op.map("unkey_periods", periods, lambda kv: kv[1])
-    done = op.filter_map("periods", periods, lambda kv: kv if isinstance(kv[1], Period) else None)
+    done = op.filter_map("periods", periods, _period)
     found = op.flat_map("unkey_insights", analyzed, lambda p: getattr(p, "insights", []))
     op.output("insights_out", found, io.insights or guarded("insights", insight_sink(db)))
     work = op.stateful(

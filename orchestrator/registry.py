@@ -131,8 +131,11 @@ class ServiceRegistry:
         return dict(self._health)
 
     def restarts(self) -> dict[str, int]:
-        """How many times each service was restarted, ever: by the health monitor, plus the
-        restarts a :class:`~orchestrator.service.SelfRestarting` service did itself."""
+        """How many times each service was restarted, ever (a counter, never reset).
+
+        The health monitor's restarts, plus those a
+        :class:`~orchestrator.service.SelfRestarting` service did itself.
+        """
         out = dict(self._restarts_total)
         for name, service in self._services.items():
             if isinstance(service, SelfRestarting):

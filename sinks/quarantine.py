@@ -54,7 +54,7 @@ def describe(exc: BaseException) -> str:
 
 
 def encode_item(item: object) -> bytes:
-    """JSON of ``item`` (msgspec structs, dataclasses, plain values), ``repr`` when not encodable."""
+    """JSON of ``item`` (msgspec structs, dataclasses, plain values); ``repr`` if not encodable."""
     try:
         return msgspec.json.encode(item)
     except (TypeError, ValueError, OverflowError, RecursionError):
@@ -89,7 +89,9 @@ def quarantined(
         value = value[:MAX_VALUE_BYTES]
         headers.append(("truncated", b"true"))
     _log.error("quarantined an item of app %r at stage %s: %s", app, stage, reason)
-    return KafkaSinkMessage(key=app.encode("utf-8", "replace") or None, value=value, headers=headers)
+    return KafkaSinkMessage(
+        key=app.encode("utf-8", "replace") or None, value=value, headers=headers
+    )
 
 
 class DeadLetterWriter:
@@ -113,10 +115,9 @@ class DeadLetterWriter:
             self._producer = Producer({"bootstrap.servers": self._brokers})
         producer = self._producer
         assert isinstance(producer, Producer)
+        headers: list[tuple[str, str | bytes | None]] = list(message.headers)
         try:
-            producer.produce(
-                self._topic, value=message.value, key=message.key, headers=message.headers
-            )
+            producer.produce(self._topic, value=message.value, key=message.key, headers=headers)
             left = producer.flush(self._timeout_s)
         except (KafkaException, BufferError) as exc:
             left, reason = 1, describe(exc)

@@ -80,7 +80,9 @@ class PgCluster:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self._root} -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off"
         )
-        self._run("pg_ctl", "-D", str(self._data), "-l", str(self._log), "-o", options, "-w", "start")
+        self._run(
+            "pg_ctl", "-D", str(self._data), "-l", str(self._log), "-o", options, "-w", "start"
+        )
 
     def stop(self) -> None:
         """Stop the server at once (``-m fast``: sessions are ended, as in an outage)."""

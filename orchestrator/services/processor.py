@@ -240,9 +240,7 @@ class ProcessorService(ServiceBase):
                 await self._terminate()
                 report = read_crash_report(data_dir, proc.pid, remove=False)
                 why = f": {report.summary()}" if report else ""
-                raise RuntimeError(
-                    f"bytewax process {proc.pid} exited with {proc.returncode}{why}"
-                )
+                raise RuntimeError(f"bytewax process {proc.pid} exited with {proc.returncode}{why}")
         _log.info("processor_started", pids=self.pids, metrics=self.endpoints)
 
     async def _watch(self) -> None:

@@ -86,7 +86,8 @@ def test_processor_waits_for_a_stopped_database_and_resumes_with_every_window_on
     processor_runs.emptied_database(postgres_url, "window_stats", "stray_events", "insights")
     processor_runs.run(_settings(kafka_bootstrap, topic, postgres_url, tmp_path / "ref"))
     want_windows, want_strays = processor_runs.table_rows(postgres_url)
-    assert len(want_windows) > 50 and want_strays
+    assert len(want_windows) > 50
+    assert want_strays
 
     # The throwaway database: migrated, holding the run's last window, locked by the test.
     url = pg_cluster.url
@@ -118,7 +119,11 @@ def test_processor_waits_for_a_stopped_database_and_resumes_with_every_window_on
 
         def blocked() -> bool:
             with probe.connect() as conn:
-                return bool(conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one())
+                return bool(
+                    conn.execute(
+                        text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+                    ).scalar_one()
+                )
 
         _until("the processor's write waits on the locked window", blocked)
         with probe.connect() as conn:
@@ -131,7 +136,9 @@ def test_processor_waits_for_a_stopped_database_and_resumes_with_every_window_on
             "the processor waits for the database, or exits",
             lambda: log.seen("waiting_for_database") or proc.poll() is not None,
         )
-        assert proc.poll() is None, "the processor exited instead of waiting:\n" + "\n".join(log.lines)
+        assert proc.poll() is None, "the processor exited instead of waiting:\n" + "\n".join(
+            log.lines
+        )
         pg_cluster.start()
         assert proc.wait(WAIT_S) == 0, "\n".join(log.lines)
     finally:

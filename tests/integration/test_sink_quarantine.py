@@ -83,9 +83,9 @@ def test_an_insight_the_database_refuses_is_quarantined_and_the_others_are_store
     engine.dispose()
     expected = expected_windows(sample)
     busy = sorted((a, s) for (a, s), w in expected.items() if w["count"] > 50)
-    assert sorted(
-        (i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ")) for i in stored
-    ) == busy  # every insight the database takes, even those written with a refused one
+    assert (
+        sorted((i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ")) for i in stored) == busy
+    )  # every insight the database takes, even those written with a refused one
     assert all(i.analyzer == "performance" for i in stored)
 
     dead = _quarantined(flow_settings.kafka.bootstrap_servers, flow_settings.kafka.dlq_topic)

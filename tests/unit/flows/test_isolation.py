@@ -64,7 +64,9 @@ def _headers(msg: Dlq) -> dict[str, str]:
     return {k: v.decode() for k, v in msg.headers}
 
 
-def _run(analyzers: list[Any], strategies: list[Any]) -> tuple[list[Insight], list[PeriodWork], list[Dlq]]:
+def _run(
+    analyzers: list[Any], strategies: list[Any]
+) -> tuple[list[Insight], list[PeriodWork], list[Dlq]]:
     sample = make_sample()
     insights: list[Insight] = []
     work: list[PeriodWork] = []
@@ -101,11 +103,11 @@ def test_an_analyzer_that_raises_quarantines_its_periods_and_the_other_outputs_a
     None
 ):
     before = QUARANTINED.labels("analyzer:quality")._value.get()
-    insights, work, quarantined = _run(
-        [FragileAnalyzer("support"), BusyTaskAnalyzer(limit=50)], []
-    )
+    insights, work, quarantined = _run([FragileAnalyzer("support"), BusyTaskAnalyzer(limit=50)], [])
     expected = expected_windows(make_sample())
-    busy = sorted((app, s, float(w["count"])) for (app, s), w in expected.items() if w["count"] > 50)
+    busy = sorted(
+        (app, s, float(w["count"])) for (app, s), w in expected.items() if w["count"] > 50
+    )
     got = sorted((i.app, i.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"), i.value) for i in insights)
     assert got == busy  # the other analyzer judged every period of both apps
     assert _periods(work) == sorted((a, s, int(w["count"])) for (a, s), w in expected.items())
@@ -120,7 +122,7 @@ def test_an_analyzer_that_raises_quarantines_its_periods_and_the_other_outputs_a
     assert QUARANTINED.labels("analyzer:quality")._value.get() - before == len(support)
 
 
-def test_a_strategy_that_raises_quarantines_its_task_period_and_every_period_reaches_the_actuator() -> (
+def test_a_strategy_that_raises_quarantines_its_period_and_every_period_reaches_the_actuator() -> (
     None
 ):
     _, work, quarantined = _run([], [FragileStrategy("search", "rank")])
@@ -165,7 +167,7 @@ def _batch(*records: bytes, first: int = 0) -> AppBatch:
     return AppBatch(events, Origin("llm.telemetry", 2, first, first + len(records) - 1))
 
 
-def test_a_batch_the_window_state_raises_on_is_quarantined_with_its_offsets_and_the_app_goes_on() -> (
+def test_a_batch_the_window_state_raises_on_is_quarantined_with_its_offsets_and_app_goes_on() -> (
     None
 ):
     spec = WindowSpec.from_settings(Settings().processor)
@@ -196,7 +198,10 @@ def test_a_state_that_keeps_raising_is_reset_and_says_so() -> None:
     stages = []
     for i in range(MAX_STATE_FAILURES):
         bad = _batch(_call(f"x{i}", i), _call("poison", 3), first=i * 2)
-        stages += [_headers(m)["reason"] for m in guard.run(lambda s, b=bad: s.process_batch(*_parts(b), None), bad)]  # type: ignore[union-attr, misc]
+        stages += [
+            _headers(m)["reason"]
+            for m in guard.run(lambda s, b=bad: s.process_batch(*_parts(b), None), bad)
+        ]  # type: ignore[union-attr, misc]
     assert len(stages) == MAX_STATE_FAILURES + 1
     assert stages[-1].startswith(f"window state raised {MAX_STATE_FAILURES} times in a row; reset")
     assert type(guard.state) is AppWindows  # the fresh state

@@ -164,14 +164,16 @@ async def test_a_crash_loop_is_reported_with_its_offsets_and_retried_at_the_long
         # 1 s, 2 s, then never given up: the longest backoff (restart_delay's cap, 60 s).
         assert f.delays[:4] == [0, 1, CRASH_LOOP_ATTEMPT, CRASH_LOOP_ATTEMPT]
         assert restart_delay(CRASH_LOOP_ATTEMPT) == MAX_DELAY_S == 60.0
-        assert service._watcher is not None and not service._watcher.done()
+        assert service._watcher is not None
+        assert not service._watcher.done()
         health = await service.health_check()
         assert health.status is HealthStatus.DEGRADED
         assert health.detail.startswith("crash loop: ")
         assert "OverflowError: date value out of range" in health.detail
         assert "llm.telemetry[1]@40-41" in health.detail  # the offsets it keeps dying on
         assert int(health.checks["restarts"]) >= 4
-        assert not list(tmp_path.glob("processor-crash-*.json"))  # each report read once
+        left = await asyncio.to_thread(lambda: list(tmp_path.glob("processor-crash-*.json")))
+        assert not left  # each report read once
         # The health monitor's recover() (stop + start) begins a fresh series of restarts.
         await service.recover()
         assert service._attempt == 0
