@@ -8,10 +8,9 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import httpx
 import structlog
 from bytewax.recovery import init_db_dir
 
@@ -20,6 +19,7 @@ from core.lifetime import stopping_with_parent
 from core.settings import Settings
 from orchestrator.backoff import MAX_DELAY_S, restart_delay
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from orchestrator.services.processor_probe import OK, WAITING_FOR_DATABASE, probe_endpoints
 from storage.kafka import free_port
 
 __all__ = [
@@ -113,21 +113,6 @@ def bytewax_env(settings: Settings, port: int) -> dict[str, str]:
         "BYTEWAX_DATAFLOW_API_PORT": str(port),
         "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(settings.storage.data_dir),
     }
-
-
-async def probe_endpoints(endpoints: Sequence[str], wait_s: float = 3.0) -> dict[str, str]:
-    """GET ``http://ENDPOINT/metrics`` of each Bytewax process: ``ok`` or why not."""
-    checks: dict[str, str] = {}
-    async with httpx.AsyncClient(timeout=wait_s) as client:
-        for endpoint in endpoints:
-            try:
-                response = await client.get(f"http://{endpoint}/metrics")
-                checks[endpoint] = (
-                    "ok" if response.status_code == 200 else str(response.status_code)
-                )
-            except httpx.HTTPError as exc:
-                checks[endpoint] = type(exc).__name__
-    return checks
 
 
 class ProcessorService(ServiceBase):
@@ -390,11 +375,15 @@ class ProcessorService(ServiceBase):
                 )
         probes = await probe_endpoints(self.endpoints)
         checks.update({f"metrics.{k}": v for k, v in probes.items()})
-        silent = sorted(k for k, v in probes.items() if v != "ok")
+        waiting = sorted(k for k, v in probes.items() if v.startswith(WAITING_FOR_DATABASE))
+        silent = sorted(k for k, v in probes.items() if v != OK and k not in waiting)
         if not self.supervised and probes and len(silent) == len(probes):
             return HealthResult(HealthStatus.UNHEALTHY, "no Bytewax process answers", checks)
         if silent:
             return HealthResult(
                 HealthStatus.DEGRADED, "metrics not answering: " + ", ".join(silent), checks
             )
+        if waiting:  # alive, holding its input until the database is back (nothing lost)
+            detail = "; ".join(f"{k}: {probes[k]}" for k in waiting)
+            return HealthResult(HealthStatus.DEGRADED, detail, checks)
         return HealthResult(HealthStatus.HEALTHY, f"{len(probes)} process(es) live", checks)

@@ -10,6 +10,7 @@ started again, and the run must end with exactly the reference's windows and str
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import subprocess
 import threading
@@ -22,8 +23,10 @@ from sqlalchemy import create_engine, text
 
 from collector.producer import TelemetryProducer
 from core.settings import KafkaSettings, ProcessorSettings, Settings, StorageSettings
+from orchestrator.services.processor import bytewax_env
+from orchestrator.services.processor_probe import probe_endpoints
 from storage.database import create_db_engine, migrate
-from storage.kafka import ensure_topics
+from storage.kafka import ensure_topics, free_port
 from storage.windows import WindowRepository
 from tests import processor_runs
 from tests.pg_cluster import PgCluster
@@ -112,7 +115,10 @@ def test_processor_waits_for_a_stopped_database_and_resumes_with_every_window_on
     )  # fmt: skip
 
     settings = _settings(kafka_bootstrap, topic, url, tmp_path / "run")
-    (proc,) = processor_runs.start(settings, stderr=subprocess.PIPE)
+    (tmp_path / "run").mkdir()
+    port = free_port()  # the process's metrics API, as the orchestrator enables it
+    (proc,) = processor_runs.start(settings, bytewax_env(settings, port), stderr=subprocess.PIPE)
+    endpoint = f"127.0.0.1:{port}"
     log = _Lines(proc)
     try:
         probe = create_engine(url)
@@ -139,6 +145,9 @@ def test_processor_waits_for_a_stopped_database_and_resumes_with_every_window_on
         assert proc.poll() is None, "the processor exited instead of waiting:\n" + "\n".join(
             log.lines
         )
+        # What the orchestrator's health check reads: alive, waiting (the windows sink's gauge).
+        probe_state = asyncio.run(probe_endpoints([endpoint]))[endpoint]
+        assert probe_state == "waiting for the database (windows)"
         pg_cluster.start()
         assert proc.wait(WAIT_S) == 0, "\n".join(log.lines)
     finally:
