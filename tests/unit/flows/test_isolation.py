@@ -223,3 +223,16 @@ def test_a_record_the_decoder_raises_on_becomes_a_dead_letter_and_its_batch_is_d
     assert rejected[0][1]
     assert sorted(decoded.apps) == ["search", "support"]
     assert [decoded.apps[a].calls.event_id for a in ("search", "support")] == [["b"], ["a"]]
+
+
+def test_the_backtest_writes_quarantined_items_into_dlq_jsonl_with_their_stage() -> None:
+    from flows.backtest import _dead_letter_json
+    from sinks.quarantine import quarantined
+
+    msg = quarantined(b'{"app":"a"}', "KeyError: 'x'", "analyzer:cost", app="a")
+    assert json.loads(_dead_letter_json(msg)) == {
+        "line": None,
+        "reason": "KeyError: 'x'",
+        "record": '{"app":"a"}',
+        "stage": "analyzer:cost",
+    }
