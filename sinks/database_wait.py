@@ -38,11 +38,21 @@ DB_RETRIES = Counter(
 )
 
 
+#: SQLSTATE classes that psycopg reports as operational errors but that are about the data
+#: (54: program limit exceeded, e.g. an index row or an array too large): retrying cannot help.
+_DATA_CLASSES = ("54",)
+
+
 def is_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the database is away (retry), not that it refused the data."""
-    if isinstance(exc, OperationalError | InterfaceError | PoolTimeoutError):
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, PoolTimeoutError):
+        return True
+    if not isinstance(exc, OperationalError | InterfaceError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return not (isinstance(sqlstate, str) and sqlstate[:2] in _DATA_CLASSES)
 
 
 class DatabaseWait:
