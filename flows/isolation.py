@@ -5,8 +5,9 @@
 - Window state (:class:`GuardedApp`): a batch of an app that makes
   :class:`~operators.app_windows.AppWindows` raise is quarantined (its event ids and source
   offsets: the records stay on the telemetry topic) with stage ``app_windows``; after
-  :data:`MAX_STATE_FAILURES` failures in a row the app's state is reset (its open windows are
-  reported in the quarantine record, the other apps are untouched).
+  :data:`MAX_STATE_FAILURES` failures in a row the app's state is reset, and a quarantine
+  record says so (the windows that state still held open are lost; the other apps are
+  untouched). A batch that raised may have been partly applied before it raised.
 - Analyzers and strategies: the runners already skip an analyzer or strategy that raises; the
   period it raised on is quarantined with stage ``analyzer:NAME`` / ``strategy:NAME``.
 - Sinks (windows, strays, insights, actuator): see :class:`sinks.database.SinkGuard`.
