@@ -117,6 +117,7 @@ class ProcessorSettings:
     recovery_partitions: int = 1
     snapshot_interval: timedelta = timedelta(seconds=10)
     max_clock_skew: timedelta = timedelta(hours=1)
+    database_retry_max_delay: timedelta = timedelta(seconds=30)  # longest wait, database away
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
 

@@ -159,9 +159,15 @@ def _write_decisions(database_url: str, target: Path) -> int:
 def _dead_letter_json(msg: KafkaSinkMessage[bytes | None, bytes | None]) -> bytes:
     headers = {k: v.decode(errors="replace") for k, v in msg.headers}
     record = (msg.value or b"").decode(errors="replace")
-    return _ENCODER.encode(
-        {"line": int(headers["source.offset"]), "reason": headers["reason"], "record": record}
-    )
+    offset = headers.get("source.offset")
+    entry: dict[str, object] = {
+        "line": int(offset) if offset is not None else None,
+        "reason": headers.get("reason", ""),
+        "record": record,
+    }
+    if "stage" in headers:  # a quarantined item (flows.isolation), not a record of the file
+        entry["stage"] = headers["stage"]
+    return _ENCODER.encode(entry)
 
 
 def run_backtest(

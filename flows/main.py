@@ -7,13 +7,18 @@ orchestrator passes the resolved broker and database addresses this way).
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
+from core.crash_report import install_crash_report
 from core.settings import load_settings
 from flows.pipeline import build_flow
 from flows.stop import install_stop_handlers, stop_requested
 
 install_stop_handlers()  # SIGINT/SIGTERM end the input; open windows stay in the snapshot
-flow = build_flow(load_settings(), stopping=stop_requested)
+_settings = load_settings()
+# A crash leaves the error and the offsets read last for the orchestrator (crash-loop reports).
+install_crash_report(Path(_settings.storage.data_dir))
+flow = build_flow(_settings, stopping=stop_requested)
 # Everything imported so far lives as long as the process: keep the garbage collector from
 # walking it again on every full collection (they ran every few batches).
 gc.freeze()

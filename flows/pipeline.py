@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import bytewax.operators as op
 from bytewax.connectors.kafka import KafkaSinkMessage
@@ -30,10 +30,18 @@ from bytewax.operators import StatefulLogic
 from bytewax.outputs import Sink
 from typing_extensions import override
 
-from core.events import AppEvents, decode_records
+from core.crash_report import note_batch
 from core.insights import Insight
 from core.settings import Settings
 from core.stats import StrayEvent, WindowStats
+from flows.isolation import (
+    AppBatch,
+    GuardedApp,
+    Origin,
+    decode_isolated,
+    period_failures,
+    strategy_failures,
+)
 from flows.kafka_batches import KafkaBatchSource, RecordBatch
 from operators.analyzers import AnalysisRunner, Analyzer, build_analyzers
 from operators.analyzers.runner import Period
@@ -41,14 +49,16 @@ from operators.app_windows import AppWindows, Output, WindowSpec
 from operators.pricing import PriceTable
 from operators.strategies import Strategy, StrategyRunner, build_strategies
 from sinks.actuator import PeriodWork, actuator_sink
-from sinks.database import insight_sink, stray_sink, window_sink
+from sinks.database import SinkGuard, StoreSink, insight_sink, stray_sink, window_sink
 from sinks.dead_letters import dead_letter, dlq_producer_config
+from sinks.quarantine import DeadLetterWriter
 
 __all__ = ["FlowIO", "build_flow"]
 
 # stdlib logging: the dataflow process does not load structlog (and rich, which it imports).
 _log = logging.getLogger(__name__)
 DlqMsg = KafkaSinkMessage[bytes | None, bytes | None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -65,72 +75,93 @@ class FlowIO:
 
 @dataclass(frozen=True, slots=True)
 class _Decoded:
-    by_app: dict[str, AppEvents]
+    by_app: dict[str, AppBatch]
     dead: list[DlqMsg]
 
 
 def _decode(batch: RecordBatch, latest_ms: int | None, max_bytes: int) -> _Decoded:
     for error in batch.errors:
         _log.warning("kafka consumer error on %s[%d]: %s", batch.topic, batch.partition, error)
-    decoded = decode_records(batch.values, latest_ms, max_bytes)
+    decoded, raising = decode_isolated(batch.values, latest_ms, max_bytes)
     dead = [
         dead_letter(
             batch.values[i], reason, batch.topic, batch.partition, batch.offsets[i], max_bytes
         )
-        for i, reason in decoded.rejected
+        for i, reason in [*decoded.rejected, *raising]
     ]
-    return _Decoded(decoded.apps, dead)
+    origin = None
+    if batch.offsets:
+        origin = Origin(batch.topic, batch.partition, batch.offsets[0], batch.offsets[-1])
+        note_batch(batch.topic, batch.partition, batch.offsets[0], batch.offsets[-1])
+    return _Decoded({app: AppBatch(ev, origin) for app, ev in decoded.apps.items()}, dead)
+
+
+def _only(kind: type[T]) -> Callable[[object], T | None]:
+    """A ``filter_map`` function that keeps the items of one type."""
+    return lambda item: item if isinstance(item, kind) else None
 
 
 def _never() -> bool:
     return False
 
 
-class _AnalysisLogic(StatefulLogic[WindowStats, Period, AnalysisRunner]):
-    """Bytewax wiring of one app's :class:`AnalysisRunner`: closed windows in, periods out."""
+class _AnalysisLogic(StatefulLogic[WindowStats, Period | DlqMsg, AnalysisRunner]):
+    """Bytewax wiring of one app's :class:`AnalysisRunner`: closed windows in, periods out.
+
+    A period an analyzer raised on also comes out as a quarantine record.
+    """
 
     def __init__(self, runner: AnalysisRunner, stopping: Callable[[], bool]) -> None:
         self._runner = runner
         self._stopping = stopping
 
     @override
-    def on_item(self, value: WindowStats) -> tuple[Iterable[Period], bool]:
-        return self._runner.take_periods([value]), StatefulLogic.RETAIN
+    def on_item(self, value: WindowStats) -> tuple[Iterable[Period | DlqMsg], bool]:
+        periods = self._runner.take_periods([value])
+        return [*periods, *period_failures(self._runner.take_failures())], StatefulLogic.RETAIN
 
     @override
-    def on_eof(self) -> tuple[Iterable[Period], bool]:
+    def on_eof(self) -> tuple[Iterable[Period | DlqMsg], bool]:
         if self._stopping():  # a stop, not the end of the input: the period stays open
             return [], StatefulLogic.RETAIN
-        return self._runner.flush_periods(), StatefulLogic.RETAIN
+        periods = self._runner.flush_periods()
+        return [*periods, *period_failures(self._runner.take_failures())], StatefulLogic.RETAIN
 
     @override
     def snapshot(self) -> AnalysisRunner:
         return copy.deepcopy(self._runner)
 
 
-class _StrategyLogic(StatefulLogic[Period, PeriodWork, StrategyRunner]):
-    """Bytewax wiring of one app's :class:`StrategyRunner`: periods in, actuator work out."""
+class _StrategyLogic(StatefulLogic[Period, PeriodWork | DlqMsg, StrategyRunner]):
+    """Bytewax wiring of one app's :class:`StrategyRunner`: periods in, actuator work out.
+
+    A period a strategy raised on also comes out as a quarantine record.
+    """
 
     def __init__(self, runner: StrategyRunner) -> None:
         self._runner = runner
 
     @override
-    def on_item(self, value: Period) -> tuple[Iterable[PeriodWork], bool]:
+    def on_item(self, value: Period) -> tuple[Iterable[PeriodWork | DlqMsg], bool]:
         work = PeriodWork.of(value.group, self._runner.take(value.group, value.insights))
-        return [work], StatefulLogic.RETAIN
+        return [work, *strategy_failures(self._runner.take_failures())], StatefulLogic.RETAIN
 
     @override
     def snapshot(self) -> StrategyRunner:
         return copy.deepcopy(self._runner)
 
 
-class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
-    """Bytewax wiring of one app's :class:`AppWindows`: items, timers, end of input, snapshots."""
+class _AppLogic(StatefulLogic[AppBatch, Output | DlqMsg, bytes]):
+    """Bytewax wiring of one app's :class:`AppWindows`: items, timers, end of input, snapshots.
+
+    The state is guarded (:class:`flows.isolation.GuardedApp`): what makes it raise comes out
+    as a quarantine record instead of stopping the dataflow.
+    """
 
     def __init__(
-        self, state: AppWindows, now: Callable[[], float] | None, stopping: Callable[[], bool]
+        self, guard: GuardedApp, now: Callable[[], float] | None, stopping: Callable[[], bool]
     ) -> None:
-        self._state = state
+        self._guard = guard
         self._now = now
         self._stopping = stopping
 
@@ -138,35 +169,42 @@ class _AppLogic(StatefulLogic[AppEvents, Output, bytes]):
         return self._now() if self._now is not None else None
 
     @override
-    def on_item(self, value: AppEvents) -> tuple[Iterable[Output], bool]:
-        out = self._state.process_batch(value.calls, value.feedback, self._time())
+    def on_item(self, value: AppBatch) -> tuple[Iterable[Output | DlqMsg], bool]:
+        now, ev = self._time(), value.events
+        out = self._guard.run(lambda s: s.process_batch(ev.calls, ev.feedback, now), value)
         return out, StatefulLogic.RETAIN
 
     @override
-    def on_notify(self) -> tuple[Iterable[Output], bool]:
-        return self._state.advance(self._time()), StatefulLogic.RETAIN
+    def on_notify(self) -> tuple[Iterable[Output | DlqMsg], bool]:
+        now = self._time()
+        return self._guard.run(lambda s: s.advance(now), None), StatefulLogic.RETAIN
 
     @override
-    def on_eof(self) -> tuple[Iterable[Output], bool]:
+    def on_eof(self) -> tuple[Iterable[Output | DlqMsg], bool]:
         if self._stopping():  # a stop, not the end of the input: open windows stay open
             return [], StatefulLogic.RETAIN
-        return self._state.flush(), StatefulLogic.RETAIN
+        return self._guard.run(lambda s: s.flush(), None), StatefulLogic.RETAIN
 
     @override
     def notify_at(self) -> datetime | None:
         if self._now is None:
             return None
-        at = self._state.next_close_at()
+        at = self._guard.state.next_close_at()
         return datetime.fromtimestamp(at, tz=UTC) if at is not None else None
 
     @override
     def snapshot(self) -> bytes:
-        return self._state.snapshot()
+        return self._guard.state.snapshot()
 
 
-def _tumbling(item: tuple[str, Output]) -> tuple[str, WindowStats] | None:
+def _tumbling(item: tuple[str, Output | DlqMsg]) -> tuple[str, WindowStats] | None:
     app, value = item
     return (app, value) if isinstance(value, WindowStats) and value.kind == "tumbling" else None
+
+
+def _period(item: tuple[str, Period | DlqMsg]) -> tuple[str, Period] | None:
+    app, value = item
+    return (app, value) if isinstance(value, Period) else None
 
 
 def build_flow(
@@ -205,7 +243,7 @@ def build_flow(
             if resume is None
             else AppWindows.restore(resume, time.time(), prices)
         )
-        return _AppLogic(state, now, stopping)
+        return _AppLogic(GuardedApp(state, lambda: AppWindows(spec, prices)), now, stopping)
 
     flow = Dataflow("llmopt_processor")
     source = io.source or KafkaBatchSource(
@@ -235,24 +273,41 @@ def build_flow(
             (resume or AnalysisRunner(analyzers)).with_analyzers(analyzers), stopping
         ),
     )
-    windows = op.filter_map("windows", results, lambda o: o if isinstance(o, WindowStats) else None)
-    strays = op.filter_map("strays", results, lambda o: o if isinstance(o, StrayEvent) else None)
+    windows = op.filter_map("windows", results, _only(WindowStats))
+    strays = op.filter_map("strays", results, _only(StrayEvent))
     db = settings.storage.resolved_database_url
-    op.output("windows_out", windows, io.windows or window_sink(db))
-    op.output("strays_out", strays, io.strays or stray_sink(db))
-    found = op.flat_map("unkey_insights", periods, lambda kv: kv[1].insights)
-    op.output("insights_out", found, io.insights or insight_sink(db))
+    dlq_writer = DeadLetterWriter(kafka.brokers, kafka.dlq_topic)
+    wait_s = settings.processor.database_retry_max_delay.total_seconds()
+
+    def guarded(name: str, sink: StoreSink[T]) -> StoreSink[T]:
+        return sink.guarded(SinkGuard(name, wait_s, dlq_writer))
+
+    op.output("windows_out", windows, io.windows or guarded("windows", window_sink(db)))
+    op.output("strays_out", strays, io.strays or guarded("strays", stray_sink(db)))
+    analyzed = op.map("unkey_periods", periods, lambda kv: kv[1])
+    done = op.filter_map("periods", periods, _period)
+    found = op.flat_map("unkey_insights", analyzed, lambda p: getattr(p, "insights", []))
+    op.output("insights_out", found, io.insights or guarded("insights", insight_sink(db)))
     work = op.stateful(
         "strategies",
-        periods,
+        done,
         lambda resume: _StrategyLogic(
             (resume or StrategyRunner(strategies)).with_strategies(strategies)
         ),
     )
-    actions = op.map("unkey_work", work, lambda kv: kv[1])
-    op.output("actuator_out", actions, io.actuator or actuator_sink(db, settings))
+    planned = op.map("unkey_work", work, lambda kv: kv[1])
+    actions = op.filter_map("actuator_work", planned, _only(PeriodWork))
+    op.output(
+        "actuator_out", actions, io.actuator or guarded("actuator", actuator_sink(db, settings))
+    )
 
-    dead = op.flat_map("dead_letters", decoded, lambda d: d.dead)
+    dead = op.merge(
+        "dead_and_quarantined",
+        op.flat_map("dead_letters", decoded, lambda d: d.dead),
+        op.filter_map("quarantined_windows", results, _only(KafkaSinkMessage)),
+        op.filter_map("quarantined_periods", analyzed, _only(KafkaSinkMessage)),
+        op.filter_map("quarantined_work", planned, _only(KafkaSinkMessage)),
+    )
     if io.dead_letters is not None:
         op.output("dlq_out", dead, io.dead_letters)
     else:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-__all__ = ["restart_delay"]
+__all__ = ["MAX_DELAY_S", "restart_delay"]
+
+#: The longest wait between two restarts; past its restart budget a service that retries for
+#: ever (the processor) waits this long between attempts.
+MAX_DELAY_S = 60.0
 
 _MAX_EXPONENT = 1000  # 2.0 ** 1024 overflows a float; any cap is reached long before.
 
 
-def restart_delay(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
+def restart_delay(attempt: int, base: float = 1.0, cap: float = MAX_DELAY_S) -> float:
     """Return the wait before restart number ``attempt``: ``min(base * 2**attempt, cap)``.
 
     Args:

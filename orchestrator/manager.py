@@ -10,9 +10,16 @@ import structlog
 
 from core.errors import ConfigurationError, ServiceStartError
 from core.settings import OrchestratorSettings, Settings
-from orchestrator.backoff import restart_delay
+from orchestrator.backoff import MAX_DELAY_S, restart_delay
 from orchestrator.registry import ServiceRegistry, SleepFunction, describe_error
-from orchestrator.service import HealthResult, HealthStatus, Reloadable, Service, ServiceState
+from orchestrator.service import (
+    HealthResult,
+    HealthStatus,
+    Reloadable,
+    SelfRestarting,
+    Service,
+    ServiceState,
+)
 
 __all__ = ["ServiceManager"]
 
@@ -152,7 +159,9 @@ class ServiceManager(ServiceRegistry):
         dependencies are up: a service that is sick because a dependency is down stays degraded
         instead of being restarted. After ``failure_threshold`` consecutive counted failures the
         service is restarted (``INITIALIZING``, backoff wait, ``recover()``); once it has used
-        ``max_restarts`` restarts it is marked ``FAILED`` for good.
+        ``max_restarts`` restarts it is marked ``FAILED`` for good, unless it retries for ever
+        (:class:`~orchestrator.service.SelfRestarting`, the processor): that one is restarted
+        every ``MAX_DELAY_S`` (60 s) for as long as it fails.
         """
         await self._revive_given_up()
         names = [n for n in self._order if self._states[n] in _UP]
@@ -206,16 +215,24 @@ class ServiceManager(ServiceRegistry):
             reason = describe_error(exc, self._health_timeout)
             return HealthResult(HealthStatus.UNHEALTHY, f"health check failed: {reason}")
 
+    def _retries_forever(self, name: str) -> bool:
+        service = self._services[name]
+        return isinstance(service, SelfRestarting) and service.retry_forever
+
     async def _recover(self, name: str) -> None:
         attempt = self._restarts[name]
-        if attempt >= self._max_restarts:
+        past_budget = attempt >= self._max_restarts
+        if past_budget and not self._retries_forever(name):
             self._give_up(name)
             return
         self._restarts[name] = attempt + 1
+        self._restarts_total[name] += 1
         self._set_state(name, _S.INITIALIZING)
         self._started_at.pop(name, None)
         await self._update_dependents()
-        delay = restart_delay(attempt)
+        # Past its budget, a service that must not be given up (the processor: ingest for
+        # every app) is retried at the longest backoff instead of being marked failed for good.
+        delay = MAX_DELAY_S if past_budget else restart_delay(attempt)
         _log.warning("service_restarting", service=name, attempt=attempt + 1, delay_s=delay)
         await self._pause(delay)
         if self._stopping():
@@ -227,7 +244,7 @@ class ServiceManager(ServiceRegistry):
             reason = describe_error(exc, timeout)
             _log.error("service_restart_failed", service=name, reason=reason)
             self._set_state(name, _S.FAILED)
-            if self._restarts[name] >= self._max_restarts:
+            if self._restarts[name] >= self._max_restarts and not self._retries_forever(name):
                 self._give_up(name)
             return
         self._failures[name] = 0

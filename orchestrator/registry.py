@@ -12,7 +12,14 @@ import structlog
 
 from core.errors import ConfigurationError
 from orchestrator.graph import start_order
-from orchestrator.service import HealthResult, HealthStatus, Service, ServiceState, check_transition
+from orchestrator.service import (
+    HealthResult,
+    HealthStatus,
+    SelfRestarting,
+    Service,
+    ServiceState,
+    check_transition,
+)
 
 __all__ = ["DurationObserver", "ServiceRegistry", "SleepFunction"]
 
@@ -84,7 +91,8 @@ class ServiceRegistry:
         self._clock = clock
         self._states = dict.fromkeys(self._order, _S.INITIALIZING)
         self._health: dict[str, HealthResult] = {}
-        self._restarts = dict.fromkeys(self._order, 0)
+        self._restarts = dict.fromkeys(self._order, 0)  # this series, against max_restarts
+        self._restarts_total = dict.fromkeys(self._order, 0)  # ever (a counter: never reset)
         self._failures = dict.fromkeys(self._order, 0)
         self._started_at: dict[str, float] = {}
         self._running: set[str] = set()  # start() succeeded and stop() not called since
@@ -123,8 +131,16 @@ class ServiceRegistry:
         return dict(self._health)
 
     def restarts(self) -> dict[str, int]:
-        """How many times the health monitor has restarted each service."""
-        return dict(self._restarts)
+        """How many times each service was restarted, ever (a counter, never reset).
+
+        The health monitor's restarts, plus those a
+        :class:`~orchestrator.service.SelfRestarting` service did itself.
+        """
+        out = dict(self._restarts_total)
+        for name, service in self._services.items():
+            if isinstance(service, SelfRestarting):
+                out[name] += service.restarts
+        return out
 
     def transitions(self) -> list[tuple[str, ServiceState, ServiceState]]:
         """Every state change so far, in order: ``(service, from, to)``."""

@@ -150,6 +150,19 @@ class Service(Protocol):
 
 
 @runtime_checkable
+class SelfRestarting(Protocol):
+    """A service that restarts its own processes (the processor) and counts those restarts.
+
+    The manager adds ``restarts`` to the restarts it did itself in ``service_restarts_total``.
+    With ``retry_forever`` the manager never gives the service up: past ``max_restarts`` it
+    keeps restarting it every :data:`~orchestrator.backoff.MAX_DELAY_S` seconds.
+    """
+
+    restarts: int
+    retry_forever: bool
+
+
+@runtime_checkable
 class Reloadable(Protocol):
     """A service that applies reloaded settings (SIGHUP, ``POST /api/v1/admin/reload``).
 

@@ -9,8 +9,11 @@ one is an error with a clear message, never a skip. Kafka: the real tansu broker
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,6 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.settings import KafkaSettings, Settings, StorageSettings
 from storage.kafka import EmbeddedBroker, ensure_topics
+from tests.pg_cluster import PgCluster
 from tests.processor_runs import emptied_database
 
 PG_ADMIN_URL = os.environ.get(
@@ -132,3 +136,17 @@ def fresh_database(postgres_url: str) -> Iterator[Callable[[], str]]:
         for name in made:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL server of this test's own, which the test may stop and start."""
+    root = Path(tempfile.mkdtemp(prefix="llmopt-pg-"))  # not under pytest's root-only tmp
+    cluster = PgCluster(root)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        if cluster.running():
+            cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)

@@ -81,10 +81,12 @@ def stream(n: int, per_second: int = 500, seed: int = 3) -> Iterator[bytes]:
     ).encode()
 
 
-def start(settings: Settings, **popen: Any) -> list[subprocess.Popen[bytes]]:
+def start(
+    settings: Settings, extra_env: dict[str, str] | None = None, **popen: Any
+) -> list[subprocess.Popen[bytes]]:
     """Spawn the processor exactly as the orchestrator does (recovery store included)."""
     ensure_recovery_store(settings)
-    env = {**os.environ, **settings.as_env()}
+    env = {**os.environ, **settings.as_env(), **(extra_env or {})}
     return [subprocess.Popen(cmd, env=env, **popen) for cmd in bytewax_commands(settings)]
 
 

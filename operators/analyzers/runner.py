@@ -49,14 +49,21 @@ class AnalysisRunner:
         self._last_start: datetime | None = None
         self.skipped = 0  # corrections and out-of-order periods not analyzed
         self.failures: dict[str, int] = {}  # analyzer → periods it raised on
+        self._raised: list[tuple[str, BaseException, WindowGroup]] = []  # since take_failures
 
     def __getstate__(self) -> dict[str, Any]:
         # Analyzers are configuration: the resuming run brings its own (current settings).
-        return {k: v for k, v in self.__dict__.items() if k != "_analyzers"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_analyzers", "_raised")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._analyzers = []
+        self._raised = []
+
+    def take_failures(self) -> list[tuple[str, BaseException, WindowGroup]]:
+        """The analyzer failures since the last call: (analyzer, exception, period)."""
+        out, self._raised = self._raised, []
+        return out
 
     def with_analyzers(self, analyzers: Sequence[Analyzer[Any]]) -> AnalysisRunner:
         """Attach the analyzers of this run after a restore (new ones start fresh)."""
@@ -109,10 +116,11 @@ class AnalysisRunner:
         for analyzer in self._analyzers:
             try:
                 state, insights = analyzer.analyze(self._states[analyzer.name], judged)
-            except Exception:
+            except Exception as exc:
                 # One analyzer's bug must not stop the processor (it would crash-loop on the
                 # same period): log it, keep its previous state, let the others judge.
                 self.failures[analyzer.name] = self.failures.get(analyzer.name, 0) + 1
+                self._raised.append((analyzer.name, exc, group))
                 _log.exception(
                     "analyzer %s failed on app %s, period %s",
                     analyzer.name,

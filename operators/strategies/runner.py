@@ -32,14 +32,21 @@ class StrategyRunner:
         self._last: dict[str, datetime] = {}  # app → start of the last period taken
         self.skipped = 0  # periods not newer than the last one of their app
         self.failures: dict[str, int] = {}  # strategy → periods it raised on
+        self._raised: list[tuple[str, BaseException, StrategyInput]] = []  # since take_failures
 
     def __getstate__(self) -> dict[str, Any]:
         # Strategies are configuration: the resuming run brings its own (current settings).
-        return {k: v for k, v in self.__dict__.items() if k != "_strategies"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_strategies", "_raised")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._strategies = []
+        self._raised = []
+
+    def take_failures(self) -> list[tuple[str, BaseException, StrategyInput]]:
+        """The strategy failures since the last call: (strategy, exception, its input)."""
+        out, self._raised = self._raised, []
+        return out
 
     def with_strategies(self, strategies: Sequence[Strategy[Any]]) -> StrategyRunner:
         """Attach the strategies of this run after a restore (new ones start fresh)."""
@@ -87,9 +94,10 @@ class StrategyRunner:
                     state = strategy.initial_state()
                 try:
                     state, decision = strategy.propose(state, period)
-                except Exception:
+                except Exception as exc:
                     # One strategy's bug must not stop the processor: log, keep its state.
                     self.failures[strategy.name] = self.failures.get(strategy.name, 0) + 1
+                    self._raised.append((strategy.name, exc, period))
                     _log.exception(
                         "strategy %s failed on %s/%s, period %s",
                         strategy.name, group.app, task, group.window_start.isoformat(),

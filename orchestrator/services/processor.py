@@ -8,17 +8,18 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import httpx
 import structlog
 from bytewax.recovery import init_db_dir
 
+from core.crash_report import CrashReport, read_crash_report
 from core.lifetime import stopping_with_parent
 from core.settings import Settings
-from orchestrator.backoff import restart_delay
+from orchestrator.backoff import MAX_DELAY_S, restart_delay
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from orchestrator.services.processor_probe import OK, WAITING_FOR_DATABASE, probe_endpoints
 from storage.kafka import free_port
 
 __all__ = [
@@ -90,6 +91,9 @@ RESTART_SECTIONS = ("processor", "analyzers", "decisions", "canary", "budgets")
 #: A process cluster that has run this long without exiting starts its backoff from 1 s again.
 STABLE_AFTER_S = 60.0
 
+#: The attempt number handed to ``restart_delay`` past the restart budget: its cap (60 s).
+CRASH_LOOP_ATTEMPT = 64
+
 
 def api_ports(settings: Settings) -> list[int]:
     """One Bytewax dataflow-API port per process (``orchestrator.bytewax_api_port`` upwards)."""
@@ -111,29 +115,18 @@ def bytewax_env(settings: Settings, port: int) -> dict[str, str]:
     }
 
 
-async def probe_endpoints(endpoints: Sequence[str], wait_s: float = 3.0) -> dict[str, str]:
-    """GET ``http://ENDPOINT/metrics`` of each Bytewax process: ``ok`` or why not."""
-    checks: dict[str, str] = {}
-    async with httpx.AsyncClient(timeout=wait_s) as client:
-        for endpoint in endpoints:
-            try:
-                response = await client.get(f"http://{endpoint}/metrics")
-                checks[endpoint] = (
-                    "ok" if response.status_code == 200 else str(response.status_code)
-                )
-            except httpx.HTTPError as exc:
-                checks[endpoint] = type(exc).__name__
-    return checks
-
-
 class ProcessorService(ServiceBase):
     """Runs the dataflow processes with the resolved settings passed as ``LLMOPT_*`` variables.
 
     Every process serves Bytewax's own metrics API (``BYTEWAX_DATAFLOW_API_ENABLED``); health
     is liveness of the processes plus an answer from each ``/metrics``. A process that exits is
     restarted with the whole cluster (``-i/-a`` processes cannot run without each other) after
-    ``min(1 s * 2^n, 60 s)``, at most ``orchestrator.max_restarts`` times in a row; then the
-    service reports unhealthy and the health monitor takes over (and marks it Failed).
+    ``min(1 s * 2^n, 60 s)``; after ``orchestrator.max_restarts`` restarts in a row it is in a
+    *crash loop*: logged (``processor_crash_loop``, with the error and the offsets it read last,
+    from :mod:`core.crash_report`) and restarted every 60 s for as long as it keeps crashing,
+    never given up (ingest of every app depends on it). Health is degraded while it restarts
+    or crash-loops, with the last crash in the detail; every restart counts in ``restarts``
+    (``service_restarts_total{service="processor"}``).
 
     With ``orchestrator.supervise_processor = false`` the processes run elsewhere (Compose,
     a StatefulSet) and this service only probes ``orchestrator.processor_endpoints``.
@@ -148,6 +141,7 @@ class ProcessorService(ServiceBase):
     name = "processor"
     depends_on = ("storage",)
     required = False  # REST keeps answering from stored windows while the processor restarts.
+    retry_forever = True  # the manager never gives it up either (orchestrator.service)
 
     def __init__(
         self,
@@ -170,7 +164,9 @@ class ProcessorService(ServiceBase):
         self._lock = asyncio.Lock()
         self.restarts = 0  # cluster restarts done by this service's own supervision
         self._attempt = 0
-        self._gave_up = False
+        self._spawned_at = 0.0
+        self._restarting = False  # between an exit and the restart that follows
+        self._last_exit: tuple[list[int | None], list[CrashReport]] | None = None
 
     @property
     def supervised(self) -> bool:
@@ -191,8 +187,8 @@ class ProcessorService(ServiceBase):
 
     async def start(self) -> None:
         """Spawn the processes and watch them; fail when one exits at once."""
-        self._gave_up = False
         self._attempt = 0
+        self._restarting = False
         if not self.supervised:
             _log.info("processor_external", endpoints=self.endpoints)
             return
@@ -222,11 +218,14 @@ class ProcessorService(ServiceBase):
                     start_new_session=True,
                 )
             )
+        self._spawned_at = time.monotonic()
         await asyncio.sleep(0.5)
         for proc in self._procs:
             if proc.returncode not in (None, 0):
                 await self._terminate()
-                raise RuntimeError(f"bytewax process {proc.pid} exited with {proc.returncode}")
+                report = read_crash_report(data_dir, proc.pid, remove=False)
+                why = f": {report.summary()}" if report else ""
+                raise RuntimeError(f"bytewax process {proc.pid} exited with {proc.returncode}{why}")
         _log.info("processor_started", pids=self.pids, metrics=self.endpoints)
 
     async def _watch(self) -> None:
@@ -245,29 +244,67 @@ class ProcessorService(ServiceBase):
                     return
             if time.monotonic() - began >= STABLE_AFTER_S:
                 self._attempt = 0
-            max_restarts = self._settings.orchestrator.max_restarts
-            if self._attempt >= max_restarts:
-                self._gave_up = True
-                _log.error("processor_gave_up", exit_codes=codes, restarts=self._attempt)
-                await self._terminate()
-                return
-            delay = restart_delay(self._attempt)
-            self._attempt += 1
-            _log.warning(
-                "processor_exited_restarting",
-                exit_codes=codes,
-                attempt=self._attempt,
-                delay_s=delay,
-            )
+            self._restarting = True
+            await self._exited(codes)
             await self._terminate()
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self._next_delay(codes))
             try:
                 async with self._lock:
                     await self._spawn()
             except Exception as exc:
-                _log.error("processor_restart_failed", error=repr(exc))
+                _log.error("processor_restart_failed", error=str(exc))
                 continue
-            self.restarts += 1
+            finally:
+                self._restarting = False
+                self.restarts += 1  # every attempt counts, also one whose processes die at once
+
+    async def _exited(self, codes: list[int | None]) -> None:
+        """Keep the exit codes and crash reports of the processes that just exited."""
+        data_dir = Path(self._settings.storage.data_dir)
+        reports = [
+            r
+            for p in self._procs
+            if p.returncode not in (None, 0)
+            and (r := await asyncio.to_thread(read_crash_report, data_dir, p.pid)) is not None
+        ]
+        self._last_exit = (codes, reports)
+
+    def _crash_detail(self) -> str:
+        if self._last_exit is None:
+            return ""
+        codes, reports = self._last_exit
+        why = "; ".join(r.summary() for r in reports)
+        return f"bytewax exit codes {codes}" + (f": {why}" if why else "")
+
+    def _in_crash_loop(self) -> bool:
+        return self._attempt > self._settings.orchestrator.max_restarts
+
+    def _next_delay(self, codes: list[int | None]) -> float:
+        """The wait before the next restart; past the budget, the longest one (crash loop)."""
+        budget = self._settings.orchestrator.max_restarts
+        crash = self._crash_detail()
+        if self._attempt >= budget:
+            self._attempt += 1
+            delay = restart_delay(CRASH_LOOP_ATTEMPT)
+            _log.error(
+                "processor_crash_loop",
+                exit_codes=codes,
+                restarts_in_a_row=self._attempt,
+                restarts_total=self.restarts,
+                delay_s=delay,
+                crash=crash,
+            )
+            return delay
+        delay = restart_delay(self._attempt)
+        self._attempt += 1
+        _log.warning(
+            "processor_exited_restarting",
+            exit_codes=codes,
+            attempt=self._attempt,
+            delay_s=delay,
+            crash=crash,
+        )
+        return delay
 
     async def _terminate(self) -> None:
         """SIGINT (Bytewax stops at the next epoch), then SIGKILL after the shutdown timeout."""
@@ -317,15 +354,36 @@ class ProcessorService(ServiceBase):
                 return HealthResult(
                     HealthStatus.HEALTHY, "finished: reached the end of the topic", checks
                 )
-            if self._gave_up or any(c is not None for c in codes):
+            checks["restarts"] = str(self.restarts)
+            watching = self._watcher is not None and not self._watcher.done()
+            if any(c is not None for c in codes) and not (watching and self._restarting):
                 return HealthResult(HealthStatus.UNHEALTHY, f"bytewax exit codes {codes}", checks)
+            crash = self._crash_detail()
+            if crash:
+                checks["last_crash"] = crash
+            stable = time.monotonic() - self._spawned_at >= STABLE_AFTER_S
+            if self._in_crash_loop() and not stable:
+                return HealthResult(
+                    HealthStatus.DEGRADED,
+                    f"crash loop: {self._attempt} restarts in a row, retrying every "
+                    f"{MAX_DELAY_S:g} s; last: {crash}",
+                    checks,
+                )
+            if self._restarting:
+                return HealthResult(
+                    HealthStatus.DEGRADED, f"restarting (attempt {self._attempt}): {crash}", checks
+                )
         probes = await probe_endpoints(self.endpoints)
         checks.update({f"metrics.{k}": v for k, v in probes.items()})
-        silent = sorted(k for k, v in probes.items() if v != "ok")
+        waiting = sorted(k for k, v in probes.items() if v.startswith(WAITING_FOR_DATABASE))
+        silent = sorted(k for k, v in probes.items() if v != OK and k not in waiting)
         if not self.supervised and probes and len(silent) == len(probes):
             return HealthResult(HealthStatus.UNHEALTHY, "no Bytewax process answers", checks)
         if silent:
             return HealthResult(
                 HealthStatus.DEGRADED, "metrics not answering: " + ", ".join(silent), checks
             )
+        if waiting:  # alive, holding its input until the database is back (nothing lost)
+            detail = "; ".join(f"{k}: {probes[k]}" for k in waiting)
+            return HealthResult(HealthStatus.DEGRADED, detail, checks)
         return HealthResult(HealthStatus.HEALTHY, f"{len(probes)} process(es) live", checks)

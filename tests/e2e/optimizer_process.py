@@ -74,6 +74,13 @@ class Optimizer:
                 return float(line.split()[-1])
         return None
 
+    def metric(self, name: str, service: str) -> float | None:
+        """One ``NAME{service="SERVICE"}`` sample of the orchestrator's metrics."""
+        for line in httpx.get(self.metrics_url, timeout=5).text.splitlines():
+            if line.startswith(f'{name}{{service="{service}"}}'):
+                return float(line.split()[-1])
+        return None
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)

@@ -301,5 +301,44 @@ def test_a_failed_service_whose_health_returns_is_revived_with_fresh_restarts() 
     assert seen[6] == (S.FAILED, S.DEGRADED)  # probed, still unhealthy: stays failed
     assert seen[7:] == [(S.RUNNING, S.RUNNING)] * 2  # healthy again: one restart, all running
     assert sleep.delays == [1.0, 1.0]  # the revival starts a new backoff series
-    assert manager.restarts() == {"storage": 1, "rest": 0}
+    # A counter: the revival's fresh budget does not forget the restart before it.
+    assert manager.restarts() == {"storage": 2, "rest": 0}
     assert journal == ["start:storage", "start:rest"] + ["stop:storage", "start:storage"] * 2
+
+
+class SelfRestartingService(FakeService):
+    """A fake of the processor's kind: restarts its own processes and must never be given up."""
+
+    retry_forever = True
+
+    def __init__(self, name: str, journal: list[str]) -> None:
+        super().__init__(name, journal, required=False)
+        self.restarts = 0  # restarts it did itself (its own supervision)
+
+
+def test_a_service_that_retries_forever_is_restarted_at_the_longest_backoff_never_given_up() -> (
+    None
+):
+    journal: list[str] = []
+    processor = SelfRestartingService("processor", journal)
+    processor.status = H.UNHEALTHY
+    processor.restarts = 5  # e.g. its own crash-loop restarts
+    sleep = SleepRecorder()
+    manager = make_manager([processor], sleep=sleep)
+
+    async def scenario() -> None:
+        await manager.start_all()
+        for _ in range(15):
+            await manager.check_health_once()
+
+    asyncio.run(scenario())
+    # The budget (3 restarts at 1, 2, 4 s), then every 60 s instead of Failed for good.
+    assert sleep.delays == [1.0, 2.0, 4.0, 60.0, 60.0]
+    assert journal == ["start:processor"] + ["stop:processor", "start:processor"] * 5
+    assert manager.states()["processor"] is not S.FAILED
+    # Every restart counts: the manager's five and the service's own five.
+    assert manager.restarts() == {"processor": 10}
+
+    processor.status = H.HEALTHY
+    asyncio.run(manager.check_health_once())
+    assert manager.states()["processor"] is S.RUNNING

@@ -16,14 +16,16 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from core.settings import Settings
+from orchestrator.backoff import MAX_DELAY_S, restart_delay
 from orchestrator.service import HealthStatus
 from orchestrator.services import processor as processor_module
-from orchestrator.services.processor import ProcessorService
+from orchestrator.services.processor import CRASH_LOOP_ATTEMPT, ProcessorService
 
 SLEEP_FOREVER = (
     "import signal, time; signal.signal(signal.SIGINT, lambda *a: exit(0)); time.sleep(600)"
@@ -133,23 +135,45 @@ async def test_a_cluster_restarts_as_a_whole(fake: Callable[[str], Fake]) -> Non
         await service.stop()
 
 
+REPO = str(Path(__file__).resolve().parents[3])
+
+
+def _crashing(data_dir: Path) -> str:
+    """A process that reads a batch, runs a while, then dies of an exception (crash report)."""
+    return (
+        f"import sys; sys.path.insert(0, {REPO!r}); from pathlib import Path; "
+        "from core.crash_report import install_crash_report, note_batch; "
+        f"install_crash_report(Path({str(data_dir)!r})); "
+        "note_batch('llm.telemetry', 1, 40, 41); import time; time.sleep(0.7); "
+        "raise OverflowError('date value out of range')"
+    )
+
+
 @sync
-async def test_gives_up_after_max_restarts_and_reports_unhealthy(
-    fake: Callable[[str], Fake],
+async def test_a_crash_loop_is_reported_with_its_offsets_and_retried_at_the_longest_backoff(
+    fake: Callable[[str], Fake], tmp_path: Path
 ) -> None:
-    f = fake("import time; time.sleep(0.7); exit(3)")  # starts fine, then crashes
+    f = fake(_crashing(tmp_path))
     service = ProcessorService(
-        _settings(orchestrator={"max_restarts": 2}), {"PATH": os.environ["PATH"]}
+        _settings(orchestrator={"max_restarts": 2}, storage={"data_dir": str(tmp_path)}),
+        {"PATH": os.environ["PATH"]},
     )
     await service.start()
     try:
+        await _until(lambda: service.restarts >= 4, within=30)
+        # 1 s, 2 s, then never given up: the longest backoff (restart_delay's cap, 60 s).
+        assert f.delays[:4] == [0, 1, CRASH_LOOP_ATTEMPT, CRASH_LOOP_ATTEMPT]
+        assert restart_delay(CRASH_LOOP_ATTEMPT) == MAX_DELAY_S == 60.0
         assert service._watcher is not None
-        await asyncio.wait_for(service._watcher, 15)
-        assert f.delays == [0, 1]
-        assert service.restarts == 2
+        assert not service._watcher.done()
         health = await service.health_check()
-        assert health.status is HealthStatus.UNHEALTHY
-        assert health.detail == "bytewax exit codes [3]"
+        assert health.status is HealthStatus.DEGRADED
+        assert health.detail.startswith("crash loop: ")
+        assert "OverflowError: date value out of range" in health.detail
+        assert "llm.telemetry[1]@40-41" in health.detail  # the offsets it keeps dying on
+        assert int(health.checks["restarts"]) >= 4
+        left = await asyncio.to_thread(lambda: list(tmp_path.glob("processor-crash-*.json")))
+        assert not left  # each report read once
         # The health monitor's recover() (stop + start) begins a fresh series of restarts.
         await service.recover()
         assert service._attempt == 0
