@@ -9,14 +9,10 @@
 
 from __future__ import annotations
 
-import glob
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +22,7 @@ import pytest
 
 from storage.kafka import free_port
 from tests.e2e.optimizer_process import Optimizer, base_env, produce
+from tests.pg_cluster import PgCluster
 from tests.processes import running
 
 pytestmark = pytest.mark.e2e
@@ -145,78 +142,15 @@ def test_children_stop_when_the_orchestrator_itself_is_killed(tmp_path: Path) ->
                 os.kill(pid, signal.SIGKILL)
 
 
-def _pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if not found:
-        pytest.fail(
-            f"PostgreSQL's {name} is missing (looked in /usr/lib/postgresql/*/bin/): install "
-            "Debian's postgresql package; this fault test needs a private cluster it can stop.",
-            pytrace=False,
-        )
-    return found[-1]
-
-
-class PrivateCluster:
-    """``initdb`` + ``pg_ctl`` on a free port, as the ``postgres`` user when run as root."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = Path(tempfile.mkdtemp(prefix="llmopt-faults-pg-"))
-        self.data = self.dir / "data"
-        self._as: list[str] = []
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-            self._as = ["runuser", "-u", "postgres", "--"]
-        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, *cmd: str) -> None:
-        done = subprocess.run([*self._as, *cmd], capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, f"{cmd[0]} failed: {done.stdout}{done.stderr}"
-
-    def init(self) -> None:
-        self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust")
-        self._run(_pg_bin("initdb"), "--version")
-
-    def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} -c fsync=off"
-        self._run(
-            _pg_bin("pg_ctl"),
-            *("-D", str(self.data), "-o", options, "-l", str(self.dir / "pg.log"), "-w", "start"),
-        )
-
-    def stop(self) -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        if (self.data / "postmaster.pid").exists():
-            subprocess.run(
-                [*self._as, _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
-                capture_output=True,
-                timeout=60,
-            )
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def private_postgres() -> Iterator[PrivateCluster]:
-    cluster = PrivateCluster()
-    try:
-        cluster.init()
-        cluster.start()
-        yield cluster
-    finally:
-        cluster.remove()
-
-
 def test_postgresql_outage_fails_storage_degrades_rest_and_recovers(
     tmp_path: Path,
-    private_postgres: PrivateCluster,
+    pg_cluster: PgCluster,
     kafka_bootstrap: str,
     topics: dict[str, str],
 ) -> None:
     env = base_env(tmp_path, KEY)
     env |= {
-        "LLMOPT_STORAGE__DATABASE_URL": private_postgres.url,
+        "LLMOPT_STORAGE__DATABASE_URL": pg_cluster.url,
         "LLMOPT_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap,
         "LLMOPT_KAFKA__TELEMETRY_TOPIC": topics["telemetry"],
         "LLMOPT_KAFKA__DLQ_TOPIC": topics["dlq"],
@@ -241,7 +175,7 @@ def test_postgresql_outage_fails_storage_degrades_rest_and_recovers(
         assert config.status_code == 200
         assert config.json()["tasks"]["answer"]["model"] == "gpt-4o-mini"
 
-        private_postgres.stop()
+        pg_cluster.stop()
         opt.poll(
             "storage to be Failed (restarts used up) and REST Degraded",
             lambda: (
@@ -263,7 +197,7 @@ def test_postgresql_outage_fails_storage_degrades_rest_and_recovers(
         assert cached.status_code == 200, cached.text
         assert cached.json() == config.json()
 
-        private_postgres.start()
+        pg_cluster.start()
         opt.poll(
             "storage and REST to be Running again",
             lambda: opt.status("storage") == 1.0 and opt.status("rest") == 1.0,

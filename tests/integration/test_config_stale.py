@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -29,7 +29,7 @@ from proto.llmopt.v1 import config_pb2
 from sinks.config_manager import ConfigManager
 from storage.cache import RedisCache
 from storage.database import create_db_engine, migrate
-from tests.throwaway_postgres import PostgresCluster, throwaway_postgres
+from tests.pg_cluster import PgCluster
 from tests.unit.api.grpc.support import client, fast_grpc, grpc_server, key
 from tests.unit.api.rest_support import ADMIN_KEY, rest_settings, role_keys, running_server
 
@@ -39,13 +39,12 @@ TASKS = {"classify": {"model": "gpt-4o-mini"}}
 
 
 @pytest.fixture
-def cluster() -> Iterator[PostgresCluster]:
+def cluster(pg_cluster: PgCluster) -> PgCluster:
     """A migrated throwaway cluster this test may stop and start."""
-    with throwaway_postgres() as found:
-        engine = create_db_engine(found.url)
-        migrate(engine)
-        engine.dispose()
-        yield found
+    engine = create_db_engine(pg_cluster.url)
+    migrate(engine)
+    engine.dispose()
+    return pg_cluster
 
 
 def _until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
@@ -60,7 +59,7 @@ def _until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> An
 
 
 def test_service_serves_the_last_known_config_with_its_age(
-    cluster: PostgresCluster, redis_url: str
+    cluster: PgCluster, redis_url: str
 ) -> None:
     app = f"stale-{uuid.uuid4().hex[:8]}"
     now = [1_000.0]
@@ -105,7 +104,7 @@ def test_service_serves_the_last_known_config_with_its_age(
 
 
 def test_rest_and_grpc_serve_stale_configs_while_postgres_is_stopped(
-    cluster: PostgresCluster, redis_url: str
+    cluster: PgCluster, redis_url: str
 ) -> None:
     app = f"stale-{uuid.uuid4().hex[:8]}"
     settings = fast_grpc(rest_settings(cluster.url, redis_url))
