@@ -130,6 +130,10 @@ class TelemetryIngest:
                 delivery_timeout=c.delivery_timeout.total_seconds(),
                 linger_ms=c.linger_ms,
                 on_brokers_down=lambda: self._delivery.on_brokers_down(),
+                topics={
+                    settings.kafka.telemetry_topic: settings.kafka.partitions,
+                    settings.kafka.dlq_topic: settings.kafka.partitions,
+                },
             ),
             SpillBuffer(
                 c.resolved_spill_dir(settings.storage.data_dir),

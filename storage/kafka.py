@@ -122,21 +122,26 @@ def kafka_ping(bootstrap: str, timeout: float = 5.0) -> None:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
 
 
-def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> None:
-    """Create the topics that do not exist yet (name → partitions); existing ones are kept."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15.0) -> list[str]:
+    """Create the topics that do not exist yet (name → partitions); existing ones are kept.
+
+    Returns:
+        The names of the topics it created (empty when all existed), once they are visible
+        with their partitions.
+
+    Raises:
+        StorageUnavailableError: The broker did not answer, or refused to create a topic.
+    """
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
-    wanted = [
-        NewTopic(name, num_partitions=n, replication_factor=1)
-        for name, n in topics.items()
-        if name not in existing
-    ]
+    wanted = {name: n for name, n in topics.items() if name not in existing}
     if not wanted:
-        return
-    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+        return []
+    new = [NewTopic(name, num_partitions=n, replication_factor=1) for name, n in wanted.items()]
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result(timeout)
         except KafkaException as exc:
@@ -144,8 +149,11 @@ def ensure_topics(bootstrap: str, topics: Mapping[str, int], timeout: float = 15
                 raise StorageUnavailableError(f"cannot create topic {name}: {exc}") from exc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        meta = admin.list_topics(timeout=timeout).topics
-        if all(name in meta and len(meta[name].partitions) == n for name, n in topics.items()):
-            return
+        try:
+            meta = admin.list_topics(timeout=timeout).topics
+        except KafkaException as exc:
+            raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
+        if all(name in meta and len(meta[name].partitions) == n for name, n in wanted.items()):
+            return sorted(wanted)
         time.sleep(0.1)
-    raise StorageUnavailableError(f"topics {sorted(topics)} not visible after {timeout}s")
+    raise StorageUnavailableError(f"topics {sorted(wanted)} not visible after {timeout}s")
