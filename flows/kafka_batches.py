@@ -29,7 +29,7 @@ from flows.partition_position import (
 )
 from storage.kafka import ensure_topics
 
-__all__ = ["CONSUMER_TUNING", "KafkaBatchSource", "RecordBatch"]
+__all__ = ["CONSUMER_TUNING", "KafkaBatchSource", "RecordBatch", "split_poll"]
 
 # stdlib logging: the dataflow process does not load structlog.
 _log = logging.getLogger(__name__)
@@ -60,6 +60,33 @@ class RecordBatch:
     offsets: list[int]
     values: list[bytes | None]
     errors: list[str]  # consumer errors seen in this poll (not records)
+
+
+def split_poll(messages: list[Message]) -> tuple[list[int], list[bytes | None], list[str], bool]:
+    """Split one poll into record offsets and values, consumer errors, and partition end.
+
+    Returns:
+        ``(offsets, values, errors, eof)``: the records in order, the consumer errors (as text)
+        and whether the poll reached the end of the partition.
+    """
+    errors: list[str] = []
+    eof = False
+    failures = list(map(Message.error, messages))
+    # Identity, never ``==``: KafkaError compared with None leaves a TypeError pending (its
+    # richcompare calls PyLong_AsLong(None)), which surfaced later as a SystemError in whatever
+    # ran next (e.g. the signal handler of a graceful stop).
+    if any(map(is_not, failures, repeat(None))):  # rare: partition end, or a consumer error
+        for err in failures:
+            if err is None:
+                continue
+            if err.code() == KafkaError._PARTITION_EOF:
+                eof = True
+            else:
+                errors.append(str(err))
+        messages = [m for m, err in zip(messages, failures, strict=True) if err is None]
+    offsets: list[int] = list(map(Message.offset, messages))  # type: ignore[arg-type]
+    values: list[bytes | None] = list(map(Message.value, messages))
+    return offsets, values, errors, eof
 
 
 class _Partition(StatefulSourcePartition[RecordBatch, PositionState]):
@@ -104,26 +131,12 @@ class _Partition(StatefulSourcePartition[RecordBatch, PositionState]):
         gc.disable()
         try:
             messages = self._consumer.consume(self._batch_size, 0.001)  # never stall the worker
-            errors: list[str] = []
-            failures = list(map(Message.error, messages))
-            # Identity, never ``==``: KafkaError compared with None leaves a TypeError pending
-            # (its richcompare calls PyLong_AsLong(None)), which surfaced later as a SystemError
-            # in whatever ran next (e.g. the SIGINT handler of a graceful stop).
-            if any(map(is_not, failures, repeat(None))):  # rare: partition end, consumer error
-                for err in failures:
-                    if err is None:
-                        continue
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        self._eof = True
-                    else:
-                        errors.append(str(err))
-                messages = [m for m, err in zip(messages, failures, strict=True) if err is None]
-            offsets: list[int] = list(map(Message.offset, messages))  # type: ignore[arg-type]
-            values: list[bytes | None] = list(map(Message.value, messages))
+            offsets, values, errors, eof = split_poll(messages)
             del messages
         finally:
             if collecting:
                 gc.enable()
+        self._eof |= eof
         if offsets and (self._verify is not None or offsets[0] < self._offset):
             offsets, values = self._resumed(offsets, values)
         elif self._eof and self._verify is not None:
