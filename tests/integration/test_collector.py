@@ -17,6 +17,7 @@ import grpc
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -298,18 +299,23 @@ def test_broker_outage_spills_and_replays_in_order_none_lost(tmp_path: Path) -> 
             during = c.ingest.health()
             restarted = EmbeddedBroker(broker.port)
             await asyncio.to_thread(restarted.start)
-            try:
-                await asyncio.to_thread(
-                    ensure_topics, restarted.bootstrap, {topics["telemetry"]: 1, topics["dlq"]: 1}
-                )
+            try:  # in memory: the topics are gone; the collector creates them again
                 await _async_wait(lambda: c.ingest.health()["spill_records"] == "0", "replay")
                 after = c.ingest.health()
                 records = await asyncio.to_thread(
                     read_topic, restarted.bootstrap, topics["telemetry"], batches * per_batch
                 )
+                meta = await asyncio.to_thread(
+                    lambda: (
+                        AdminClient({"bootstrap.servers": restarted.bootstrap})
+                        .list_topics(timeout=10)
+                        .topics
+                    )
+                )
+                partitions = {t: len(meta[t].partitions) for t in topics.values() if t in meta}
             finally:
                 await asyncio.to_thread(restarted.stop)
-        return {"during": during, "after": after, "records": records}  # type: ignore[dict-item]
+        return {"during": during, "after": after, "records": records, "partitions": partitions}  # type: ignore[dict-item]
 
     try:
         out = run(settings, scenario)
@@ -318,6 +324,8 @@ def test_broker_outage_spills_and_replays_in_order_none_lost(tmp_path: Path) -> 
     assert out["during"]["breaker"] in ("open", "half_open")
     assert int(out["during"]["spill_records"]) == batches * per_batch
     assert out["after"]["breaker"] == "closed"
+    # the configured count (kafka.partitions), not the broker's auto-created default (tansu: 4)
+    assert out["partitions"] == {t: settings.kafka.partitions for t in topics.values()}
     ids = [json.loads(value)["event_id"] for _, value, _ in out["records"]]  # type: ignore[attr-defined]
     assert ids == [event_id(n) for n in range(1, 1 + batches * per_batch)]
     assert not list((tmp_path / "collector-spill").glob("*.spill"))
