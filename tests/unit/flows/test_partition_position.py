@@ -23,7 +23,8 @@ def test_a_poll_with_partition_end_and_errors_splits_without_a_pending_exception
     for _ in range(20):  # before and after the interpreter specialises the function
         offsets, values, errors, eof = split_poll(poll)
         assert (offsets, values, eof) == ([7, 8], [b"a", None], True)
-        assert len(errors) == 1 and "_TRANSPORT" in errors[0]
+        assert len(errors) == 1
+        assert "_TRANSPORT" in errors[0]
         assert [1, None].count(None) == 1  # a pending exception would raise SystemError here
     assert split_poll([]) == ([], [], [], False)
 
@@ -46,13 +47,15 @@ def test_the_marked_record_read_again_is_dropped_and_the_partition_kept() -> Non
 
 def test_another_record_at_the_marked_offset_means_a_recreated_partition() -> None:
     verdict = check_resume(PartitionPosition(10, record_mark(b"last")), 9, b"other")
-    assert verdict.recreated and "offset 9" in verdict.reason
+    assert verdict.recreated
+    assert "offset 9" in verdict.reason
 
 
 def test_records_before_the_asked_offset_mean_the_old_offset_is_gone() -> None:
     for position in (PartitionPosition(10, record_mark(b"last")), PartitionPosition(10)):
         verdict = check_resume(position, 0, b"anything")
-        assert verdict.recreated and "beyond" in verdict.reason
+        assert verdict.recreated
+        assert "beyond" in verdict.reason
 
 
 @given(
@@ -69,11 +72,13 @@ def test_a_partition_is_recreated_exactly_when_the_old_position_does_not_hold(
     verdict = check_resume(position, first, new)
     start = position.verify_from
     if start is None or first > start:  # nothing to check (fresh, or trimmed by retention)
-        assert not verdict.recreated and verdict.drop == 0
+        assert not verdict.recreated
+        assert verdict.drop == 0
     elif first < start:
         assert verdict.recreated
     elif position.mark is None:
-        assert not verdict.recreated and verdict.drop == 0
+        assert not verdict.recreated
+        assert verdict.drop == 0
     else:
         assert verdict.recreated == (old != new)
         assert verdict.drop == (0 if verdict.recreated else 1)
