@@ -5,21 +5,40 @@ delivery callbacks run, and each batch's future is resolved on the loop once eve
 records is confirmed or failed. When librdkafka reports every broker down, ``on_brokers_down``
 is called on the loop (the pipeline then opens its breaker and :meth:`KafkaSender.purge` fails
 the records still waiting, so they spill at once instead of after ``delivery_timeout``).
+
+Topics: given ``topics`` (name → partitions), the sender creates the missing ones before its
+first send and again before the first send after every sign that the broker may have lost them
+(all brokers down, a record refused for an unknown topic or partition, a fresh producer). Its
+producer never lets the broker auto-create a topic, which would give it the broker's default
+partition count (tansu: 4) instead of the configured one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import structlog
 from confluent_kafka import KafkaError, Message, Producer
 
 from collector.producer import producer_config
 from collector.records import OutRecord
+from core.errors import StorageUnavailableError
+from storage.kafka import ensure_topics
 
 __all__ = ["KafkaSender"]
+
+_log = structlog.get_logger(__name__)
+# Delivery errors that mean the topic (or its partition) is not there (any more).
+_MISSING = frozenset(
+    {
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_TOPIC,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
 
 
 class _Batch:
@@ -29,6 +48,7 @@ class _Batch:
         self.loop = loop
         self.flags = [False] * size
         self.errors: list[str] = []
+        self.missing_topic = False
         self.remaining = size
         self.lock = threading.Lock()
         self.future: asyncio.Future[list[bool]] = loop.create_future()
@@ -38,8 +58,10 @@ class _Batch:
             with self.lock:
                 if err is None:
                     self.flags[index] = True
-                elif len(self.errors) < 5:
-                    self.errors.append(str(err))
+                else:
+                    self.missing_topic |= err.code() in _MISSING
+                    if len(self.errors) < 5:
+                        self.errors.append(str(err))
                 self.remaining -= 1
                 done = self.remaining == 0
             if done:
@@ -60,6 +82,8 @@ class KafkaSender:
         delivery_timeout: Seconds a record may wait for its acknowledgement.
         linger_ms: Producer batching delay.
         on_brokers_down: Called on the event loop when librdkafka reports all brokers down.
+        topics: Topics to (re)create when missing (name → partitions); empty: the broker's
+            business (the producer may then auto-create them).
     """
 
     def __init__(
@@ -69,8 +93,12 @@ class KafkaSender:
         delivery_timeout: float,
         linger_ms: int = 5,
         on_brokers_down: Callable[[], None] | None = None,
+        topics: Mapping[str, int] | None = None,
     ) -> None:
         self._bootstrap = bootstrap
+        self._topics = dict(topics or {})
+        self._check_topics = bool(self._topics)  # before the next send
+        self.topics_created = 0  # times missing topics were found (and created)
         self._timeout_ms = max(1000, int(delivery_timeout * 1000))
         self._linger_ms = linger_ms
         self._on_brokers_down = on_brokers_down
@@ -92,11 +120,28 @@ class KafkaSender:
                 "error_cb": self._on_error,
             },
         )
+        if self._topics:
+            config["allow.auto.create.topics"] = False
         return Producer(config)
 
     def _on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN and self._loop and self._on_brokers_down:
+        if err.code() != KafkaError._ALL_BROKERS_DOWN:
+            return
+        self._check_topics = bool(self._topics)  # a broker that comes back may have lost them
+        if self._loop and self._on_brokers_down:
             self._loop.call_soon_threadsafe(self._on_brokers_down)
+
+    def _ensure_topics(self) -> None:
+        """Create the missing topics (blocking); a broker still away leaves it for later."""
+        try:
+            created = ensure_topics(self._bootstrap, self._topics, timeout=5.0)
+        except StorageUnavailableError as exc:
+            _log.warning("kafka_topics_not_checked", error=str(exc))
+            return
+        self._check_topics = False
+        if created:
+            self.topics_created += 1
+            _log.warning("kafka_topics_recreated", topics=created)
 
     def _poll_forever(self) -> None:
         while not self._stop.is_set():
@@ -113,6 +158,8 @@ class KafkaSender:
         """Produce ``records`` in order; return, per record, whether Kafka confirmed it."""
         if not records:
             return []
+        if self._check_topics:
+            await asyncio.to_thread(self._ensure_topics)
         loop = asyncio.get_running_loop()
         batch = _Batch(loop, len(records))
         producer = self._producer
@@ -132,6 +179,8 @@ class KafkaSender:
         flags = await batch.future
         if batch.errors:
             self.last_errors = batch.errors
+        if batch.missing_topic:
+            self._check_topics = bool(self._topics)
         return flags
 
     async def purge(self) -> None:
@@ -146,6 +195,7 @@ class KafkaSender:
 
     async def reset(self) -> None:
         """Replace the producer by a fresh one (new idempotence session) after purging it."""
+        self._check_topics = bool(self._topics)
         old, self._producer = self._producer, self._new_producer()
         await asyncio.to_thread(self._purge, old)
         await asyncio.to_thread(old.flush, 1.0)

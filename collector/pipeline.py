@@ -30,7 +30,8 @@ not accepted at all: resend the whole of it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,14 +147,23 @@ class TelemetryIngest:
     Args:
         settings: ``kafka.bootstrap_servers`` must name the broker (the embedded one resolved).
         metrics: Where to count; a fresh :class:`CollectorMetrics` by default.
+        clock: Monotonic seconds of the rate limiter (tests freeze it).
     """
 
-    def __init__(self, settings: Settings, *, metrics: CollectorMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: CollectorMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         c = settings.collector
         self._telemetry_topic = settings.kafka.telemetry_topic
         self._dlq_topic = settings.kafka.dlq_topic
         self.metrics = metrics or CollectorMetrics()
-        self._limiter = RateLimiter(c.source_rate, c.source_burst, c.global_rate, c.global_burst)
+        self._limiter = RateLimiter(
+            c.source_rate, c.source_burst, c.global_rate, c.global_burst, clock=clock
+        )
         breaker = CircuitBreaker(
             c.breaker_failure_threshold,
             c.breaker_reset_timeout.total_seconds(),
@@ -165,6 +175,10 @@ class TelemetryIngest:
                 delivery_timeout=c.delivery_timeout.total_seconds(),
                 linger_ms=c.linger_ms,
                 on_brokers_down=lambda: self._delivery.on_brokers_down(),
+                topics={
+                    settings.kafka.telemetry_topic: settings.kafka.partitions,
+                    settings.kafka.dlq_topic: settings.kafka.partitions,
+                },
             ),
             SpillBuffer(
                 c.resolved_spill_dir(settings.storage.data_dir),

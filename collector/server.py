@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import time
+from collections.abc import Callable
 from typing import Any
 
 from hypercorn.asyncio import serve
@@ -33,11 +35,18 @@ class Collector:
     Args:
         settings: Resolved settings (``collector.*``, ``kafka.*``, ``storage.data_dir``).
         metrics: Metrics to count into (a fresh registry by default).
+        clock: Monotonic seconds of the rate limiter (tests freeze it).
     """
 
-    def __init__(self, settings: Settings, *, metrics: CollectorMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: CollectorMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._settings = settings
-        self.ingest = TelemetryIngest(settings, metrics=metrics)
+        self.ingest = TelemetryIngest(settings, metrics=metrics, clock=clock)
         self.http_port = 0
         self.grpc_port = 0
         self._grpc: Any = None

@@ -247,7 +247,11 @@ def build_flow(
 
     flow = Dataflow("llmopt_processor")
     source = io.source or KafkaBatchSource(
-        kafka.brokers, kafka.telemetry_topic, tail=kafka.tail, stopping=stopping
+        kafka.brokers,
+        kafka.telemetry_topic,
+        tail=kafka.tail,
+        stopping=stopping,
+        ensure={kafka.telemetry_topic: kafka.partitions, kafka.dlq_topic: kafka.partitions},
     )
     batches = op.input("telemetry", flow, source)
     skew_s = settings.processor.max_clock_skew.total_seconds()

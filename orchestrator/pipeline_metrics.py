@@ -48,6 +48,7 @@ __all__ = [
     "read_database",
     "read_kafka",
     "recovered_offsets",
+    "recovered_positions",
 ]
 
 _log = structlog.get_logger(__name__)
@@ -57,6 +58,8 @@ PIPELINE_METRICS: Mapping[str, str] = {
     "llmopt_pipeline_events_in": "counter",
     "llmopt_pipeline_dlq_events": "counter",
     "llmopt_pipeline_consumer_lag": "gauge",
+    "llmopt_pipeline_topic_resets": "counter",
+    "llmopt_pipeline_topic_reread_records": "counter",
     "llmopt_pipeline_stray_events": "counter",
     "llmopt_pipeline_windows": "counter",
     "llmopt_pipeline_calls": "counter",
@@ -84,6 +87,8 @@ class PipelineSample:
     events_in: dict[Key, float] = field(default_factory=dict)  # (partition,)
     dlq: dict[Key, float] = field(default_factory=dict)  # (partition,)
     lag: dict[Key, float] = field(default_factory=dict)  # (partition,)
+    resets: dict[Key, float] = field(default_factory=dict)  # (partition,)
+    reread: dict[Key, float] = field(default_factory=dict)  # (partition,)
     strays: dict[Key, float] = field(default_factory=dict)  # (kind,)
     windows: dict[Key, float] = field(default_factory=dict)  # (kind,)
     calls: dict[Key, float] = field(default_factory=dict)  # (app, model)
@@ -161,13 +166,15 @@ def read_database(engine: Engine, sample: PipelineSample) -> None:
             sample.weights[(app, task)] = float(weight)
 
 
-def recovered_offsets(directory: Path, topic: str) -> dict[int, int]:
-    """The input offsets of the latest snapshot in a Bytewax recovery store, per partition.
+def recovered_positions(directory: Path, topic: str) -> dict[int, tuple[int, int, int]]:
+    """Each input partition's ``(offset, resets, reread)`` in a Bytewax recovery store.
 
-    The processor's Kafka source snapshots each partition's next offset under the state key
-    ``"<partition>-<topic>"`` of its input step; a negative offset (never read) counts as 0.
+    The processor's Kafka source snapshots each partition under the state key
+    ``"<partition>-<topic>"`` of its input step: a dict with the next offset and the times the
+    partition was found recreated and read again (:mod:`flows.partition_position`), or a bare
+    offset (earlier versions). A negative offset (never read) counts as 0.
     """
-    out: dict[int, int] = {}
+    out: dict[int, tuple[int, int, int]] = {}
     suffix = f"-{topic}"
     for part in sorted(directory.glob("part-*.sqlite3")):
         with contextlib.closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True)) as db:
@@ -181,10 +188,18 @@ def recovered_offsets(directory: Path, topic: str) -> dict[int, int]:
             index = key[: -len(suffix)]
             if not index.isdigit() or blob is None:
                 continue
-            offset = pickle.loads(blob)  # noqa: S301 - written by our own processor
-            if isinstance(offset, int):
-                out[int(index)] = max(0, offset)
+            state = pickle.loads(blob)  # noqa: S301 - written by our own processor
+            if isinstance(state, int):
+                out[int(index)] = (max(0, state), 0, 0)
+            elif isinstance(state, dict) and isinstance(state.get("offset"), int):
+                resets, reread = int(state.get("resets", 0)), int(state.get("reread", 0))
+                out[int(index)] = (max(0, state["offset"]), resets, reread)
     return out
+
+
+def recovered_offsets(directory: Path, topic: str) -> dict[int, int]:
+    """The input offsets of the latest snapshot in a Bytewax recovery store, per partition."""
+    return {p: offset for p, (offset, _, _) in recovered_positions(directory, topic).items()}
 
 
 def read_kafka(
@@ -254,11 +269,13 @@ class PipelineSampler:
         sample.dlq = {(str(p),): float(h) for p, h in marks.get(kafka.dlq_topic, {}).items()}
         if self._recovery is not None and self._recovery.is_dir() and telemetry:
             try:
-                offsets = recovered_offsets(self._recovery, kafka.telemetry_topic)
+                positions = recovered_positions(self._recovery, kafka.telemetry_topic)
                 sample.lag = {
-                    (str(p),): float(max(0, high - offsets.get(p, 0)))
+                    (str(p),): float(max(0, high - positions.get(p, (0, 0, 0))[0]))
                     for p, high in telemetry.items()
                 }
+                sample.resets = {(str(p),): float(r) for p, (_, r, _) in positions.items()}
+                sample.reread = {(str(p),): float(n) for p, (_, _, n) in positions.items()}
             except Exception as exc:
                 self._failed("recovery", exc)
         with self._lock:
@@ -327,6 +344,18 @@ class PipelineCollector:
             "Records behind: high watermark minus the recovered input offset",
             ["partition"],
             s.lag,
+        )
+        family(
+            "llmopt_pipeline_topic_resets",
+            "Times a partition was found recreated and read again from its start",
+            ["partition"],
+            s.resets,
+        )
+        family(
+            "llmopt_pipeline_topic_reread_records",
+            "Records read again after a reset that the old resume offset would have skipped",
+            ["partition"],
+            s.reread,
         )
         family(
             "llmopt_pipeline_stray_events",

@@ -275,6 +275,8 @@ def exported_metrics() -> set[str]:
                 ("events_in", 1),
                 ("dlq", 1),
                 ("lag", 1),
+                ("resets", 1),
+                ("reread", 1),
                 ("strays", 1),
                 ("windows", 1),
                 ("calls", 2),

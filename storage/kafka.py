@@ -144,7 +144,7 @@ def ensure_topics(
     topics: Mapping[str, int],
     timeout: float = 15.0,
     configs: Mapping[str, Mapping[str, str]] | None = None,
-) -> None:
+) -> list[str]:
     """Create the topics that do not exist yet (name → partitions); existing ones are kept.
 
     Args:
@@ -155,25 +155,32 @@ def ensure_topics(
             :func:`topic_configs`); existing topics are not altered. Without it, every topic
             created accepts the default record limit plus the DLQ headroom, so that a dead
             letter of a full-sized record fits (a broker's own default is ~1 MB).
+
+    Returns:
+        The names of the topics it created (empty when all existed), once they are visible
+        (with the partitions of whoever created them first, when another client raced it).
+
+    Raises:
+        StorageUnavailableError: The broker did not answer, or refused to create a topic.
     """
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)})
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
         raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
-    wanted = [
+    wanted = {name: n for name, n in topics.items() if name not in existing}
+    if not wanted:
+        return []
+    new = [
         NewTopic(
             name,
             num_partitions=n,
             replication_factor=1,
             config=dict(_DEFAULT_CONFIG if configs is None else configs.get(name, {})),
         )
-        for name, n in topics.items()
-        if name not in existing
+        for name, n in wanted.items()
     ]
-    if not wanted:
-        return
-    for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
+    for name, future in admin.create_topics(new, operation_timeout=timeout).items():
         try:
             future.result(timeout)
         except KafkaException as exc:
@@ -181,8 +188,11 @@ def ensure_topics(
                 raise StorageUnavailableError(f"cannot create topic {name}: {exc}") from exc
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        meta = admin.list_topics(timeout=timeout).topics
-        if all(name in meta and len(meta[name].partitions) == n for name, n in topics.items()):
-            return
+        try:
+            meta = admin.list_topics(timeout=timeout).topics
+        except KafkaException as exc:
+            raise StorageUnavailableError(f"Kafka unreachable at {bootstrap}: {exc}") from exc
+        if all(name in meta and meta[name].partitions for name in wanted):
+            return sorted(wanted)
         time.sleep(0.1)
-    raise StorageUnavailableError(f"topics {sorted(topics)} not visible after {timeout}s")
+    raise StorageUnavailableError(f"topics {sorted(wanted)} not visible after {timeout}s")

@@ -10,7 +10,7 @@ from core.settings import Settings
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
 from storage.cache import open_cache
 from storage.database import create_db_engine, migrate, ping
-from storage.kafka import EmbeddedBroker, ensure_topics, kafka_ping
+from storage.kafka import EmbeddedBroker, ensure_topics, kafka_ping, topic_configs
 
 __all__ = ["StorageService"]
 
@@ -54,6 +54,7 @@ class StorageService(ServiceBase):
             ensure_topics,
             kafka.bootstrap_servers,
             {kafka.telemetry_topic: kafka.partitions, kafka.dlq_topic: kafka.partitions},
+            configs=topic_configs(kafka),
         )
         await asyncio.to_thread(migrate, self._engine)
         await self._cache.ping()

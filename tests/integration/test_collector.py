@@ -17,6 +17,7 @@ import grpc
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
@@ -69,9 +70,13 @@ def read_topic(
     return out
 
 
-def run(settings: Settings, scenario: Callable[[Collector], Awaitable[Any]]) -> Any:
+def run(
+    settings: Settings,
+    scenario: Callable[[Collector], Awaitable[Any]],
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
     async def main() -> Any:
-        collector = Collector(settings)
+        collector = Collector(settings, clock=clock)
         await collector.start()
         try:
             return await scenario(collector)
@@ -298,18 +303,23 @@ def test_broker_outage_spills_and_replays_in_order_none_lost(tmp_path: Path) -> 
             during = c.ingest.health()
             restarted = EmbeddedBroker(broker.port)
             await asyncio.to_thread(restarted.start)
-            try:
-                await asyncio.to_thread(
-                    ensure_topics, restarted.bootstrap, {topics["telemetry"]: 1, topics["dlq"]: 1}
-                )
+            try:  # in memory: the topics are gone; the collector creates them again
                 await _async_wait(lambda: c.ingest.health()["spill_records"] == "0", "replay")
                 after = c.ingest.health()
                 records = await asyncio.to_thread(
                     read_topic, restarted.bootstrap, topics["telemetry"], batches * per_batch
                 )
+                meta = await asyncio.to_thread(
+                    lambda: (
+                        AdminClient({"bootstrap.servers": restarted.bootstrap})
+                        .list_topics(timeout=10)
+                        .topics
+                    )
+                )
+                partitions = {t: len(meta[t].partitions) for t in topics.values() if t in meta}
             finally:
                 await asyncio.to_thread(restarted.stop)
-        return {"during": during, "after": after, "records": records}  # type: ignore[dict-item]
+        return {"during": during, "after": after, "records": records, "partitions": partitions}  # type: ignore[dict-item]
 
     try:
         out = run(settings, scenario)
@@ -318,6 +328,8 @@ def test_broker_outage_spills_and_replays_in_order_none_lost(tmp_path: Path) -> 
     assert out["during"]["breaker"] in ("open", "half_open")
     assert int(out["during"]["spill_records"]) == batches * per_batch
     assert out["after"]["breaker"] == "closed"
+    # the configured count (kafka.partitions), not the broker's auto-created default (tansu: 4)
+    assert out["partitions"] == {t: settings.kafka.partitions for t in topics.values()}
     ids = [json.loads(value)["event_id"] for _, value, _ in out["records"]]  # type: ignore[attr-defined]
     assert ids == [event_id(n) for n in range(1, 1 + batches * per_batch)]
     assert not list((tmp_path / "collector-spill").glob("*.spill"))
@@ -387,9 +399,10 @@ def test_rate_limit_answers_429_with_retry_after(
         assert b"type.googleapis.com/google.rpc.RetryInfo" in trailers["grpc-status-details-bin"]
         return out
 
-    first, second, third = run(settings, scenario)
+    # The limiter's clock stands still: however slow the machine, no cell refills in between.
+    first, second, third = run(settings, scenario, clock=lambda: 1000.0)
     assert (first.status_code, second.status_code, third.status_code) == (200, 200, 429)
-    assert int(third.headers["retry-after"]) >= 9
+    assert int(third.headers["retry-after"]) == 10  # 10 events at 1/s
     body = third.json()
     assert body["code"] == 8
     assert body["message"] == "rate limit exceeded for service:limited"

@@ -134,3 +134,50 @@ def test_stopped_mid_topic_then_resumed_matches_uninterrupted_run(
 
     processor_runs.run(settings)  # resumes from the recovery store
     assert processor_runs.table_rows(url) == reference
+
+
+def _snapshots(store: Path) -> int:
+    if not store.exists():
+        return 0
+    with sqlite3.connect(store) as db:
+        return int(db.execute("SELECT count(*) FROM snaps").fetchone()[0])
+
+
+def test_sigint_at_random_moments_of_consume_always_stops_cleanly_and_resumes_exactly(
+    kafka_bootstrap: str,
+    topic: str,
+    reference: tuple[list[object], list[object]],
+    fresh_database: Callable[[], str],
+    tmp_path: Path,
+) -> None:
+    """The SIGINT race: a graceful stop lands anywhere in a poll (the batch source's consume and
+    extraction included) and must neither crash (exit 0, no traceback) nor lose or double a
+    record: stopped again and again at random moments, the run ends with the reference's rows."""
+    import random
+    from datetime import timedelta
+
+    rng = random.Random(16)
+    url = fresh_database()
+    settings = _settings(
+        kafka_bootstrap, topic, url, tmp_path, snapshot_interval=timedelta(milliseconds=300)
+    )
+    store = tmp_path / "recovery" / "part-0.sqlite3"
+    stopped = 0
+    for _ in range(6):
+        [proc] = processor_runs.start(settings, stderr=subprocess.PIPE)
+        before = _snapshots(store)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and _snapshots(store) <= before:  # it is consuming now
+            assert time.monotonic() < deadline, "the processor never snapshotted"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))  # anywhere in the polls that follow
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            stopped += 1
+        _, stderr = proc.communicate(timeout=120)
+        assert proc.returncode == 0, stderr.decode()[-3000:]
+        assert b"Traceback" not in stderr, stderr.decode()[-3000:]
+    assert stopped >= 3, "too few stops landed mid-topic: raise EVENTS or lower the delays"
+
+    processor_runs.run(settings)  # to the end of the topic
+    assert processor_runs.table_rows(url) == reference

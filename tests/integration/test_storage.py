@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from redis.asyncio import Redis
 from sqlalchemy import inspect
 
 from core.events import LlmCall
@@ -98,7 +100,8 @@ def test_redis_cache_values_expiry_and_pubsub(redis_url: str) -> None:
         await asyncio.sleep(0.4)
         assert await cache.get("short") is None
         received: list[bytes] = []
-        stream = cache.subscribe("config")
+        channel = f"config-{uuid.uuid4().hex[:8]}"  # the Redis server is shared
+        stream = cache.subscribe(channel)
 
         async def listen() -> None:
             async for message in stream:
@@ -107,9 +110,12 @@ def test_redis_cache_values_expiry_and_pubsub(redis_url: str) -> None:
                     return
 
         task = asyncio.create_task(listen())
-        await asyncio.sleep(0.3)  # let the subscription reach Redis
-        await cache.publish("config", b"one")
-        await cache.publish("config", b"two")
+        probe = Redis.from_url(redis_url)
+        while dict(await probe.pubsub_numsub(channel)).get(channel.encode(), 0) < 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # until the subscription reached Redis
+        await probe.aclose()
+        await cache.publish(channel, b"one")
+        await cache.publish(channel, b"two")
         await asyncio.wait_for(task, 5)
         await cache.close()
         return received

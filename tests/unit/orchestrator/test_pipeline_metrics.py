@@ -62,6 +62,10 @@ def _window(
     return WindowRow(**values)
 
 
+def _position(offset: int, resets: int, reread: int) -> object:
+    return {"offset": offset, "mark": None, "partitions": 3, "resets": resets, "reread": reread}
+
+
 def _recovery_store(path: Path, topic: str) -> None:
     path.mkdir()
     init_db_dir(path, 1)  # type: ignore[no-untyped-call]
@@ -70,6 +74,8 @@ def _recovery_store(path: Path, topic: str) -> None:
             ("flow.telemetry", f"0-{topic}", 1, pickle.dumps(2)),
             ("flow.telemetry", f"0-{topic}", 2, pickle.dumps(4)),  # the latest snapshot wins
             ("flow.telemetry", f"1-{topic}", 2, pickle.dumps(-2)),  # OFFSET_BEGINNING: 0
+            # today's snapshots: a dict (flows.partition_position), here after one topic reset
+            ("flow.telemetry", f"2-{topic}", 2, pickle.dumps(_position(0, resets=1, reread=3))),
             ("flow.windows", "app-a", 2, pickle.dumps({"state": 1})),
         ]
         db.executemany(
@@ -104,7 +110,7 @@ def test_sampler_reads_database_kafka_and_recovery_store(
     producer.produce(topics["dlq"], value=b"bad", partition=0)
     assert producer.flush(15) == 0
     _recovery_store(tmp_path / "recovery", topics["telemetry"])
-    assert recovered_offsets(tmp_path / "recovery", topics["telemetry"]) == {0: 4, 1: 0}
+    assert recovered_offsets(tmp_path / "recovery", topics["telemetry"]) == {0: 4, 1: 0, 2: 0}
 
     settings = Settings(
         kafka=KafkaSettings(
@@ -121,6 +127,8 @@ def test_sampler_reads_database_kafka_and_recovery_store(
     assert sample.dlq == {("0",): 1.0}
     assert sample.lag == {("0",): 1.0, ("1",): 2.0, ("2",): 0.0}
     assert sampler.total_lag() == 3
+    assert sample.resets == {("0",): 0.0, ("1",): 0.0, ("2",): 1.0}
+    assert sample.reread == {("0",): 0.0, ("1",): 0.0, ("2",): 3.0}
     assert sample.windows == {("tumbling",): 3}
     assert sample.calls == {("a", "m1"): 15.0, ("b", "m2"): 3.0}
     assert sample.errors == {("a", "m1"): 2.0, ("b", "m2"): 1.0}
@@ -153,6 +161,8 @@ def test_sampler_reads_database_kafka_and_recovery_store(
         for s in f.samples
     }
     assert values[("llmopt_pipeline_consumer_lag", (("partition", "1"),))] == 2.0
+    assert values[("llmopt_pipeline_topic_resets_total", (("partition", "2"),))] == 1.0
+    assert values[("llmopt_pipeline_topic_reread_records_total", (("partition", "2"),))] == 3.0
     assert values[("llmopt_pipeline_cost_usd_total", (("app", "a"), ("model", "m1")))] == 0.75
     assert values[("llmopt_budget_usd", (("period", "daily"),))] == 50.0
     assert values[("llmopt_pipeline_sample_age_seconds", ())] == 0.0
