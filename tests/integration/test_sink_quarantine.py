@@ -19,7 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 class OverflowingAnalyzer:
-    """A real analyzer whose evidence overflows to infinity for one app (JSON cannot hold it)."""
+    """A real analyzer whose message carries a NUL for one app (PostgreSQL text cannot hold it).
+
+    (Non-finite evidence no longer serves: the storage layer writes it as null.)
+    """
 
     name = "cost"
 
@@ -44,8 +47,8 @@ class OverflowingAnalyzer:
                 value=1.0,
                 baseline=1.0,
                 score=1.0,
-                message="cost per call overflowed",
-                evidence={"per_call": float("inf")},
+                message="cost per call overflowed\x00",
+                evidence={"per_call": 1.0},
             )
         ]
 
@@ -93,5 +96,5 @@ def test_an_insight_the_database_refuses_is_quarantined_and_the_others_are_store
     assert len(dead) == len(search)
     for d in dead:
         assert (d["stage"], d["app"]) == (b"insights", b"search")
-        assert b"json" in d["reason"].lower()
-        assert b'"message":"cost per call overflowed"' in d["value"]
+        assert b"nul" in d["reason"].lower()
+        assert b'"message":"cost per call overflowed' in d["value"]

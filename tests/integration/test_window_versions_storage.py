@@ -80,7 +80,7 @@ def test_migration_0007_goes_down_and_up_again(postgres_url: str, tmp_path: Path
         config.set_main_option("script_location", "storage/migrations")
         with engine.begin() as conn:
             config.attributes["connection"] = conn
-            command.downgrade(config, "0005")
+            command.downgrade(config, "0006")
         with engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT count FROM window_stats WHERE app = 'vapp'").all()
         assert rows == [(3,)]  # one window per old key: the latest kept

@@ -93,7 +93,7 @@ def _periods(work: list[PeriodWork]) -> list[tuple[str, str, int]]:
         (
             w.app,
             w.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            sum(s.baseline.calls + s.canary.calls for s in w.sides.values()),
+            sum(x.count for ws in w.windows.values() for x in ws),
         )
         for w in work
     )

@@ -82,7 +82,7 @@ def test_analyzers_run_inside_the_flow_once_per_app_period() -> None:
         (
             w.app,
             w.window_start.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            sum(s.baseline.calls + s.canary.calls for s in w.sides.values()),
+            sum(x.count for ws in w.windows.values() for x in ws),
         )
         for w in work
     )
