@@ -282,7 +282,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--fleet", choices=["binary"], help="fleet mode: many binary-quality tasks at once"
     )
-    parser.add_argument("--shadow", action="store_true", help="fleet: shadow-evaluate the candidate")
+    parser.add_argument(
+        "--shadow", action="store_true", help="fleet: shadow-evaluate the candidate"
+    )
     parser.add_argument("--shadow-share", type=float, default=0.5, help="fleet: shadow.share")
     parser.add_argument("--hours", type=float, default=24.0, help="fleet: simulated hours")
     parser.add_argument("--tasks", type=int, default=57, help="fleet: how many tasks")

@@ -29,11 +29,12 @@ from bench.simulator import (
     Fleet,
     InProcessOptimizer,
     ManagerConfigSource,
+    Scenario,
     Simulation,
     binary_fleet,
     rollouts_from_db,
 )
-from bench.simulator.binary_fleet import APP, BIG, SMALL
+from bench.simulator.binary_fleet import BIG, SMALL
 from core.app_config import ShadowConfig
 from core.settings import Settings
 from sinks.config_manager import ConfigManager
@@ -68,10 +69,19 @@ def fleet_settings(tolerance: float) -> Settings:
     )
 
 
-def run_fleet(run: FleetRun, settings: Settings | None = None) -> FleetReport:
-    """Simulate ``run`` through the optimizer in process and report against the oracle."""
+def run_fleet(
+    run: FleetRun, settings: Settings | None = None, scenario: Scenario | None = None
+) -> FleetReport:
+    """Simulate ``run`` through the optimizer in process and report against the oracle.
+
+    Args:
+        run: The fleet's size, seed, duration, tolerance, shadow and tick.
+        settings: The optimizer's settings (default: :func:`fleet_settings`).
+        scenario: Another fleet of one app, gpt-4o with gpt-4o-mini (tests); default: the
+            seeded :func:`~bench.simulator.binary_fleet` of ``run``.
+    """
     settings = settings or fleet_settings(run.tolerance)
-    scenario = binary_fleet(
+    scenario = scenario or binary_fleet(
         run.tasks, run.scenario_seed, hours=run.hours, tolerance=run.tolerance
     )
     began = time.monotonic()
@@ -91,9 +101,9 @@ def run_fleet(run: FleetRun, settings: Settings | None = None) -> FleetReport:
             clock["now"] = now
             return False
 
-        sim.run_until(START + scenario.duration, stop=tick)
+        sim.run_until(START + timedelta(hours=run.hours), stop=tick)
         optimizer.finish()
-        pairs, _ = rollouts_from_db(engine, [APP])
+        pairs, _ = rollouts_from_db(engine, fleet.apps)
         engine.dispose()
     deployments: dict[str, int] = {}
     for dep, decision in pairs:

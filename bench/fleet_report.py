@@ -115,7 +115,7 @@ class FleetReport:
     def _end_savings(self, pick: str) -> float:
         rate = sum(t.rate_per_s for t in self.tasks)
         spent = sum(t.rate_per_s * self._cost(getattr(t, pick)) for t in self.tasks)
-        return 1 - spent / (rate * self.cost_big) if rate else 0.0
+        return round(1 - spent / (rate * self.cost_big), 12) + 0.0 if rate else 0.0
 
     @property
     def oracle_savings(self) -> float:

@@ -62,7 +62,12 @@ def render_events(d: Drawn, start: datetime) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     latency, ttft, hit_ms = d.latency.tolist(), d.ttft.tolist(), d.hit_ms.tolist()
     tokens_in, tokens_out = d.tokens_in.tolist(), d.tokens_out.tolist()
-    failed, hit, repeat, pool = d.failed.tolist(), d.hit.tolist(), d.repeat.tolist(), d.pool.tolist()
+    failed, hit, repeat, pool = (
+        d.failed.tolist(),
+        d.hit.tolist(),
+        d.repeat.tolist(),
+        d.pool.tolist(),
+    )
     quality, scored, later, delay = (
         d.quality.tolist(),
         d.scored.tolist(),

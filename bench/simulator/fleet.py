@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -279,7 +279,9 @@ class Fleet:
         if on_canary:  # what testing the canary cost against serving these calls as the baseline
             base_model = base.model or task.model
             base_truth = self._truth(task, base_model, start)
-            ledger.explore_quality_lost += n * max(0.0, base_truth.quality_mean - truth.quality_mean)
+            ledger.explore_quality_lost += n * max(
+                0.0, base_truth.quality_mean - truth.quality_mean
+            )
             extra = self.expected_cost(task, model, truth) - self.expected_cost(
                 task, base_model, base_truth
             )

@@ -59,7 +59,12 @@ class Ledger:
             config.shadow.model if config.shadow is not None else None,
         )
         last = self.changes[-1] if self.changes else None
-        if last is None or (last.model, last.canary_model, last.canary_weight, last.shadow_model) != (
+        if last is None or (
+            last.model,
+            last.canary_model,
+            last.canary_weight,
+            last.shadow_model,
+        ) != (
             change.model,
             change.canary_model,
             change.canary_weight,
