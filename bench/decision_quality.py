@@ -13,12 +13,18 @@ Prints caught-bad %, wrongly-rolled-back %, at which weight bad canaries were ca
 savings against the oracle's (the cheapest model meeting the SLOs)::
 
     .venv/bin/python -m bench.decision_quality --rollouts 100
+
+Fleet mode (:mod:`bench.fleet_decisions`): a seeded fleet of binary-quality tasks for 24
+simulated hours, reported against the per-task oracle::
+
+    .venv/bin/python -m bench.decision_quality --fleet binary [--shadow] [--tasks 57] [--hours 24]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import tempfile
 import time
@@ -29,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.fleet_decisions import FleetRun, run_fleet
 from bench.simulator import (
     CallbackSink,
     Fleet,
@@ -272,7 +279,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stage-minutes", type=float, default=2.0)
     parser.add_argument("--watch-minutes", type=float, default=5.0)
     parser.add_argument("--max-minutes", type=float, default=60.0)
+    parser.add_argument(
+        "--fleet", choices=["binary"], help="fleet mode: many binary-quality tasks at once"
+    )
+    parser.add_argument(
+        "--shadow", action="store_true", help="fleet: shadow-evaluate the candidate"
+    )
+    parser.add_argument("--shadow-share", type=float, default=0.5, help="fleet: shadow.share")
+    parser.add_argument("--hours", type=float, default=24.0, help="fleet: simulated hours")
+    parser.add_argument("--tasks", type=int, default=57, help="fleet: how many tasks")
+    parser.add_argument("--scenario-seed", type=int, default=15, help="fleet: the fleet's seed")
+    parser.add_argument("--tolerance", type=float, default=0.02, help="fleet: quality tolerance")
+    parser.add_argument("--tick-seconds", type=float, default=60.0, help="fleet: config re-read")
+    parser.add_argument("--json", type=Path, help="fleet: also write the report as JSON here")
     args = parser.parse_args(argv)
+    if args.fleet:
+        run = FleetRun(
+            tasks=args.tasks,
+            scenario_seed=args.scenario_seed,
+            hours=args.hours,
+            tolerance=args.tolerance,
+            shadow=args.shadow,
+            shadow_share=args.shadow_share,
+            tick=timedelta(seconds=args.tick_seconds),
+        )
+        report = run_fleet(run)
+        print(report.render())
+        if args.json is not None:
+            args.json.write_text(json.dumps(dataclasses.asdict(report), default=str, indent=1))
+        return
     settings = bench_settings(args.min_samples, args.stage_minutes, args.watch_minutes)
     results: list[Result] = []
     began = time.monotonic()

@@ -92,7 +92,7 @@ def simulate(
         str,
         typer.Option(
             help="built-in scenario (fleet, cheaper-good, cheaper-worse, "
-            "latency-regression) or a scenario file (.json/.toml)"
+            "latency-regression, binary-fleet) or a scenario file (.json/.toml)"
         ),
     ] = "fleet",
     duration: Annotated[

@@ -1,13 +1,17 @@
 """A fleet of simulated LLM applications that closes the optimizer's loop (``llmopt simulate``).
 
-Ground-truth profiles per (app, task, model) (:mod:`.profiles`); calls served with the active
+Ground-truth profiles per (app, task, model) (:mod:`.profiles`), Gaussian or binary quality
+(:mod:`.binary`, the seeded fleet of :mod:`.binary_fleet`), shadow evaluation
+(:mod:`.shadow`); calls served with the active
 config or its canary (:mod:`.fleet`, :mod:`.split`); configs read over REST or from the config
 manager (:mod:`.sources`); telemetry to Kafka, REST or in-process (:mod:`.sinks`, :mod:`.loop`);
 a report against the oracle (:mod:`.report`).
 """
 
+from bench.simulator.binary import correct, score_correlation
+from bench.simulator.binary_fleet import binary_fleet
 from bench.simulator.fleet import Fleet
-from bench.simulator.ledger import Ledger
+from bench.simulator.ledger import ConfigChange, Ledger
 from bench.simulator.loop import InProcessOptimizer
 from bench.simulator.otlp import OtlpSink
 from bench.simulator.profiles import (
@@ -29,6 +33,7 @@ __all__ = [
     "SCENARIOS",
     "Burst",
     "CallbackSink",
+    "ConfigChange",
     "Fleet",
     "InProcessOptimizer",
     "Incident",
@@ -46,11 +51,14 @@ __all__ = [
     "StaticConfigSource",
     "TaskProfile",
     "WallClockPacer",
+    "binary_fleet",
     "bucket",
     "build_report",
+    "correct",
     "default_start",
     "load_scenario",
     "rollouts_from_db",
     "rollouts_from_rest",
+    "score_correlation",
     "serves_canary",
 ]

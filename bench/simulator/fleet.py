@@ -14,13 +14,16 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from bench.simulator.binary import correct
+from bench.simulator.events import Drawn, render_events
 from bench.simulator.ledger import Ledger
 from bench.simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
+from bench.simulator.shadow import draw_shadow
 from bench.simulator.split import serves_canary
 from core.app_config import AppConfig, TaskConfig, apply_overrides
 from operators.pricing import PriceTable
@@ -56,7 +59,7 @@ class Fleet:
         self.ledgers: dict[tuple[str, str], Ledger] = {
             (t.app, t.task): Ledger() for t in scenario.tasks
         }
-        self._expected: dict[tuple[str, int, int], float] = {}
+        self._expected: dict[tuple[str, int, int], tuple[float, float]] = {}
         self._rates: dict[str, tuple[float, float, float] | None] = {}
         self._feedback: list[dict[str, Any]] = []  # feedback events due in a later tick
         self._cache: dict[tuple[str, str, str], dict[int, float]] = {}  # prompt → expiry (s)
@@ -78,9 +81,9 @@ class Fleet:
         found = self._expected.get(key)
         if found is None:
             full = call_cost(self._prices, model, tokens_in, profile.output_tokens)
-            found = self._expected[key] = 0.0 if full is None else full
-        failed = call_cost(self._prices, model, tokens_in, 0) or 0.0
-        return (1 - profile.error_rate) * found + profile.error_rate * failed
+            failed = call_cost(self._prices, model, tokens_in, 0) or 0.0
+            found = self._expected[key] = (0.0 if full is None else full, failed)
+        return (1 - profile.error_rate) * found[0] + profile.error_rate * found[1]
 
     def oracle(self, task: TaskProfile, at: datetime) -> str:
         """The cheapest model meeting the task's SLOs at ``at`` (the default when none does)."""
@@ -178,6 +181,7 @@ class Fleet:
         ledger = self.ledgers[(task.app, task.task)]
         base = task_config or TaskConfig(model=task.model)
         ledger.baseline_model = base.model or task.model
+        ledger.observe(start, base)
         if n == 0:
             return []
         offsets = np.sort(rng.uniform(0.0, seconds, n))
@@ -195,7 +199,7 @@ class Fleet:
                 served = apply_overrides(base, canary.overrides)
                 tag = canary.version
             out += self._serve(
-                task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag
+                task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag, base
             )
         return out
 
@@ -208,15 +212,20 @@ class Fleet:
         rids: list[str],
         on_canary: bool,
         version: int | None,
+        base: TaskConfig,
     ) -> list[dict[str, Any]]:
         rng = self._rng
         n = len(rids)
         model = served.model or task.model
-        truth = self.scenario.profile(task, model, start)
-        if truth is None:  # a model the scenario does not know: the default model's truth
-            truth = task.models[task.model]
+        truth = self._truth(task, model, start)
         latency = np.exp(rng.normal(math.log(truth.latency_median_ms), truth.latency_sigma, n))
-        quality = np.clip(rng.normal(truth.quality_mean, truth.quality_sd, n), 0.0, 1.0)
+        difficulty: np.ndarray[Any, Any] | None = None
+        if task.binary_quality:  # 0/1 scores; the prompt's difficulty is shared by all models
+            difficulty = rng.standard_normal(n)
+            noise = rng.standard_normal(n)
+            quality = correct(difficulty, noise, truth.quality_mean, task.difficulty_rho) * 1.0
+        else:
+            quality = np.clip(rng.normal(truth.quality_mean, truth.quality_sd, n), 0.0, 1.0)
         scored = rng.random(n) < task.quality_share
         later = rng.random(n) < task.feedback_share
         delay = rng.uniform(1.0, max(task.feedback_delay_s, 1.0), n)
@@ -238,62 +247,50 @@ class Fleet:
         hit = self._cache_hits(task, served, variant, start, offsets, repeat, pool, failed)
         failed &= ~hit  # the cache returns a stored successful answer
         hit_ms = rng.uniform(2.0, 10.0, n) if hit.any() else latency  # same draws without hits
-        out: list[dict[str, Any]] = []
-        for i in range(n):
-            event: dict[str, Any] = {
-                "event_id": f"sim-{rids[i]}",
-                "timestamp": _utc_ms(start + timedelta(seconds=float(offsets[i]))),
-                "app": task.app,
-                "task": task.task,
-                "model": model,
-                "latency_ms": round(float(latency[i]), 2),
-                "ttft_ms": round(float(ttft[i]), 2),
-                "input_tokens": int(tokens_in[i]),
-                "output_tokens": int(tokens_out[i]),
-                "status": "error" if failed[i] else "ok",
-                "request_id": rids[i],
-                "variant": variant,
-                "prompt_hash": (
-                    f"p-{task.app}-{task.task}-{pool[i]}" if repeat[i] else f"u-{rids[i]}"
-                ),
-            }
-            if provider is not None:
-                event["provider"] = provider
-            if costs is not None:
-                event["cost_usd"] = float(costs[i])
-            if task.prompt_tokens_fixed:
-                event["prompt_tokens_fixed"] = task.prompt_tokens_fixed
-                if prompt_cache:
-                    event["cache_read_tokens"] = task.prompt_tokens_fixed
-            if hit[i]:  # answered from the app's response cache: no tokens, no cost
-                event.update(latency_ms=round(float(hit_ms[i]), 2), input_tokens=0, output_tokens=0)
-                event.update(cost_usd=0.0, attributes={"cache_hit": True})
-                event.pop("ttft_ms")
-                event.pop("cache_read_tokens", None)
-            if failed[i]:
-                event["error_type"] = kinds[int(kind_of[i])]
-            elif scored[i] and later[i]:
-                out.append(
-                    {
-                        "kind": "feedback",
-                        "event_id": f"sim-fb-{rids[i]}",
-                        "timestamp": event["timestamp"] + int(delay[i] * 1000),
-                        "app": task.app,
-                        "task": task.task,
-                        "request_id": rids[i],
-                        "quality": round(float(quality[i]), 4),
-                    }
-                )
-            elif scored[i]:
-                event["quality"] = round(float(quality[i]), 4)
-            if version is not None:
-                event["config_version"] = version
-            out.append(event)
+        shadow = served.shadow
+        shadow_truth = (
+            None
+            if shadow is None or shadow.model == model
+            else self.scenario.profile(task, shadow.model, start)
+        )
+        shadow_scored = np.zeros(n, dtype=bool)
+        shadow_quality = quality
+        shadow_ran = 0
+        if shadow is not None and shadow_truth is not None:
+            eligible = scored & ~failed & ~hit
+            draw = draw_shadow(rng, task, shadow_truth, shadow.share, eligible, difficulty)
+            shadow_scored, shadow_quality = draw.scored, draw.quality
+            shadow_ran = int(draw.ran.sum())
+        drawn = Drawn(
+            task.app, task.task, model, provider, variant, version, rids, offsets, latency, ttft,
+            tokens_in, tokens_out, failed, kinds, kind_of, quality, scored, later, delay, repeat,
+            pool, costs, hit, hit_ms, task.prompt_tokens_fixed, prompt_cache,
+            shadow.model if shadow is not None else None, shadow_scored, shadow_quality,
+        )  # fmt: skip
+        out = render_events(drawn, start)
         if costs is not None:
             costs = np.where(hit, 0.0, costs)
         hits = int(hit.sum())
         self._account(task, model, truth, start, n, on_canary, int(failed.sum()), costs, hits)
+        ledger = self.ledgers[(task.app, task.task)]
+        if shadow is not None and shadow_truth is not None and shadow_ran:
+            ledger.shadow_calls += shadow_ran
+            ledger.shadow_usd += shadow_ran * self.expected_cost(task, shadow.model, shadow_truth)
+        if on_canary:  # what testing the canary cost against serving these calls as the baseline
+            base_model = base.model or task.model
+            base_truth = self._truth(task, base_model, start)
+            ledger.explore_quality_lost += n * max(
+                0.0, base_truth.quality_mean - truth.quality_mean
+            )
+            extra = self.expected_cost(task, model, truth) - self.expected_cost(
+                task, base_model, base_truth
+            )
+            ledger.explore_usd += (n - hits) * max(0.0, extra)
         return out
+
+    def _truth(self, task: TaskProfile, model: str, at: datetime) -> ModelProfile:
+        """``model``'s truth on ``task`` (an unknown model gets the default model's)."""
+        return self.scenario.profile(task, model, at) or task.models[task.model]
 
     def _cache_hits(
         self,

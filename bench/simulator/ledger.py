@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
-__all__ = ["Ledger"]
+from core.app_config import TaskConfig
+
+__all__ = ["ConfigChange", "Ledger"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """What the task's active config served from ``at`` on (as the app read it)."""
+
+    at: datetime
+    model: str  # the baseline side's model ("" : the task's default)
+    canary_model: str | None  # the canary side's model (None: no canary)
+    canary_weight: float
+    shadow_model: str | None
 
 
 @dataclass(slots=True)
@@ -25,6 +39,38 @@ class Ledger:
     off_slo_calls: int = 0  # calls served by a model that missed the task's SLOs then
     by_model: dict[str, int] = field(default_factory=dict)
     baseline_model: str = ""  # the model of the baseline side at the last tick
+    shadow_calls: int = 0  # shadow evaluations run (not served)
+    shadow_usd: float = 0.0  # their expected cost (exploration)
+    explore_quality_lost: float = 0.0  # canary calls: expected quality below the baseline's
+    explore_usd: float = 0.0  # canary calls: expected cost above the baseline's
+    changes: list[ConfigChange] = field(default_factory=list)  # the config as read, on change
+
+    def observe(self, at: datetime, config: TaskConfig) -> None:
+        """Record the task's config read at ``at`` when it differs from the last one."""
+        canary = config.canary
+        canary_model = None
+        if canary is not None:
+            canary_model = str(canary.overrides.get("model", config.model or ""))
+        change = ConfigChange(
+            at,
+            config.model or "",
+            canary_model,
+            canary.weight if canary is not None else 0.0,
+            config.shadow.model if config.shadow is not None else None,
+        )
+        last = self.changes[-1] if self.changes else None
+        if last is None or (
+            last.model,
+            last.canary_model,
+            last.canary_weight,
+            last.shadow_model,
+        ) != (
+            change.model,
+            change.canary_model,
+            change.canary_weight,
+            change.shadow_model,
+        ):
+            self.changes.append(change)
 
     def savings(self) -> float:
         """Share of the default model's cost saved."""

@@ -36,7 +36,9 @@ class ModelProfile:
     """How one model serves one task: the truth the optimizer has to discover.
 
     Latency is lognormal (``latency_median_ms``, ``latency_sigma``); quality is normal, clipped
-    to [0, 1]; ``error_types`` are relative weights of the error kinds.
+    to [0, 1], or, on a task with ``binary_quality``, 0/1 with ``quality_mean`` the model's
+    accuracy (:mod:`bench.simulator.binary`); ``error_types`` are relative weights of the error
+    kinds.
     """
 
     quality_mean: float = 0.85
@@ -124,6 +126,8 @@ class TaskProfile:
     quality_share: float = 1.0  # share of calls that carry a quality score
     feedback_share: float = 0.0  # share of those scores sent later as ``feedback`` events
     feedback_delay_s: float = 20.0  # feedback arrives up to this long after its call
+    binary_quality: bool = False  # scores are 0/1: correct or not (see bench.simulator.binary)
+    difficulty_rho: float = 0.0  # binary: loading of the prompt's difficulty shared by models
     quality_tolerance: float = 0.02
     quality_slo: float | None = None
     latency_p95_slo_ms: float = 1000.0
@@ -132,6 +136,8 @@ class TaskProfile:
     def __post_init__(self) -> None:
         if self.model not in self.models:
             raise ValueError(f"{self.app}/{self.task}: default model {self.model!r} has no profile")
+        if not 0.0 <= self.difficulty_rho < 1.0:
+            raise ValueError(f"{self.app}/{self.task}: difficulty_rho must be within [0, 1)")
 
     def slo_quality(self) -> float:
         """The quality SLO."""

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from bench.simulator.fleet import Fleet
 from bench.simulator.sinks import TelemetrySink
 from bench.simulator.sources import ConfigSource
-from core.app_config import TaskConfig
+from core.app_config import ShadowConfig, TaskConfig
 
 __all__ = ["Simulation", "WallClockPacer", "default_start"]
 
@@ -59,11 +59,13 @@ class Simulation:
     def __post_init__(self) -> None:
         self.now = self.fleet.start
 
-    def seed_configs(self) -> None:
-        """Give every app without a config its tasks' default models."""
+    def seed_configs(self, shadow: ShadowConfig | None = None) -> None:
+        """Give every app without a config its tasks' default models (and ``shadow``)."""
         for app in self.fleet.apps:
             tasks = {
-                t.task: TaskConfig(model=t.model) for t in self.fleet.scenario.tasks if t.app == app
+                t.task: TaskConfig(model=t.model, shadow=shadow)
+                for t in self.fleet.scenario.tasks
+                if t.app == app
             }
             self.source.seed(app, tasks)
 

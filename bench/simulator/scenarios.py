@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+from bench.simulator.binary_fleet import binary_fleet
 from bench.simulator.profiles import Burst, Incident, ModelProfile, Scenario, TaskProfile
 
 __all__ = ["SCENARIOS", "cheaper_good", "cheaper_worse", "fleet", "latency_regression"]
@@ -76,4 +77,5 @@ SCENARIOS: dict[str, Callable[[], Scenario]] = {
     "cheaper-worse": cheaper_worse,
     "latency-regression": latency_regression,
     "fleet": fleet,
+    "binary-fleet": binary_fleet,
 }
