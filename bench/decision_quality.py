@@ -322,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"settings: stages {list(c.stages)}, canary.min_samples {c.min_samples}, "
         f"min_stage_duration {c.min_stage_duration}, alpha {c.alpha}, quality_tolerance "
-        f"{c.quality_tolerance}, max_latency_increase {c.max_latency_increase}, "
+        f"{settings.decisions.quality_tolerance}, max_latency_increase {c.max_latency_increase}, "
         f"post_promotion_watch {c.post_promotion_watch}; {args.rate:g} calls/s"
     )
     print(summarize(results))

@@ -6,8 +6,10 @@ time; its telemetry goes tick by tick through the same operators as the dataflow
 (:class:`~bench.simulator.InProcessOptimizer`: AppWindows → AnalysisRunner → StrategyRunner →
 Actuator on a fresh SQLite database), and the simulated app reads its config from the config
 manager every tick, so whatever the judge, the canary stages and model selection decide is
-what the app serves next. With ``shadow`` every task's first config also asks the app to run
-``gpt-4o-mini`` on ``shadow_share`` of its scored requests (:mod:`bench.simulator.shadow`).
+what the app serves next. With ``shadow`` the optimizer asks (``canary.shadow_share``), while a
+model change rolls out, that the app also run the candidate on that share of its scored
+requests, and the simulated app does (:mod:`bench.simulator.shadow`); without it the share is
+0 and the judge has the canary's own scores only.
 
 Verdicts are read off the config the app served (:class:`~bench.simulator.ConfigChange`): a
 *promote* when the task's model changes to the candidate, a *rollback* when a canary of another
@@ -35,7 +37,6 @@ from bench.simulator import (
     rollouts_from_db,
 )
 from bench.simulator.binary_fleet import BIG, SMALL
-from core.app_config import ShadowConfig
 from core.settings import Settings
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
@@ -58,11 +59,15 @@ class FleetRun:
     tick: timedelta = timedelta(seconds=60)  # windows close a minute late anyway (lateness)
 
 
-def fleet_settings(tolerance: float) -> Settings:
-    """Default settings, ``gpt-4o-mini`` as the candidate, ``tolerance`` for every quality test."""
+def fleet_settings(tolerance: float, shadow_share: float = 0.0) -> Settings:
+    """Default settings, ``gpt-4o-mini`` as the candidate, ``tolerance`` for every quality test.
+
+    ``shadow_share``: the share of scored calls on which the optimizer asks apps, while a model
+    change rolls out, to also run the candidate (0: never, the run without shadow evaluation).
+    """
     s = Settings()
     return s.with_overrides(
-        canary=dataclasses.replace(s.canary, quality_tolerance=tolerance),
+        canary=dataclasses.replace(s.canary, shadow_share=shadow_share),
         decisions=dataclasses.replace(
             s.decisions, candidates=(SMALL,), quality_tolerance=tolerance
         ),
@@ -80,7 +85,7 @@ def run_fleet(
         scenario: Another fleet of one app, gpt-4o with gpt-4o-mini (tests); default: the
             seeded :func:`~bench.simulator.binary_fleet` of ``run``.
     """
-    settings = settings or fleet_settings(run.tolerance)
+    settings = settings or fleet_settings(run.tolerance, run.shadow_share if run.shadow else 0.0)
     scenario = scenario or binary_fleet(
         run.tasks, run.scenario_seed, hours=run.hours, tolerance=run.tolerance
     )
@@ -95,7 +100,7 @@ def run_fleet(
         sim = Simulation(
             fleet, ManagerConfigSource(manager), CallbackSink(optimizer.feed), tick=run.tick
         )
-        sim.seed_configs(ShadowConfig(model=SMALL, share=run.shadow_share) if run.shadow else None)
+        sim.seed_configs()  # shadow evaluation, when on, is asked for by the canary controller
 
         def tick(now: datetime) -> bool:
             clock["now"] = now

@@ -32,7 +32,7 @@ def test_fleet_report_matches_the_truth_and_the_deployments() -> None:
         for i, (t, (big, small)) in enumerate(zip(base.tasks, accs, strict=True))
     )
     scenario = dataclasses.replace(base, tasks=tasks)
-    s = fleet_settings(0.02)
+    s = fleet_settings(0.02, shadow_share=0.5)
     settings = s.with_overrides(
         canary=dataclasses.replace(
             s.canary, min_stage_duration=timedelta(minutes=2), min_samples=30
