@@ -26,7 +26,12 @@ from bench.simulator.report import Report, build_report, rollouts_from_db, rollo
 from bench.simulator.run import Simulation, WallClockPacer, default_start
 from bench.simulator.scenarios import SCENARIOS
 from bench.simulator.sinks import CallbackSink, KafkaSink, ListSink, RestSink
-from bench.simulator.sources import ManagerConfigSource, RestConfigSource, StaticConfigSource
+from bench.simulator.sources import (
+    ConfigSource,
+    ManagerConfigSource,
+    RestConfigSource,
+    StaticConfigSource,
+)
 from bench.simulator.split import bucket, serves_canary
 
 __all__ = [
@@ -34,6 +39,7 @@ __all__ = [
     "Burst",
     "CallbackSink",
     "ConfigChange",
+    "ConfigSource",
     "Fleet",
     "InProcessOptimizer",
     "Incident",

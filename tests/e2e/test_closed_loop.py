@@ -31,11 +31,15 @@ from sqlalchemy import Engine, func, select
 
 from bench.simulator import (
     SCENARIOS,
+    ConfigSource,
     Fleet,
     KafkaSink,
     ManagerConfigSource,
+    ModelProfile,
+    RestConfigSource,
     Scenario,
     Simulation,
+    TaskProfile,
 )
 from core.decisions import Deployment
 from core.settings import (
@@ -85,15 +89,24 @@ def _settings(
 class Loop:
     """The simulator against the running processor; see the module docstring."""
 
-    def __init__(self, settings: Settings, engine: Engine, scenario: Scenario) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        scenario: Scenario,
+        source: ConfigSource | None = None,
+        hours_back: float = 2.0,
+    ) -> None:
         self.settings = settings
         self.engine = engine
-        start = (datetime.now(UTC) - timedelta(hours=2)).replace(second=0, microsecond=0)
+        start = (datetime.now(UTC) - timedelta(hours=hours_back)).replace(second=0, microsecond=0)
         self.clock = {"now": start}
         self.fleet = Fleet(scenario, start=start)
         manager = ConfigManager(engine, clock=lambda: self.clock["now"])
         self.sink = KafkaSink(settings.kafka.bootstrap_servers, settings.kafka.telemetry_topic)
-        self.sim = Simulation(self.fleet, ManagerConfigSource(manager), self.sink, pace=self._pace)
+        self.sim = Simulation(
+            self.fleet, source or ManagerConfigSource(manager), self.sink, pace=self._pace
+        )
         self.sim.seed_configs()
         self.procs: list[subprocess.Popen[bytes]] = []
         self.start = start
@@ -364,3 +377,92 @@ def test_llmopt_simulate_against_the_orchestrator_as_a_user_runs_it(tmp_path: Pa
             proc.kill()
             proc.wait(10)
         log.close()
+
+
+def _binary_task(task: str, big: float, small: float) -> TaskProfile:
+    """A busy task scored 0/1 on every call, the two models' answers correlated per prompt."""
+    return TaskProfile(
+        app="shop",
+        task=task,
+        model=BIG,
+        models={
+            BIG: ModelProfile(quality_mean=big, quality_sd=0.0, latency_median_ms=500.0),
+            SMALL: ModelProfile(quality_mean=small, quality_sd=0.0, latency_median_ms=400.0),
+        },
+        rate_per_s=5.0,
+        quality_share=1.0,
+        feedback_share=0.0,
+        binary_quality=True,
+        difficulty_rho=0.8,
+        quality_tolerance=0.02,
+    )
+
+
+def test_binary_fleet_over_rest_ends_each_task_on_the_right_model(
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fresh_database: Callable[[], str],
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """Sparse 0/1 quality, four tasks at once, configs read over REST, shadow evaluation on.
+
+    Two tasks whose cheap model is as good or better must end on it; two whose cheap model is
+    worse than the 0.02 tolerance must end on the expensive one; no task may end degraded.
+    """
+    from litestar.testing import TestClient
+
+    from api.rest.app import create_app
+    from tests.unit.api.rest_support import ADMIN_KEY, rest_settings
+
+    truth = {"better": (0.70, 0.85), "tie": (0.80, 0.82), "worse": (0.85, 0.65),
+             "slightly-worse": (0.80, 0.72)}  # fmt: skip
+    scenario = Scenario(
+        "binary-e2e",
+        tuple(_binary_task(t, big, small) for t, (big, small) in truth.items()),
+        duration=timedelta(hours=4),
+        seed=11,
+    )
+    url = fresh_database()
+    engine = create_db_engine(url)
+    base = _settings(kafka_bootstrap, topics, url, tmp_path, timedelta(minutes=2))
+    settings = base.with_overrides(
+        storage=dataclasses.replace(base.storage, redis_url=redis_url),
+        canary=dataclasses.replace(base.canary, shadow_share=0.5),
+    )
+    api = rest_settings(
+        url, redis_url, kafka_bootstrap=kafka_bootstrap, topics=topics,
+        config_cache_ttl=timedelta(seconds=1),
+    )  # fmt: skip
+    with TestClient(create_app(api)) as client:
+        source = RestConfigSource("", ADMIN_KEY, poll_interval=0.0, client=client)
+        loop = Loop(settings, engine, scenario, source=source, hours_back=5.0)
+        loop.start_processor()
+        try:
+
+            def settled(_now: datetime) -> bool:
+                with session_scope(engine) as s:
+                    done, _ = list_deployments(s, status=["promoted", "rolled_back"], limit=100)
+                return len({d.task for d in done}) == len(truth)
+
+            loop.sim.run_until(loop.sim.now + timedelta(hours=3), stop=settled)
+            config = source.config("shop")
+        finally:
+            loop.stop_processor()
+            loop.sink.close()
+    assert config is not None
+    final = {t: config.tasks[t].model for t in truth}
+    right = {t: SMALL if small >= big - 0.02 else BIG for t, (big, small) in truth.items()}
+    assert final == right
+    degraded = [t for t, (big, small) in truth.items() if final[t] == SMALL and small < big - 0.02]
+    assert degraded == []
+    with session_scope(engine) as s:
+        deployments, _ = list_deployments(s, limit=100)
+        promoted = [get_deployment(s, d.id) for d in deployments if d.status == "promoted"]
+    engine.dispose()
+    for d in promoted:  # each promotion explains itself with the band that decided it
+        deciding = next(v for v in d.verdicts if v.outcome == "pass" and v.weight < 1.0)
+        quality = next(c for c in deciding.checks if c.metric == "quality")
+        assert quality.passed is True
+        assert quality.test.startswith("noninferiority_cs")
+        assert quality.threshold == -0.02
