@@ -54,6 +54,8 @@ FIELDS = (
     "request_id",
     "user_id",
     "attributes",
+    "shadow_model",
+    "shadow_quality",
 )
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from core.event_limits import MAX_CONFIG_VERSION, MAX_COST_USD, MAX_DURATION_MS, MAX_TOKENS
 from core.events import Feedback, LlmCall, Rejection, decode_event, encode_event, parse_timestamp
+from tests.fuzz_records import FIELDS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOON = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -35,33 +36,7 @@ FEEDBACK: dict[str, Any] = {
     "request_id": "req-9",
     "quality": 0.75,
 }
-CONTRACT_KEYS = (
-    "kind",
-    "event_id",
-    "timestamp",
-    "app",
-    "task",
-    "operation",
-    "provider",
-    "model",
-    "latency_ms",
-    "ttft_ms",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cost_usd",
-    "status",
-    "error_type",
-    "finish_reason",
-    "quality",
-    "prompt_hash",
-    "prompt_tokens_fixed",
-    "config_version",
-    "variant",
-    "request_id",
-    "user_id",
-    "attributes",
-)
+CONTRACT_KEYS = FIELDS  # every field of CONTRACT.md §2 and its extensions
 
 
 def raw(obj: Any) -> bytes:
