@@ -122,6 +122,10 @@ class MetricCheck(msgspec.Struct, frozen=True, kw_only=True):
     canary_n: int = 0
     passed: bool | None = None
     detail: str = ""
+    lower: float | None = None
+    """Low end of the statistic's anytime-valid band (None: no band, or unbounded)."""
+    upper: float | None = None
+    """High end of that band."""
 
 
 class Verdict(msgspec.Struct, frozen=True, kw_only=True):

@@ -243,6 +243,10 @@ def paired_interval(pairs: PairedQuality, tolerance: float, alpha: float) -> Int
     return Interval.of(mv[0], mv[1], alpha, rho_for(max(tolerance, 1e-3), alpha))
 
 
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
 def _fmt(x: float) -> str:
     return f"{x:+.4f}" if math.isfinite(x) else ("+inf" if x > 0 else "-inf")
 
@@ -282,6 +286,8 @@ def _quality_check(
         baseline_n=base.quality_count,
         canary_n=canary.quality_count,
         passed=passed,
+        lower=_finite(band.low),
+        upper=_finite(band.high),
         detail=(
             f"canary minus baseline {_fmt(band.estimate)}, anytime {1 - alpha:.0%} band "
             f"[{_fmt(band.low)}, {_fmt(band.high)}] from {base.quality_count} + "
@@ -321,6 +327,8 @@ def _harm_check(
         baseline_n=ns[0],
         canary_n=ns[1],
         passed=passed,
+        lower=_finite(band.low) if band.known else None,
+        upper=_finite(band.high) if band.known else None,
         detail=(
             f"{what}: band [{_fmt(band.low)}, {_fmt(band.high)}]; fails when it lies above "
             f"{margin:g}"
@@ -370,6 +378,8 @@ def _error_rate_max(canary: SideSummary, settings: CanarySettings) -> MetricChec
         test="harm_cs",
         canary_n=canary.calls,
         passed=(band.low <= limit) if band.known else None,
+        lower=_finite(band.low) if band.known else None,
+        upper=_finite(band.high) if band.known else None,
         detail=f"fails when the canary error rate's band [{_fmt(band.low)}, "
         f"{_fmt(band.high)}] lies above {limit:g}",
     )

@@ -161,6 +161,8 @@ class MetricCheck(_message.Message):
     CANARY_N_FIELD_NUMBER: _builtins.int
     PASSED_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
+    LOWER_FIELD_NUMBER: _builtins.int
+    UPPER_FIELD_NUMBER: _builtins.int
     metric: _builtins.str
     baseline: _builtins.float
     canary: _builtins.float
@@ -172,6 +174,9 @@ class MetricCheck(_message.Message):
     canary_n: _builtins.int
     passed: _builtins.bool
     detail: _builtins.str
+    lower: _builtins.float
+    """The anytime-valid band of the statistic (canary minus baseline, or the canary's rate)."""
+    upper: _builtins.float
     def __init__(
         self,
         *,
@@ -186,15 +191,19 @@ class MetricCheck(_message.Message):
         canary_n: _builtins.int = ...,
         passed: _builtins.bool | None = ...,
         detail: _builtins.str = ...,
+        lower: _builtins.float | None = ...,
+        upper: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_canary", b"_canary", "_p_value", b"_p_value", "_passed", b"_passed", "_statistic", b"_statistic", "_threshold", b"_threshold", "baseline", b"baseline", "canary", b"canary", "p_value", b"p_value", "passed", b"passed", "statistic", b"statistic", "threshold", b"threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_canary", b"_canary", "_lower", b"_lower", "_p_value", b"_p_value", "_passed", b"_passed", "_statistic", b"_statistic", "_threshold", b"_threshold", "_upper", b"_upper", "baseline", b"baseline", "canary", b"canary", "lower", b"lower", "p_value", b"p_value", "passed", b"passed", "statistic", b"statistic", "threshold", b"threshold", "upper", b"upper"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_canary", b"_canary", "_p_value", b"_p_value", "_passed", b"_passed", "_statistic", b"_statistic", "_threshold", b"_threshold", "baseline", b"baseline", "baseline_n", b"baseline_n", "canary", b"canary", "canary_n", b"canary_n", "detail", b"detail", "metric", b"metric", "p_value", b"p_value", "passed", b"passed", "statistic", b"statistic", "test", b"test", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_baseline", b"_baseline", "_canary", b"_canary", "_lower", b"_lower", "_p_value", b"_p_value", "_passed", b"_passed", "_statistic", b"_statistic", "_threshold", b"_threshold", "_upper", b"_upper", "baseline", b"baseline", "baseline_n", b"baseline_n", "canary", b"canary", "canary_n", b"canary_n", "detail", b"detail", "lower", b"lower", "metric", b"metric", "p_value", b"p_value", "passed", b"passed", "statistic", b"statistic", "test", b"test", "threshold", b"threshold", "upper", b"upper"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__baseline: _TypeAlias = _typing.Literal["baseline"]  # noqa: Y015
     _WhichOneofArgType__baseline: _TypeAlias = _typing.Literal["_baseline", b"_baseline"]  # noqa: Y015
     _WhichOneofReturnType__canary: _TypeAlias = _typing.Literal["canary"]  # noqa: Y015
     _WhichOneofArgType__canary: _TypeAlias = _typing.Literal["_canary", b"_canary"]  # noqa: Y015
+    _WhichOneofReturnType__lower: _TypeAlias = _typing.Literal["lower"]  # noqa: Y015
+    _WhichOneofArgType__lower: _TypeAlias = _typing.Literal["_lower", b"_lower"]  # noqa: Y015
     _WhichOneofReturnType__p_value: _TypeAlias = _typing.Literal["p_value"]  # noqa: Y015
     _WhichOneofArgType__p_value: _TypeAlias = _typing.Literal["_p_value", b"_p_value"]  # noqa: Y015
     _WhichOneofReturnType__passed: _TypeAlias = _typing.Literal["passed"]  # noqa: Y015
@@ -203,10 +212,14 @@ class MetricCheck(_message.Message):
     _WhichOneofArgType__statistic: _TypeAlias = _typing.Literal["_statistic", b"_statistic"]  # noqa: Y015
     _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
     _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__upper: _TypeAlias = _typing.Literal["upper"]  # noqa: Y015
+    _WhichOneofArgType__upper: _TypeAlias = _typing.Literal["_upper", b"_upper"]  # noqa: Y015
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__baseline) -> _WhichOneofReturnType__baseline | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__canary) -> _WhichOneofReturnType__canary | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__lower) -> _WhichOneofReturnType__lower | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__p_value) -> _WhichOneofReturnType__p_value | None: ...
     @_typing.overload
@@ -215,6 +228,8 @@ class MetricCheck(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__statistic) -> _WhichOneofReturnType__statistic | None: ...
     @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__upper) -> _WhichOneofReturnType__upper | None: ...
 
 Global___MetricCheck: _TypeAlias = MetricCheck  # noqa: Y015
 

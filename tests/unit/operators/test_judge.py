@@ -54,6 +54,8 @@ def test_an_equal_canary_passes_with_every_check_explained() -> None:
     assert "promote when the band is above -0.02" in q.detail
     assert j.quality is not None
     assert j.quality.low > -TOL
+    assert q.lower == pytest.approx(j.quality.low)
+    assert q.upper == pytest.approx(j.quality.high)
 
 
 @pytest.mark.parametrize(
