@@ -263,6 +263,8 @@ def test_recommendations_approve_deploy_verdicts_and_rollback(env: Any) -> None:
         "canary_n": 40,
         "passed": True,
         "detail": "",
+        "lower": None,
+        "upper": None,
     }
     rejected = client.post(
         f"/api/v1/optimize/recommendations/{_decision(1).id}/reject",
