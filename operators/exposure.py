@@ -53,6 +53,7 @@ def planned_weight(
     risk_budget: float,
     *,
     stage_passed: bool,
+    harm_checked: bool = True,
 ) -> float:
     """The weight for the next stage: never below ``current``, always a rung.
 
@@ -62,17 +63,20 @@ def planned_weight(
         band: The quality band (None: the task has no quality signal at all).
         risk_budget: Quality the task may lose per call while testing.
         stage_passed: Whether the current stage passed (used when there is no quality signal).
+        harm_checked: Whether the error and latency tests have had their samples; until they
+            have, the weight climbs at most one rung per stage, whatever quality allows (a
+            change that breaks latency must not reach half the traffic on its quality alone).
     """
+    higher = [w for w in rungs if w > current]
+    step = higher[0] if higher else current
     if band is None:
-        if not stage_passed:
-            return current
-        higher = [w for w in rungs if w > current]
-        return higher[0] if higher else current
+        return step if stage_passed else current
     if not band.known or not math.isfinite(band.estimate):
         return current
     target = risk_budget / max(expected_loss(band), 1e-12)
     fitting = [w for w in rungs if w <= target + 1e-12]
-    return max(current, fitting[-1] if fitting else rungs[0])
+    planned = max(current, fitting[-1] if fitting else rungs[0])
+    return planned if harm_checked else min(planned, step)
 
 
 def time_to_verdict(

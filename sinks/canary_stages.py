@@ -275,6 +275,7 @@ def _observe_one(
             band,
             settings.risk_budget,
             stage_passed=outcome == "pass",
+            harm_checked=any(c.metric == "samples" and c.passed for c in checks),
         )
         if weight > deployment.weight:
             why = (

@@ -41,6 +41,14 @@ def test_the_weight_follows_the_expected_loss_per_canary_call() -> None:
     assert planned_weight(RUNGS, 0.05, Interval.unknown(), budget, stage_passed=True) == 0.05
 
 
+def test_before_the_harm_tests_have_samples_the_weight_climbs_one_rung_at_most() -> None:
+    good = _band(0.0, 0.02)  # quality alone would allow 50 %
+    assert planned_weight(RUNGS, 0.01, good, 0.005, stage_passed=False) == 0.5
+    assert planned_weight(RUNGS, 0.01, good, 0.005, stage_passed=False, harm_checked=False) == 0.05
+    worse = _band(-0.3, 0.05)
+    assert planned_weight(RUNGS, 0.01, worse, 0.005, stage_passed=False, harm_checked=False) == 0.01
+
+
 def test_without_a_quality_signal_a_passing_stage_climbs_one_rung() -> None:
     assert planned_weight(RUNGS, 0.01, None, 0.005, stage_passed=True) == 0.05
     assert planned_weight(RUNGS, 0.01, None, 0.005, stage_passed=False) == 0.01
