@@ -13,10 +13,12 @@ trend over time cannot masquerade as a difference when the weight changes) the j
   application reports shadow scores (the candidate run on the same requests as the incumbent),
   the paired differences give a second band; each band is then built at ``alpha / 2`` and the
   judge uses both (a union bound), so shadow data can only tighten the verdict.
-- **Error rate** and **latency** are harm detectors: they fail the stage when the band shows
+- **Error rate** and **latency** ask the same kind of question, with the same burden of proof:
   the canary's error rate above the baseline's by more than ``max_error_rate_increase``, its
-  error rate above ``max_error_rate``, or its (log) latency above the baseline's by more than
-  ``max_latency_increase``; they never hold a stage.
+  error rate above ``max_error_rate``, its (log) latency above the baseline's by more than
+  ``max_latency_increase``? A band above the margin fails; a band below it passes; until one
+  or the other, the change is not promoted (an error regression must not be promoted and left
+  to the post-promotion watch).
 - **Gates** (Flagger-style): p95 and p99 latency, cost per success against the baseline's,
   the quality floor.
 
@@ -308,12 +310,12 @@ def _harm_check(
     alpha: float,
     what: str,
 ) -> MetricCheck:
-    """Fails when the band shows the canary above the baseline by more than ``margin``."""
+    """Fails when the band lies above ``margin``, passes when it lies below, else undecided."""
     rho = rho_for(max(margin, 1e-3), alpha)
     passed: bool | None = None
     p: float | None = None
     if band.known:
-        passed = band.low <= margin
+        passed = False if band.low > margin else True if band.high <= margin else None
         # always-valid p of "canary - baseline <= margin": below alpha when shown worse
         p = always_valid_p(band.estimate - margin, band.information, rho)
     return MetricCheck(
@@ -330,8 +332,8 @@ def _harm_check(
         lower=_finite(band.low) if band.known else None,
         upper=_finite(band.high) if band.known else None,
         detail=(
-            f"{what}: band [{_fmt(band.low)}, {_fmt(band.high)}]; fails when it lies above "
-            f"{margin:g}"
+            f"{what}: band [{_fmt(band.low)}, {_fmt(band.high)}]; shown within the margin "
+            f"when it lies below {margin:g}, fails when it lies above"
             if band.known
             else f"{what}: too few values"
         ),
@@ -366,7 +368,7 @@ def _percentile(values: tuple[float, ...], q: float) -> float | None:
 
 
 def _error_rate_max(canary: SideSummary, settings: CanarySettings) -> MetricCheck:
-    """Fails when the band of the canary's error rate lies above ``max_error_rate``."""
+    """The band of the canary's error rate against ``max_error_rate``: above fails, below passes."""
     alpha, limit = settings.alpha, settings.max_error_rate
     mv = mean_and_variance(canary.calls, canary.errors, canary.errors)
     band = Interval.of(mv[0], mv[1], alpha, rho_for(limit, alpha)) if mv else Interval.unknown()
@@ -377,11 +379,13 @@ def _error_rate_max(canary: SideSummary, settings: CanarySettings) -> MetricChec
         threshold=limit,
         test="harm_cs",
         canary_n=canary.calls,
-        passed=(band.low <= limit) if band.known else None,
+        passed=(False if band.low > limit else True if band.high <= limit else None)
+        if band.known
+        else None,
         lower=_finite(band.low) if band.known else None,
         upper=_finite(band.high) if band.known else None,
-        detail=f"fails when the canary error rate's band [{_fmt(band.low)}, "
-        f"{_fmt(band.high)}] lies above {limit:g}",
+        detail=f"the canary error rate's band [{_fmt(band.low)}, {_fmt(band.high)}]: shown "
+        f"within when below {limit:g}, fails when above",
     )
 
 
@@ -491,6 +495,10 @@ def judge(
     failed = [c.metric for c in checks if c.passed is False]
     if failed:
         return Judgement("fail", tuple(checks), "failed: " + ", ".join(failed), judged_quality)
+    unshown = [c.metric for c in checks if c.test == "harm_cs" and c.passed is None]
+    if unshown:
+        shown = f"not yet shown within their margins: {', '.join(unshown)}"
+        blocking = f"{blocking}; {shown}" if blocking else shown
     if blocking:
         return Judgement("inconclusive", tuple(checks), blocking, judged_quality)
     return Judgement("pass", tuple(checks), "every gate and test passed", judged_quality)

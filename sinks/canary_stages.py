@@ -224,7 +224,7 @@ def _observe_one(
         )
         outcome = "fail"
     elapsed = window_end - deployment.started_at
-    eta = _eta_check(judgement, tolerance, settings, elapsed)
+    eta = None if watching else _eta_check(judgement, tolerance, settings, elapsed)
     if eta is not None:
         checks += (eta,)
         if outcome == "inconclusive":

@@ -21,7 +21,7 @@ def side(
     quality: float = 0.85,
     quality_sd: float = 0.08,
     binary: bool = False,
-    error_rate: float = 0.01,
+    error_rate: float = 0.003,
     cost: float = 0.001,
 ) -> SideSummary:
     """``n`` calls: lognormal latency, normal (or 0/1) quality, binomial errors."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import msgspec
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -95,15 +96,17 @@ def test_an_equal_binary_canary_on_few_scores_keeps_sampling() -> None:
 
 def test_shadow_pairs_decide_what_two_groups_cannot() -> None:
     rng = np.random.default_rng(6)
-    strata = [(side(rng, 2000, quality=0.8, binary=True), side(rng, 200, quality=0.8, binary=True))]
+    strata = [
+        (side(rng, 4000, quality=0.8, binary=True), side(rng, 4000, quality=0.8, binary=True))
+    ]
     assert judge(strata, CANARY, tolerance=TOL).outcome == "inconclusive"
-    shadow = pairs(rng, 6000, served=0.8, shadow=0.8, rho=0.9)
+    shadow = pairs(rng, 20000, served=0.8, shadow=0.8, rho=0.9)
     j = judge(strata, CANARY, tolerance=TOL, pairs=shadow)
     assert j.outcome == "pass", j.reason
     q = next(c for c in j.checks if c.metric == "quality")
     assert q.test == "noninferiority_cs+paired"
-    assert "6000 shadow pairs" in q.detail
-    worse = pairs(rng, 6000, served=0.8, shadow=0.7, rho=0.9)
+    assert "20000 shadow pairs" in q.detail
+    worse = pairs(rng, 20000, served=0.8, shadow=0.7, rho=0.9)
     assert judge(strata, CANARY, tolerance=TOL, pairs=worse).outcome == "fail"
 
 
@@ -120,14 +123,12 @@ def test_strata_keep_a_trend_from_passing_for_a_difference() -> None:
 
 def test_no_quality_signal_judges_the_gates_alone() -> None:
     rng = np.random.default_rng(8)
-    silent = [
-        (
-            SideSummary(calls=s.calls, errors=s.errors, cost_usd=s.cost_usd, latency=s.latency),
-            SideSummary(calls=c.calls, errors=c.errors, cost_usd=c.cost_usd, latency=c.latency),
-        )
-        for s, c in [(side(rng, 500), side(rng, 500))]
-    ]
-    j = judge(silent, CANARY, tolerance=TOL)
+
+    def silent(s: SideSummary) -> SideSummary:
+        return msgspec.structs.replace(s, quality_count=0, quality_sum=0.0, quality_sq_sum=0.0)
+
+    silent_strata = [(silent(side(rng, 3000)), silent(side(rng, 3000)))]
+    j = judge(silent_strata, CANARY, tolerance=TOL)
     assert j.outcome == "pass"
     assert j.quality is None
     assert "quality" not in {c.metric for c in j.checks}
