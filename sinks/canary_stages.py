@@ -254,7 +254,9 @@ def _observe_one(
             now=window_end,
         )
     elif watching:
-        if held >= settings.post_promotion_watch:
+        # the watch ends once it has lasted and has seen the promoted config serve (apps apply
+        # a new config some time after it is written: a watch of nothing is no watch)
+        if held >= settings.post_promotion_watch and judged.calls >= settings.min_samples:
             after = _finish(session, deployment, window_end)
     elif outcome == "pass" and held >= settings.min_stage_duration:
         after = _promote(session, deployment, settings, window_end)
