@@ -444,3 +444,29 @@ def test_with_overrides_replaces_whole_sections(tmp_path: Path) -> None:
     assert t.kafka.embedded is False
     assert t.processor == s.processor
     assert s.kafka.bootstrap_servers == ""
+
+
+@pytest.mark.parametrize(
+    ("key", "replacement"),
+    [
+        ("QUALITY_TOLERANCE", "decisions.quality_tolerance"),
+        ("MAX_STAGE_DURATION", "canary.max_rollout_duration"),
+    ],
+)
+def test_a_retired_canary_key_is_an_error_naming_its_replacement(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, replacement: str
+) -> None:
+    monkeypatch.setenv(f"LLMOPT_CANARY__{key}", "0.1")
+    with pytest.raises(ConfigurationError, match=replacement):
+        load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("ALPHA", "0.9"), ("RISK_BUDGET", "0"), ("SHADOW_SHARE", "1.5")]
+)
+def test_canary_planning_settings_are_validated(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, key: str, value: str
+) -> None:
+    monkeypatch.setenv(f"LLMOPT_CANARY__{key}", value)
+    with pytest.raises(ConfigurationError, match=f"canary.{key.lower()}"):
+        load(tmp_path)
