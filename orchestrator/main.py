@@ -9,6 +9,7 @@ import sys
 from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from core.errors import ConfigurationError, ServiceStartError
 from core.settings import Settings, load_settings
@@ -60,6 +61,7 @@ def build_services(
     base_env: Mapping[str, str],
     on_reload: Callable[[], Awaitable[None]] | None = None,
     lag: Callable[[], int | None] | None = None,
+    grpc_registry: CollectorRegistry | None = None,
 ) -> list[Service]:
     """The services of this release, registered in start order.
 
@@ -70,10 +72,19 @@ def build_services(
         on_reload: The settings reload that ``POST /api/v1/admin/reload`` (and gRPC
             ``AdminService/Reload``) calls.
         lag: Reads the processor's consumer lag, for its health detail.
+        grpc_registry: Where the gRPC server records its per-method metrics (the
+            orchestrator serves it on ``orchestrator.metrics_port``); a new one when omitted.
     """
     collector = [CollectorService(settings)] if settings.collector.enabled else []
     grpc = (
-        [GrpcService(settings, collector=collector[0] if collector else None, on_reload=on_reload)]
+        [
+            GrpcService(
+                settings,
+                collector=collector[0] if collector else None,
+                on_reload=on_reload,
+                registry=grpc_registry,
+            )
+        ]
         if settings.grpc.enabled
         else []
     )
@@ -92,6 +103,7 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
     engine = create_db_engine(settings.storage.resolved_database_url)
     sampler = PipelineSampler(settings, engine, recovery_dir(settings))
     reloader: SettingsReloader | None = None
+    grpc_registry = CollectorRegistry()
 
     async def reload_from_api() -> None:
         if reloader is None:
@@ -105,13 +117,14 @@ async def _run(settings: Settings, embedded_broker: bool, base_env: Mapping[str,
             base_env=base_env,
             on_reload=reload_from_api,
             lag=sampler.total_lag,
+            grpc_registry=grpc_registry,
         ),
         settings.orchestrator,
     )
     reloader = SettingsReloader(settings, manager, load_settings)
     stop = asyncio.Event()
     remove_handlers = install_signal_handlers(stop, reloader.reload)
-    registry = create_registry(manager, extra=[PipelineCollector(sampler, settings)])
+    registry = create_registry(manager, extra=[PipelineCollector(sampler, settings), grpc_registry])
     try:
         await manager.start_all()
     except ServiceStartError as exc:

@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.grpc.errors import abort_with
 from api.grpc.initial_metadata import flush, gathering
+from api.grpc.live_layer import LiveLayer
 from api.grpc.permissions import PACKAGE, permission_for
 from api.service.auth import Authenticator, Principal
 from api.service.permissions import allowed
@@ -259,10 +260,20 @@ class LoggingInterceptor(_Wrapping):
 class AuthInterceptor(_Wrapping):
     """``x-api-key`` or ``authorization: Bearer``, the rate limit, then the method's permission."""
 
-    def __init__(self, auth: Authenticator, limiter: RateLimiter, settings: ApiSettings) -> None:
-        self._auth = auth
-        self._limiter = limiter
-        self._settings = settings
+    def __init__(self, layer: LiveLayer) -> None:
+        self._layer = layer  # read per call: a settings reload swaps auth, limits and keys
+
+    @property
+    def _auth(self) -> Authenticator:
+        return self._layer.current.auth
+
+    @property
+    def _limiter(self) -> RateLimiter:
+        return self._layer.current.limiter
+
+    @property
+    def _settings(self) -> ApiSettings:
+        return self._layer.current.settings.api
 
     async def _principal(self, context: grpc.aio.ServicerContext) -> Principal:
         key = _metadata(context, "x-api-key")
@@ -326,26 +337,27 @@ class AuthInterceptor(_Wrapping):
 class ErrorInterceptor(_Wrapping):
     """Maps what the servicer raises to a status (:mod:`api.grpc.errors`); bounds unary calls."""
 
-    def __init__(self, unary_timeout_s: float) -> None:
-        self._timeout = unary_timeout_s
+    def __init__(self, unary_timeout_s: Callable[[], float]) -> None:
+        self._timeout_of = unary_timeout_s  # read per call: a settings reload may change it
 
     @asynccontextmanager
     async def around(
         self, method: str, context: grpc.aio.ServicerContext, streaming: bool
     ) -> AsyncIterator[None]:
         """Turn what escapes the servicer into a status."""
+        timeout = self._timeout_of()
         try:
             if streaming:
                 yield
             else:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(timeout):
                     yield
         except grpc.aio.AbortError:
             raise
         except TimeoutError:
             await context.abort(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
-                f"the call exceeded the server's {self._timeout:g}s limit",
+                f"the call exceeded the server's {timeout:g}s limit",
             )
         except Exception as exc:
             if not isinstance(exc, OptimizerError | SQLAlchemyError):

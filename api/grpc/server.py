@@ -18,6 +18,7 @@ from api.grpc.interceptors import (
     LoggingInterceptor,
     MetricsInterceptor,
 )
+from api.grpc.live_layer import LiveLayer
 from api.grpc.permissions import PACKAGE
 from api.grpc.servicers import (
     AdminServicer,
@@ -87,13 +88,30 @@ class GrpcServer:
     """A created (not yet started) ``grpc.aio`` server and its health monitor."""
 
     def __init__(
-        self, server: Any, monitor: HealthMonitor, port: int, grace_s: float, tls: bool
+        self,
+        server: Any,
+        monitor: HealthMonitor,
+        port: int,
+        grace_s: float,
+        tls: bool,
+        layer: LiveLayer,
     ) -> None:
         self.server = server
         self.health = monitor
         self.port = port
         self.tls = tls
         self._grace = grace_s
+        self._layer = layer
+
+    def reload(self, settings: Settings) -> None:
+        """Serve the next calls with ``settings`` (SIGHUP, admin reload); no call is dropped.
+
+        Auth, rate limits, call limits and the services take the new values; the address,
+        TLS files, message sizes and ``grpc.grace`` are read when the server is created (a
+        reload that changes them is logged as needing a restart by the orchestrator).
+        """
+        self._layer.reload(settings)
+        self._grace = settings.grpc.grace.total_seconds()
 
     async def start(self) -> None:
         """Probe the dependencies, then accept calls."""
@@ -132,11 +150,12 @@ def create_server(
         ConfigurationError: TLS files missing or unreadable, or the address cannot be bound.
     """
     grpc_settings = settings.grpc
+    live = LiveLayer(resources)
     interceptors = [
         MetricsInterceptor(GrpcMetrics.of(registry)),
         LoggingInterceptor(),
-        AuthInterceptor(resources.auth, resources.limiter, settings.api),
-        ErrorInterceptor(grpc_settings.unary_timeout.total_seconds()),
+        AuthInterceptor(live),
+        ErrorInterceptor(lambda: live.current.settings.grpc.unary_timeout.total_seconds()),
     ]
     server = grpc.aio.server(
         interceptors=interceptors,
@@ -147,14 +166,14 @@ def create_server(
         ],
     )
     optimization_pb2_grpc.add_OptimizationServiceServicer_to_server(
-        OptimizationServicer(resources), server
+        OptimizationServicer(live), server
     )
-    config_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(resources), server)
-    metrics_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(resources), server)
+    config_pb2_grpc.add_ConfigServiceServicer_to_server(ConfigServicer(live), server)
+    metrics_pb2_grpc.add_MetricsServiceServicer_to_server(MetricsServicer(live), server)
     integrations_pb2_grpc.add_IntegrationServiceServicer_to_server(
-        IntegrationServicer(resources), server
+        IntegrationServicer(live), server
     )
-    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(resources), server)
+    admin_pb2_grpc.add_AdminServiceServicer_to_server(AdminServicer(live), server)
     monitor = HealthMonitor(
         resources.health, SERVICE_NAMES, grpc_settings.health_interval.total_seconds()
     )
@@ -174,5 +193,5 @@ def create_server(
     if bound == 0:
         raise ConfigurationError(f"invalid settings: cannot bind gRPC to {address}")
     return GrpcServer(
-        server, monitor, bound, grpc_settings.grace.total_seconds(), credentials is not None
+        server, monitor, bound, grpc_settings.grace.total_seconds(), credentials is not None, live
     )

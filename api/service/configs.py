@@ -210,6 +210,11 @@ class ConfigService:
             changes=config_diff(a.tasks, b.tasks),
         )
 
+    @property
+    def manager(self) -> ConfigManagerLike | None:
+        """What stores changes; ``None`` for a read-only service."""
+        return self._manager
+
     def _require_manager(self) -> ConfigManagerLike:
         if self._manager is None:
             raise StorageUnavailableError("config changes are not available on this server")

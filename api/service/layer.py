@@ -64,6 +64,71 @@ class ServiceLayer:
     integrations: IntegrationService
     admin: AdminService
     ingest: IngestLike | None
+    on_reload: ReloadHook | None = None
+
+    def reconfigured(self, settings: Settings) -> ServiceLayer:
+        """This layer's services rebuilt from reloaded ``settings``, on the same open handles.
+
+        The database engine, cache, rate limiter, API-key repository and ingest pipeline stay
+        (their addresses are restart-only settings, see ``orchestrator.reload``); everything
+        that reads a setting at call time (auth, rate limits, batch limits, recommendations,
+        the config cache's lifetime) takes the new values. The old layer stays usable for the
+        calls that hold it; nothing is closed.
+        """
+        same_ttl = settings.api.config_cache_ttl == self.settings.api.config_cache_ttl
+        return _build_layer(
+            settings,
+            engine=self.engine,
+            cache=self.cache,
+            keys=self.api_keys,
+            limiter=self.limiter,
+            ingest=self.ingest,
+            configs=self.configs if same_ttl else None,
+            config_manager=self.configs.manager,
+            on_reload=self.on_reload,
+        )
+
+
+def _build_layer(
+    settings: Settings,
+    *,
+    engine: Engine,
+    cache: Cache,
+    keys: ApiKeyRepository,
+    limiter: RateLimiter,
+    ingest: IngestLike | None,
+    configs: ConfigService | None,
+    config_manager: Any,
+    on_reload: ReloadHook | None,
+) -> ServiceLayer:
+    """The services over opened handles (see :func:`open_service_layer`)."""
+    auth = Authenticator(keys, settings.api)
+    return ServiceLayer(
+        settings=settings,
+        engine=engine,
+        cache=cache,
+        api_keys=keys,
+        auth=auth,
+        limiter=limiter,
+        health=HealthService(_checks(settings, engine, cache)),
+        configs=configs
+        or ConfigService(
+            engine,
+            cache,
+            ttl_s=settings.api.config_cache_ttl.total_seconds(),
+            manager=config_manager or ConfigManager(engine),
+        ),
+        recommendations=RecommendationService(engine, settings),
+        deployments=DeploymentQueries(engine),
+        metrics=MetricsQueries(
+            WindowRepository(engine), StrayRepository(engine), InsightRepository(engine)
+        ),
+        telemetry=TelemetryService(ingest, max_events=settings.api.max_batch_events),
+        integrations=IntegrationService(engine),
+        admin=AdminService(engine, keys, auth, on_reload=on_reload),
+        ingest=ingest,
+        on_reload=on_reload,
+    )
 
 
 async def _own_ingest(settings: Settings, spill_name: str) -> Any:
@@ -130,30 +195,16 @@ async def open_service_layer(
     started = None
     if ingest is None and own_ingest and settings.kafka.bootstrap_servers:
         ingest = started = await _own_ingest(settings, spill_name)
-    auth = Authenticator(keys, settings.api)
-    layer = ServiceLayer(
-        settings=settings,
+    layer = _build_layer(
+        settings,
         engine=engine,
         cache=cache,
-        api_keys=keys,
-        auth=auth,
+        keys=keys,
         limiter=limiter,
-        health=HealthService(_checks(settings, engine, cache)),
-        configs=ConfigService(
-            engine,
-            cache,
-            ttl_s=settings.api.config_cache_ttl.total_seconds(),
-            manager=config_manager or ConfigManager(engine),
-        ),
-        recommendations=RecommendationService(engine, settings),
-        deployments=DeploymentQueries(engine),
-        metrics=MetricsQueries(
-            WindowRepository(engine), StrayRepository(engine), InsightRepository(engine)
-        ),
-        telemetry=TelemetryService(ingest, max_events=settings.api.max_batch_events),
-        integrations=IntegrationService(engine),
-        admin=AdminService(engine, keys, auth, on_reload=on_reload),
         ingest=ingest,
+        configs=None,
+        config_manager=config_manager,
+        on_reload=on_reload,
     )
     try:
         yield layer

@@ -6,6 +6,8 @@ import contextlib
 from contextlib import AsyncExitStack
 from typing import Protocol
 
+from prometheus_client import CollectorRegistry
+
 from api.grpc import GrpcServer, create_server, open_resources
 from api.service import ReloadHook
 from api.service.telemetry import IngestLike
@@ -44,7 +46,8 @@ class GrpcService(ServiceBase):
 
     Telemetry sent to ``MetricsService/RecordTelemetry`` goes through the collector's ingest
     pipeline when a collector runs (one spill folder, one set of limits); without one the server
-    starts its own when Kafka is configured.
+    starts its own when Kafka is configured. Per-method metrics (``llmopt_grpc_*``) go to
+    ``registry``, which the orchestrator serves on ``orchestrator.metrics_port``.
     """
 
     name = "grpc"
@@ -56,8 +59,10 @@ class GrpcService(ServiceBase):
         *,
         collector: IngestOwner | None = None,
         on_reload: ReloadHook | None = None,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._settings = settings
+        self._registry = registry if registry is not None else CollectorRegistry()
         self._collector = collector
         self._on_reload = on_reload
         self._stack: AsyncExitStack | None = None
@@ -81,13 +86,22 @@ class GrpcService(ServiceBase):
                     on_reload=self._on_reload,
                 )
             )
-            server = create_server(self._settings, resources)
+            server = create_server(self._settings, resources, registry=self._registry)
             await server.start()
             stack.push_async_callback(server.stop)
         except BaseException:
             await stack.aclose()
             raise
         self._stack, self._server = stack, server
+
+    async def reload(self, settings: Settings) -> None:
+        """Serve the next calls with reloaded settings (auth, rate limits, call limits).
+
+        Open streams and in-flight calls keep going; the address and TLS files need a restart.
+        """
+        self._settings = settings
+        if self._server is not None:
+            self._server.reload(settings)
 
     async def stop(self) -> None:
         """Health ``NOT_SERVING``, finish in-flight calls within ``grpc.grace``, close."""

@@ -166,6 +166,11 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
             assert f'service_status{{service="{service}"}} 1.0' in metrics
         assert 'request_duration_seconds_count{operation="start",service="rest"} 1.0' in metrics
         assert "llmopt_pipeline_events_in_total" in metrics
+        # The gRPC server runs in the orchestrator: its per-method metrics are served here.
+        assert (
+            'llmopt_grpc_requests_total{code="OK",method="GetSummary",'
+            'service="llmopt.v1.MetricsService"} 1.0'
+        ) in metrics
         rest_metrics = httpx.get(base + "/metrics", timeout=5).text
         for text in (metrics, rest_metrics):  # promtool from scripts/install-promtool.sh
             lint = subprocess.run(
@@ -184,6 +189,29 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
             proc,
         )
         assert httpx.get(base + "/health", timeout=5).status_code == 200
+
+        # SIGHUP with valid settings: the gRPC server takes the new rate limit at its next call.
+        (tmp_path / "settings.toml").write_text(
+            "[default.api]\nrate_limit_per_s = 0.001\nrate_limit_burst = 1\n"
+        )
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(
+            lambda: "settings_reloaded" in logged.read_text(), 60, "the reload to apply", proc
+        )
+        codes = []
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = metrics_pb2_grpc.MetricsServiceStub(channel)
+            for _ in range(3):
+                try:
+                    stub.GetSummary(
+                        metrics_pb2.GetSummaryRequest(app=first["app"]),
+                        metadata=(("x-api-key", ADMIN_KEY),),
+                        timeout=10,
+                    )
+                    codes.append("OK")
+                except grpc.RpcError as exc:
+                    codes.append(exc.code().name)
+        assert codes[1:] == ["RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0

@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -485,3 +486,41 @@ def test_optimization_session_checks_each_message_against_the_callers_roles(env:
         ("look", "PERMISSION_DENIED"),
         ("what", "INVALID_ARGUMENT"),
     ]
+
+
+def test_a_reload_applies_new_limits_to_the_next_call_and_keeps_open_watches(env: Env) -> None:
+    """SIGHUP/admin reload on a running server: streams stay open, the next call sees the limit."""
+    env.rest.put(
+        "/api/v1/config/shop", json={"tasks": {"faq": {"model": "big"}}}, headers=REST_ADMIN
+    )
+    reader = Reader(
+        env.c.config.WatchConfig(config_pb2.WatchConfigRequest(app="shop"), metadata=ADMIN)
+    )
+    try:
+        assert reader.next().version == 1
+        old = env.running.resources.settings
+        strict = old.with_overrides(
+            api=replace(old.api, rate_limit_per_s=0.001, rate_limit_burst=1)
+        )
+        env.running.server.reload(strict)
+        outcomes = []
+        for _ in range(3):
+            try:
+                env.c.config.GetConfig(config_pb2.GetConfigRequest(app="shop"), metadata=ADMIN)
+                outcomes.append("OK")
+            except grpc.RpcError as exc:
+                outcomes.append(exc.code().name)
+                refused = exc
+        # GCRA at 0.001/s with burst 1: at most the first call after the reload passes.
+        assert outcomes[1:] == ["RESOURCE_EXHAUSTED", "RESOURCE_EXHAUSTED"]
+        assert "rate limit of 0.001/s (burst 1)" in (refused.details() or "")
+        # The key is now over its (shared) limit everywhere: change the config as the dataflow does.
+        engine = create_db_engine(env.url)
+        ConfigManager(engine).update(
+            "shop", {"faq": TaskConfig(model="small")}, author="dataflow", reason="after reload"
+        )
+        engine.dispose()
+        second = reader.next()
+        assert (second.version, second.tasks["faq"].model) == (2, "small")
+    finally:
+        reader.close()

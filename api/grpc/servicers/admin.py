@@ -9,7 +9,7 @@ from typing import Any
 from api.grpc.convert import optional, required, to_message
 from api.grpc.errors import FieldError
 from api.grpc.interceptors import principal_of
-from api.service.layer import ServiceLayer
+from api.grpc.live_layer import OnLiveLayer
 from proto.llmopt.v1 import admin_pb2, admin_pb2_grpc
 from storage.api_keys import ROLES
 
@@ -18,11 +18,8 @@ __all__ = ["AdminServicer"]
 _pb = admin_pb2
 
 
-class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
+class AdminServicer(OnLiveLayer, admin_pb2_grpc.AdminServiceServicer):
     """API keys, audit log, stats and reload (admin role only)."""
-
-    def __init__(self, resources: ServiceLayer) -> None:
-        self._r = resources
 
     async def CreateApiKey(
         self, request: _pb.CreateApiKeyRequest, context: Any

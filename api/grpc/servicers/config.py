@@ -13,8 +13,8 @@ from api.grpc.convert import optional, required, to_builtins, to_message
 from api.grpc.errors import FieldError
 from api.grpc.initial_metadata import add_initial_metadata
 from api.grpc.interceptors import principal_of
+from api.grpc.live_layer import OnLiveLayer
 from api.grpc.watch import follow_config
-from api.service.layer import ServiceLayer
 from proto.llmopt.v1 import config_pb2, config_pb2_grpc
 
 __all__ = ["ConfigServicer"]
@@ -27,11 +27,8 @@ def config_message(raw: bytes) -> config_pb2.AppConfig:
     return message
 
 
-class ConfigServicer(config_pb2_grpc.ConfigServiceServicer):
+class ConfigServicer(OnLiveLayer, config_pb2_grpc.ConfigServiceServicer):
     """Reads, changes and follows app configs."""
-
-    def __init__(self, resources: ServiceLayer) -> None:
-        self._r = resources
 
     async def GetConfig(
         self, request: config_pb2.GetConfigRequest, context: Any

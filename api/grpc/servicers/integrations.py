@@ -11,8 +11,8 @@ import msgspec
 from api.grpc.convert import optional, required, struct_dict, to_message
 from api.grpc.errors import FieldError
 from api.grpc.interceptors import principal_of
+from api.grpc.live_layer import OnLiveLayer
 from api.service import IntegrationInput
-from api.service.layer import ServiceLayer
 from proto.llmopt.v1 import integrations_pb2, integrations_pb2_grpc
 
 __all__ = ["IntegrationServicer"]
@@ -20,11 +20,8 @@ __all__ = ["IntegrationServicer"]
 _pb = integrations_pb2
 
 
-class IntegrationServicer(integrations_pb2_grpc.IntegrationServiceServicer):
+class IntegrationServicer(OnLiveLayer, integrations_pb2_grpc.IntegrationServiceServicer):
     """Connections to outside services; secrets are write-only."""
-
-    def __init__(self, resources: ServiceLayer) -> None:
-        self._r = resources
 
     async def List(
         self, request: _pb.ListIntegrationsRequest, context: Any

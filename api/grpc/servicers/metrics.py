@@ -10,8 +10,8 @@ from typing import Any, Literal, cast
 from api.grpc.convert import event_json, optional, required, time_of, to_message
 from api.grpc.errors import FieldError
 from api.grpc.interceptors import principal_of
+from api.grpc.live_layer import OnLiveLayer
 from api.grpc.watch import follow_windows
-from api.service.layer import ServiceLayer
 from collector.pipeline import Source
 from core.errors import OverloadedError, StorageUnavailableError
 from proto.llmopt.v1 import common_pb2, metrics_pb2, metrics_pb2_grpc
@@ -29,11 +29,8 @@ def _kind(request: Any) -> Kind:
     return cast(Kind, kind)
 
 
-class MetricsServicer(metrics_pb2_grpc.MetricsServiceServicer):
+class MetricsServicer(OnLiveLayer, metrics_pb2_grpc.MetricsServiceServicer):
     """Window stats, insights, a stream of closed windows, and telemetry ingest."""
-
-    def __init__(self, resources: ServiceLayer) -> None:
-        self._r = resources
 
     async def GetSummary(
         self, request: metrics_pb2.GetSummaryRequest, context: Any

@@ -12,11 +12,11 @@ from typing import Any
 from api.grpc.convert import optional, required, time_of, to_message
 from api.grpc.errors import FieldError, status_of
 from api.grpc.interceptors import principal_of
+from api.grpc.live_layer import OnLiveLayer
 from api.grpc.servicers.config import config_message
 from api.grpc.watch import DecisionChange, follow_decisions
 from api.service import Analysis
 from api.service.auth import Principal
-from api.service.layer import ServiceLayer
 from api.service.permissions import allowed
 from core.decisions import Decision
 from core.errors import OptimizerError, PermissionDeniedError
@@ -52,11 +52,8 @@ def _require_permission(principal: Principal, permission: str) -> None:
         )
 
 
-class OptimizationServicer(optimization_pb2_grpc.OptimizationServiceServicer):
+class OptimizationServicer(OnLiveLayer, optimization_pb2_grpc.OptimizationServiceServicer):
     """Recommendations: read, analyze, act on them, watch them, talk about them."""
-
-    def __init__(self, resources: ServiceLayer) -> None:
-        self._r = resources
 
     async def GetRecommendation(
         self, request: _pb.GetRecommendationRequest, context: Any
