@@ -5,8 +5,10 @@ attributes), ``collector_events_accepted_total`` (delivered or spilled, label ``
 ``collector_events_rejected_total`` (invalid, sent to the DLQ), ``collector_events_dlq_total``,
 ``collector_requests_refused_total`` (label ``cause``: rate_limited, backpressure,
 buffer_full, invalid), ``collector_events_delivered_total``, ``collector_events_spilled_total``,
-``collector_events_replayed_total``. Gauges: ``collector_breaker_state`` (0 closed, 1 open,
-2 half-open), ``collector_spill_bytes``, ``collector_spill_events``, ``collector_queue_depth``.
+``collector_events_replayed_total``, ``collector_rate_limit_fallbacks_total`` (batches the
+in-process limiter judged while the shared one in Redis was down). Gauges:
+``collector_breaker_state`` (0 closed, 1 open, 2 half-open), ``collector_spill_bytes``,
+``collector_spill_events``, ``collector_queue_depth``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ class CollectorMetrics:
         )
         self.events_dlq = Counter(
             "collector_events_dlq", "Records written to the dead-letter topic", registry=r
+        )
+        self.rate_limit_fallbacks = Counter(
+            "collector_rate_limit_fallbacks",
+            "Batches judged by the in-process limiter because the shared one (Redis) was down",
+            registry=r,
         )
         self.requests_refused = Counter(
             "collector_requests_refused", "Requests refused", ["cause"], registry=r

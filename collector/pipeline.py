@@ -44,6 +44,7 @@ from collector.kafka_sender import KafkaSender
 from collector.metrics import CollectorMetrics
 from collector.rate_limit import RateLimiter
 from collector.records import OutRecord
+from collector.shared_rate_limit import SharedRateLimiter
 from collector.spill import SpillBuffer
 from core.errors import OverloadedError, ValidationError
 from core.events import Event, Feedback, LlmCall, Rejection, decode_event, encode_event
@@ -164,6 +165,20 @@ class TelemetryIngest:
         self._limiter = RateLimiter(
             c.source_rate, c.source_burst, c.global_rate, c.global_burst, clock=clock
         )
+        self._shared = (
+            SharedRateLimiter(
+                settings.storage.redis_url,
+                settings.api.rate_limit_prefix,
+                c.source_rate,
+                c.source_burst,
+                c.global_rate,
+                c.global_burst,
+                fallback=self._limiter,
+                on_fallback=self.metrics.rate_limit_fallbacks.inc,
+            )
+            if settings.storage.redis_url
+            else None
+        )
         breaker = CircuitBreaker(
             c.breaker_failure_threshold,
             c.breaker_reset_timeout.total_seconds(),
@@ -197,18 +212,25 @@ class TelemetryIngest:
     async def stop(self) -> None:
         """Deliver or spill what was accepted, then stop."""
         await self._delivery.stop()
+        if self._shared is not None:
+            await self._shared.close()
 
     def reload(self, settings: Settings) -> None:
         """Apply reloaded rate limits (``collector.*_rate``/``*_burst``) without a restart."""
         c = settings.collector
         self._limiter.reconfigure(c.source_rate, c.source_burst, c.global_rate, c.global_burst)
+        if self._shared is not None:
+            self._shared.reconfigure(c.source_rate, c.source_burst, c.global_rate, c.global_burst)
 
     def health(self) -> dict[str, str]:
         """Breaker state, spill buffer and queue depth (for health details)."""
         return self._delivery.health()
 
-    def _admit(self, source: Source, n: int) -> None:
-        wait = self._limiter.acquire(source.identity, n)
+    async def _admit(self, source: Source, n: int) -> None:
+        if self._shared is not None:
+            wait = await self._shared.acquire(source.identity, n)
+        else:
+            wait = self._limiter.acquire(source.identity, n)
         if wait == 0.0:
             return
         if math.isinf(wait):
@@ -250,7 +272,7 @@ class TelemetryIngest:
     async def _submit(
         self, events: Sequence[bytes | Event | Mapping[str, Any]], source: Source
     ) -> IngestResult:
-        self._admit(source, len(events))
+        await self._admit(source, len(events))
         trace_headers = kafka_trace_headers()
         records: list[OutRecord] = []
         rejected: list[RejectedEvent] = []
@@ -283,7 +305,7 @@ class TelemetryIngest:
         Raises:
             OverloadedError: As :meth:`submit`.
         """
-        self._admit(source, 1)
+        await self._admit(source, 1)
         self.metrics.requests_refused.labels("invalid").inc()
         record = dead_letter_record(
             self._dlq_topic, payload, reason, source, 0, kafka_trace_headers()

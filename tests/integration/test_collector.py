@@ -22,9 +22,16 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from collector import Collector, Source
+from collector import Collector, Source, TelemetryIngest
 from collector.otlp_mapping import map_request
-from core.settings import CollectorSettings, KafkaSettings, Settings, StorageSettings
+from core.errors import OverloadedError
+from core.settings import (
+    ApiSettings,
+    CollectorSettings,
+    KafkaSettings,
+    Settings,
+    StorageSettings,
+)
 from storage.kafka import EmbeddedBroker, ensure_topics, free_port
 from tests.unit.collector.spans import T0_NS, chat_attrs, event_id, request, span
 
@@ -408,3 +415,97 @@ def test_rate_limit_answers_429_with_retry_after(
     assert body["message"] == "rate limit exceeded for service:limited"
     assert body["details"][0]["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
     assert len(read_topic(kafka_bootstrap, topics["telemetry"], 20)) == 20
+
+
+def _limited(
+    bootstrap: str, topics: dict[str, str], data_dir: Path, redis: str, prefix: str
+) -> Settings:
+    settings = settings_for(
+        bootstrap, topics, data_dir, source_rate=0.001, source_burst=20, global_rate=0
+    )
+    return settings.with_overrides(
+        storage=StorageSettings(data_dir=str(data_dir), redis_url=redis),
+        api=ApiSettings(rate_limit_prefix=prefix),
+    )
+
+
+def _batch(tag: str, n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "event_id": f"{tag}-{i}",
+            "timestamp": "2026-11-29T10:00:00Z",
+            "app": "shared-app",
+            "model": "m",
+            "latency_ms": 5,
+            "input_tokens": 1,
+            "output_tokens": 2,
+        }
+        for i in range(n)
+    ]
+
+
+def test_rate_limit_is_one_limit_across_replicas_with_redis(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path, redis_url: str
+) -> None:
+    """Two collector replicas on one Redis admit one source's burst once, not twice."""
+    prefix = f"llmopt:test:{uuid.uuid4().hex[:12]}"
+    source = Source("otlp_http", "service:shared")
+
+    async def main() -> list[str]:
+        replicas = [
+            TelemetryIngest(
+                _limited(kafka_bootstrap, topics, tmp_path / f"r{i}", redis_url, prefix)
+            )
+            for i in range(2)
+        ]
+        for ingest in replicas:
+            await ingest.start()
+        outcomes = []
+        try:
+            # 0.001 events/s: no cell refills during the test, however slow the machine.
+            for replica, tag in ((0, "a"), (1, "b"), (0, "c"), (1, "d")):
+                try:
+                    await replicas[replica].submit(_batch(tag, 10), source)
+                    outcomes.append(f"{replica}:ok")
+                except OverloadedError as exc:
+                    outcomes.append(f"{replica}:refused {exc.retry_after:.0f}s")
+        finally:
+            for ingest in replicas:
+                await ingest.stop()
+        return outcomes
+
+    outcomes = asyncio.run(main())
+    # Burst 20 for the source over both replicas: two batches of 10, then each is refused.
+    assert outcomes[:2] == ["0:ok", "1:ok"]
+    assert [o.split()[0] for o in outcomes[2:]] == ["0:refused", "1:refused"]
+    assert float(outcomes[2].split()[1][:-1]) >= 9_000  # 10 more events at 0.001/s
+    assert len(read_topic(kafka_bootstrap, topics["telemetry"], 20)) == 20
+
+
+def test_rate_limit_falls_back_to_the_process_when_redis_is_down(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    """Redis unreachable: the in-process limiter decides (still a limit) and it is counted."""
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    settings = _limited(kafka_bootstrap, topics, tmp_path, down, "llmopt:test:down")
+    source = Source("rest", "key:k1")
+
+    async def main() -> tuple[list[bool], float]:
+        ingest = TelemetryIngest(settings, clock=lambda: 1000.0)
+        await ingest.start()
+        admitted = []
+        try:
+            for tag in ("a", "b", "c"):
+                try:
+                    await ingest.submit(_batch(tag, 10), source)
+                    admitted.append(True)
+                except OverloadedError:
+                    admitted.append(False)
+        finally:
+            await ingest.stop()
+        fallbacks = ingest.metrics.registry.get_sample_value("collector_rate_limit_fallbacks_total")
+        return admitted, fallbacks or 0.0
+
+    admitted, fallbacks = asyncio.run(main())
+    assert admitted == [True, True, False]
+    assert fallbacks == 3
