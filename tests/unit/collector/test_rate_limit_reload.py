@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from pathlib import Path
@@ -75,19 +76,23 @@ def test_ingest_reload_applies_new_limits_to_the_running_pipeline(tmp_path: Path
         ),
     )
     ingest = TelemetryIngest(settings)
+
+    def admit(source: Source, n: int) -> None:
+        asyncio.run(ingest._admit(source, n))
+
     source = Source("rest", "key:a")
-    ingest._admit(source, 100)  # within the burst of 100
+    admit(source, 100)  # within the burst of 100
     tighter = settings.with_overrides(
         collector=dataclasses.replace(settings.collector, source_rate=0.5, source_burst=10)
     )
     ingest.reload(tighter)
     with pytest.raises(ValidationError, match=r"exceeds the rate-limit burst \(10\)"):
-        ingest._admit(source, 11)
+        admit(source, 11)
     with pytest.raises(OverloadedError) as refused:
-        ingest._admit(source, 1)  # 100 events used at 1/1000 s = 0.1 s → 100 · 2 s now
+        admit(source, 1)  # 100 events used at 1/1000 s = 0.1 s → 100 · 2 s now
     assert refused.value.retry_after > 150
-    ingest._admit(Source("rest", "key:b"), 10)
+    admit(Source("rest", "key:b"), 10)
     ingest.reload(
         settings.with_overrides(collector=dataclasses.replace(settings.collector, source_rate=0.0))
     )
-    ingest._admit(source, 10_000)  # limit off
+    admit(source, 10_000)  # limit off
