@@ -25,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from integrations.config_files import CONFIG_CHANGED, FILES_TARGET, ConfigFiles
 from integrations.errors import IntegrationError
 from integrations.messages import build_notification, decision_id, event_facts
 from integrations.notifier import Notification, Notifier
@@ -71,6 +72,8 @@ class Dispatcher:
         notifiers: Message targets by name (``{"slack": SlackWebhook}``).
         trackers: Issue trackers by name (``{"jira": JiraClient, "github": GitHubClient}``).
         link_base: Base URL of "open details" links.
+        config_files: Where ``config_changed`` rows are written (GitOps files); without it
+            those rows are marked delivered with nothing sent. Routes do not apply to them.
         retry_interval: Delay before the first redelivery; doubles per attempt (with jitter).
         max_retry_interval: Largest redelivery delay.
         max_attempts: Attempts after which a row is parked.
@@ -86,6 +89,7 @@ class Dispatcher:
         notifiers: Mapping[str, Notifier] | None = None,
         trackers: Mapping[str, IssueTracker] | None = None,
         link_base: str = "",
+        config_files: ConfigFiles | None = None,
         retry_interval: timedelta = timedelta(seconds=30),
         max_retry_interval: timedelta = timedelta(hours=1),
         max_attempts: int = 10,
@@ -97,6 +101,7 @@ class Dispatcher:
         self.notifiers = dict(notifiers or {})
         self.trackers = dict(trackers or {})
         self._link_base = link_base
+        self.config_files = config_files
         self._retry = retry_interval
         self._max_retry = max_retry_interval
         self._max_attempts = max_attempts
@@ -127,11 +132,15 @@ class Dispatcher:
             ``"delivered"``, ``"failed"`` (will be retried) or ``"parked"``.
         """
         entry = claim.entry
-        facts = event_facts(entry.event_type, entry.payload)
-        note = build_notification(
-            entry.event_type, entry.key, entry.payload, link_base=self._link_base
-        )
-        routed = self.router.targets(facts)
+        note: Notification | None = None
+        if entry.event_type == CONFIG_CHANGED:
+            routed: tuple[str, ...] = (FILES_TARGET,) if self.config_files is not None else ()
+        else:
+            facts = event_facts(entry.event_type, entry.payload)
+            note = build_notification(
+                entry.event_type, entry.key, entry.payload, link_base=self._link_base
+            )
+            routed = self.router.targets(facts)
         done: dict[str, Any] = dict((entry.result or {}).get("targets") or {})
         errors: dict[str, TargetOutcome] = {}
         for target in routed:
@@ -168,9 +177,11 @@ class Dispatcher:
         return ceiling * (0.5 + 0.5 * self._rng())
 
     async def _to_target(
-        self, target: str, entry: OutboxRecord, note: Notification
+        self, target: str, entry: OutboxRecord, note: Notification | None
     ) -> TargetOutcome:
         at = self._now().isoformat()
+        if note is None:
+            return await self._to_files(entry, at)
         notifier = self.notifiers.get(target)
         if notifier is not None:
             r = await notifier.send(note)
@@ -192,6 +203,19 @@ class Dispatcher:
         except IntegrationError as exc:
             return self._failure(exc.reason, exc.status, exc.transient, exc.retry_after)
         return TargetOutcome(True, {"ok": True, "at": at, "issue": issue.key, "url": issue.url})
+
+    async def _to_files(self, entry: OutboxRecord, at: str) -> TargetOutcome:
+        """Commit a ``config_changed`` row's config (see :mod:`integrations.config_files`)."""
+        if self.config_files is None:
+            return self._failure("not configured", None, False, None)
+        try:
+            written = await self.config_files.write(entry.payload)
+        except IntegrationError as exc:
+            return self._failure(exc.reason, exc.status, exc.transient, exc.retry_after)
+        if written is None:
+            return TargetOutcome(True, {"ok": True, "at": at, "skipped": "repository as new"})
+        record = {"ok": True, "at": at, "path": written.path, "commit": written.commit}
+        return TargetOutcome(True, {**record, "url": written.url})
 
     async def _comment(
         self,

@@ -11,6 +11,7 @@ import httpx
 from core.settings import IntegrationSettings
 from integrations.anthropic import AnthropicClient
 from integrations.circuit_breaker import CircuitBreaker
+from integrations.config_files import ConfigFiles
 from integrations.github import GitHubClient
 from integrations.jira import JiraClient
 from integrations.notifier import Notifier
@@ -28,6 +29,7 @@ class Clients:
     notifiers: dict[str, Notifier] = field(default_factory=dict)
     trackers: dict[str, IssueTracker] = field(default_factory=dict)
     github: GitHubClient | None = None
+    config_files: ConfigFiles | None = None
     anthropic: AnthropicClient | None = None
 
     @property
@@ -124,6 +126,8 @@ def build_clients(
             options=client_options(s, "github", client),
         )
         out.trackers["github"] = out.github
+        if s.github_config_path:
+            out.config_files = ConfigFiles(out.github, s.github_config_path, s.github_branch)
     if s.anthropic_api_key:
         out.anthropic = AnthropicClient(
             s.anthropic_api_key,

@@ -228,6 +228,28 @@ class GitHubClient:
         """Comment ``n`` (its title as a heading, then its markdown) on issue ``issue_key``."""
         return await self.add_comment(issue_key, f"### {n.title}\n\n{build_markdown(n)}")
 
+    def _contents_url(self, path: str) -> str:
+        return f"/repos/{self._repo}/contents/{quote(path.strip('/'), safe='/')}"
+
+    async def _current(self, path: str, branch: str | None) -> dict[str, Any] | None:
+        params = {"ref": branch} if branch else None
+        url = self._contents_url(path)
+        current = await self._http.request("GET", url, params=params, ok_statuses=(404,))
+        if current.status_code != 200:
+            return None
+        data = self._json(current)
+        return data if isinstance(data, dict) else None
+
+    async def read_file(self, path: str, *, branch: str | None = None) -> bytes | None:
+        """A file's content (``GET .../contents/{path}``), ``None`` when it does not exist."""
+        data = await self._current(path, branch)
+        if data is None or data.get("type", "file") != "file":
+            return None
+        try:
+            return base64.b64decode(str(data.get("content") or ""))
+        except ValueError:
+            raise IntegrationError("github", "undecodable file content", attempts=1) from None
+
     async def put_file(
         self, path: str, content: bytes | str, message: str, *, branch: str | None = None
     ) -> FileCommit:
@@ -245,20 +267,15 @@ class GitHubClient:
         Raises:
             IntegrationError: GitHub refused (e.g. 409 when the branch moved, 422) or failed.
         """
-        url = f"/repos/{self._repo}/contents/{quote(path.strip('/'), safe='/')}"
-        params = {"ref": branch} if branch else None
-        current = await self._http.request("GET", url, params=params, ok_statuses=(404,))
-        sha = None
-        if current.status_code == 200:
-            data = self._json(current)
-            sha = data.get("sha") if isinstance(data, dict) else None
+        current = await self._current(path, branch)
+        sha = current.get("sha") if current is not None else None
         raw = content.encode() if isinstance(content, str) else content
         payload: dict[str, Any] = {"message": message, "content": base64.b64encode(raw).decode()}
         if sha:
             payload["sha"] = sha
         if branch:
             payload["branch"] = branch
-        response = await self._http.request("PUT", url, json=payload)
+        response = await self._http.request("PUT", self._contents_url(path), json=payload)
         data = self._json(response)
         try:
             return FileCommit(

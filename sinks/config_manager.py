@@ -1,7 +1,9 @@
 """The config manager: versioned app configs for people (REST/gRPC) and the actuator.
 
 Every change is a new version with its author, reason and diff, audited in the same
-transaction (``storage.configs``). After a commit the new active config is handed to
+transaction (``storage.configs``), which also queues a ``config_changed`` outbox row (the
+integrations service writes it to the GitOps repository when ``integrations.github_config_path``
+is set). After a commit the new active config is handed to
 ``publish`` (Redis pub/sub, or the in-process bus), so watchers see it at once; watchers also
 re-read the database, so a missed message is late, never lost.
 """
@@ -14,11 +16,14 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from core.app_config import AppConfig, ConfigVersion, TaskConfig, config_diff
 from core.errors import NotFoundError
+from integrations.config_files import CONFIG_CHANGED
 from storage.configs import active_config, config_version, config_versions, save_config
 from storage.database import session_scope
+from storage.outbox import enqueue
 
 __all__ = ["ConfigManager", "config_channel", "encode_config"]
 
@@ -37,6 +42,23 @@ def encode_config(config: AppConfig) -> bytes:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def _record_change(session: Session, saved: ConfigVersion) -> None:
+    """Queue the new version for the integrations (in the transaction that stores it)."""
+    enqueue(
+        session,
+        key=f"config:{saved.app}:v{saved.version}",
+        event_type=CONFIG_CHANGED,
+        payload={
+            "config": msgspec.to_builtins(saved.as_config()),
+            "author": saved.author,
+            "reason": saved.reason,
+            "decision_key": saved.decision_key,
+        },
+        now=saved.created_at,
+        app=saved.app,
+    )
 
 
 class ConfigManager:
@@ -103,6 +125,7 @@ class ConfigManager:
                 now=self._clock(),
                 decision_key=decision_key,
             )
+            _record_change(session, saved)
         self.published(saved.as_config())
         return saved
 
@@ -118,6 +141,7 @@ class ConfigManager:
                 reason=reason or f"roll back to version {version}",
                 now=self._clock(),
             )
+            _record_change(session, saved)
         self.published(saved.as_config())
         return saved
 

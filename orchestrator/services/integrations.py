@@ -201,6 +201,7 @@ class IntegrationsService(ServiceBase):
             notifiers=self.clients.notifiers,
             trackers=self.clients.trackers,
             link_base=s.link_base_url,
+            config_files=self.clients.config_files,
             retry_interval=s.outbox_retry_interval,
             max_retry_interval=s.outbox_max_retry_interval,
             max_attempts=s.max_attempts,

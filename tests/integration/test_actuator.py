@@ -97,7 +97,11 @@ def test_rewrite_request_is_not_config_and_approval_waits_for_a_person(engine: E
     (waiting,) = actuator.apply(_work(prompt))
     with session_scope(engine) as s:
         assert get_decision(s, waiting.id).status == "proposed"
-        assert [e.event_type for e in list_outbox(s)] == ["approval_needed"]
+        # The approval request, and the seeded config's version 1 (no new version since).
+        assert {e.key: e.event_type for e in list_outbox(s)} == {
+            f"approval:{waiting.id}": "approval_needed",
+            "config:shop:v1": "config_changed",
+        }
         assert list_deployments(s, app="shop")[0] == []
     assert published == []
     free, published = Actuator(engine, Settings(), published.append), published

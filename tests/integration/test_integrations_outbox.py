@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.app_config import TaskConfig
 from core.settings import IntegrationSettings, RouteRule, Settings
 from integrations.outbox import outbox_key
 from orchestrator.service import HealthStatus
 from orchestrator.services.integrations import IntegrationsService, SqlOutboxStore
+from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine
 from storage.outbox import enqueue, list_outbox
 from tests.unit.integrations.conftest import OkSlack
 from tests.unit.integrations.fakes import (
+    GITHUB_REPO,
+    GITHUB_TOKEN,
     JIRA_EMAIL,
     JIRA_PROJECT,
     JIRA_TOKEN,
+    FakeGitHub,
     FakeJira,
     Reply,
     serving,
@@ -151,3 +158,50 @@ def test_a_claimed_row_is_not_claimed_twice_and_release_gives_it_back(engine: En
     assert found is not None
     assert (found.attempts, found.result) == (1, {"targets": {"slack": {"ok": False}}})
     assert store.find("nope") is None
+
+
+def test_every_config_version_becomes_a_commit_in_the_gitops_repository(engine: Engine) -> None:
+    """ConfigManager queues each version with the change; the service commits them in order."""
+    manager = ConfigManager(engine)
+    manager.update("shop", {"faq": TaskConfig(model="big")}, author="alice", reason="first")
+    manager.update("shop", {"faq": TaskConfig(model="small")}, author="canary", reason="promoted")
+    manager.rollback_to("shop", 1, author="rollback-engine", reason="quality fell")
+    with serving(FakeGitHub) as github:
+        settings = Settings().with_overrides(
+            integrations=IntegrationSettings(
+                github_token=GITHUB_TOKEN,
+                github_repo=GITHUB_REPO,
+                github_api_url=github.base_url,
+                github_config_path="llmopt/configs",
+                github_branch="gitops",
+                poll_interval=timedelta(milliseconds=50),
+                retry_attempts=1,
+            )
+        )
+
+        async def run() -> None:
+            service = IntegrationsService(settings, engine=engine)
+            await service.start()
+            try:
+                for _ in range(400):
+                    if all(e.status == "delivered" for e in rows(engine).values()):  # type: ignore[attr-defined]
+                        return
+                    await asyncio.sleep(0.05)
+                raise AssertionError(f"not delivered: {rows(engine)}")
+            finally:
+                await service.stop()
+
+        asyncio.run(run())
+        files = dict(github.files)
+        messages = [r.json()["message"] for r in github.requests if r.method == "PUT"]
+    assert sorted(rows(engine)) == ["config:shop:v1", "config:shop:v2", "config:shop:v3"]
+    assert json.loads(files["llmopt/configs/shop.json"]) == {
+        "app": "shop",
+        "version": 3,
+        "tasks": {"faq": {**msgspec.to_builtins(TaskConfig(model="big"))}},
+    }
+    assert messages == [
+        "llmopt: shop config v1 by alice: first",
+        "llmopt: shop config v2 by canary: promoted",
+        "llmopt: shop config v3 by rollback-engine: quality fell",
+    ]
