@@ -16,6 +16,7 @@ import msgspec
 from core.errors import ValidationError
 
 __all__ = [
+    "CONFIG_CHANGED",
     "AppConfig",
     "BatchingConfig",
     "CacheConfig",
@@ -29,6 +30,12 @@ __all__ = [
     "config_diff",
     "decode_tasks",
 ]
+
+
+#: The outbox event of every new config version (``storage.configs.save_config`` queues it;
+#: payload ``config``, ``author``, ``reason``, ``decision_key``; ``integrations.config_files``
+#: commits it to the GitOps repository).
+CONFIG_CHANGED = "config_changed"
 
 
 class _Strict(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -21,11 +21,7 @@ from integrations.errors import IntegrationError
 from integrations.formats import one_line
 from integrations.github import FileCommit, GitHubClient
 
-__all__ = ["CONFIG_CHANGED", "FILES_TARGET", "ConfigFiles"]
-
-#: The outbox event of every new config version (payload: ``config``, ``author``, ``reason``,
-#: ``decision_key``); queued by :class:`sinks.config_manager.ConfigManager`.
-CONFIG_CHANGED = "config_changed"
+__all__ = ["FILES_TARGET", "ConfigFiles"]
 
 #: The delivery target name of config files (recorded in the outbox row's result).
 FILES_TARGET = "github_files"

@@ -25,7 +25,8 @@ from typing import Any
 
 import structlog
 
-from integrations.config_files import CONFIG_CHANGED, FILES_TARGET, ConfigFiles
+from core.app_config import CONFIG_CHANGED
+from integrations.config_files import FILES_TARGET, ConfigFiles
 from integrations.errors import IntegrationError
 from integrations.messages import build_notification, decision_id, event_facts
 from integrations.notifier import Notification, Notifier

@@ -1,9 +1,8 @@
 """The config manager: versioned app configs for people (REST/gRPC) and the actuator.
 
 Every change is a new version with its author, reason and diff, audited in the same
-transaction (``storage.configs``), which also queues a ``config_changed`` outbox row (the
-integrations service writes it to the GitOps repository when ``integrations.github_config_path``
-is set). After a commit the new active config is handed to
+transaction (``storage.configs``, which also queues it as a ``config_changed`` outbox row for the
+GitOps repository). After a commit the new active config is handed to
 ``publish`` (Redis pub/sub, or the in-process bus), so watchers see it at once; watchers also
 re-read the database, so a missed message is late, never lost.
 """
@@ -16,14 +15,11 @@ from typing import Any
 
 import msgspec
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from core.app_config import AppConfig, ConfigVersion, TaskConfig, config_diff
 from core.errors import NotFoundError
-from integrations.config_files import CONFIG_CHANGED
 from storage.configs import active_config, config_version, config_versions, save_config
 from storage.database import session_scope
-from storage.outbox import enqueue
 
 __all__ = ["ConfigManager", "config_channel", "encode_config"]
 
@@ -42,23 +38,6 @@ def encode_config(config: AppConfig) -> bytes:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _record_change(session: Session, saved: ConfigVersion) -> None:
-    """Queue the new version for the integrations (in the transaction that stores it)."""
-    enqueue(
-        session,
-        key=f"config:{saved.app}:v{saved.version}",
-        event_type=CONFIG_CHANGED,
-        payload={
-            "config": msgspec.to_builtins(saved.as_config()),
-            "author": saved.author,
-            "reason": saved.reason,
-            "decision_key": saved.decision_key,
-        },
-        now=saved.created_at,
-        app=saved.app,
-    )
 
 
 class ConfigManager:
@@ -125,7 +104,6 @@ class ConfigManager:
                 now=self._clock(),
                 decision_key=decision_key,
             )
-            _record_change(session, saved)
         self.published(saved.as_config())
         return saved
 
@@ -141,7 +119,6 @@ class ConfigManager:
                 reason=reason or f"roll back to version {version}",
                 now=self._clock(),
             )
-            _record_change(session, saved)
         self.published(saved.as_config())
         return saved
 

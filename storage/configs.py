@@ -14,10 +14,11 @@ import msgspec
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.app_config import ConfigVersion, TaskConfig, config_diff, decode_tasks
+from core.app_config import CONFIG_CHANGED, ConfigVersion, TaskConfig, config_diff, decode_tasks
 from core.errors import NotFoundError
 from storage.audit import record_audit
 from storage.models import AppConfigRow
+from storage.outbox import enqueue
 
 __all__ = [
     "active_config",
@@ -94,6 +95,9 @@ def save_config(
 ) -> ConfigVersion:
     """Store ``tasks`` as the next version of ``app``'s config (in the session's transaction).
 
+    The version is audited and queued as a ``config_changed`` outbox row (key
+    ``config:<app>:v<version>``) in the same transaction.
+
     With a ``decision_key`` already stored for ``app`` this returns that version and writes
     nothing: a replayed decision changes nothing twice.
     """
@@ -131,4 +135,18 @@ def save_config(
         detail={"reason": reason, "diff": diff, "decision_key": decision_key},
         at=now,
     )
-    return _version(row)
+    saved = _version(row)
+    enqueue(  # the integrations commit it to the GitOps repository (integrations.config_files)
+        session,
+        key=f"config:{app}:v{saved.version}",
+        event_type=CONFIG_CHANGED,
+        payload={
+            "config": msgspec.to_builtins(saved.as_config()),
+            "author": saved.author,
+            "reason": saved.reason,
+            "decision_key": decision_key,
+        },
+        now=now,
+        app=app,
+    )
+    return saved

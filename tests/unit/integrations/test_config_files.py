@@ -8,9 +8,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.app_config import CONFIG_CHANGED
 from core.settings import DEFAULT_ROUTES
 from integrations import GitHubClient
-from integrations.config_files import CONFIG_CHANGED, ConfigFiles
+from integrations.config_files import ConfigFiles
 from integrations.dispatcher import Dispatcher, DispatchReport
 from integrations.routing import Router
 
