@@ -30,9 +30,9 @@ from core.events import LlmCall
 from core.settings import Settings
 from core.stats import WindowKey, WindowStats
 from operators.window_stats import summarize
+from rollout.canary_controller import start_canary
+from rollout.config_manager import ConfigManager
 from sinks.actuator import Actuator, PeriodWork
-from sinks.canary_controller import start_canary
-from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate, session_scope
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)

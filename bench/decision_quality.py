@@ -50,7 +50,7 @@ from bench.simulator import (
 )
 from bench.simulator.report import RolloutOutcome
 from core.settings import Settings
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate, session_scope
 from storage.decisions import list_deployments
 

@@ -38,7 +38,7 @@ from bench.simulator import (
 )
 from bench.simulator.binary_fleet import BIG, SMALL
 from core.settings import Settings
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
 
 __all__ = ["FleetRun", "fleet_settings", "run_fleet"]

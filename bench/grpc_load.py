@@ -36,7 +36,7 @@ def serve(settings: Settings, ready: Any) -> None:
 
     from api.grpc import create_server, open_resources
     from core.app_config import TaskConfig
-    from sinks.config_manager import ConfigManager
+    from rollout.config_manager import ConfigManager
     from storage.database import create_db_engine, migrate
     from storage.kafka import ensure_topics
 

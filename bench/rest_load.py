@@ -77,7 +77,7 @@ def _settings(args: argparse.Namespace, port: int, bootstrap: str) -> Settings:
 def prepare(settings: Settings) -> None:
     """Migrate the database, seed one config, create the telemetry topic."""
     from core.app_config import TaskConfig
-    from sinks.config_manager import ConfigManager
+    from rollout.config_manager import ConfigManager
     from storage.database import create_db_engine, migrate
     from storage.kafka import ensure_topics
 

@@ -7,7 +7,7 @@ picks at most one proposal per task (one change in flight, cooldown, confidence,
 limits), which starts as a canary or, when ``decisions.require_approval`` names its strategy or
 app, waits as ``proposed`` with an ``approval_needed`` outbox event. A prompt decision that asks
 for a rewritten template also waits as ``proposed`` until the integrations service has the
-rewrite (``sinks.prompt_rewrite``). Everything of one period commits together; the configs that
+rewrite (``rollout.prompt_rewrite``). Everything of one period commits together; the configs that
 changed are published after the commit.
 """
 
@@ -29,11 +29,11 @@ from core.settings import Settings
 from core.stats import WindowStats
 from operators.strategies import REWRITE_KEY
 from operators.strategies.coordinator import coordinate
-from sinks.canary_controller import config_overrides, start_canary
-from sinks.canary_stages import observe
-from sinks.config_manager import config_channel, encode_config
+from rollout.canary_controller import config_overrides, start_canary
+from rollout.config_manager import config_channel, encode_config
+from rollout.prompt_rewrite import current_template, mark_pending
+from rollout.stages import observe
 from sinks.database import StoreSink
-from sinks.prompt_rewrite import current_template, mark_pending
 from storage.configs import active_config
 from storage.database import session_scope
 from storage.decisions import list_decisions, list_deployments, save_decision

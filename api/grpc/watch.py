@@ -30,7 +30,7 @@ from core.app_config import AppConfig
 from core.decisions import Decision, Deployment, Verdict
 from core.errors import NotFoundError, StorageUnavailableError
 from core.stats import WindowStats
-from sinks.config_manager import config_channel
+from rollout.config_manager import config_channel
 from storage.cache import Cache
 
 __all__ = ["DecisionChange", "follow_config", "follow_decisions", "follow_windows"]

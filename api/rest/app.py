@@ -61,7 +61,7 @@ def create_app(
             handler); without it that route answers 503.
         ingest: A started :class:`collector.pipeline.TelemetryIngest` to share (the
             orchestrator's); by default the app starts its own when Kafka is configured.
-        config_manager: A :class:`sinks.config_manager.ConfigManager` to use instead of a new one.
+        config_manager: A :class:`rollout.config_manager.ConfigManager` to use instead of a new one.
     """
     api = settings.api
     prometheus = request_metrics_config("llmopt_rest")

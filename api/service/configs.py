@@ -9,7 +9,7 @@ memory and, without expiry, in the shared cache under ``llmopt:config-known:{app
 stale, with its age: seconds since it was last read from the database or the shared cache
 (:class:`ConfigRead`). Only an app whose config was never known answers
 :class:`core.errors.StorageUnavailableError` (HTTP 503, gRPC ``UNAVAILABLE``). Changes go through
-:class:`sinks.config_manager.ConfigManager` (versioned, audited, published on the app's
+:class:`rollout.config_manager.ConfigManager` (versioned, audited, published on the app's
 channel); this service then refreshes the cache so the next read on any replica sees the new
 version.
 """
@@ -30,7 +30,7 @@ from api.service.bounds import check_id
 from api.service.config_known import ConfigRead, LastKnownConfigs
 from core.app_config import AppConfig, ConfigVersion, TaskConfig, config_diff, decode_tasks
 from core.errors import NotFoundError, StorageUnavailableError, ValidationError
-from sinks.config_manager import config_channel, encode_config
+from rollout.config_manager import config_channel, encode_config
 from storage.cache import Cache
 from storage.configs import active_config, config_apps, config_version, config_versions
 from storage.database import session_scope
@@ -41,7 +41,7 @@ _log = logging.getLogger(__name__)
 
 
 class ConfigManagerLike(Protocol):
-    """What this service needs of :class:`sinks.config_manager.ConfigManager`."""
+    """What this service needs of :class:`rollout.config_manager.ConfigManager`."""
 
     def update(
         self,

@@ -31,7 +31,7 @@ from api.service.rate_limit import RateLimiter, open_limiter
 from api.service.recommendations import RecommendationService
 from api.service.telemetry import IngestLike, TelemetryService
 from core.settings import Settings
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.api_keys import ApiKeyRepository
 from storage.cache import Cache, open_cache
 from storage.database import create_db_engine, ping
@@ -173,7 +173,7 @@ async def open_service_layer(
             started when Kafka is configured.
         own_ingest: Whether to start an own ingest pipeline when none is given.
         on_reload: What the admin reload calls (the orchestrator's SIGHUP handler).
-        config_manager: A :class:`sinks.config_manager.ConfigManager` to use instead of a new
+        config_manager: A :class:`rollout.config_manager.ConfigManager` to use instead of a new
             one (publishing is the config service's, on the shared cache).
     """
     engine = create_db_engine(settings.storage.resolved_database_url)

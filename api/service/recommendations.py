@@ -2,7 +2,7 @@
 
 Lists and shows decisions with their evidence and deployment; runs an on-demand analysis of
 stored tumbling windows through the same analyzers and strategies as the dataflow; approves,
-rejects and rolls back through the actuator (``sinks.canary_controller``, ``sinks.rollback``),
+rejects and rolls back through the actuator (``rollout.canary_controller``, ``rollout.rollback``),
 which writes the decision, deployment, config version, audit line and outbox row in one
 transaction.
 """
@@ -23,8 +23,8 @@ from core.settings import Settings
 from core.stats import WindowStats
 from operators.analyzers import AnalysisRunner, build_analyzers
 from operators.strategies import StrategyRunner, build_strategies
-from sinks.canary_controller import approve_decision, reject_decision
-from sinks.rollback import rollback_deployment
+from rollout.canary_controller import approve_decision, reject_decision
+from rollout.rollback import rollback_deployment
 from storage.configs import active_config
 from storage.database import session_scope
 from storage.decisions import DecisionPage, deployment_for, get_decision, list_decisions

@@ -25,7 +25,7 @@ from bench.simulator.sinks import CallbackSink, KafkaSink, RestSink, TelemetrySi
 from bench.simulator.sources import ConfigSource, ManagerConfigSource, RestConfigSource
 from core.durations import parse_duration
 from core.settings import Settings
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
 
 __all__ = ["SimulateOptions", "resolve_scenario", "simulate_command"]

@@ -21,7 +21,7 @@ import msgspec
 
 from core.app_config import AppConfig, TaskConfig
 from core.errors import NotFoundError
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 
 __all__ = ["ConfigSource", "ManagerConfigSource", "RestConfigSource", "StaticConfigSource"]
 

@@ -1,7 +1,7 @@
 """Fills in pending prompt rewrites with the Anthropic client, then starts their canaries.
 
 Part of the integrations service (the dataflow never calls outside services): every poll it
-takes the proposed prompt decisions whose rewrite is pending (``sinks.prompt_rewrite``), asks
+takes the proposed prompt decisions whose rewrite is pending (``rollout.prompt_rewrite``), asks
 Claude for a shorter template that keeps every ``{placeholder}``, and starts the decision as a
 canary with it. A rewrite that drops a placeholder, or a call that fails permanently or keeps
 failing, starts the rest of the decision without one and records why. The client's own calls
@@ -21,7 +21,7 @@ from core.decisions import Decision
 from core.settings import CanarySettings
 from integrations.anthropic import AnthropicClient, PromptConstraints
 from integrations.errors import IntegrationError
-from sinks.prompt_rewrite import (
+from rollout.prompt_rewrite import (
     apply_rewrite,
     current_template,
     pending_rewrites,

@@ -50,7 +50,7 @@ from core.settings import (
     Settings,
     StorageSettings,
 )
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_deployment, list_decisions, list_deployments
 from storage.kafka import free_port

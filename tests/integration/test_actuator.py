@@ -13,8 +13,8 @@ from core.app_config import AppConfig, TaskConfig
 from core.decisions import Decision, ExpectedImpact, stable_id
 from core.settings import DecisionSettings, Settings
 from operators.strategies import REWRITE_KEY
+from rollout.config_manager import ConfigManager
 from sinks.actuator import Actuator, PeriodWork
-from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_decision, list_deployments
 from storage.outbox import list_outbox
@@ -121,7 +121,7 @@ def test_rewrite_request_is_not_config_and_approval_waits_for_a_person(engine: E
 
 
 def test_a_rolled_back_change_is_not_retried_within_the_memory(engine: Engine) -> None:
-    from sinks.rollback import rollback_deployment
+    from rollout.rollback import rollback_deployment
     from storage.decisions import deployment_for
 
     actuator, _ = _actuator(engine)

@@ -15,10 +15,10 @@ from core.decisions import Decision, ExpectedImpact, RollbackLimit, Verdict, sta
 from core.errors import ValidationError
 from core.settings import CanarySettings
 from core.stats import WindowStats
-from sinks.canary_controller import approve_decision, reject_decision, start_canary
-from sinks.canary_stages import observe
-from sinks.config_manager import ConfigManager
-from sinks.rollback import rollback_deployment
+from rollout.canary_controller import approve_decision, reject_decision, start_canary
+from rollout.config_manager import ConfigManager
+from rollout.rollback import rollback_deployment
+from rollout.stages import observe
 from storage.configs import active_config
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_decision, get_deployment, save_decision

@@ -26,7 +26,7 @@ from api.service.configs import cache_key
 from core.app_config import decode_tasks
 from core.errors import StorageUnavailableError
 from proto.llmopt.v1 import config_pb2
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.cache import RedisCache
 from storage.database import create_db_engine, migrate
 from tests.pg_cluster import PgCluster

@@ -27,7 +27,7 @@ from core.events import LlmCall
 from core.stats import WindowKey
 from operators.window_stats import summarize
 from proto.llmopt.v1 import common_pb2, config_pb2, metrics_pb2, optimization_pb2
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.api_keys import ApiKeyRepository
 from storage.database import create_db_engine, session_scope
 from storage.decisions import add_verdict, save_decision

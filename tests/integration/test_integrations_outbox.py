@@ -17,7 +17,7 @@ from core.settings import IntegrationSettings, RouteRule, Settings
 from integrations.outbox import outbox_key
 from orchestrator.service import HealthStatus
 from orchestrator.services.integrations import IntegrationsService, SqlOutboxStore
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine
 from storage.outbox import enqueue, list_outbox
 from tests.unit.integrations.conftest import OkSlack

@@ -16,8 +16,8 @@ from core.decisions import Decision, ExpectedImpact, stable_id
 from core.settings import IntegrationSettings, KafkaSettings, Settings
 from operators.strategies import REWRITE_KEY
 from orchestrator.services.integrations import IntegrationsService
+from rollout.config_manager import ConfigManager
 from sinks.actuator import Actuator, PeriodWork
-from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_decision
 from tests.integration.test_collector import read_topic

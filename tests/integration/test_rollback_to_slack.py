@@ -23,8 +23,8 @@ from core.settings import CanarySettings, IntegrationSettings, RouteRule, Settin
 from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
 from orchestrator.services.integrations import IntegrationsService
-from sinks.canary_controller import start_canary
-from sinks.config_manager import ConfigManager
+from rollout.canary_controller import start_canary
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_deployment
 from storage.outbox import list_outbox

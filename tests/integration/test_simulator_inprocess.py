@@ -21,7 +21,7 @@ from bench.simulator import (
 )
 from core.settings import Settings
 from orchestrator.cli import app
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine
 
 pytestmark = pytest.mark.integration

@@ -23,7 +23,7 @@ from bench.simulator import (
 from core.app_config import TaskConfig
 from core.decisions import Decision, ExpectedImpact
 from core.settings import CanarySettings
-from sinks.canary_controller import start_canary
+from rollout.canary_controller import start_canary
 from storage.database import create_db_engine, session_scope
 from tests.unit.api.rest_support import ADMIN_KEY, migrated_database, rest_settings
 

@@ -13,7 +13,7 @@ from api.rest import config_read
 from api.rest.app import create_app
 from core.app_config import TaskConfig
 from core.settings import ApiSettings, Settings, StorageSettings
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.api_keys import ApiKeyRepository
 from storage.database import create_db_engine, migrate
 from tests.recorded_spans import recorded_spans

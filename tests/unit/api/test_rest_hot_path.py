@@ -17,7 +17,7 @@ from api.rest.context import before_send
 from api.rest.encoding import MIN_COMPRESS_BYTES, encoded_response, negotiate
 from core.app_config import TaskConfig
 from core.settings import ApiSettings, Settings, StorageSettings
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
 
 ADMIN = "unit-admin-key"

@@ -319,7 +319,7 @@ def test_json_payload_from_storage_round_trip(ok_slack: OkSlack) -> None:
 def test_actuator_shaped_rows_comment_on_the_approval_issue(
     ok_slack: OkSlack, jira_server: FakeJira
 ) -> None:
-    """Keys and payloads as sinks/actuator.py and sinks/canary_controller.py write them."""
+    """Keys and payloads as sinks/actuator.py and rollout/canary_controller.py write them."""
     w = World(ok_slack, jira=jira_server)
     w.outbox.enqueue("approval:dec-7", "approval_needed", dict(DECISION), NOW)
     w.outbox.enqueue(

@@ -29,15 +29,19 @@ def test_collector_service_reload_swaps_the_rate_limits_without_a_restart(tmp_pa
     collector = Collector(settings)
     service._collector = collector  # as after start(), without binding the OTLP ports
     ingest = collector.ingest
-    ingest._admit(Source("otlp_http", "service:a"), 1)
+
+    def admit() -> None:
+        asyncio.run(ingest._admit(Source("otlp_http", "service:a"), 1))
+
+    admit()
     with pytest.raises(OverloadedError):
-        ingest._admit(Source("otlp_http", "service:a"), 1)
+        admit()
     relaxed = settings.with_overrides(
         collector=dataclasses.replace(settings.collector, source_rate=0.0)
     )
     asyncio.run(service.reload(relaxed))
     assert service.ingest is ingest  # the same pipeline: nothing was restarted
     for _ in range(3):
-        ingest._admit(Source("otlp_http", "service:a"), 1)
+        admit()
     assert service._settings is relaxed
     asyncio.run(CollectorService(settings).reload(relaxed))  # not started: only kept

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from core.decisions import Decision, Deployment
 from core.settings import CanarySettings
 from operators.strategies import REWRITE_KEY
-from sinks.canary_controller import config_overrides, start_canary
+from rollout.canary_controller import config_overrides, start_canary
 from storage.configs import active_config
 from storage.decisions import list_decisions, revise_decision
 

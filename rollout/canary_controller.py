@@ -5,7 +5,7 @@
 for applications that can also score the candidate on the same requests) and records the
 deployment; ``approve_decision`` and ``reject_decision`` settle decisions that wait for a
 person. What happens to a deployment period by period (judge, next weight, promotion, watch,
-rollback) is in ``sinks.canary_stages``.
+rollback) is in ``rollout.stages``.
 
 Every function works in the caller's session (one transaction with the outbox row) and is
 idempotent by decision.

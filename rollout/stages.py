@@ -1,12 +1,12 @@
 """A deployment period by period: the judge's verdict and what it leads to.
 
 Each closed period, :func:`observe` takes the task's windows, splits them into sides by variant
-AND config version (:mod:`sinks.canary_sides`), adds them to the rollout's running totals (one
+AND config version (:mod:`rollout.sides`), adds them to the rollout's running totals (one
 row per deployment and weight: a period costs the same however long the rollout has run) and
 asks the judge about everything served so far, one stratum per weight:
 
 - **fail** (a gate, a harm test, quality shown worse than the tolerance, or the decision's
-  rollback plan) → rollback (``sinks.rollback``);
+  rollback plan) → rollback (``rollout.rollback``);
 - **pass** (quality shown within the tolerance, nothing failing), held at least
   ``canary.min_stage_duration`` → promoted: the overrides become the task's config and the
   deployment is *watched* for ``canary.post_promotion_watch`` against a holdback
@@ -38,9 +38,9 @@ from core.settings import CanarySettings
 from core.stats import WindowStats
 from operators.exposure import expected_loss, ladder, planned_weight, time_to_verdict
 from operators.judge import Judgement, SideSummary, judge, plan_checks
-from sinks.canary_controller import CONTROLLER, task_configs
-from sinks.canary_sides import rollout_sides, shadow_pairs, watch_sides
-from sinks.rollback import rollback_deployment
+from rollout.canary_controller import CONTROLLER, task_configs
+from rollout.rollback import rollback_deployment
+from rollout.sides import rollout_sides, shadow_pairs, watch_sides
 from storage.configs import save_config
 from storage.decisions import (
     add_verdict,
