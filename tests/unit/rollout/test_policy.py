@@ -108,7 +108,8 @@ def test_inconclusive_with_a_small_expected_loss_advances_as_far_as_the_risk_bud
         "expected quality loss 0.0014 per canary call, risk budget 0.005"
     )
     eta = [c for c in result.checks if c.metric == "expected_time_to_verdict_h"]
-    assert len(eta) == 1 and eta[0].detail in result.reason
+    assert len(eta) == 1
+    assert eta[0].detail in result.reason
 
 
 def test_a_broken_rollback_plan_fails_even_when_the_judge_passes() -> None:
@@ -178,7 +179,8 @@ def test_every_step_is_one_legal_transition(
     if kind == "promote":
         assert result.outcome == "pass"
     if kind == "advance":
-        assert result.transition.weight in rungs and result.transition.weight > weight
+        assert result.transition.weight in rungs
+        assert result.transition.weight > weight
         if not any(c.metric == "samples" and c.passed for c in result.checks):
             assert rungs.index(result.transition.weight) == rungs.index(weight) + 1
     else:
@@ -187,4 +189,5 @@ def test_every_step_is_one_legal_transition(
     if n == 0:
         assert result.outcome != "pass"
     # every verdict explains itself
-    assert result.reason and all(c.metric for c in result.checks)
+    assert result.reason
+    assert all(c.metric for c in result.checks)
