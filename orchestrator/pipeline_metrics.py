@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import pickle
 import sqlite3
 import threading
@@ -28,17 +29,10 @@ from pathlib import Path
 import structlog
 from confluent_kafka import Consumer, TopicPartition
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from core.settings import Settings
-from storage.models import (
-    DecisionRow,
-    DeploymentRow,
-    InsightRow,
-    StrayEventRow,
-    VerdictRow,
-    WindowRow,
-)
+from storage.pipeline_counts import Key, PipelineCounts, read_pipeline_counts
 
 __all__ = [
     "PIPELINE_METRICS",
@@ -77,93 +71,23 @@ PIPELINE_METRICS: Mapping[str, str] = {
     "llmopt_pipeline_sample_errors": "counter",
 }
 
-Key = tuple[str, ...]
-
 
 @dataclass
-class PipelineSample:
-    """One reading; each mapping is labels → value."""
+class PipelineSample(PipelineCounts):
+    """One reading; each mapping is labels → value (the database part: ``PipelineCounts``)."""
 
     events_in: dict[Key, float] = field(default_factory=dict)  # (partition,)
     dlq: dict[Key, float] = field(default_factory=dict)  # (partition,)
     lag: dict[Key, float] = field(default_factory=dict)  # (partition,)
     resets: dict[Key, float] = field(default_factory=dict)  # (partition,)
     reread: dict[Key, float] = field(default_factory=dict)  # (partition,)
-    strays: dict[Key, float] = field(default_factory=dict)  # (kind,)
-    windows: dict[Key, float] = field(default_factory=dict)  # (kind,)
-    calls: dict[Key, float] = field(default_factory=dict)  # (app, model)
-    errors: dict[Key, float] = field(default_factory=dict)  # (app, model)
-    cost: dict[Key, float] = field(default_factory=dict)  # (app, model)
-    latency: dict[Key, float] = field(default_factory=dict)  # (app, model, percentile), s
-    insights: dict[Key, float] = field(default_factory=dict)  # (analyzer, severity)
-    decisions: dict[Key, float] = field(default_factory=dict)  # (strategy, status)
-    verdicts: dict[Key, float] = field(default_factory=dict)  # (outcome,)
-    rollbacks: float = 0.0
-    deployments: dict[Key, float] = field(default_factory=dict)  # (status,)
-    weights: dict[Key, float] = field(default_factory=dict)  # (app, task)
 
 
 def read_database(engine: Engine, sample: PipelineSample) -> None:
     """Fill ``sample``'s database part (counts and sums; cheap aggregate queries)."""
-    w = WindowRow
-    with engine.connect() as conn:
-        for kind, n in conn.execute(select(w.kind, func.count()).group_by(w.kind)):
-            sample.windows[(kind,)] = n
-        tumbling = w.kind == "tumbling"
-        query = (
-            select(w.app, w.model, func.sum(w.count), func.sum(w.error_count), func.sum(w.cost_usd))
-            .where(tumbling)
-            .group_by(w.app, w.model)
-        )
-        for app, model, calls, errors, cost in conn.execute(query):
-            sample.calls[(app, model)] = float(calls or 0)
-            sample.errors[(app, model)] = float(errors or 0)
-            sample.cost[(app, model)] = float(cost or 0.0)
-        latest = (
-            select(w.app, w.model, func.max(w.window_start).label("at"))
-            .where(tumbling)
-            .group_by(w.app, w.model)
-            .subquery()
-        )
-        percentiles = (
-            select(
-                w.app, w.model, func.max(w.latency_p50), func.max(w.latency_p95),
-                func.max(w.latency_p99),
-            )
-            .join(latest, (w.app == latest.c.app) & (w.model == latest.c.model))
-            .where(tumbling, w.window_start == latest.c.at)
-            .group_by(w.app, w.model)
-        )  # fmt: skip
-        for app, model, p50, p95, p99 in conn.execute(percentiles):
-            for name, value in (("p50", p50), ("p95", p95), ("p99", p99)):
-                sample.latency[(app, model, name)] = float(value or 0.0) / 1000.0
-        for kind, n in conn.execute(
-            select(StrayEventRow.kind, func.count()).group_by(StrayEventRow.kind)
-        ):
-            sample.strays[(kind,)] = n
-        i = InsightRow
-        for analyzer, severity, n in conn.execute(
-            select(i.analyzer, i.severity, func.count()).group_by(i.analyzer, i.severity)
-        ):
-            sample.insights[(analyzer, severity)] = n
-        d = DecisionRow
-        for strategy, status, n in conn.execute(
-            select(d.strategy, d.status, func.count()).group_by(d.strategy, d.status)
-        ):
-            sample.decisions[(strategy, status)] = n
-        for outcome, n in conn.execute(
-            select(VerdictRow.outcome, func.count()).group_by(VerdictRow.outcome)
-        ):
-            sample.verdicts[(outcome,)] = n
-        dep = DeploymentRow
-        for status, n in conn.execute(select(dep.status, func.count()).group_by(dep.status)):
-            sample.deployments[(status,)] = n
-            if status == "rolled_back":
-                sample.rollbacks = float(n)
-        for app, task, weight in conn.execute(
-            select(dep.app, dep.task, dep.weight).where(dep.status.in_(["running", "paused"]))
-        ):
-            sample.weights[(app, task)] = float(weight)
+    counts = read_pipeline_counts(engine)
+    for f in dataclasses.fields(PipelineCounts):
+        setattr(sample, f.name, getattr(counts, f.name))
 
 
 def recovered_positions(directory: Path, topic: str) -> dict[int, tuple[int, int, int]]:

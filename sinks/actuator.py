@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 import msgspec
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.app_config import AppConfig
@@ -36,8 +36,7 @@ from rollout.stages import observe
 from sinks.database import StoreSink
 from storage.configs import active_config
 from storage.database import session_scope
-from storage.decisions import list_decisions, list_deployments, save_decision
-from storage.models import DecisionRow
+from storage.decisions import last_decision_at, list_decisions, list_deployments, save_decision
 from storage.outbox import enqueue
 
 __all__ = ["Actuator", "PeriodWork", "actuator_sink", "redis_publisher"]
@@ -66,15 +65,6 @@ class PeriodWork(msgspec.Struct, frozen=True, kw_only=True):
             proposals=proposals,
             windows=group.tasks(),
         )
-
-
-def _last_decision_at(session: Session, app: str, task: str) -> datetime | None:
-    return session.scalar(
-        select(DecisionRow.created_at)
-        .where(DecisionRow.app == app, DecisionRow.task == task, DecisionRow.status != "rejected")
-        .order_by(DecisionRow.created_at.desc())
-        .limit(1)
-    )
 
 
 def _cache_forbidden(session: Session, decision: Decision, excluded: tuple[str, ...]) -> str:
@@ -204,7 +194,7 @@ class Actuator:
             chosen, rejected = coordinate(
                 proposals,
                 in_flight=task in open_tasks,
-                last_decision_at=_last_decision_at(session, work.app, task),
+                last_decision_at=last_decision_at(session, work.app, task),
                 now=work.window_end,
                 settings=decided,
             )

@@ -34,6 +34,7 @@ __all__ = [
     "get_decision",
     "get_decisions",
     "get_deployment",
+    "last_decision_at",
     "list_decisions",
     "list_deployments",
     "open_deployments",
@@ -345,3 +346,13 @@ def revise_decision(
     row.updated_at = now
     session.flush()
     return _decision(row)
+
+
+def last_decision_at(session: Session, app: str, task: str) -> datetime | None:
+    """When the task's newest decision that was not rejected was made."""
+    return session.scalar(
+        select(DecisionRow.created_at)
+        .where(DecisionRow.app == app, DecisionRow.task == task, DecisionRow.status != "rejected")
+        .order_by(DecisionRow.created_at.desc())
+        .limit(1)
+    )

@@ -7,11 +7,11 @@ the error and the time of the next attempt). A key is enqueued once: replays cha
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
@@ -26,6 +26,7 @@ __all__ = [
     "list_outbox",
     "mark_delivered",
     "mark_failed",
+    "outbox_backlog",
 ]
 
 OutboxStatus = Literal["pending", "delivered", "failed"]
@@ -172,3 +173,24 @@ def list_outbox(
     if before_id is not None:
         stmt = stmt.where(OutboxRow.id < before_id)
     return [_entry(r) for r in session.scalars(stmt.order_by(OutboxRow.id.desc()).limit(limit))]
+
+
+def outbox_backlog(session: Session, now: datetime, parked_after: timedelta) -> dict[str, int]:
+    """Rows by status (``pending``, ``failed``), those due now, and those parked.
+
+    A parked row is a waiting one whose next attempt lies more than ``parked_after`` ahead.
+    """
+    by_status = dict(
+        session.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status)).all()
+    )
+    waiting = OutboxRow.status.in_(["pending", "failed"])
+    due = session.scalar(select(func.count()).where(waiting, OutboxRow.next_attempt_at <= now))
+    parked = session.scalar(
+        select(func.count()).where(waiting, OutboxRow.next_attempt_at > now + parked_after)
+    )
+    return {
+        "pending": int(by_status.get("pending", 0)),
+        "failed": int(by_status.get("failed", 0)),
+        "due": int(due or 0),
+        "parked": int(parked or 0),
+    }

@@ -8,13 +8,14 @@ calls the hook the orchestrator passes in (the same as SIGHUP).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from api.service.auth import Authenticator
 from api.service.bounds import check_id
@@ -22,15 +23,7 @@ from core.errors import NotFoundError, StorageUnavailableError, ValidationError
 from storage.api_keys import ApiKeyInfo, ApiKeyRepository, Role
 from storage.audit import AuditEntry, list_audit, record_audit
 from storage.database import session_scope
-from storage.models import (
-    AppConfigRow,
-    DecisionRow,
-    DeploymentRow,
-    InsightRow,
-    IntegrationRow,
-    OutboxRow,
-    WindowRow,
-)
+from storage.stats import stored_counts
 
 __all__ = ["AdminService", "CreatedKey", "ReloadHook", "Stats"]
 
@@ -134,27 +127,8 @@ class AdminService:
     def stats(self) -> Stats:
         """Counts over the stored records."""
         with session_scope(self._engine) as session:
-
-            def count(column: Any) -> int:
-                return int(session.scalar(select(func.count(column))) or 0)
-
-            def by_status(column: Any) -> dict[str, int]:
-                rows = session.execute(select(column, func.count()).group_by(column))
-                return {str(s): int(n) for s, n in rows}
-
-            return Stats(
-                windows=count(WindowRow.id),
-                insights=count(InsightRow.id),
-                apps_with_config=int(
-                    session.scalar(select(func.count(func.distinct(AppConfigRow.app)))) or 0
-                ),
-                config_versions=count(AppConfigRow.id),
-                decisions=by_status(DecisionRow.status),
-                deployments=by_status(DeploymentRow.status),
-                outbox=by_status(OutboxRow.status),
-                integrations=count(IntegrationRow.id),
-                api_keys=len(self._keys.list_keys()),
-            )
+            counts = stored_counts(session)
+        return Stats(**dataclasses.asdict(counts), api_keys=len(self._keys.list_keys()))
 
     async def reload(self, *, actor: str) -> None:
         """Reload settings as SIGHUP does (StorageUnavailableError when no hook is wired)."""

@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from core.errors import ConfigurationError, ConflictError, NotFoundError, ValidationError
+from core.errors import ConfigurationError, ConflictError, ValidationError
 from integrations import (
     AnthropicClient,
     GitHubClient,
@@ -30,6 +30,7 @@ from integrations import (
 )
 from storage.audit import record_audit
 from storage.database import session_scope
+from storage.integrations import integration_row, list_integrations
 from storage.models import IntegrationRow
 
 __all__ = [
@@ -136,8 +137,7 @@ class IntegrationService:
     def list(self) -> list[Integration]:
         """Every connection, by name."""
         with session_scope(self._engine) as session:
-            rows = session.scalars(select(IntegrationRow).order_by(IntegrationRow.name))
-            return [_shown(r) for r in rows]
+            return [_shown(r) for r in list_integrations(session)]
 
     def get(self, integration_id: str) -> Integration:
         """One connection (NotFoundError when unknown)."""
@@ -146,10 +146,7 @@ class IntegrationService:
 
     @staticmethod
     def _row(session: Any, integration_id: str) -> IntegrationRow:
-        row = session.get(IntegrationRow, integration_id)
-        if row is None:
-            raise NotFoundError(f"no integration {integration_id!r}")
-        return row  # type: ignore[no-any-return]
+        return integration_row(session, integration_id)
 
     async def create(self, data: IntegrationInput, *, actor: str) -> Integration:
         """Store a new connection after checking that its client can be built."""

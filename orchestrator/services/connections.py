@@ -14,35 +14,26 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 
 from core.settings import IntegrationSettings
 from storage.database import session_scope
-from storage.models import IntegrationRow
+from storage.integrations import Connection, enabled_connections
+from storage.integrations import connections_fingerprint as stored_fingerprint
 
 __all__ = ["Connection", "connections_fingerprint", "load_connections", "with_connections"]
-
-Connection = tuple[str, str, dict[str, Any]]  # kind, secret, config
 
 
 def connections_fingerprint(engine: Engine) -> tuple[int, datetime | None]:
     """Changes whenever a connection is created, changed, enabled, disabled or deleted."""
     with session_scope(engine) as session:
-        count, latest = session.execute(
-            select(func.count(IntegrationRow.id), func.max(IntegrationRow.updated_at))
-        ).one()
-    return int(count), latest
+        return stored_fingerprint(session)
 
 
 def load_connections(engine: Engine) -> list[Connection]:
     """Enabled connections, newest first."""
     with session_scope(engine) as session:
-        rows = session.scalars(
-            select(IntegrationRow)
-            .where(IntegrationRow.enabled.is_(True))
-            .order_by(IntegrationRow.updated_at.desc())
-        )
-        return [(r.kind, r.secret, dict(r.config)) for r in rows]
+        return enabled_connections(session)
 
 
 def _text(config: dict[str, Any], key: str, default: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 import structlog
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from collector.producer import TelemetryProducer
@@ -34,8 +34,14 @@ from orchestrator.services.connections import (
 )
 from orchestrator.services.prompt_rewriter import PromptRewriter
 from storage.database import create_db_engine
-from storage.models import OutboxRow
-from storage.outbox import OutboxEntry, claim_due, find_outbox, mark_delivered, mark_failed
+from storage.outbox import (
+    OutboxEntry,
+    claim_due,
+    find_outbox,
+    mark_delivered,
+    mark_failed,
+    outbox_backlog,
+)
 
 __all__ = ["IntegrationsService", "SqlOutboxStore"]
 
@@ -107,24 +113,7 @@ class SqlOutboxStore:
     def backlog(self, now: datetime) -> dict[str, int]:
         """Rows by status, those due now, and those parked."""
         with Session(self._engine) as session:
-            by_status = dict(
-                session.execute(
-                    select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
-                ).all()
-            )
-            waiting = OutboxRow.status.in_(["pending", "failed"])
-            due = session.scalar(
-                select(func.count()).where(waiting, OutboxRow.next_attempt_at <= now)
-            )
-            parked = session.scalar(
-                select(func.count()).where(waiting, OutboxRow.next_attempt_at > now + PARK_FOR / 2)
-            )
-        return {
-            "pending": int(by_status.get("pending", 0)),
-            "failed": int(by_status.get("failed", 0)),
-            "due": int(due or 0),
-            "parked": int(parked or 0),
-        }
+            return outbox_backlog(session, now, PARK_FOR / 2)
 
 
 class IntegrationsService(ServiceBase):

@@ -53,3 +53,22 @@ def test_no_package_imports_upward() -> None:
 def test_the_map_covers_every_layer_below_the_top() -> None:
     packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").exists()}
     assert packages - {"tests"} == PACKAGES
+
+
+QUERY_BUILDERS = {"select", "func", "text", "insert", "update", "delete", "and_", "or_"}
+
+
+def test_sql_is_written_only_in_storage() -> None:
+    """Queries live in ``storage/`` repositories; other packages call them."""
+    wrong = []
+    for package in PACKAGES - {"storage", "bench"}:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            tree = ast.parse(path.read_text(), str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
+                    "sqlalchemy"
+                ):
+                    names = {a.name for a in node.names} & QUERY_BUILDERS
+                    if names:
+                        wrong.append(f"{path.relative_to(ROOT)} imports {sorted(names)}")
+    assert wrong == []
