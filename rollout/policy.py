@@ -29,7 +29,8 @@ import msgspec
 from core.decisions import Decision, Deployment, MetricCheck, VerdictOutcome
 from core.settings import CanarySettings
 from operators.exposure import expected_loss, ladder, planned_weight, time_to_verdict
-from operators.judge import Judgement, SideSummary, judge, plan_checks
+from operators.judge import Judgement, judge, plan_checks
+from operators.side_summary import SideSummary
 from rollout.sides import shadow_pairs
 
 __all__ = ["RolloutTotals", "Step", "Transition", "candidate_model", "step"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core.stats import PairedQuality, WindowStats
-from operators.judge import SideSummary
+from operators.side_summary import SideSummary
 
 __all__ = ["rollout_sides", "shadow_pairs", "watch_sides"]
 

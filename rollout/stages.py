@@ -26,7 +26,7 @@ from core.decisions import Decision, Deployment, Verdict, stable_id
 from core.errors import ValidationError
 from core.settings import CanarySettings
 from core.stats import WindowStats
-from operators.judge import SideSummary
+from operators.side_summary import SideSummary
 from rollout.canary_controller import CONTROLLER, task_configs
 from rollout.policy import RolloutTotals, Transition, candidate_model, step
 from rollout.rollback import rollback_deployment

@@ -9,7 +9,7 @@ import numpy as np
 
 from core.events import LlmCall
 from core.stats import PairedQuality, WindowKey, WindowStats
-from operators.judge import LATENCY_SAMPLE, SideSummary
+from operators.side_summary import LATENCY_SAMPLE, SideSummary
 from operators.window_stats import summarize
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from core.decisions import RollbackLimit
 from core.settings import CanarySettings
 from core.stats import PairedQuality
-from operators.judge import LATENCY_SAMPLE, SideSummary, judge, plan_checks
+from operators.judge import judge, plan_checks
+from operators.side_summary import LATENCY_SAMPLE, SideSummary
 from tests.side_samples import pairs, side
 
 CANARY = CanarySettings()
