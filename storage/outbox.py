@@ -7,6 +7,7 @@ the error and the time of the next attempt). A key is enqueued once: replays cha
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ from core.errors import NotFoundError
 from storage.models import OutboxRow
 
 __all__ = [
+    "KEY_MAX",
     "OutboxEntry",
     "OutboxStatus",
     "claim_due",
@@ -27,9 +29,11 @@ __all__ = [
     "mark_delivered",
     "mark_failed",
     "outbox_backlog",
+    "stored_key",
 ]
 
 OutboxStatus = Literal["pending", "delivered", "failed"]
+KEY_MAX = 200  # the ``outbox.key`` column's length
 
 
 class OutboxEntry(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,6 +70,18 @@ def _entry(r: OutboxRow) -> OutboxEntry:
     )
 
 
+def stored_key(key: str) -> str:
+    """``key`` as stored: keys over :data:`KEY_MAX` characters keep their start and a digest.
+
+    Keys embed names (an app of up to 255 characters): cutting them would make two events
+    one; the digest keeps them apart and the same key always maps to the same stored one.
+    """
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+    return f"{key[: KEY_MAX - 41]}~{digest}"
+
+
 def enqueue(
     session: Session,
     *,
@@ -76,11 +92,12 @@ def enqueue(
     app: str | None = None,
 ) -> bool:
     """Add an event to deliver unless ``key`` is already queued; True when it was new."""
+    key = stored_key(key)
     if session.scalars(select(OutboxRow.id).where(OutboxRow.key == key)).first() is not None:
         return False
     session.add(
         OutboxRow(
-            key=key[:200],
+            key=key,
             event_type=event_type,
             app=app,
             payload=msgspec.to_builtins(payload),
@@ -114,7 +131,7 @@ def claim_due(session: Session, *, now: datetime, limit: int = 100) -> list[Outb
 
 def find_outbox(session: Session, key: str) -> OutboxEntry | None:
     """The row of ``key``, if it was enqueued."""
-    row = session.scalars(select(OutboxRow).where(OutboxRow.key == key)).first()
+    row = session.scalars(select(OutboxRow).where(OutboxRow.key == stored_key(key))).first()
     return None if row is None else _entry(row)
 
 

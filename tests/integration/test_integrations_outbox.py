@@ -19,7 +19,7 @@ from orchestrator.service import HealthStatus
 from orchestrator.services.integrations import IntegrationsService, SqlOutboxStore
 from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine
-from storage.outbox import enqueue, list_outbox
+from storage.outbox import enqueue, find_outbox, list_outbox
 from tests.unit.integrations.conftest import OkSlack
 from tests.unit.integrations.fakes import (
     GITHUB_REPO,
@@ -205,3 +205,21 @@ def test_every_config_version_becomes_a_commit_in_the_gitops_repository(engine: 
         "llmopt: shop config v2 by canary: promoted",
         "llmopt: shop config v3 by rollback-engine: quality fell",
     ]
+
+
+def test_long_keys_stay_apart_and_are_found(engine: Engine) -> None:
+    """App names run to 255 characters: two apps sharing a 200-character start are two rows."""
+    first, second = "a" * 250 + "-one", "a" * 250 + "-two"
+    manager = ConfigManager(engine)
+    for app in (first, second, first):
+        manager.update(app, {"faq": TaskConfig(model="big")}, author="alice", reason="x")
+    stored = rows(engine)
+    assert len(stored) == 3
+    assert all(len(key) <= 200 for key in stored)
+    with Session(engine) as session:
+        found = find_outbox(session, f"config:{second}:v1")
+        again = find_outbox(session, f"config:{first}:v2")
+    assert found is not None
+    assert found.payload["config"]["app"] == second
+    assert again is not None
+    assert again.payload["config"]["version"] == 2

@@ -88,3 +88,41 @@ def test_api_conforms_to_its_schema(case: Any, base_url: str) -> None:
         headers={"x-api-key": ADMIN_KEY},
         checks=[not_a_server_error, response_schema_conformance, content_type_conformance],
     )
+
+
+def test_every_phase_of_the_cli_finds_no_server_error(base_url: str, tmp_path: Any) -> None:
+    """``st run``: boundary values (coverage), fuzzing and stateful sequences through links.
+
+    The pytest integration above runs the fuzzing phase only; the coverage phase's boundary
+    values (a 255+ character app name, the largest integers) found a 500 the fuzzer missed.
+    """
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    st = Path(sys.executable).with_name("st")
+    run = subprocess.run(
+        [
+            str(st),
+            "run",
+            f"{base_url}/schema/openapi.json",
+            "-H",
+            f"x-api-key: {ADMIN_KEY}",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--checks",
+            "not_a_server_error,response_schema_conformance,content_type_conformance",
+            "--max-examples",
+            "10",
+            "--seed",
+            "20261207",
+            "--report",
+            "json",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
