@@ -118,6 +118,7 @@ class ProcessorSettings:
     snapshot_interval: timedelta = timedelta(seconds=10)
     max_clock_skew: timedelta = timedelta(hours=1)
     database_retry_max_delay: timedelta = timedelta(seconds=30)  # longest wait, database away
+    migrate_on_start: bool = True  # false: wait for `llmopt migrate` instead of migrating
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
 
@@ -755,6 +756,7 @@ _VALIDATORS: list[Validator] = [
     Validator("processor.workers", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.processes", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.recovery", default=True, is_type_of=bool),
+    Validator("processor.migrate_on_start", default=True, is_type_of=bool),
     Validator("processor.recovery_dir", default="", is_type_of=str),
     Validator("processor.recovery_partitions", default=1, is_type_of=int, gte=1, lte=1024),
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
