@@ -262,6 +262,7 @@ class CollectorSettings:
     spill_dir: str = ""  # default: <storage.data_dir>/collector-spill
     spill_max_bytes: int = 1024 * 1024 * 1024  # on-disk buffer bound; beyond it: 429
     spill_segment_bytes: int = 8 * 1024 * 1024  # size at which a spill segment is sealed
+    spill_adopt_interval: timedelta = timedelta(seconds=30)  # look for orphaned spill folders
 
     def resolved_spill_dir(self, data_dir: str) -> Path:
         """The spill folder: ``spill_dir``, or ``collector-spill`` under ``data_dir``."""
