@@ -22,6 +22,7 @@ import fcntl
 import os
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -116,7 +117,8 @@ class SpillBuffer:
         self._sizes: dict[int, tuple[int, int]] = {}  # seq -> (bytes, records)
         self._active: int | None = None  # the segment appends go to
         directory.mkdir(parents=True, exist_ok=True)
-        self._owner_fd: int | None = _lock_owner(directory)
+        # Closing the descriptor releases the lock: on close(), or when the buffer is collected.
+        self._release = weakref.finalize(self, os.close, _lock_owner(directory))
         for tmp in directory.glob("*.tmp"):  # a rewrite interrupted by a crash
             tmp.unlink()
         for path in sorted(directory.glob("*" + _SUFFIX)):
@@ -126,10 +128,7 @@ class SpillBuffer:
 
     def close(self) -> None:
         """Give up the folder (its segments stay for the next owner). Idempotent."""
-        with self._lock:
-            fd, self._owner_fd = self._owner_fd, None
-        if fd is not None:
-            os.close(fd)
+        self._release()
 
     def _path(self, seq: int) -> Path:
         return self.directory / f"{seq:016d}{_SUFFIX}"

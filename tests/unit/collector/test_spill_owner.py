@@ -76,6 +76,11 @@ def test_a_second_buffer_on_a_folder_is_refused_until_the_first_closes(tmp_path:
     assert values(second) == [f"a-{i}".encode() for i in range(3)]
 
 
+def test_a_dropped_buffer_gives_its_folder_up(tmp_path: Path) -> None:
+    SpillBuffer(tmp_path, MAX, SEGMENT).append(recs("a", 1))  # never closed, collected at once
+    assert values(SpillBuffer(tmp_path, MAX, SEGMENT)) == [b"a-0"]
+
+
 def test_another_process_cannot_own_a_live_processs_folder(tmp_path: Path) -> None:
     child = Child(tmp_path, "child", 5)
     try:
