@@ -35,7 +35,8 @@ class SchemaNotReadyError(StorageUnavailableError):
     """The schema is not at the revision this code needs (and this process does not migrate)."""
 
 
-def _retryable(exc: StorageUnavailableError) -> bool:
+def _database_away(exc: StorageUnavailableError) -> bool:
+    """Whether a database error is worth waiting out (unreachable, or not migrated yet)."""
     if isinstance(exc, SchemaNotReadyError):
         return True
     cause = exc.__cause__
@@ -43,14 +44,18 @@ def _retryable(exc: StorageUnavailableError) -> bool:
 
 
 def _until_done(
-    what: str, call: Callable[[], object], max_delay_s: float, sleep: Callable[[float], None]
+    what: str,
+    call: Callable[[], object],
+    max_delay_s: float,
+    sleep: Callable[[float], None],
+    retryable: Callable[[StorageUnavailableError], bool] = _database_away,
 ) -> None:
     attempt = 0
     while True:
         try:
             call()
         except StorageUnavailableError as exc:
-            if not _retryable(exc):
+            if not retryable(exc):
                 raise
             delay = min(0.5 * 2.0 ** min(attempt, 32), max_delay_s)
             _log.warning(
@@ -105,6 +110,7 @@ def prepare(settings: Settings, sleep: Callable[[float], None] = time.sleep) -> 
             ),
             max_delay,
             sleep,
+            retryable=lambda _exc: True,  # an unreachable broker, or one that refused for now
         )
 
 
