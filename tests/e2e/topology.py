@@ -223,7 +223,6 @@ class Topology:
             "optimizer:8080": p["api"],
             "optimizer:9090": p["metrics"],
             "optimizer:4318": p["otlp_http"],
-            "optimizer:50051": p["grpc"],
             "processor-0:3030": p["proc0"],
             "processor-1:3030": p["proc1"],
         }
