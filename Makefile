@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool
+.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -47,6 +47,13 @@ lint: env
 fmt: env
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
+
+# The Compose topology as processes on this machine, from deploy/optimizer.env: PostgreSQL (a
+# fresh database), Redis, the tansu broker, the orchestrator with two REST workers and the
+# processor unsupervised, a 2-process Bytewax cluster; the closed loop, WatchConfig over Redis,
+# every Prometheus target, a broker outage during REST ingest (tests/e2e/test_topology.py).
+topology: env test-services
+	$(VENV)/bin/pytest tests/e2e/test_topology.py -x -q
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.
 test: env test-services lint compose-check

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +51,14 @@ class Delivery:
         breaker: CircuitBreaker,
         marks: Watermarks,
         metrics: CollectorMetrics,
+        *,
+        adopt: Callable[[], int] | None = None,
+        adopt_interval_s: float = 30.0,
     ) -> None:
         self._sender = sender
+        self._adopt = adopt
+        self._adopt_interval_s = adopt_interval_s
+        self._adopter: asyncio.Task[None] | None = None
         self._spill = spill
         self._breaker = breaker
         self._marks = marks
@@ -71,6 +77,8 @@ class Delivery:
         self._drain = asyncio.create_task(self._drain_forever(), name="collector-drain")
         self._replay = asyncio.create_task(self._replay_forever(), name="collector-replay")
         self._replay_wakeup.set()
+        if self._adopt is not None:
+            self._adopter = asyncio.create_task(self._adopt_forever(), name="collector-adopt")
 
     async def stop(self, grace: float = 10.0) -> None:
         """Finish what was admitted (delivered or spilled), then stop; spills stay on disk."""
@@ -78,13 +86,14 @@ class Delivery:
         loop = asyncio.get_running_loop()
         while (self._marks.depth or self._tasks) and loop.time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
-        for task in (self._drain, self._replay, *self._tasks):
+        for task in (self._adopter, self._drain, self._replay, *self._tasks):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        self._drain = self._replay = None
+        self._drain = self._replay = self._adopter = None
         await self._sender.close(grace=2.0)
+        self._spill.close()  # its folder is free for the next owner
 
     async def submit(self, records: Sequence[OutRecord]) -> None:
         """Admit ``records`` and wait until they are delivered or spilled.
@@ -198,6 +207,21 @@ class Delivery:
         self._refresh_spill_gauges()
         self._replay_wakeup.set()
         self._finish(pendings)
+
+    async def _adopt_forever(self) -> None:
+        """Adopt orphaned spill folders now and every ``adopt_interval_s`` (see spill_owner)."""
+        assert self._adopt is not None
+        while True:
+            async with self._spill_lock:
+                try:
+                    moved = await asyncio.to_thread(self._adopt)
+                except OSError as exc:
+                    _log.warning("spill_adoption_failed", error=str(exc))
+                    moved = 0
+            if moved:
+                self._refresh_spill_gauges()
+                self._replay_wakeup.set()
+            await asyncio.sleep(self._adopt_interval_s)
 
     async def _replay_forever(self) -> None:
         while True:

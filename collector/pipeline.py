@@ -45,7 +45,7 @@ from collector.metrics import CollectorMetrics
 from collector.rate_limit import RateLimiter
 from collector.records import OutRecord
 from collector.shared_rate_limit import SharedRateLimiter
-from collector.spill import SpillBuffer
+from collector.spill_owner import adopt_orphans, claim
 from core.errors import OverloadedError, ValidationError
 from core.events import Event, Feedback, LlmCall, Rejection, decode_event, encode_event
 from core.settings import Settings
@@ -184,6 +184,9 @@ class TelemetryIngest:
             c.breaker_reset_timeout.total_seconds(),
             on_change=lambda state: self.metrics.breaker_state.set(state.code),
         )
+        # This process's own folder under the spill root (workers and replicas may share it).
+        spill_root = c.resolved_spill_dir(settings.storage.data_dir)
+        spill = claim(spill_root, c.spill_max_bytes, c.spill_segment_bytes)
         self._delivery = Delivery(
             KafkaSender(
                 settings.kafka.bootstrap_servers,
@@ -195,14 +198,12 @@ class TelemetryIngest:
                     settings.kafka.dlq_topic: settings.kafka.partitions,
                 },
             ),
-            SpillBuffer(
-                c.resolved_spill_dir(settings.storage.data_dir),
-                c.spill_max_bytes,
-                c.spill_segment_bytes,
-            ),
+            spill,
             breaker,
             Watermarks(c.queue_high_watermark, c.queue_low_watermark),
             self.metrics,
+            adopt=lambda: adopt_orphans(spill_root, spill),
+            adopt_interval_s=c.spill_adopt_interval.total_seconds(),
         )
 
     async def start(self) -> None:

@@ -9,14 +9,20 @@ records were confirmed delivered (:meth:`SpillBuffer.remove`), or rewritten with
 were not (:meth:`SpillBuffer.rewrite`). The total size is bounded: a batch that does not fit is
 refused whole (:class:`SpillFullError`), never partly written.
 
-Thread-safe; the pipeline calls it from worker threads.
+Thread-safe; the pipeline calls it from worker threads. One owner per folder: the buffer holds
+an exclusive ``fcntl`` lock on ``<dir>/.owner.lock`` from opening to :meth:`SpillBuffer.close`
+(or its process's end), and a second buffer on the same folder, in this process or another, is
+refused (:class:`SpillDirectoryInUseError`). :mod:`collector.spill_owner` gives each process a
+folder of its own and hands orphaned ones to whoever finds them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,16 +31,35 @@ import msgspec
 
 from collector.records import OutRecord
 
-__all__ = ["SpillBuffer", "SpillFullError"]
+__all__ = ["OWNER_LOCK", "SpillBuffer", "SpillDirectoryInUseError", "SpillFullError"]
 
 _HEADER = struct.Struct(">II")
 _SUFFIX = ".spill"
+#: The lock file of a spill folder's owner.
+OWNER_LOCK = ".owner.lock"
 _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(OutRecord)
 
 
 class SpillFullError(Exception):
     """The batch does not fit within the buffer's bound; nothing of it was written."""
+
+
+class SpillDirectoryInUseError(Exception):
+    """Another spill buffer (this process's or another's) owns the folder."""
+
+
+def _lock_owner(directory: Path) -> int:
+    """Take the folder's owner lock without waiting; the open descriptor holds it."""
+    fd = os.open(directory / OWNER_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise SpillDirectoryInUseError(f"spill folder {directory} has another owner") from exc
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
 
 
 def _frames(records: Sequence[OutRecord]) -> bytes:
@@ -79,6 +104,9 @@ class SpillBuffer:
         directory: Folder of the segment files (created when missing).
         max_bytes: Bound on the total size of all segments.
         segment_bytes: Size from which the segment being appended to is sealed.
+
+    Raises:
+        SpillDirectoryInUseError: Another buffer owns ``directory``.
     """
 
     def __init__(self, directory: Path, max_bytes: int, segment_bytes: int) -> None:
@@ -89,12 +117,18 @@ class SpillBuffer:
         self._sizes: dict[int, tuple[int, int]] = {}  # seq -> (bytes, records)
         self._active: int | None = None  # the segment appends go to
         directory.mkdir(parents=True, exist_ok=True)
+        # Closing the descriptor releases the lock: on close(), or when the buffer is collected.
+        self._release = weakref.finalize(self, os.close, _lock_owner(directory))
         for tmp in directory.glob("*.tmp"):  # a rewrite interrupted by a crash
             tmp.unlink()
         for path in sorted(directory.glob("*" + _SUFFIX)):
             self._recover(path)
         if self._sizes:
             self._active = max(self._sizes)
+
+    def close(self) -> None:
+        """Give up the folder (its segments stay for the next owner). Idempotent."""
+        self._release()
 
     def _path(self, seq: int) -> Path:
         return self.directory / f"{seq:016d}{_SUFFIX}"

@@ -118,6 +118,7 @@ class ProcessorSettings:
     snapshot_interval: timedelta = timedelta(seconds=10)
     max_clock_skew: timedelta = timedelta(hours=1)
     database_retry_max_delay: timedelta = timedelta(seconds=30)  # longest wait, database away
+    migrate_on_start: bool = True  # false: wait for `llmopt migrate` instead of migrating
     prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
 
@@ -261,6 +262,7 @@ class CollectorSettings:
     spill_dir: str = ""  # default: <storage.data_dir>/collector-spill
     spill_max_bytes: int = 1024 * 1024 * 1024  # on-disk buffer bound; beyond it: 429
     spill_segment_bytes: int = 8 * 1024 * 1024  # size at which a spill segment is sealed
+    spill_adopt_interval: timedelta = timedelta(seconds=30)  # look for orphaned spill folders
 
     def resolved_spill_dir(self, data_dir: str) -> Path:
         """The spill folder: ``spill_dir``, or ``collector-spill`` under ``data_dir``."""
@@ -755,6 +757,7 @@ _VALIDATORS: list[Validator] = [
     Validator("processor.workers", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.processes", default=1, is_type_of=int, gte=1, lte=256),
     Validator("processor.recovery", default=True, is_type_of=bool),
+    Validator("processor.migrate_on_start", default=True, is_type_of=bool),
     Validator("processor.recovery_dir", default="", is_type_of=str),
     Validator("processor.recovery_partitions", default=1, is_type_of=int, gte=1, lte=1024),
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),

@@ -27,6 +27,34 @@ def run() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Bring the database schema (storage.database_url) to this version's head and exit.
+
+    Safe to run while the optimizer or the dataflow start on the same database (they migrate
+    under the same lock); with ``processor.migrate_on_start = false`` the dataflow waits for it.
+    """
+    from storage.database import create_db_engine, head_revision, schema_revision
+    from storage.database import migrate as upgrade
+
+    settings = _settings()
+    url = settings.storage.resolved_database_url
+    engine = create_db_engine(url)
+    try:
+        before = upgrade(engine)
+        after = schema_revision(engine)
+    except OptimizerError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    where = engine.url.render_as_string(hide_password=True)
+    if before == after:
+        _err.print(f"schema of {where} already at {after} (head {head_revision()})")
+    else:
+        _err.print(f"schema of {where} migrated from {before or 'nothing'} to {after}")
+
+
+@app.command()
 def produce(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines")],
     bootstrap: Annotated[

@@ -15,8 +15,17 @@ from sqlalchemy.orm import Session
 
 from core.errors import StorageUnavailableError
 from storage.json_values import dumps_finite
+from storage.migration_lock import advisory_lock, sqlite_file_lock
 
-__all__ = ["create_db_engine", "insert_for", "migrate", "ping", "session_scope"]
+__all__ = [
+    "create_db_engine",
+    "head_revision",
+    "insert_for",
+    "migrate",
+    "ping",
+    "schema_revision",
+    "session_scope",
+]
 
 _MIGRATIONS = str(Path(__file__).with_name("migrations"))
 
@@ -51,19 +60,55 @@ def insert_for(engine: Engine) -> Callable[[Any], Any]:
     return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent)."""
-    from alembic import command  # imported here: the dataflow never migrates, and it is slow
+def migrate(engine: Engine, revision: str = "head") -> str | None:
+    """Bring the schema to ``revision`` with Alembic (idempotent, safe to race).
+
+    Several processes may call it at once on the same fresh database (the processes of a
+    dataflow cluster, the orchestrator): the upgrade runs under a lock they share
+    (:mod:`storage.migration_lock`), so one migrates and the others find the schema done.
+
+    Returns:
+        The revision the schema was at when this call got the lock (None: empty database).
+    """
+    from alembic import command  # imported here: slow, and only needed at start
     from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
 
     config = Config()
     config.set_main_option("script_location", _MIGRATIONS)
     try:
-        with engine.begin() as conn:
+        with sqlite_file_lock(engine), engine.begin() as conn:
+            advisory_lock(conn)
+            before = MigrationContext.configure(conn).get_current_revision()
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StorageUnavailableError(f"database migration failed: {exc}") from exc
+    return before
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at (None before the first migration)."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StorageUnavailableError(f"database unreachable: {exc.__class__.__name__}") from exc
+
+
+def head_revision() -> str:
+    """The newest revision of the migrations shipped with this code."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if head is None:
+        raise StorageUnavailableError("no migrations found")
+    return head
 
 
 def ping(engine: Engine) -> None:

@@ -100,7 +100,7 @@ def run(settings: Settings, timeout: float = 300) -> None:
 _WINDOW_COLUMNS = (
     "kind, window_start, app, task, model, variant, count, ok_count, error_count, "
     "errors_by_type, latency_p50, latency_p90, latency_p95, latency_p99, latency_max, "
-    "input_tokens, output_tokens, cost_usd, quality_count, quality_mean"
+    "input_tokens, output_tokens, cost_usd, quality_count, quality_mean, config_version, shadow"
 )
 # Not compared: revision (how many corrections a window took depends on how the stream was cut
 # into batches; its final content does not), ids and write times.
@@ -115,7 +115,7 @@ def table_rows(database_url: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any
             for r in conn.execute(
                 text(
                     f"SELECT {_WINDOW_COLUMNS} FROM window_stats ORDER BY "
-                    "kind, window_start, app, task, model, variant"
+                    "kind, window_start, app, task, model, variant, coalesce(config_version, -1)"
                 )
             )
         ]

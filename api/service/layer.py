@@ -132,7 +132,7 @@ def _build_layer(
 
 
 async def _own_ingest(settings: Settings, spill_name: str) -> Any:
-    """This server's own ingest pipeline with its own spill folder (two must never share one)."""
+    """This server's own ingest pipeline; each process spills into its own folder under the root."""
     from collector.pipeline import TelemetryIngest
 
     spill = Path(settings.storage.data_dir) / spill_name

@@ -339,7 +339,7 @@ def test_broker_outage_spills_and_replays_in_order_none_lost(tmp_path: Path) -> 
     assert out["partitions"] == {t: settings.kafka.partitions for t in topics.values()}
     ids = [json.loads(value)["event_id"] for _, value, _ in out["records"]]  # type: ignore[attr-defined]
     assert ids == [event_id(n) for n in range(1, 1 + batches * per_batch)]
-    assert not list((tmp_path / "collector-spill").glob("*.spill"))
+    assert not list((tmp_path / "collector-spill").rglob("*.spill"))
 
 
 def test_full_spill_buffer_refuses_with_429_and_keeps_what_it_accepted(tmp_path: Path) -> None:
