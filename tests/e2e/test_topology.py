@@ -47,7 +47,7 @@ from core.settings import (
     Settings,
     StorageSettings,
 )
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, head_revision, session_scope
 from storage.decisions import list_decisions
 from storage.kafka import EmbeddedBroker
@@ -70,6 +70,9 @@ EXPECTED_SERIES: dict[str, tuple[str, ...]] = {
         "llmopt_pipeline_events_in_total",
         "llmopt_pipeline_windows_total",
         "llmopt_pipeline_decisions",
+        # the in-process gRPC server's (the WatchConfig stream above ends when its client does)
+        "llmopt_grpc_requests_total",
+        "llmopt_grpc_request_duration_seconds_count",
     ),
     "optimizer-collector": (
         "collector_spans_received_total",

@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 from core.app_config import AppConfig, TaskConfig
 from core.decisions import Decision, ExpectedImpact, stable_id
 from core.settings import Settings
+from rollout.config_manager import ConfigManager, config_channel
 from sinks.actuator import Actuator, PeriodWork, redis_publisher
-from sinks.config_manager import ConfigManager, config_channel
 from storage.database import create_db_engine
 from storage.kafka import free_port
 

@@ -41,7 +41,7 @@ from core.settings import (
     Settings,
     StorageSettings,
 )
-from sinks.config_manager import ConfigManager
+from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
 from storage.kafka import ensure_topics
 from tests import processor_runs
