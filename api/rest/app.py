@@ -26,7 +26,12 @@ from api.rest.controllers import (
 from api.rest.encoding import MIN_COMPRESS_BYTES, SKIP_COMPRESSION
 from api.rest.errors import exception_handlers
 from api.rest.metrics import RequestMetricsMiddleware, request_metrics_config
-from api.rest.openapi import document_problems, openapi_config
+from api.rest.openapi import (
+    document_links,
+    document_problems,
+    document_telemetry_body,
+    openapi_config,
+)
 from api.rest.resources import lifespan
 from api.service import ReloadHook
 from core.settings import Settings
@@ -87,6 +92,8 @@ def create_app(
         openapi_config=openapi_config(),
     )
     document_problems(app.openapi_schema)
+    document_links(app.openapi_schema)
+    document_telemetry_body(app.openapi_schema, api.max_batch_events)
     app.state.settings = settings
     app.state.hooks = {"on_reload": on_reload, "ingest": ingest, "config_manager": config_manager}
     # Config reads skip the router (same steps, see api.rest.config_read); the rest go through.

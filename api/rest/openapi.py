@@ -9,23 +9,27 @@ from __future__ import annotations
 
 from http import HTTPStatus
 
+import msgspec
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import (
     Components,
+    Link,
     OpenAPI,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Reference,
+    RequestBody,
     Schema,
     SecurityScheme,
 )
 
 from api.rest.auth import is_open
 from api.rest.errors import PROBLEM_JSON
+from core.events import Feedback, LlmCall
 
-__all__ = ["document_problems", "openapi_config"]
+__all__ = ["document_links", "document_problems", "document_telemetry_body", "openapi_config"]
 
 _PROBLEM = Schema(
     type=OpenAPIType.OBJECT,
@@ -84,3 +88,118 @@ def document_problems(schema: OpenAPI) -> None:
                 )
             if is_open(path):
                 operation.security = []
+
+
+# (method, path, status) -> links to the operations whose parameters its answer supplies, so
+# clients and stateful testers (schemathesis) can follow a created or listed resource.
+_LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
+    ("post", "/api/v1/integrations", "201"): {
+        name: (
+            method,
+            "/api/v1/integrations/{integration_id}" + tail,
+            {"integration_id": "$response.body#/id"},
+        )
+        for name, method, tail in (
+            ("GetIntegration", "get", ""),
+            ("UpdateIntegration", "patch", ""),
+            ("DeleteIntegration", "delete", ""),
+            ("TestIntegration", "post", "/test"),
+        )
+    },
+    ("get", "/api/v1/integrations", "200"): {
+        "GetFirstIntegration": (
+            "get",
+            "/api/v1/integrations/{integration_id}",
+            {"integration_id": "$response.body#/0/id"},
+        )
+    },
+    ("get", "/api/v1/optimize/recommendations", "200"): {
+        name: (
+            method,
+            "/api/v1/optimize/recommendations/{decision_id}" + tail,
+            {"decision_id": "$response.body#/items/0/id"},
+        )
+        for name, method, tail in (
+            ("GetRecommendation", "get", ""),
+            ("ApproveRecommendation", "post", "/approve"),
+            ("RejectRecommendation", "post", "/reject"),
+            ("RollBackRecommendation", "post", "/rollback"),
+        )
+    },
+    ("post", "/api/v1/optimize/recommendations/{decision_id}/rollback", "200"): {
+        "GetDeployment": (
+            "get",
+            "/api/v1/deployments/{deployment_id}",
+            {"deployment_id": "$response.body#/id"},
+        )
+    },
+    ("get", "/api/v1/deployments", "200"): {
+        "GetFirstDeployment": (
+            "get",
+            "/api/v1/deployments/{deployment_id}",
+            {"deployment_id": "$response.body#/items/0/id"},
+        )
+    },
+    ("put", "/api/v1/config/{app}", "200"): {
+        "GetVersion": (
+            "get",
+            "/api/v1/config/{app}/versions/{version}",
+            {"app": "$request.path.app", "version": "$response.body#/version"},
+        )
+    },
+    ("post", "/api/v1/admin/keys", "201"): {
+        "RevokeKey": (
+            "delete",
+            "/api/v1/admin/keys/{key_id}",
+            {"key_id": "$response.body#/info/id"},
+        )
+    },
+}
+
+
+def document_links(schema: OpenAPI) -> None:
+    """Add the links of :data:`_LINKS` to the answers that supply them (in place)."""
+    paths = schema.paths or {}
+    for (method, path, status), links in _LINKS.items():
+        source = getattr(paths[path], method)
+        response = source.responses[status]
+        response.links = {
+            name: Link(
+                operation_id=getattr(paths[target], target_method).operation_id,
+                parameters=dict(parameters),
+            )
+            for name, (target_method, target, parameters) in links.items()
+        }
+
+
+def document_telemetry_body(schema: OpenAPI, max_events: int) -> None:
+    """The telemetry batch's body (the handler reads it raw): events as JSON or NDJSON."""
+    refs, events = msgspec.json.schema_components(
+        (LlmCall, Feedback), ref_template="#/components/schemas/{name}"
+    )
+    components = schema.components
+    if isinstance(components, list):  # pragma: no cover - Litestar builds one Components
+        components = components[0]
+    components.schemas = {
+        **(components.schemas or {}),
+        **events,  # JSON Schema dicts, serialized as they are
+    }
+    batch = Schema(
+        type=OpenAPIType.ARRAY,
+        min_items=1,
+        max_items=max_events,
+        items=Schema(one_of=[Reference(ref=r["$ref"]) for r in refs]),
+        description="Events of the contract; each is validated on its own (invalid ones go to "
+        "the DLQ and are listed in the answer)",
+    )
+    operation = (schema.paths or {})["/api/v1/telemetry"].post
+    assert operation is not None  # the telemetry controller's route
+    operation.request_body = RequestBody(
+        required=True,
+        content={
+            "application/json": OpenAPIMediaType(schema=batch),
+            "application/x-ndjson": OpenAPIMediaType(
+                schema=Schema(type=OpenAPIType.STRING, description="one JSON event per line")
+            ),
+        },
+    )
