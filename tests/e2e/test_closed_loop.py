@@ -29,7 +29,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from bench.simulator import (
+from simulator import (
     SCENARIOS,
     ConfigSource,
     Fleet,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from bench.simulator import (
+from simulator import (
     SCENARIOS,
     CallbackSink,
     Fleet,

@@ -12,7 +12,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from litestar.testing import TestClient
 
 from api.rest.app import create_app
-from bench.simulator import (
+from simulator import (
     SCENARIOS,
     Fleet,
     RestConfigSource,

@@ -10,7 +10,7 @@ returns the same fleet for the same seed. Per task ``i`` (``app="fleet"``, ``tas
   the tasks have the cheap model within the 0.02 tolerance (the oracle switches those).
 - **expensive model's accuracy** ``acc(gpt-4o) ~ U(0.5, min(0.95, 0.98 - g))``, so the cheap
   model's ``acc + g`` stays within [0.2, 0.98] and the gap is exact.
-- **difficulty loading** ``rho ~ U(0.5, 0.9)`` (:mod:`bench.simulator.binary`: latent
+- **difficulty loading** ``rho ~ U(0.5, 0.9)`` (:mod:`simulator.binary`: latent
   correlation ``rho**2``, 0.25-0.81).
 - **traffic** log-uniform over 0.2-5 calls/s (mean ~1.5), no daily cycle.
 - **feedback coverage** (share of calls scored) ``U(0.3, 1.0)``.
@@ -28,7 +28,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from bench.simulator.profiles import ModelProfile, Scenario, TaskProfile
+from simulator.profiles import ModelProfile, Scenario, TaskProfile
 
 __all__ = ["BIG", "SMALL", "binary_fleet", "draw_gap"]
 

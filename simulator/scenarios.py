@@ -7,8 +7,8 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from bench.simulator.binary_fleet import binary_fleet
-from bench.simulator.profiles import Burst, Incident, ModelProfile, Scenario, TaskProfile
+from simulator.binary_fleet import binary_fleet
+from simulator.profiles import Burst, Incident, ModelProfile, Scenario, TaskProfile
 
 __all__ = ["SCENARIOS", "cheaper_good", "cheaper_worse", "fleet", "latency_regression"]
 

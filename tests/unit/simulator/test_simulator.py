@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.simulator import (
+from simulator import (
     SCENARIOS,
     Burst,
     Fleet,
@@ -292,7 +292,7 @@ def test_feedback_events_follow_their_calls_in_event_time() -> None:
 
 
 def test_the_example_scenario_file_loads() -> None:
-    path = Path(__file__).parents[3] / "bench" / "simulator" / "example-scenario.toml"
+    path = Path(__file__).parents[3] / "simulator" / "example-scenario.toml"
     scenario = load_scenario(path)
     assert [(t.app, t.task) for t in scenario.tasks] == [
         ("helpdesk", "triage"),

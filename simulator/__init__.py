@@ -2,19 +2,20 @@
 
 Ground-truth profiles per (app, task, model) (:mod:`.profiles`), Gaussian or binary quality
 (:mod:`.binary`, the seeded fleet of :mod:`.binary_fleet`), shadow evaluation
-(:mod:`.shadow`); calls served with the active
-config or its canary (:mod:`.fleet`, :mod:`.split`); configs read over REST or from the config
+(:mod:`.shadow`); calls routed by the application SDK (:mod:`llmopt_client`) to the active
+config or its canary (:mod:`.fleet`); configs read over REST or from the config
 manager (:mod:`.sources`); telemetry to Kafka, REST or in-process (:mod:`.sinks`, :mod:`.loop`);
 a report against the oracle (:mod:`.report`).
 """
 
-from bench.simulator.binary import correct, score_correlation
-from bench.simulator.binary_fleet import binary_fleet
-from bench.simulator.fleet import Fleet
-from bench.simulator.ledger import ConfigChange, Ledger
-from bench.simulator.loop import InProcessOptimizer
-from bench.simulator.otlp import OtlpSink
-from bench.simulator.profiles import (
+from llmopt_client.split import bucket, serves_canary
+from simulator.binary import correct, score_correlation
+from simulator.binary_fleet import binary_fleet
+from simulator.fleet import Fleet
+from simulator.ledger import ConfigChange, Ledger
+from simulator.loop import InProcessOptimizer
+from simulator.otlp import OtlpSink
+from simulator.profiles import (
     Burst,
     Incident,
     ModelProfile,
@@ -22,17 +23,16 @@ from bench.simulator.profiles import (
     TaskProfile,
     load_scenario,
 )
-from bench.simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
-from bench.simulator.run import Simulation, WallClockPacer, default_start
-from bench.simulator.scenarios import SCENARIOS
-from bench.simulator.sinks import CallbackSink, KafkaSink, ListSink, RestSink
-from bench.simulator.sources import (
+from simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
+from simulator.run import Simulation, WallClockPacer, default_start
+from simulator.scenarios import SCENARIOS
+from simulator.sinks import CallbackSink, KafkaSink, ListSink, RestSink
+from simulator.sources import (
     ConfigSource,
     ManagerConfigSource,
     RestConfigSource,
     StaticConfigSource,
 )
-from bench.simulator.split import bucket, serves_canary
 
 __all__ = [
     "SCENARIOS",

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from bench.simulator import Fleet, ModelProfile, Scenario, TaskProfile
-from bench.simulator.otlp import OtlpSink
+from simulator import Fleet, ModelProfile, Scenario, TaskProfile
+from simulator.otlp import OtlpSink
 from collector.otlp_decode import decode_body, media_type
 from collector.otlp_mapping import map_request
 from core.app_config import AppConfig, CanaryConfig, TaskConfig

@@ -19,7 +19,7 @@ import httpx
 import msgspec
 from sqlalchemy import Engine
 
-from bench.simulator.fleet import Fleet
+from simulator.fleet import Fleet
 from core.decisions import Decision, Deployment
 from storage.database import session_scope
 from storage.decisions import get_deployment, list_decisions, list_deployments

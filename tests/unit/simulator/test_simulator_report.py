@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bench.simulator import Fleet, Incident, ModelProfile, Scenario, TaskProfile, build_report
+from simulator import Fleet, Incident, ModelProfile, Scenario, TaskProfile, build_report
 from core.decisions import Decision, Deployment, ExpectedImpact
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.simulator import (
+from simulator import (
     Fleet,
     ModelProfile,
     Scenario,
@@ -22,7 +22,7 @@ from bench.simulator import (
     correct,
     score_correlation,
 )
-from bench.simulator.binary_fleet import BIG, SMALL
+from simulator.binary_fleet import BIG, SMALL
 from core.app_config import AppConfig, CanaryConfig, ShadowConfig, TaskConfig
 
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)

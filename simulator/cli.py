@@ -14,15 +14,15 @@ import httpx
 import msgspec
 from rich.console import Console
 
-from bench.simulator.fleet import Fleet
-from bench.simulator.loop import InProcessOptimizer
-from bench.simulator.otlp import OtlpSink
-from bench.simulator.profiles import Scenario, load_scenario
-from bench.simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
-from bench.simulator.run import Simulation, WallClockPacer, default_start
-from bench.simulator.scenarios import SCENARIOS
-from bench.simulator.sinks import CallbackSink, KafkaSink, RestSink, TelemetrySink
-from bench.simulator.sources import ConfigSource, ManagerConfigSource, RestConfigSource
+from simulator.fleet import Fleet
+from simulator.loop import InProcessOptimizer
+from simulator.otlp import OtlpSink
+from simulator.profiles import Scenario, load_scenario
+from simulator.report import Report, build_report, rollouts_from_db, rollouts_from_rest
+from simulator.run import Simulation, WallClockPacer, default_start
+from simulator.scenarios import SCENARIOS
+from simulator.sinks import CallbackSink, KafkaSink, RestSink, TelemetrySink
+from simulator.sources import ConfigSource, ManagerConfigSource, RestConfigSource
 from core.durations import parse_duration
 from core.settings import Settings
 from sinks.config_manager import ConfigManager

@@ -5,9 +5,9 @@ runs ``shadow.model`` on ``shadow.share`` of the calls it scores (a successful c
 quality score), on the same prompt, serves its usual answer and reports the shadow model's
 score as ``shadow_model`` / ``shadow_quality`` (on the call, or on its ``feedback`` event when
 the score comes later). On a binary-quality task the shadow answer shares the prompt's latent
-difficulty (:mod:`bench.simulator.binary`); on a Gaussian one its score is an independent draw
+difficulty (:mod:`simulator.binary`); on a Gaussian one its score is an independent draw
 from the shadow model's profile. A shadow call fails at the shadow model's error rate (no score
-then). Its cost is exploration cost: :class:`~bench.simulator.ledger.Ledger` ``shadow_usd``.
+then). Its cost is exploration cost: :class:`~simulator.ledger.Ledger` ``shadow_usd``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.simulator.binary import correct
-from bench.simulator.profiles import ModelProfile, TaskProfile
+from simulator.binary import correct
+from simulator.profiles import ModelProfile, TaskProfile
 
 __all__ = ["ShadowDraw", "draw_shadow"]
 

@@ -1,9 +1,9 @@
 """The simulated fleet: serves each task's calls with its active config and keeps the truth.
 
 Every tick of simulated time, each task gets Poisson arrivals at its traffic shape's rate. A
-call goes to the canary when its request id hashes below the canary's weight
-(:mod:`bench.simulator.split`), is served by the model the config (or the canary overrides)
-names, and is drawn from that model's true profile at that moment (incidents applied). The
+call is routed by the application SDK (:class:`llmopt_client.RoutingTable`: the canary serves
+the calls whose request id hashes below its weight, with its overrides applied), is served by
+the model the route names, and is drawn from that model's true profile at that moment (incidents applied). The
 :class:`Ledger` of each task records what was served against the two counterfactuals: the
 default model all along, and the oracle (the cheapest model meeting the task's SLOs, at every
 moment).
@@ -17,15 +17,18 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from bench.simulator.binary import correct
-from bench.simulator.events import Drawn, render_events
-from bench.simulator.ledger import Ledger
-from bench.simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
-from bench.simulator.shadow import draw_shadow
-from bench.simulator.split import serves_canary
-from core.app_config import AppConfig, TaskConfig, apply_overrides
+from simulator.binary import correct
+from simulator.events import Drawn, render_events
+from simulator.ledger import Ledger
+from simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
+from simulator.shadow import draw_shadow
+from core.app_config import AppConfig, TaskConfig
+from llmopt_client import RoutingTable
+from llmopt_client import AppConfig as SdkAppConfig
+from llmopt_client import TaskConfig as ServedConfig
 from operators.pricing import PriceTable
 from operators.strategies.prices import call_cost, provider_of
 
@@ -63,6 +66,7 @@ class Fleet:
         self._rates: dict[str, tuple[float, float, float] | None] = {}
         self._feedback: list[dict[str, Any]] = []  # feedback events due in a later tick
         self._cache: dict[tuple[str, str, str], dict[int, float]] = {}  # prompt → expiry (s)
+        self._tables: dict[str, tuple[AppConfig | None, RoutingTable]] = {}
 
     @property
     def apps(self) -> list[str]:
@@ -147,6 +151,18 @@ class Fleet:
                 rate *= burst.factor
         return max(rate, 0.0)
 
+    def routing(self, app: str, config: AppConfig | None) -> RoutingTable:
+        """The SDK's routing table of ``config`` (rebuilt only when the config changes)."""
+        held = self._tables.get(app)
+        if held is not None and held[0] == config:
+            return held[1]
+        sdk_config = None
+        if config is not None:
+            sdk_config = msgspec.convert(msgspec.to_builtins(config), SdkAppConfig)
+        table = RoutingTable(sdk_config)
+        self._tables[app] = (config, table)
+        return table
+
     def calls(
         self, start: datetime, end: datetime, configs: Mapping[str, AppConfig | None]
     ) -> list[dict[str, Any]]:
@@ -158,7 +174,8 @@ class Fleet:
         for task in self.scenario.tasks:
             config = configs.get(task.app)
             task_config = config.tasks.get(task.task) if config is not None else None
-            out += self._task_calls(task, config, task_config, start, end)
+            table = self.routing(task.app, config)
+            out += self._task_calls(task, table, task_config, start, end)
         end_ms = _utc_ms(end)
         waiting = self._feedback + [e for e in out if e.get("kind") == "feedback"]
         out = [e for e in out if e.get("kind") != "feedback"]
@@ -170,7 +187,7 @@ class Fleet:
     def _task_calls(
         self,
         task: TaskProfile,
-        config: AppConfig | None,
+        table: RoutingTable,
         task_config: TaskConfig | None,
         start: datetime,
         end: datetime,
@@ -186,18 +203,14 @@ class Fleet:
             return []
         offsets = np.sort(rng.uniform(0.0, seconds, n))
         rids = [f"{task.app}-{v:016x}" for v in rng.integers(0, 2**62, n).tolist()]
-        canary = base.canary
-        version = config.version if config is not None else None
-        sides = [canary is not None and serves_canary(r, canary.weight) for r in rids]
+        routes = [table.route(task.task, r) for r in rids]
         out: list[dict[str, Any]] = []
         for on_canary in (False, True):
-            rows = [i for i, s in enumerate(sides) if s == on_canary]
+            rows = [i for i, r in enumerate(routes) if (r.variant == "canary") == on_canary]
             if not rows:
                 continue
-            served, tag = base, version
-            if on_canary and canary is not None:
-                served = apply_overrides(base, canary.overrides)
-                tag = canary.version
+            route = routes[rows[0]]  # one config (and version) per side
+            served, tag = route.config, route.config_version
             out += self._serve(
                 task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag, base
             )
@@ -206,7 +219,7 @@ class Fleet:
     def _serve(
         self,
         task: TaskProfile,
-        served: TaskConfig,
+        served: ServedConfig,
         start: datetime,
         offsets: np.ndarray[Any, Any],
         rids: list[str],
@@ -295,7 +308,7 @@ class Fleet:
     def _cache_hits(
         self,
         task: TaskProfile,
-        served: TaskConfig,
+        served: ServedConfig,
         variant: str,
         start: datetime,
         offsets: np.ndarray[Any, Any],

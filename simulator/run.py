@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bench.simulator.fleet import Fleet
-from bench.simulator.sinks import TelemetrySink
-from bench.simulator.sources import ConfigSource
+from simulator.fleet import Fleet
+from simulator.sinks import TelemetrySink
+from simulator.sources import ConfigSource
 from core.app_config import ShadowConfig, TaskConfig
 
 __all__ = ["Simulation", "WallClockPacer", "default_start"]

@@ -2,7 +2,7 @@
 
 A :class:`Scenario` is what ``llmopt simulate --scenario FILE`` reads (JSON or TOML with the
 same field names as these dataclasses; durations as seconds or strings like ``"90s"``,
-``"15min"``). Built-in scenarios live in :data:`bench.simulator.scenarios.SCENARIOS`.
+``"15min"``). Built-in scenarios live in :data:`simulator.scenarios.SCENARIOS`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ModelProfile:
 
     Latency is lognormal (``latency_median_ms``, ``latency_sigma``); quality is normal, clipped
     to [0, 1], or, on a task with ``binary_quality``, 0/1 with ``quality_mean`` the model's
-    accuracy (:mod:`bench.simulator.binary`); ``error_types`` are relative weights of the error
+    accuracy (:mod:`simulator.binary`); ``error_types`` are relative weights of the error
     kinds.
     """
 
@@ -126,7 +126,7 @@ class TaskProfile:
     quality_share: float = 1.0  # share of calls that carry a quality score
     feedback_share: float = 0.0  # share of those scores sent later as ``feedback`` events
     feedback_delay_s: float = 20.0  # feedback arrives up to this long after its call
-    binary_quality: bool = False  # scores are 0/1: correct or not (see bench.simulator.binary)
+    binary_quality: bool = False  # scores are 0/1: correct or not (see simulator.binary)
     difficulty_rho: float = 0.0  # binary: loading of the prompt's difficulty shared by models
     quality_tolerance: float = 0.02
     quality_slo: float | None = None

@@ -1,0 +1,243 @@
+""":class:`LlmoptClient`: what an application holds to join the optimizer's loop."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import httpx
+
+from llmopt_client.cache import LruCache, ResponseCache
+from llmopt_client.config import AppConfig
+from llmopt_client.ratelimit import TokenBucket
+from llmopt_client.routing import Route, RoutingTable
+from llmopt_client.telemetry import CallRecord, Reporter, RestReporter, call_event, feedback_event
+from llmopt_client.watcher import ConfigStats, ConfigWatcher
+
+__all__ = ["LlmoptClient"]
+
+_log = logging.getLogger("llmopt_client")
+_MAX_PENDING_SHADOW = 10_000
+
+
+class LlmoptClient:
+    """An application's handle on the optimizer: config, routing, telemetry, feedback, shadow.
+
+    Args:
+        app: The application's name (``service.name``; the optimizer's unit with ``task``).
+        api_url: The optimizer's REST API (``http://host:8080``). ``None`` with ``http``.
+        api_key: An API key (``viewer`` reads the config; ``ingest`` writes telemetry).
+        http: An httpx client to use instead of one built from ``api_url`` (its
+            ``base_url`` must be the REST API); the caller closes it.
+        reporter: Where telemetry goes (default: :class:`RestReporter` to the same API).
+        poll_interval: Seconds between config polls (``If-None-Match``: 304 while unchanged).
+        cache: The response cache the ``cache`` override uses (default: an in-process LRU).
+        start: Start following the config at once (``False``: call :meth:`start`).
+        timeout: Seconds for each request to the optimizer (never on an LLM call's path).
+    """
+
+    def __init__(
+        self,
+        app: str,
+        *,
+        api_url: str | None = None,
+        api_key: str | None = None,
+        http: httpx.Client | None = None,
+        reporter: Reporter | None = None,
+        poll_interval: float = 5.0,
+        cache: ResponseCache | None = None,
+        start: bool = True,
+        timeout: float = 5.0,
+    ) -> None:
+        if http is None and api_url is None:
+            raise ValueError("LlmoptClient needs api_url or http")
+        self.app = app
+        self._own_http = http is None
+        self._http = http or httpx.Client(base_url=str(api_url).rstrip("/"), timeout=timeout)
+        headers = {"x-api-key": api_key} if api_key else {}
+        self._watcher = ConfigWatcher(app, self._http, headers, poll_interval=poll_interval)
+        self.reporter: Reporter = reporter or RestReporter(self._http, headers)
+        self.cache: ResponseCache = cache or LruCache()
+        self._buckets: dict[tuple[str, str, float, float], TokenBucket] = {}
+        self._shadow_scores: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._shadow_pool: ThreadPoolExecutor | None = None
+        if start:
+            self.start()
+
+    # -- config --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Follow the config on a background thread (the first poll right away)."""
+        self._watcher.start()
+
+    def wait_for_config(self, timeout: float = 5.0) -> AppConfig | None:
+        """Wait (up to ``timeout`` s) for the first poll; the config, ``None`` without one.
+
+        Optional: calls routed before the first config arrives use the app's own defaults.
+        """
+        self._watcher.wait_ready(timeout)
+        return self._watcher.config
+
+    def refresh(self) -> bool:
+        """Poll the config once now, on this thread; True when the optimizer answered."""
+        return self._watcher.refresh()
+
+    @property
+    def config(self) -> AppConfig | None:
+        """The config in memory (the last one fetched)."""
+        return self._watcher.config
+
+    @property
+    def config_stats(self) -> ConfigStats:
+        """Polls, 304s, failures (fail static) and the version in memory."""
+        return self._watcher.stats
+
+    # -- routing -------------------------------------------------------------------------
+    def route(self, task: str, request_id: str | None = None) -> Route:
+        """How to serve one call of ``task``: model, provider, overrides, variant, version.
+
+        Never waits on the network: it reads the config in memory.
+
+        Args:
+            task: The call site (``classify``, ``summarise``...).
+            request_id: The call's id (the split key; pass it again to :meth:`feedback`).
+                A random one when absent.
+        """
+        table: RoutingTable = self._watcher.table
+        return table.route(task, request_id or uuid.uuid4().hex)
+
+    def rate_limiter(self, route: Route) -> TokenBucket | None:
+        """The request-rate bucket of the route's ``rate_limit`` (shared per task and side)."""
+        limit = route.config.rate_limit
+        if limit is None or limit.requests_per_s is None:
+            return None
+        key = (route.task, route.variant, limit.requests_per_s, float(limit.burst))
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            with self._lock:
+                bucket = self._buckets.setdefault(
+                    key, TokenBucket(limit.requests_per_s, limit.burst)
+                )
+        return bucket
+
+    # -- telemetry -----------------------------------------------------------------------
+    def record(self, route: Route, **fields: Any) -> CallRecord:
+        """Report one call served along ``route`` (``fields``: :class:`CallRecord`'s).
+
+        ``model`` defaults to the route's; ``started_at`` to now minus ``latency_ms``.
+        """
+        fields.setdefault("model", route.model or "unknown")
+        fields.setdefault("provider", route.provider)
+        latency = float(fields.pop("latency_ms", 0.0))
+        started = fields.pop("started_at", time.time() - latency / 1000.0)
+        record = CallRecord(
+            app=self.app,
+            task=route.task,
+            request_id=route.request_id,
+            started_at=started,
+            latency_ms=latency,
+            variant=route.variant,
+            config_version=route.config_version,
+            **fields,
+        )
+        self.reporter.emit(call_event(record))
+        return record
+
+    def feedback(self, request_id: str, score: float, *, task: str | None = None) -> None:
+        """Report a (delayed) quality score in [0, 1] for call ``request_id``.
+
+        When :meth:`shadow` scored a candidate on that request, its score goes along (paired).
+        """
+        with self._lock:
+            shadow = self._shadow_scores.pop(request_id, None)
+        self.reporter.emit(
+            feedback_event(
+                self.app,
+                request_id,
+                score,
+                task=task,
+                shadow_model=shadow[0] if shadow else None,
+                shadow_quality=shadow[1] if shadow else None,
+            )
+        )
+
+    def shadow(
+        self,
+        route: Route,
+        run: Callable[[str], Any],
+        score: Callable[[Any], float | None],
+        *,
+        served_score: float | None = None,
+    ) -> Future[float | None] | None:
+        """Run the route's shadow candidate on this request without serving its answer.
+
+        Does nothing (returns ``None``) unless the config has a shadow candidate and this
+        request is in its sample. Otherwise runs ``run(candidate_model)`` then ``score`` on a
+        background thread. With ``served_score`` (the served answer's score) the paired scores
+        are reported at once as a feedback event; without it, the candidate's score waits for
+        :meth:`feedback` on the same request id.
+
+        Returns:
+            A future of the candidate's score (``None`` when the candidate failed).
+        """
+        candidate = route.shadow
+        if candidate is None:
+            return None
+        with self._lock:
+            if self._shadow_pool is None:
+                self._shadow_pool = ThreadPoolExecutor(2, thread_name_prefix="llmopt-shadow")
+
+        def work() -> float | None:
+            try:
+                value = score(run(candidate.model))
+            except Exception as exc:  # a failed candidate reports no score
+                _log.warning("llmopt shadow run of %s failed: %s", candidate.model, exc)
+                return None
+            if value is None:
+                return None
+            if served_score is not None:
+                self.reporter.emit(
+                    feedback_event(
+                        self.app,
+                        route.request_id,
+                        served_score,
+                        task=route.task,
+                        shadow_model=candidate.model,
+                        shadow_quality=value,
+                    )
+                )
+            else:
+                with self._lock:
+                    self._shadow_scores[route.request_id] = (candidate.model, value)
+                    while len(self._shadow_scores) > _MAX_PENDING_SHADOW:
+                        self._shadow_scores.popitem(last=False)
+            return value
+
+        return self._shadow_pool.submit(work)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Deliver queued telemetry (and finish running shadow calls first)."""
+        if self._shadow_pool is not None:
+            self._shadow_pool.shutdown(wait=True)
+            self._shadow_pool = None
+        return self.reporter.flush(timeout)
+
+    def close(self) -> None:
+        """Stop following the config, deliver queued telemetry, release connections."""
+        self._watcher.stop()
+        self.flush()
+        self.reporter.close()
+        if self._own_http:
+            self._http.close()
+
+    def __enter__(self) -> LlmoptClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
