@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.fleet_decisions import FleetRun, run_fleet
+from core.settings import Settings
 from simulator import (
     CallbackSink,
     Fleet,
@@ -49,7 +50,6 @@ from simulator import (
     rollouts_from_db,
 )
 from simulator.report import RolloutOutcome
-from core.settings import Settings
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate, session_scope
 from storage.decisions import list_deployments

@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.fleet_report import FleetReport, TaskResult, verdicts_of
+from core.settings import Settings
 from simulator import (
     CallbackSink,
     Fleet,
@@ -37,7 +38,6 @@ from simulator import (
     rollouts_from_db,
 )
 from simulator.binary_fleet import BIG, SMALL
-from core.settings import Settings
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
 

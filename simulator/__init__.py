@@ -9,6 +9,7 @@ a report against the oracle (:mod:`.report`).
 """
 
 from llmopt_client.split import bucket, serves_canary
+
 from simulator.binary import correct, score_correlation
 from simulator.binary_fleet import binary_fleet
 from simulator.fleet import Fleet

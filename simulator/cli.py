@@ -14,6 +14,8 @@ import httpx
 import msgspec
 from rich.console import Console
 
+from core.durations import parse_duration
+from core.settings import Settings
 from simulator.fleet import Fleet
 from simulator.loop import InProcessOptimizer
 from simulator.otlp import OtlpSink
@@ -23,8 +25,6 @@ from simulator.run import Simulation, WallClockPacer, default_start
 from simulator.scenarios import SCENARIOS
 from simulator.sinks import CallbackSink, KafkaSink, RestSink, TelemetrySink
 from simulator.sources import ConfigSource, ManagerConfigSource, RestConfigSource
-from core.durations import parse_duration
-from core.settings import Settings
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, migrate
 

@@ -3,7 +3,8 @@
 Every tick of simulated time, each task gets Poisson arrivals at its traffic shape's rate. A
 call is routed by the application SDK (:class:`llmopt_client.RoutingTable`: the canary serves
 the calls whose request id hashes below its weight, with its overrides applied), is served by
-the model the route names, and is drawn from that model's true profile at that moment (incidents applied). The
+the model the route names, and is drawn from that model's true profile at that moment
+(incidents applied). The
 :class:`Ledger` of each task records what was served against the two counterfactuals: the
 default model all along, and the oracle (the cheapest model meeting the task's SLOs, at every
 moment).
@@ -19,18 +20,18 @@ from typing import Any
 
 import msgspec
 import numpy as np
+from llmopt_client import AppConfig as SdkAppConfig
+from llmopt_client import RoutingTable
+from llmopt_client import TaskConfig as ServedConfig
 
+from core.app_config import AppConfig, TaskConfig
+from operators.pricing import PriceTable
+from operators.strategies.prices import call_cost, provider_of
 from simulator.binary import correct
 from simulator.events import Drawn, render_events
 from simulator.ledger import Ledger
 from simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
 from simulator.shadow import draw_shadow
-from core.app_config import AppConfig, TaskConfig
-from llmopt_client import RoutingTable
-from llmopt_client import AppConfig as SdkAppConfig
-from llmopt_client import TaskConfig as ServedConfig
-from operators.pricing import PriceTable
-from operators.strategies.prices import call_cost, provider_of
 
 __all__ = ["Fleet", "Ledger"]
 

@@ -19,8 +19,8 @@ import httpx
 import msgspec
 from sqlalchemy import Engine
 
-from simulator.fleet import Fleet
 from core.decisions import Decision, Deployment
+from simulator.fleet import Fleet
 from storage.database import session_scope
 from storage.decisions import get_deployment, list_decisions, list_deployments
 

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from core.app_config import ShadowConfig, TaskConfig
 from simulator.fleet import Fleet
 from simulator.sinks import TelemetrySink
 from simulator.sources import ConfigSource
-from core.app_config import ShadowConfig, TaskConfig
 
 __all__ = ["Simulation", "WallClockPacer", "default_start"]
 

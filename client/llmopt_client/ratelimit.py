@@ -7,6 +7,7 @@ once; :meth:`TokenBucket.delay` says how long to wait, so the app can sleep or s
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -61,5 +62,14 @@ class TokenBucket:
         while not self.try_acquire(tokens):
             pause = max(self.delay(tokens), 1e-4)
             sleep(pause)
+            waited += pause
+        return waited
+
+    async def acquire_async(self, tokens: float = 1.0) -> float:
+        """Take ``tokens``, awaiting until the bucket has them; returns the seconds waited."""
+        waited = 0.0
+        while not self.try_acquire(tokens):
+            pause = max(self.delay(tokens), 1e-4)
+            await asyncio.sleep(pause)
             waited += pause
         return waited

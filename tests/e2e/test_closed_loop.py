@@ -29,6 +29,15 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
+from core.decisions import Deployment
+from core.settings import (
+    CanarySettings,
+    DecisionSettings,
+    KafkaSettings,
+    ProcessorSettings,
+    Settings,
+    StorageSettings,
+)
 from simulator import (
     SCENARIOS,
     ConfigSource,
@@ -40,15 +49,6 @@ from simulator import (
     Scenario,
     Simulation,
     TaskProfile,
-)
-from core.decisions import Deployment
-from core.settings import (
-    CanarySettings,
-    DecisionSettings,
-    KafkaSettings,
-    ProcessorSettings,
-    Settings,
-    StorageSettings,
 )
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope

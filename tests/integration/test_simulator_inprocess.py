@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import Settings
+from orchestrator.cli import app
 from simulator import (
     SCENARIOS,
     CallbackSink,
@@ -19,8 +21,6 @@ from simulator import (
     build_report,
     rollouts_from_db,
 )
-from core.settings import Settings
-from orchestrator.cli import app
 from sinks.config_manager import ConfigManager
 from storage.database import create_db_engine
 

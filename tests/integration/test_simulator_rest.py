@@ -12,6 +12,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from litestar.testing import TestClient
 
 from api.rest.app import create_app
+from core.app_config import TaskConfig
+from core.decisions import Decision, ExpectedImpact
+from core.settings import CanarySettings
 from simulator import (
     SCENARIOS,
     Fleet,
@@ -20,9 +23,6 @@ from simulator import (
     Simulation,
     rollouts_from_rest,
 )
-from core.app_config import TaskConfig
-from core.decisions import Decision, ExpectedImpact
-from core.settings import CanarySettings
 from sinks.canary_controller import start_canary
 from storage.database import create_db_engine, session_scope
 from tests.unit.api.rest_support import ADMIN_KEY, migrated_database, rest_settings

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
@@ -64,7 +64,7 @@ class ConfigController(Controller):
         etag = etag_of(read.raw)
         headers = {"etag": etag, **read.headers()}
         if not_modified(request.headers.get("if-none-match", ""), etag):
-            return Response(b"", status_code=304, headers=headers)
+            return cast("Response[AppConfig]", Response(b"", status_code=304, headers=headers))
         accept = request.headers.get("accept-encoding", "")
         return encoded_response(read.raw, accept, "application/json", headers)
 

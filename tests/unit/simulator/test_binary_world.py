@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from core.app_config import AppConfig, CanaryConfig, ShadowConfig, TaskConfig
 from simulator import (
     Fleet,
     ModelProfile,
@@ -23,7 +24,6 @@ from simulator import (
     score_correlation,
 )
 from simulator.binary_fleet import BIG, SMALL
-from core.app_config import AppConfig, CanaryConfig, ShadowConfig, TaskConfig
 
 T0 = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.app_config import AppConfig, CanaryConfig, TaskConfig
+from operators.pricing import PriceTable
 from simulator import (
     SCENARIOS,
     Burst,
@@ -25,8 +27,6 @@ from simulator import (
     load_scenario,
     serves_canary,
 )
-from core.app_config import AppConfig, CanaryConfig, TaskConfig
-from operators.pricing import PriceTable
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 BIG, SMALL = "gpt-4o", "gpt-4o-mini"

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 
-from simulator import Fleet, ModelProfile, Scenario, TaskProfile
-from simulator.otlp import OtlpSink
 from collector.otlp_decode import decode_body, media_type
 from collector.otlp_mapping import map_request
 from core.app_config import AppConfig, CanaryConfig, TaskConfig
 from core.events import Feedback, LlmCall, decode_event
+from simulator import Fleet, ModelProfile, Scenario, TaskProfile
+from simulator.otlp import OtlpSink
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 FIELDS = (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from simulator import Fleet, Incident, ModelProfile, Scenario, TaskProfile, build_report
 from core.decisions import Decision, Deployment, ExpectedImpact
+from simulator import Fleet, Incident, ModelProfile, Scenario, TaskProfile, build_report
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 BIG, SMALL, BAD = "gpt-4o", "gpt-4o-mini", "gpt-4.1-nano"
