@@ -10,7 +10,9 @@ from llmopt_client import AppConfig, RoutingTable, TaskConfig, bucket, decode_co
 from llmopt_client.split import serves_canary
 
 
-def _config(weight: float, role: str = "canary", shadow: dict[str, object] | None = None) -> AppConfig:
+def _config(
+    weight: float, role: str = "canary", shadow: dict[str, object] | None = None
+) -> AppConfig:
     raw = {
         "app": "shop",
         "version": 7,
@@ -121,6 +123,4 @@ def test_the_sdk_types_decode_what_the_server_serves() -> None:
     decoded = decode_config(msgspec.json.encode(served))
     assert decoded.tasks["t"].model == "a"
     assert RoutingTable(decoded).route("t", "x").config_version == 4
-    assert decoded.tasks["t"] == TaskConfig(
-        model="a", canary=decoded.tasks["t"].canary
-    )
+    assert decoded.tasks["t"] == TaskConfig(model="a", canary=decoded.tasks["t"].canary)
