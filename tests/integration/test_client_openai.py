@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
-from api.rest.app import create_app
 from llmopt_client import LlmoptClient, bucket
 from llmopt_client.adapters.openai import wrap_openai
+
+from api.rest.app import create_app
 from tests.fake_openai import FakeOpenAI, fake_openai
 from tests.integration.test_collector import read_topic
 from tests.unit.api.rest_support import ADMIN_KEY, migrated_database, rest_settings, running_server

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import pytest
 import redis
-
 from llmopt_client import Batcher, LruCache, RedisCache, TokenBucket, cache_key
 from llmopt_client.telemetry import CallRecord, call_event, feedback_event
 

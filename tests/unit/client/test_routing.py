@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
-
 from llmopt_client import AppConfig, RoutingTable, TaskConfig, bucket, decode_config
 from llmopt_client.split import serves_canary
 
