@@ -7,11 +7,14 @@ attributes), ``collector_events_accepted_total`` (delivered or spilled, label ``
 buffer_full, invalid), ``collector_events_delivered_total``, ``collector_events_spilled_total``,
 ``collector_events_replayed_total``. Gauges: ``collector_breaker_state`` (0 closed, 1 open,
 2 half-open), ``collector_spill_bytes``, ``collector_spill_events``, ``collector_queue_depth``.
+OTLP metrics and logs: :class:`collector.otlp_signals.SignalMetrics` (``signals``).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from collector.otlp_signals import SignalMetrics
 
 __all__ = ["CollectorMetrics"]
 
@@ -72,6 +75,8 @@ class CollectorMetrics:
         self.queue_depth = Gauge(
             "collector_queue_depth", "Events admitted and not yet delivered or spilled", registry=r
         )
+
+        self.signals = SignalMetrics(r)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every collector metric."""
