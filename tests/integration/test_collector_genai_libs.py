@@ -17,6 +17,8 @@ from typing import Any
 
 import openai
 import pytest
+from llmopt_client import LlmoptClient, RoutingTable, decode_config
+from llmopt_client.otel import OtelReporter
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -29,8 +31,6 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from collector import Collector
-from llmopt_client import ListReporter, LlmoptClient, RoutingTable, decode_config
-from llmopt_client.otel import OtelReporter
 from tests.fake_openai import FakeOpenAI, fake_openai
 from tests.integration.test_collector import read_topic, run, settings_for
 
@@ -195,7 +195,8 @@ def test_the_sdk_otel_reporter_reaches_the_collector_with_its_tags(
                 llmopt.close()
 
         await asyncio.to_thread(calls)
-        await asyncio.to_thread(tracer.shutdown)
+        for provider in (tracer, meter, logger):
+            await asyncio.to_thread(provider.shutdown)
 
     run(settings_for(kafka_bootstrap, topics, tmp_path), scenario)
     events = [json.loads(v) for _, v, _ in read_topic(kafka_bootstrap, topics["telemetry"], 2)]
@@ -208,4 +209,3 @@ def test_the_sdk_otel_reporter_reaches_the_collector_with_its_tags(
     assert 0 < call["ttft_ms"] <= call["latency_ms"]
     assert (fb["request_id"], fb["quality"], fb["task"]) == ("otel-1", 0.25, "classify")
     assert (fb["shadow_model"], fb["shadow_quality"]) == ("gpt-4.1-nano", 1.0)
-    assert ListReporter  # the in-memory reporter is the same protocol
