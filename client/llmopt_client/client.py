@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
@@ -17,7 +18,7 @@ from llmopt_client.cache import LruCache, ResponseCache
 from llmopt_client.config import AppConfig
 from llmopt_client.ratelimit import TokenBucket
 from llmopt_client.routing import Route, RoutingTable
-from llmopt_client.telemetry import CallRecord, Reporter, RestReporter, call_event, feedback_event
+from llmopt_client.telemetry import OPTIONAL_FIELDS, Reporter, RestReporter, feedback_event
 from llmopt_client.watcher import ConfigStats, ConfigWatcher
 
 __all__ = ["LlmoptClient"]
@@ -127,27 +128,63 @@ class LlmoptClient:
         return bucket
 
     # -- telemetry -----------------------------------------------------------------------
-    def record(self, route: Route, **fields: Any) -> CallRecord:
-        """Report one call served along ``route`` (``fields``: :class:`CallRecord`'s).
+    def record(
+        self,
+        route: Route,
+        *,
+        model: str | None = None,
+        latency_ms: float = 0.0,
+        started_at: float | None = None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        status: str = "ok",
+        **optional: Any,
+    ) -> dict[str, Any]:
+        """Report one call served along ``route``; returns the queued ``llm_call`` event.
 
-        ``model`` defaults to the route's; ``started_at`` to now minus ``latency_ms``.
+        Args:
+            route: The call's route (task, request id, variant, config version).
+            model: The model called (default: the route's).
+            latency_ms: The call's duration.
+            started_at: When it started, Unix seconds (default: now minus ``latency_ms``).
+            input_tokens: Prompt tokens.
+            output_tokens: Completion tokens.
+            status: ``"ok"`` or ``"error"``.
+            **optional: Any other event field of CONTRACT.md §2 (``provider``, ``ttft_ms``,
+                ``cost_usd``, ``error_type``, ``finish_reason``, ``quality``,
+                ``cache_read_tokens``, ``prompt_hash``, ``user_id``, ``shadow_model``,
+                ``shadow_quality``, ``operation``, ``attributes``); ``None`` values are left out.
+
+        Raises:
+            TypeError: An unknown field (a typo would otherwise be lost silently).
         """
-        fields.setdefault("model", route.model or "unknown")
-        fields.setdefault("provider", route.provider)
-        latency = float(fields.pop("latency_ms", 0.0))
-        started = fields.pop("started_at", time.time() - latency / 1000.0)
-        record = CallRecord(
-            app=self.app,
-            task=route.task,
-            request_id=route.request_id,
-            started_at=started,
-            latency_ms=latency,
-            variant=route.variant,
-            config_version=route.config_version,
-            **fields,
-        )
-        self.reporter.emit(call_event(record))
-        return record
+        unknown = optional.keys() - OPTIONAL_FIELDS
+        if unknown:
+            raise TypeError(f"unknown telemetry fields: {sorted(unknown)}")
+        start = time.time() - latency_ms / 1000.0 if started_at is None else started_at
+        event: dict[str, Any] = {
+            "kind": "llm_call",
+            "event_id": os.urandom(16).hex(),
+            "timestamp": round(start * 1000.0 + latency_ms),
+            "app": self.app,
+            "task": route.task,
+            "model": model or route.model or "unknown",
+            "latency_ms": latency_ms,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "status": status,
+            "variant": route.variant,
+            "request_id": route.request_id,
+        }
+        if route.config_version is not None:
+            event["config_version"] = route.config_version
+        if route.provider is not None:
+            event["provider"] = route.provider
+        for name, value in optional.items():
+            if value is not None:
+                event[name] = value
+        self.reporter.emit(event)
+        return event
 
     def feedback(self, request_id: str, score: float, *, task: str | None = None) -> None:
         """Report a (delayed) quality score in [0, 1] for call ``request_id``.

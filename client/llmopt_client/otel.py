@@ -49,8 +49,11 @@ def span_attributes(event: dict[str, Any]) -> dict[str, Any]:
     return attrs
 
 
-def _unix_ns(timestamp: str) -> int:
-    return int(datetime.fromisoformat(timestamp).timestamp() * _NS)
+def _unix_ns(timestamp: int | str) -> int:
+    """Epoch milliseconds (what the SDK's events carry) or an RFC 3339 string, in ns."""
+    if isinstance(timestamp, str):
+        return int(datetime.fromisoformat(timestamp).timestamp() * _NS)
+    return int(timestamp) * 1_000_000
 
 
 class OtelReporter:

@@ -6,8 +6,10 @@ time), so :meth:`RoutingTable.route` costs a dictionary lookup and one hash of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
+
+import msgspec
 
 from llmopt_client.config import AppConfig, ShadowConfig, TaskConfig, apply_overrides
 from llmopt_client.split import bucket
@@ -18,8 +20,7 @@ Variant = Literal["baseline", "canary"]
 _EMPTY = TaskConfig()
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(msgspec.Struct, frozen=True):
     """How to serve one call, and what to tag its telemetry with.
 
     Attributes:
@@ -43,7 +44,7 @@ class Route:
     overrides: dict[str, Any]
     variant: Variant
     config_version: int | None
-    config: TaskConfig = field(repr=False)
+    config: TaskConfig
     shadow: ShadowConfig | None = None
 
 
@@ -83,7 +84,7 @@ class RoutingTable:
                 self._tasks[name] = _TaskRoutes(base, None, 0.0)
                 continue
             served = apply_overrides(task, canary.overrides)
-            side = _Side(served, dict(canary.overrides), canary.version)
+            side = _Side(served, canary.overrides, canary.version)
             self._tasks[name] = _TaskRoutes(base, side, canary.weight)
 
     def route(self, task: str, request_id: str) -> Route:

@@ -10,18 +10,18 @@ thread (bounded buffer, oldest dropped and counted when the optimizer is away), 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
-import uuid
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
 import msgspec
 
 __all__ = [
+    "OPTIONAL_FIELDS",
     "CallRecord",
     "ListReporter",
     "Reporter",
@@ -31,6 +31,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("llmopt_client")
+_MAX_BACKOFF_S = 30.0
 
 
 @dataclass(slots=True)
@@ -63,22 +64,24 @@ class CallRecord:
     attributes: dict[str, Any] = field(default_factory=dict)
 
 
-def _rfc3339(unix_s: float) -> str:
-    return datetime.fromtimestamp(unix_s, UTC).isoformat().replace("+00:00", "Z")
+def _event_id() -> str:
+    return os.urandom(16).hex()
 
 
 _OPTIONAL = (
     "provider", "cache_read_tokens", "ttft_ms", "cost_usd", "error_type", "finish_reason",
     "quality", "config_version", "prompt_hash", "user_id", "shadow_model", "shadow_quality",
 )  # fmt: skip
+#: The event fields a call may add beyond the required ones (``LlmoptClient.record``).
+OPTIONAL_FIELDS = frozenset((*_OPTIONAL, "operation", "attributes"))
 
 
 def call_event(record: CallRecord) -> dict[str, Any]:
-    """The ``llm_call`` event of ``record`` (timestamp: when the call ended)."""
+    """The ``llm_call`` event of ``record`` (timestamp: when the call ended, epoch ms)."""
     event: dict[str, Any] = {
         "kind": "llm_call",
-        "event_id": uuid.uuid4().hex,
-        "timestamp": _rfc3339(record.started_at + record.latency_ms / 1000.0),
+        "event_id": _event_id(),
+        "timestamp": round(record.started_at * 1000.0 + record.latency_ms),  # epoch ms
         "app": record.app,
         "task": record.task,
         "operation": record.operation,
@@ -112,8 +115,8 @@ def feedback_event(
     """A ``feedback`` event: a (delayed) quality score for call ``request_id``."""
     event: dict[str, Any] = {
         "kind": "feedback",
-        "event_id": uuid.uuid4().hex,
-        "timestamp": _rfc3339(time.time() if at is None else at),
+        "event_id": _event_id(),
+        "timestamp": round((time.time() if at is None else at) * 1000.0),  # epoch ms
         "app": app,
         "request_id": request_id,
         "quality": quality,
@@ -163,6 +166,9 @@ class ListReporter:
 class RestReporter:
     """Batches events to ``POST /api/v1/telemetry`` from a daemon thread.
 
+    A failed send keeps its batch queued and backs off (``interval`` doubling up to 30 s);
+    :meth:`flush` tries at once.
+
     Args:
         http: An httpx client whose ``base_url`` is the optimizer's REST API.
         headers: Authentication headers (a key with the ``ingest`` role is enough).
@@ -190,6 +196,8 @@ class RestReporter:
         self._idle = threading.Condition(self._lock)
         self._closed = False
         self._sending = 0
+        self._backoff = 0.0  # seconds to wait after the last failed send (0: none failed)
+        self._retry_at = 0.0
         self.sent = 0
         self.rejected = 0  # events the optimizer refused (invalid: they went to its DLQ)
         self.failures = 0  # failed sends (the batch stays queued)
@@ -203,13 +211,14 @@ class RestReporter:
             if len(self._queue) == self._queue.maxlen:
                 self.dropped += 1
             self._queue.append(event)
-            full = len(self._queue) >= self._batch
+            full = len(self._queue) == self._batch  # wake once, when a batch is complete
         if full:
             self._wake.set()
 
     def flush(self, timeout: float) -> bool:
         """Wait until every queued event is delivered; False on timeout."""
         deadline = time.monotonic() + timeout
+        self._retry_at = 0.0  # an explicit flush tries now, backoff or not
         self._wake.set()
         with self._idle:
             while self._queue or self._sending:
@@ -245,13 +254,19 @@ class RestReporter:
         while not self._closed:
             self._wake.wait(self._interval)
             self._wake.clear()
+            if time.monotonic() < self._retry_at:  # backing off after a failed send
+                continue
             while True:
                 batch = self._take()
                 if not batch:
                     break
                 ok = self._send(batch)
-                if not ok:
+                if ok:
+                    self._backoff = 0.0
+                else:
                     self._requeue(batch)
+                    self._backoff = min(max(self._interval, 2 * self._backoff), _MAX_BACKOFF_S)
+                    self._retry_at = time.monotonic() + self._backoff
                 with self._idle:
                     self._sending = 0
                     self._idle.notify_all()

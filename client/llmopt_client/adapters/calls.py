@@ -163,7 +163,7 @@ class CallMeter:
             started_at=self.started_at,
             latency_ms=self.elapsed_ms(),
             ttft_ms=self.ttft_ms,
-            **fields,
+            **{k: v for k, v in fields.items() if k != "attributes" or v},
         )
 
 

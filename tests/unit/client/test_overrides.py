@@ -117,13 +117,13 @@ def test_call_and_feedback_events_follow_the_contract() -> None:
     )  # fmt: skip
     event = call_event(record)
     assert {k: v for k, v in event.items() if k != "event_id"} == {
-        "kind": "llm_call", "timestamp": "1970-01-01T00:00:01.500000Z", "app": "shop",
+        "kind": "llm_call", "timestamp": 1500, "app": "shop",
         "task": "classify", "operation": "chat", "model": "m", "latency_ms": 1500.0,
         "input_tokens": 3, "output_tokens": 4, "status": "ok", "variant": "canary",
         "request_id": "r1", "config_version": 8, "ttft_ms": 200.0,
     }  # fmt: skip
     fb = feedback_event("shop", "r1", 0.5, shadow_model="m2", shadow_quality=1.0, at=0.0)
     assert {k: v for k, v in fb.items() if k != "event_id"} == {
-        "kind": "feedback", "timestamp": "1970-01-01T00:00:00Z", "app": "shop",
+        "kind": "feedback", "timestamp": 0, "app": "shop",
         "request_id": "r1", "quality": 0.5, "shadow_model": "m2", "shadow_quality": 1.0,
     }  # fmt: skip
