@@ -47,7 +47,7 @@ _INTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config_version", ("llmopt.config_version",)),
 )
 _FLOATS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("cost_usd", ("llmopt.cost_usd",)),
+    ("cost_usd", ("llmopt.cost_usd", "gen_ai.usage.cost")),  # the second: openlit's (USD)
     ("quality", ("llmopt.quality",)),
     ("ttft_ms", ("llmopt.ttft_ms",)),
     ("shadow_quality", ("llmopt.shadow_quality",)),

@@ -37,6 +37,8 @@ __all__ = ["GENAI_METRICS", "SignalCounts", "SignalMetrics"]
 GENAI_METRICS = frozenset(
     {
         "gen_ai.client.operation.duration",
+        "gen_ai.client.operation.time_to_first_chunk",
+        "gen_ai.client.operation.time_per_output_chunk",
         "gen_ai.client.token.usage",
         "gen_ai.server.request.duration",
         "gen_ai.server.time_to_first_token",

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from collector import Collector
 from tests.fake_openai import FakeOpenAI, fake_openai
+from tests.wheels import ROOT
 from tests.integration.test_collector import read_topic, run, settings_for
 
 pytestmark = pytest.mark.integration
@@ -209,3 +213,53 @@ def test_the_sdk_otel_reporter_reaches_the_collector_with_its_tags(
     assert 0 < call["ttft_ms"] <= call["latency_ms"]
     assert (fb["request_id"], fb["quality"], fb["task"]) == ("otel-1", 0.25, "classify")
     assert (fb["shadow_model"], fb["shadow_quality"]) == ("gpt-4.1-nano", 1.0)
+
+
+@pytest.mark.parametrize("library", ["openlit", "traceloop"])
+def test_openlit_and_openllmetry_reach_the_collector(
+    library: str, kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    prices = tmp_path / "pricing.json"  # openlit's own format (USD per 1k tokens), read offline
+    prices.write_text(
+        json.dumps({"chat": {"gpt-4o-mini": {"promptPrice": 0.00015, "completionPrice": 0.0006}}})
+    )
+    out: dict[str, Any] = {}
+
+    async def scenario(c: Collector) -> None:
+        with fake_openai() as provider:
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [
+                    sys.executable, "-m", "tests.genai_app", library, provider.base_url,
+                    f"http://127.0.0.1:{c.http_port}", str(CALLS), str(STREAMS), str(prices),
+                ],
+                cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
+                env={**os.environ, "TRACELOOP_TELEMETRY": "false", "HOME": str(tmp_path)},
+            )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        out["stderr"] = done.stderr
+        out["metrics"] = c.ingest.metrics.exposition().decode()
+
+    run(settings_for(kafka_bootstrap, topics, tmp_path), scenario)
+    events = [
+        json.loads(v)
+        for _, v, _ in read_topic(kafka_bootstrap, topics["telemetry"], CALLS + STREAMS)
+    ]
+    app = f"{library}-app"
+    assert len(events) == CALLS + STREAMS
+    for e in events:
+        assert (e["app"], e["model"], e["provider"], e["status"]) == (
+            app,
+            "gpt-4o-mini",
+            "openai",
+            "ok",
+        )
+        assert e["output_tokens"] == 3
+        assert e["input_tokens"] in (2, 3)
+        assert e["latency_ms"] > 0
+    streamed = [e for e in events if e["input_tokens"] == 2]
+    assert len(streamed) == STREAMS
+    if library == "openlit":  # openlit reports its cost and the time to first token
+        assert all(e["cost_usd"] > 0 for e in events)
+        assert all(0 < e["ttft_ms"] <= e["latency_ms"] for e in streamed)
+    assert "404" not in out["stderr"]  # metrics and logs exports were accepted

@@ -112,10 +112,11 @@ def test_the_http_receiver_accepts_metrics_and_logs_in_protobuf_and_json(tmp_pat
     assert _value(reg, "collector_otlp_metric_points_total", kind="genai") == 1.0
 
 
-def test_openlit_time_to_first_token_in_seconds_maps_to_ttft_ms() -> None:
-    attrs = chat_attrs(1, **{"gen_ai.server.time_to_first_token": 0.125})
+def test_openlit_time_to_first_token_and_cost_are_mapped() -> None:
+    openlit = {"gen_ai.server.time_to_first_token": 0.125, "gen_ai.usage.cost": 0.0021}
+    attrs = chat_attrs(1, **openlit)
     (event,) = map_request(request("shop", [span(1, attrs)]), NOW).events
-    assert event["ttft_ms"] == 125.0
+    assert (event["ttft_ms"], event["cost_usd"]) == (125.0, 0.0021)
     both = chat_attrs(2, **{"gen_ai.server.time_to_first_token": 0.5, "llmopt.ttft_ms": 80.0})
     (event,) = map_request(request("shop", [span(2, both)]), NOW).events
     assert event["ttft_ms"] == 80.0  # the explicit milliseconds win
