@@ -35,8 +35,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from collector import Collector
 from tests.fake_openai import FakeOpenAI, fake_openai
-from tests.wheels import ROOT
 from tests.integration.test_collector import read_topic, run, settings_for
+from tests.wheels import ROOT
 
 pytestmark = pytest.mark.integration
 CALLS = 10
