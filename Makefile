@@ -54,6 +54,7 @@ test: env test-services lint compose-check
 
 proto: env
 	$(PY) -m proto.generate
+	$(PY) -m proto.client_descriptor
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

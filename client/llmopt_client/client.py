@@ -10,7 +10,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -20,6 +20,9 @@ from llmopt_client.ratelimit import TokenBucket
 from llmopt_client.routing import Route, RoutingTable
 from llmopt_client.telemetry import OPTIONAL_FIELDS, Reporter, RestReporter, feedback_event
 from llmopt_client.watcher import ConfigStats, ConfigWatcher
+
+if TYPE_CHECKING:
+    from llmopt_client.grpc_watch import GrpcConfigWatcher
 
 __all__ = ["LlmoptClient"]
 
@@ -41,6 +44,9 @@ class LlmoptClient:
         cache: The response cache the ``cache`` override uses (default: an in-process LRU).
         start: Start following the config at once (``False``: call :meth:`start`).
         timeout: Seconds for each request to the optimizer (never on an LLM call's path).
+        grpc_target: Follow the config over gRPC ``WatchConfig`` at this address
+            (``host:50051``) instead of polling REST (``pip install llmopt-client[grpc]``);
+            telemetry still goes to ``api_url`` unless ``reporter`` says otherwise.
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class LlmoptClient:
         cache: ResponseCache | None = None,
         start: bool = True,
         timeout: float = 5.0,
+        grpc_target: str | None = None,
     ) -> None:
         if http is None and api_url is None:
             raise ValueError("LlmoptClient needs api_url or http")
@@ -62,7 +69,13 @@ class LlmoptClient:
         self._own_http = http is None
         self._http = http or httpx.Client(base_url=str(api_url).rstrip("/"), timeout=timeout)
         headers = {"x-api-key": api_key} if api_key else {}
-        self._watcher = ConfigWatcher(app, self._http, headers, poll_interval=poll_interval)
+        self._watcher: ConfigWatcher | GrpcConfigWatcher
+        if grpc_target is not None:
+            from llmopt_client.grpc_watch import GrpcConfigWatcher
+
+            self._watcher = GrpcConfigWatcher(app, grpc_target, api_key=api_key)
+        else:
+            self._watcher = ConfigWatcher(app, self._http, headers, poll_interval=poll_interval)
         self.reporter: Reporter = reporter or RestReporter(self._http, headers)
         self.cache: ResponseCache = cache or LruCache()
         self._buckets: dict[tuple[str, str, float, float], TokenBucket] = {}
@@ -86,8 +99,14 @@ class LlmoptClient:
         return self._watcher.config
 
     def refresh(self) -> bool:
-        """Poll the config once now, on this thread; True when the optimizer answered."""
-        return self._watcher.refresh()
+        """Read the config once now, on this thread; True when the optimizer answered."""
+        if isinstance(self._watcher, ConfigWatcher):
+            return self._watcher.refresh()
+        try:
+            self._watcher.get()
+        except Exception:  # grpc.RpcError: counted by the watcher, the last config stays
+            return False
+        return True
 
     @property
     def config(self) -> AppConfig | None:

@@ -147,8 +147,8 @@ class ConfigWatcher:
         self._etag = etag
         self.stats.fetches += 1
         current = self.table.config
-        if current is not None and current == config:
-            return
+        if current is not None and (current == config or config.version < current.version):
+            return  # unchanged, or an older answer (another replica's cache): never go back
         self.table = RoutingTable(config)  # one reference swap: readers never see a half table
         self.stats.version = config.version
         if self._on_change is not None:
