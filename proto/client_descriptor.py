@@ -1,4 +1,4 @@
-"""Write the client SDK's copy of ``config.proto``'s descriptor: ``python -m proto.client_descriptor``.
+"""Write the SDK's copy of ``config.proto``'s descriptor: ``python -m proto.client_descriptor``.
 
 The SDK (``client/llmopt_client``) must install without this package, and cannot import the
 generated ``config_pb2`` next to the server's in one process anyway (both would register
