@@ -263,3 +263,47 @@ def test_openlit_and_openllmetry_reach_the_collector(
         assert all(e["cost_usd"] > 0 for e in events)
         assert all(0 < e["ttft_ms"] <= e["latency_ms"] for e in streamed)
     assert "404" not in out["stderr"]  # metrics and logs exports were accepted
+
+
+def test_otlp_grpc_metrics_and_logs_are_accepted_and_counted(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path
+) -> None:
+    from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (
+        OTLPLogExporter as GrpcLogExporter,
+    )
+    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+        OTLPMetricExporter as GrpcMetricExporter,
+    )
+
+    out: dict[str, Any] = {}
+
+    def emit(port: int) -> None:
+        target = f"127.0.0.1:{port}"
+        reader = PeriodicExportingMetricReader(
+            GrpcMetricExporter(endpoint=target, insecure=True), export_interval_millis=3_600_000
+        )
+        meter = MeterProvider(
+            resource=Resource.create({"service.name": "grpc-app"}), metric_readers=[reader]
+        )
+        usage = meter.get_meter("app").create_histogram("gen_ai.client.token.usage")
+        for tokens in (10, 20, 30):
+            usage.record(tokens, {"gen_ai.request.model": "gpt-4o", "gen_ai.token.type": "input"})
+        assert meter.force_flush(60_000)
+        meter.shutdown()
+        logger = LoggerProvider()
+        logger.add_log_record_processor(
+            SimpleLogRecordProcessor(GrpcLogExporter(endpoint=target, insecure=True))
+        )
+        logger.get_logger("app").emit(event_name="gen_ai.choice", body="x")
+        logger.shutdown()
+
+    async def scenario(c: Collector) -> None:
+        await asyncio.to_thread(emit, c.grpc_port)
+        out["metrics"] = c.ingest.metrics.exposition().decode()
+
+    run(settings_for(kafka_bootstrap, topics, tmp_path), scenario)
+    metrics = out["metrics"]
+    labels = {"metric": "gen_ai.client.token.usage", "model": "gpt-4o", "token_type": "input"}
+    assert _metric(metrics, "collector_genai_metric_sum_total", **labels) == 60.0
+    assert _metric(metrics, "collector_genai_metric_count_total", **labels) == 3.0
+    assert _metric(metrics, "collector_otlp_log_records_total", kind="genai") == 1.0
