@@ -75,13 +75,12 @@ def _calls(provider: FakeOpenAI) -> None:
 
 
 def _metric(exposition: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
     total = 0.0
     for line in exposition.splitlines():
         match = re.match(rf"^{name}{{(.*)}} (\S+)$", line)
         if match and all(f'{k}="{v}"' in match.group(1) for k, v in labels.items()):
             total += float(match.group(2))
-    assert want is not None
     return total
 
 
