@@ -287,8 +287,10 @@ class LlmoptClient:
     def close(self) -> None:
         """Stop following the config, deliver queued telemetry, release connections."""
         self._watcher.stop()
-        self.flush()
-        self.reporter.close()
+        if self._shadow_pool is not None:  # shadow runs report through the reporter
+            self._shadow_pool.shutdown(wait=True)
+            self._shadow_pool = None
+        self.reporter.close()  # delivers what is queued (up to 10 s)
         if self._own_http:
             self._http.close()
 

@@ -229,9 +229,9 @@ class RestReporter:
                 self._idle.wait(min(left, 0.1))
         return True
 
-    def close(self) -> None:
-        """Deliver what is queued (up to 10 s), then stop the thread."""
-        self.flush(10.0)
+    def close(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (up to ``timeout`` s), then stop the thread."""
+        self.flush(timeout)
         self._closed = True
         self._wake.set()
         self._thread.join()

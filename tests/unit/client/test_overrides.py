@@ -127,3 +127,25 @@ def test_call_and_feedback_events_follow_the_contract() -> None:
         "kind": "feedback", "timestamp": 0, "app": "shop",
         "request_id": "r1", "quality": 0.5, "shadow_model": "m2", "shadow_quality": 1.0,
     }  # fmt: skip
+
+
+def test_rest_reporter_keeps_a_bounded_buffer_while_the_api_is_unreachable() -> None:
+    import socket
+
+    import httpx
+
+    from llmopt_client import RestReporter
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
+    reporter = RestReporter(http, {}, batch=2, interval=3600, max_buffer=3)
+    for i in range(5):
+        reporter.emit({"i": i})
+    assert not reporter.flush(timeout=1.0)  # nothing can be delivered
+    assert reporter.failures >= 1
+    assert reporter.sent == 0
+    assert reporter.dropped == 2  # the two oldest: the buffer holds three
+    reporter.close(timeout=0.5)
+    http.close()
