@@ -133,7 +133,6 @@ def test_rest_reporter_keeps_a_bounded_buffer_while_the_api_is_unreachable() -> 
     import socket
 
     import httpx
-
     from llmopt_client import RestReporter
 
     with socket.socket() as sock:  # a port nothing listens on
