@@ -231,3 +231,28 @@ def test_the_config_is_followed_with_304s_and_served_static_when_the_optimizer_i
         unreachable = [r for r in caplog.records if "unreachable" in r.getMessage()]
         assert len(unreachable) == 1  # logged once per outage, not per poll
         llmopt.close()
+
+
+def test_the_kafka_reporter_produces_contract_events(
+    kafka_bootstrap: str, topics: dict[str, str]
+) -> None:
+    from llmopt_client import RoutingTable, decode_config
+    from llmopt_client.kafka import KafkaReporter
+
+    reporter = KafkaReporter(kafka_bootstrap, topics["telemetry"])
+    llmopt = LlmoptClient("kafka-app", api_url="http://127.0.0.1:9", reporter=reporter, start=False)
+    raw = json.dumps({"app": "kafka-app", "version": 4, "tasks": {"t": {"model": "m"}}}).encode()
+    llmopt._watcher.table = RoutingTable(decode_config(raw))  # as if fetched
+    route = llmopt.route("t", "k-1")
+    llmopt.record(route, latency_ms=12.5, input_tokens=5, output_tokens=6, ttft_ms=3.0)
+    llmopt.feedback("k-1", 0.5)
+    assert reporter.flush(60)
+    llmopt.close()
+    records = read_topic(kafka_bootstrap, topics["telemetry"], 2)
+    assert {k for k, _, _ in records} == {b"kafka-app"}
+    call, fb = sorted((json.loads(v) for _, v, _ in records), key=lambda e: e["kind"] != "llm_call")
+    assert (call["model"], call["config_version"], call["ttft_ms"], call["request_id"]) == (
+        "m", 4, 3.0, "k-1",
+    )  # fmt: skip
+    assert (fb["kind"], fb["request_id"], fb["quality"]) == ("feedback", "k-1", 0.5)
+    assert (reporter.dropped, reporter.failed) == (0, 0)
