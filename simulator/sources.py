@@ -1,7 +1,8 @@
 """Where the simulated apps read their active config (CONTRACT.md §3).
 
-- :class:`RestConfigSource`: ``GET /api/v1/config/{app}`` with ``x-api-key``, re-read at most
-  every ``poll_interval`` wall seconds per app (what a real application does);
+- :class:`RestConfigSource`: ``GET /api/v1/config/{app}`` with ``x-api-key`` through the client
+  SDK's config watcher (ETag, fail static), re-read at most every ``poll_interval`` wall seconds
+  per app (what a real application does);
 - :class:`ManagerConfigSource`: the config manager straight from the database (in-process runs
   and tests);
 - :class:`StaticConfigSource`: fixed configs (unit tests).
@@ -18,6 +19,8 @@ from typing import Protocol
 
 import httpx
 import msgspec
+from llmopt_client import AppConfig as SdkAppConfig
+from llmopt_client import ConfigWatcher
 
 from core.app_config import AppConfig, TaskConfig
 from core.errors import NotFoundError
@@ -75,7 +78,12 @@ class ManagerConfigSource:
 
 
 class RestConfigSource:
-    """``GET /api/v1/config/{app}``, polled at most every ``poll_interval`` wall seconds."""
+    """``GET /api/v1/config/{app}`` through the client SDK, polled at most every ``poll_interval``.
+
+    Each app reads its config as an application does: with the SDK's
+    :class:`llmopt_client.ConfigWatcher` (``If-None-Match``, 304 while unchanged, the last
+    config kept when the API fails), polled here on the simulation's own schedule.
+    """
 
     def __init__(
         self,
@@ -88,38 +96,45 @@ class RestConfigSource:
         self._client = client or httpx.Client(base_url=api_url.rstrip("/"), timeout=10.0)
         self._headers = {"x-api-key": api_key}
         self._poll = poll_interval
-        self._cache: dict[str, tuple[float, AppConfig | None]] = {}
-        self.errors = 0  # failed polls (the last config read stays in use)
+        self._watchers: dict[str, ConfigWatcher] = {}
+        self._polled: dict[str, float] = {}
+        self._converted: dict[str, tuple[SdkAppConfig, AppConfig]] = {}
+
+    @property
+    def errors(self) -> int:
+        """Failed polls of every app (the last config read stays in use)."""
+        return sum(w.stats.failures for w in self._watchers.values())
 
     def config(self, app: str) -> AppConfig | None:
         """The active config of ``app`` (the last one read when the API fails)."""
+        watcher = self._watchers.get(app)
+        if watcher is None:
+            watcher = self._watchers[app] = ConfigWatcher(app, self._client, self._headers)
         now = time.monotonic()
-        cached = self._cache.get(app)
-        if cached is not None and now - cached[0] < self._poll:
-            return cached[1]
-        try:
-            response = self._client.get(f"/api/v1/config/{app}", headers=self._headers)
-            if response.status_code == httpx.codes.NOT_FOUND:
-                found: AppConfig | None = None
-            else:
-                response.raise_for_status()
-                found = msgspec.json.decode(response.content, type=AppConfig)
-        except (httpx.HTTPError, msgspec.ValidationError):
-            self.errors += 1
-            found = cached[1] if cached is not None else None
-        self._cache[app] = (now, found)
-        return found
+        if app not in self._polled or now - self._polled[app] >= self._poll:
+            watcher.refresh()
+            self._polled[app] = now
+        found = watcher.config
+        if found is None:
+            return None
+        held = self._converted.get(app)
+        if held is None or held[0] is not found:  # the SDK's types → the optimizer's, validated
+            held = self._converted[app] = (
+                found,
+                msgspec.convert(msgspec.to_builtins(found), AppConfig),
+            )
+        return held[1]
 
     def seed(self, app: str, tasks: Mapping[str, TaskConfig]) -> None:
         """``PUT /api/v1/config/{app}`` unless the app has a config."""
-        self._cache.pop(app, None)
+        self._polled.pop(app, None)
         if self.config(app) is not None:
             return
         body = {"tasks": msgspec.to_builtins(dict(tasks)), "reason": "simulated fleet"}
         self._client.put(
             f"/api/v1/config/{app}", json=body, headers=self._headers
         ).raise_for_status()
-        self._cache.pop(app, None)
+        self._polled.pop(app, None)
 
     def close(self) -> None:
         """Close the HTTP client."""
