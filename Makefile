@@ -16,8 +16,8 @@ $(UV):
 # The environment is installed from the lock file only (--frozen: a stale lock is an error),
 # with bytecode compiled: every process (the dataflow above all) then starts without compiling
 # its imports, which matters where PYTHONDONTWRITEBYTECODE is set.
-PACKAGES := core storage operators rollout sinks api orchestrator collector integrations flows proto bench
-$(VENV)/.synced: $(UV) uv.lock pyproject.toml
+PACKAGES := core storage operators rollout sinks api orchestrator collector integrations flows proto simulator bench client/llmopt_client
+$(VENV)/.synced: $(UV) uv.lock pyproject.toml client/pyproject.toml
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
@@ -61,6 +61,7 @@ test: env test-services lint compose-check
 
 proto: env
 	$(PY) -m proto.generate
+	$(PY) -m proto.client_descriptor
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var .pytest_cache .mypy_cache .ruff_cache

@@ -3,7 +3,7 @@
 Each rollout is one app/task on ``gpt-4o`` with ``gpt-4o-mini`` as the only candidate. In half of
 them the candidate is as good (quality -0.015..+0.02 against a 0.02 tolerance, latency
 x0.7-1.05, same error rate); in the other half it is worse: quality lower by 0.03-0.12, or p95
-latency over the SLO (x1.3-2), or 2-8 % more errors. The simulated fleet (``bench.simulator``)
+latency over the SLO (x1.3-2), or 2-8 % more errors. The simulated fleet (``simulator``)
 serves the task with the active config and its canary; its telemetry goes period by period
 through the same operators as the dataflow (AppWindows → AnalysisRunner → StrategyRunner →
 Actuator) on a fresh SQLite database per rollout, until the deployment ends (or
@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.fleet_decisions import FleetRun, run_fleet
-from bench.simulator import (
+from core.settings import Settings
+from rollout.config_manager import ConfigManager
+from simulator import (
     CallbackSink,
     Fleet,
     InProcessOptimizer,
@@ -48,9 +50,7 @@ from bench.simulator import (
     build_report,
     rollouts_from_db,
 )
-from bench.simulator.report import RolloutOutcome
-from core.settings import Settings
-from rollout.config_manager import ConfigManager
+from simulator.report import RolloutOutcome
 from storage.database import create_db_engine, migrate, session_scope
 from storage.decisions import list_deployments
 

@@ -1,17 +1,17 @@
 """Fleet mode of ``bench.decision_quality``: many binary-quality tasks through the real loop.
 
-The seeded fleet of :mod:`bench.simulator.binary_fleet` (one app, ``--tasks`` tasks on
+The seeded fleet of :mod:`simulator.binary_fleet` (one app, ``--tasks`` tasks on
 ``gpt-4o`` with ``gpt-4o-mini`` as the only candidate) is served for ``--hours`` of simulated
 time; its telemetry goes tick by tick through the same operators as the dataflow, in process
-(:class:`~bench.simulator.InProcessOptimizer`: AppWindows → AnalysisRunner → StrategyRunner →
+(:class:`~simulator.InProcessOptimizer`: AppWindows → AnalysisRunner → StrategyRunner →
 Actuator on a fresh SQLite database), and the simulated app reads its config from the config
 manager every tick, so whatever the judge, the canary stages and model selection decide is
 what the app serves next. With ``shadow`` the optimizer asks (``canary.shadow_share``), while a
 model change rolls out, that the app also run the candidate on that share of its scored
-requests, and the simulated app does (:mod:`bench.simulator.shadow`); without it the share is
+requests, and the simulated app does (:mod:`simulator.shadow`); without it the share is
 0 and the judge has the canary's own scores only.
 
-Verdicts are read off the config the app served (:class:`~bench.simulator.ConfigChange`): a
+Verdicts are read off the config the app served (:class:`~simulator.ConfigChange`): a
 *promote* when the task's model changes to the candidate, a *rollback* when a canary of another
 model ends without it, or when a promoted task goes back to its old model. The report is
 computed by :mod:`bench.fleet_report`.
@@ -26,7 +26,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench.fleet_report import FleetReport, TaskResult, verdicts_of
-from bench.simulator import (
+from core.settings import Settings
+from rollout.config_manager import ConfigManager
+from simulator import (
     CallbackSink,
     Fleet,
     InProcessOptimizer,
@@ -36,9 +38,7 @@ from bench.simulator import (
     binary_fleet,
     rollouts_from_db,
 )
-from bench.simulator.binary_fleet import BIG, SMALL
-from core.settings import Settings
-from rollout.config_manager import ConfigManager
+from simulator.binary_fleet import BIG, SMALL
 from storage.database import create_db_engine, migrate
 
 __all__ = ["FleetRun", "fleet_settings", "run_fleet"]
@@ -83,7 +83,7 @@ def run_fleet(
         run: The fleet's size, seed, duration, tolerance, shadow and tick.
         settings: The optimizer's settings (default: :func:`fleet_settings`).
         scenario: Another fleet of one app, gpt-4o with gpt-4o-mini (tests); default: the
-            seeded :func:`~bench.simulator.binary_fleet` of ``run``.
+            seeded :func:`~simulator.binary_fleet` of ``run``.
     """
     settings = settings or fleet_settings(run.tolerance, run.shadow_share if run.shadow else 0.0)
     scenario = scenario or binary_fleet(

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from bench.simulator.ledger import ConfigChange
+from simulator.ledger import ConfigChange
 
 __all__ = ["FleetReport", "TaskResult", "Verdict", "verdicts_of"]
 

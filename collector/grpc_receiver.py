@@ -7,6 +7,9 @@ handler would fail inside gRPC before the collector sees it). Refusals end the c
 holding a ``google.rpc.Status`` with ``RetryInfo`` (what the OpenTelemetry exporters read);
 a batch beyond a burst ends with ``INVALID_ARGUMENT``. Rejected spans are reported in
 ``partial_success``.
+
+``MetricsService/Export`` and ``LogsService/Export`` are accepted and counted as on OTLP/HTTP
+(:mod:`collector.otlp_signals`); nothing of them reaches Kafka.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -31,6 +42,8 @@ __all__ = ["SERVICE_NAME", "TraceServicer", "start_grpc_server"]
 
 TRANSPORT = "otlp_grpc"
 SERVICE_NAME = "opentelemetry.proto.collector.trace.v1.TraceService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 def _api_key(context: Any) -> str | None:
@@ -81,6 +94,27 @@ class TraceServicer(trace_service_pb2_grpc.TraceServiceServicer):
         return await self.Export(request, context)
 
 
+class SignalServicer:
+    """``MetricsService/Export`` and ``LogsService/Export``: counted, GenAI aggregates kept."""
+
+    def __init__(self, ingest: TelemetryIngest) -> None:
+        self._signals = ingest.metrics.signals
+
+    async def metrics(
+        self, request: ExportMetricsServiceRequest, context: Any
+    ) -> ExportMetricsServiceResponse:
+        """Count the data points (see :meth:`collector.otlp_signals.SignalMetrics.metrics`)."""
+        self._signals.metrics(request)
+        return ExportMetricsServiceResponse()
+
+    async def logs(
+        self, request: ExportLogsServiceRequest, context: Any
+    ) -> ExportLogsServiceResponse:
+        """Count the log records (see :meth:`collector.otlp_signals.SignalMetrics.logs`)."""
+        self._signals.logs(request)
+        return ExportLogsServiceResponse()
+
+
 async def start_grpc_server(ingest: TelemetryIngest, host: str, port: int) -> tuple[Any, int]:
     """Start a ``grpc.aio`` server with the trace service; returns it and its bound port."""
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)])
@@ -90,8 +124,23 @@ async def start_grpc_server(ingest: TelemetryIngest, host: str, port: int) -> tu
         request_deserializer=None,
         response_serializer=ExportTraceServiceResponse.SerializeToString,
     )
+    signals = SignalServicer(ingest)
+    metrics = grpc.unary_unary_rpc_method_handler(
+        signals.metrics,
+        request_deserializer=ExportMetricsServiceRequest.FromString,
+        response_serializer=ExportMetricsServiceResponse.SerializeToString,
+    )
+    logs = grpc.unary_unary_rpc_method_handler(
+        signals.logs,
+        request_deserializer=ExportLogsServiceRequest.FromString,
+        response_serializer=ExportLogsServiceResponse.SerializeToString,
+    )
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": handler}),)
+        (
+            grpc.method_handlers_generic_handler(SERVICE_NAME, {"Export": handler}),
+            grpc.method_handlers_generic_handler(METRICS_SERVICE, {"Export": metrics}),
+            grpc.method_handlers_generic_handler(LOGS_SERVICE, {"Export": logs}),
+        )
     )
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:

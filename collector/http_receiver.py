@@ -1,6 +1,8 @@
 """The OTLP/HTTP receiver: a small ASGI app served by Hypercorn.
 
-Routes: ``POST /v1/traces`` (protobuf or JSON, optionally gzip), ``GET /metrics`` (the
+Routes: ``POST /v1/traces`` (protobuf or JSON, optionally gzip), ``POST /v1/metrics`` and
+``POST /v1/logs`` (accepted, counted, GenAI metric aggregates kept, nothing sent to Kafka:
+:mod:`collector.otlp_signals`), ``GET /metrics`` (the
 collector's Prometheus metrics), ``GET /health`` (breaker, spill buffer, queue as JSON).
 Answers as OTLP/HTTP says: 200 with an ``ExportTraceServiceResponse`` (``partial_success`` for
 rejected spans); 400 with a ``google.rpc.Status`` for a malformed body (which also goes to the
@@ -17,16 +19,26 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 import structlog
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 
 from collector.otlp_decode import (
     JSON,
     BodyTooLargeError,
     decode_body,
+    decode_message,
     decompress,
     encode_response,
     media_type,
 )
 from collector.otlp_export import export_traces, source_of
+from collector.otlp_signals import SignalCounts
 from collector.pipeline import TelemetryIngest
 from collector.rpc_status import status_bytes, status_json
 from core.errors import OverloadedError, ValidationError
@@ -72,13 +84,15 @@ class OtlpHttpApp:
         path, method = scope["path"], scope["method"]
         if path == "/v1/traces" and method == "POST":
             await self._traces(scope, receive, send)
+        elif path in ("/v1/metrics", "/v1/logs") and method == "POST":
+            await self._signal(scope, receive, send, path == "/v1/metrics")
         elif path == "/metrics" and method == "GET":
             body = self._ingest.metrics.exposition()
             await _respond(send, 200, body, "text/plain; version=0.0.4; charset=utf-8")
         elif path == "/health" and method == "GET":
             body = json.dumps({"status": "ok", **self._ingest.health()}).encode()
             await _respond(send, 200, body, JSON)
-        elif path in ("/v1/traces", "/metrics", "/health"):
+        elif path in ("/v1/traces", "/v1/metrics", "/v1/logs", "/metrics", "/health"):
             await _respond(send, 405, b"method not allowed", "text/plain")
         else:
             await _respond(send, 404, b"not found", "text/plain")
@@ -118,6 +132,36 @@ class OtlpHttpApp:
         except OverloadedError as exc:
             await _refused(send, kind, exc)
         else:
+            await _respond(send, 200, encode_response(response, kind), kind)
+
+    async def _signal(self, scope: Scope, receive: Receive, send: Send, metrics: bool) -> None:
+        """``/v1/metrics`` or ``/v1/logs``: decoded, counted, answered with an empty success."""
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        kind = media_type(headers.get("content-type"))
+        try:
+            body = await self._read(receive)
+        except _TooLargeError:
+            await _status(
+                send, kind, 413, _INVALID_ARGUMENT, "body beyond collector.max_request_bytes"
+            )
+            return
+        signals = self._ingest.metrics.signals
+        try:
+            payload = decompress(body, headers.get("content-encoding"), self._limit)
+            if metrics:
+                counts: SignalCounts = signals.metrics(
+                    decode_message(payload, kind, ExportMetricsServiceRequest)
+                )
+                response: Any = ExportMetricsServiceResponse()
+            else:
+                counts = signals.logs(decode_message(payload, kind, ExportLogsServiceRequest))
+                response = ExportLogsServiceResponse()
+        except BodyTooLargeError as exc:
+            await _status(send, kind, 413, _INVALID_ARGUMENT, str(exc))
+        except ValidationError as exc:  # not telemetry events: nothing for the DLQ
+            await _status(send, kind, 400, _INVALID_ARGUMENT, str(exc))
+        else:
+            _log.debug("otlp signal", metrics=metrics, genai=counts.genai, other=counts.other)
             await _respond(send, 200, encode_response(response, kind), kind)
 
     async def _malformed(

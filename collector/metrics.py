@@ -8,12 +8,15 @@ buffer_full, invalid), ``collector_events_delivered_total``, ``collector_events_
 ``collector_events_replayed_total``, ``collector_rate_limit_fallbacks_total`` (batches the
 in-process limiter judged while the shared one in Redis was down). Gauges:
 ``collector_breaker_state`` (0 closed, 1 open, 2 half-open), ``collector_spill_bytes``,
-``collector_spill_events``, ``collector_queue_depth``.
+``collector_spill_events``, ``collector_queue_depth``. OTLP metrics and logs:
+:class:`collector.otlp_signals.SignalMetrics` (``signals``).
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+from collector.otlp_signals import SignalMetrics
 
 __all__ = ["CollectorMetrics"]
 
@@ -79,6 +82,8 @@ class CollectorMetrics:
         self.queue_depth = Gauge(
             "collector_queue_depth", "Events admitted and not yet delivered or spilled", registry=r
         )
+
+        self.signals = SignalMetrics(r)
 
     def exposition(self) -> bytes:
         """The Prometheus text format of every collector metric."""

@@ -17,10 +17,10 @@ import base64
 import gzip
 import json
 import zlib
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -34,6 +34,7 @@ __all__ = [
     "PROTOBUF",
     "BodyTooLargeError",
     "decode_body",
+    "decode_message",
     "decompress",
     "encode_response",
     "media_type",
@@ -109,13 +110,25 @@ def _hex_ids_to_base64(tree: Any) -> None:
             stack.extend((item, depth + 1) for item in node if isinstance(item, dict | list))
 
 
+M = TypeVar("M", bound=Message)
+
+
 def decode_body(data: bytes, kind: str) -> ExportTraceServiceRequest:
     """Parse an uncompressed body of media type ``kind``.
 
     Raises:
         ValidationError: The bytes are not an ``ExportTraceServiceRequest``.
     """
-    request = ExportTraceServiceRequest()
+    return decode_message(data, kind, ExportTraceServiceRequest)
+
+
+def decode_message(data: bytes, kind: str, message: type[M]) -> M:
+    """Parse an uncompressed body of media type ``kind`` as ``message`` (any OTLP request).
+
+    Raises:
+        ValidationError: The bytes are not a ``message``.
+    """
+    request = message()
     if kind == JSON:
         try:
             tree = json.loads(data)
@@ -144,7 +157,7 @@ def _short(exc: BaseException, limit: int = 500) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def encode_response(response: ExportTraceServiceResponse, kind: str) -> bytes:
+def encode_response(response: ExportTraceServiceResponse | Message, kind: str) -> bytes:
     """Encode a response in the request's media type (OTLP JSON uses lowerCamelCase)."""
     if kind == JSON:
         return json.dumps(json_format.MessageToDict(response)).encode()

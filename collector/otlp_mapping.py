@@ -37,6 +37,7 @@ _STRINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("error_type", ("error.type",)),
     ("prompt_hash", ("llmopt.prompt_hash",)),
     ("user_id", ("user.id", "enduser.id")),
+    ("shadow_model", ("llmopt.shadow_model",)),
 )
 _INTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("input_tokens", ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")),
@@ -46,9 +47,10 @@ _INTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("config_version", ("llmopt.config_version",)),
 )
 _FLOATS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("cost_usd", ("llmopt.cost_usd",)),
+    ("cost_usd", ("llmopt.cost_usd", "gen_ai.usage.cost")),  # the second: openlit's (USD)
     ("quality", ("llmopt.quality",)),
     ("ttft_ms", ("llmopt.ttft_ms",)),
+    ("shadow_quality", ("llmopt.shadow_quality",)),
 )
 # Copied into the event's ``attributes`` (small scalars only, never prompt or completion text).
 _KEPT = ("gen_ai.response.model", "gen_ai.response.id", "gen_ai.conversation.id")
@@ -151,6 +153,8 @@ def _llm_call(span: Span, attrs: Mapping[str, Any], app: str, now_ns: int) -> di
         if value is not None:
             event[name] = _as_float(value)
     ttft_s = attrs.get("gen_ai.response.time_to_first_chunk")
+    if ttft_s is None:  # openlit's name (seconds too)
+        ttft_s = attrs.get("gen_ai.server.time_to_first_token")
     if "ttft_ms" not in event and isinstance(ttft_s, int | float):
         event["ttft_ms"] = ttft_s * 1000.0
     reasons = attrs.get("gen_ai.response.finish_reasons")
@@ -190,6 +194,10 @@ def _feedback(
     score = _as_float(ev_attrs.get("gen_ai.evaluation.score.value"))
     if score is not None:
         event["quality"] = score
+    shadow = ev_attrs.get("llmopt.shadow_model")
+    if shadow is not None:  # a paired score of the shadow candidate (llmopt_client.otel)
+        event["shadow_model"] = shadow
+        event["shadow_quality"] = _as_float(ev_attrs.get("llmopt.shadow_quality"))
     task = _first(attrs, ("llmopt.task", "gen_ai.prompt.name"))
     if task is not None:
         event["task"] = task

@@ -161,7 +161,7 @@ def simulate(
     report: Annotated[Path | None, typer.Option(help="also write the report as JSON")] = None,
 ) -> None:
     """Run a fleet of simulated LLM apps against the optimizer and report against the truth."""
-    from bench.simulator.cli import SimulateOptions, simulate_command
+    from simulator.cli import SimulateOptions, simulate_command
 
     settings = _settings()
     try:

@@ -37,6 +37,7 @@ from api.rest.auth import apply_rate_limit
 from api.rest.context import request_id_of
 from api.rest.encoding import MIN_COMPRESS_BYTES, compressed, negotiate
 from api.rest.errors import PROBLEM_JSON, problem_for
+from api.rest.etag import etag_of, not_modified
 from api.rest.metrics import RequestMetricsMiddleware
 from api.rest.resources import resources_of
 from api.service.auth import Principal
@@ -95,7 +96,7 @@ class ConfigReadPath:
             await self._full(scope, receive, send)
             return
         key = authorization = None
-        accept = b""
+        accept = match = b""
         for header, value in fields["headers"]:
             if header == b"x-api-key":
                 if key is None:
@@ -105,6 +106,8 @@ class ConfigReadPath:
                     authorization = value
             elif header == b"accept-encoding":
                 accept = value
+            elif header == b"if-none-match":
+                match = value
             elif header == b"origin" and self._cors:
                 await self._full(scope, receive, send)
                 return
@@ -112,10 +115,18 @@ class ConfigReadPath:
         if principal is None or not allowed(principal.roles, PERMISSION):
             await self._full(scope, receive, send)
             return
-        await self._serve(fields, send, principal, name, accept.decode("latin-1"))
+        await self._serve(
+            fields, send, principal, name, accept.decode("latin-1"), match.decode("latin-1")
+        )
 
     async def _serve(
-        self, scope: dict[str, Any], send: Send, principal: Principal, name: str, accept: str
+        self,
+        scope: dict[str, Any],
+        send: Send,
+        principal: Principal,
+        name: str,
+        accept: str,
+        match: str,
     ) -> None:
         started = time.perf_counter()
         request_id = request_id_of(scope)  # type: ignore[arg-type]
@@ -130,7 +141,7 @@ class ConfigReadPath:
                     async with asyncio.timeout(self._timeout):
                         await apply_rate_limit(self._app, scope, principal.subject, False)  # type: ignore[arg-type]
                         read = await resources_of(self._app).configs.read(name)
-                        await self._answer(send, sent, read, accept)
+                        await self._answer(send, sent, read, accept, match)
                 except TimeoutError:
                     if sent:
                         _log.warning("request timed out after the response started")
@@ -149,12 +160,19 @@ class ConfigReadPath:
             self._metrics.record("GET", TEMPLATE, status, time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("request_id")
 
-    async def _answer(self, send: Send, sent: list[int], read: ConfigRead, accept: str) -> None:
+    async def _answer(
+        self, send: Send, sent: list[int], read: ConfigRead, accept: str, match: str
+    ) -> None:
         raw = read.raw
-        encoding = negotiate(accept) if len(raw) >= MIN_COMPRESS_BYTES else None
-        headers = [(b"content-type", _JSON)]
+        etag = etag_of(raw)
+        headers = [(b"etag", etag.encode())]
         if read.stale:
             headers += [(k.encode(), v.encode()) for k, v in read.headers().items()]
+        if not_modified(match, etag):
+            await self._send(send, sent, 304, headers, b"")
+            return
+        encoding = negotiate(accept) if len(raw) >= MIN_COMPRESS_BYTES else None
+        headers.append((b"content-type", _JSON))
         body = raw
         if encoding is not None:
             body = compressed(encoding, raw)

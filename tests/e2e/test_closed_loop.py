@@ -29,7 +29,17 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
-from bench.simulator import (
+from core.decisions import Deployment
+from core.settings import (
+    CanarySettings,
+    DecisionSettings,
+    KafkaSettings,
+    ProcessorSettings,
+    Settings,
+    StorageSettings,
+)
+from rollout.config_manager import ConfigManager
+from simulator import (
     SCENARIOS,
     ConfigSource,
     Fleet,
@@ -41,16 +51,6 @@ from bench.simulator import (
     Simulation,
     TaskProfile,
 )
-from core.decisions import Deployment
-from core.settings import (
-    CanarySettings,
-    DecisionSettings,
-    KafkaSettings,
-    ProcessorSettings,
-    Settings,
-    StorageSettings,
-)
-from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_deployment, list_decisions, list_deployments
 from storage.kafka import free_port

@@ -38,7 +38,6 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from bench.simulator import SCENARIOS, OtlpSink, RestConfigSource
 from core.settings import (
     CanarySettings,
     DecisionSettings,
@@ -48,6 +47,7 @@ from core.settings import (
     StorageSettings,
 )
 from rollout.config_manager import ConfigManager
+from simulator import SCENARIOS, OtlpSink, RestConfigSource
 from storage.database import create_db_engine, head_revision, session_scope
 from storage.decisions import list_decisions
 from storage.kafka import EmbeddedBroker

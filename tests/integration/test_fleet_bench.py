@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 
 from bench.fleet_decisions import FleetRun, fleet_settings, run_fleet
-from bench.simulator import binary_fleet
-from bench.simulator.binary_fleet import BIG, SMALL
+from simulator import binary_fleet
+from simulator.binary_fleet import BIG, SMALL
 
 pytestmark = pytest.mark.integration
 

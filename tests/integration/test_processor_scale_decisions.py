@@ -21,17 +21,6 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from bench.simulator import (
-    CallbackSink,
-    Fleet,
-    InProcessOptimizer,
-    ListSink,
-    ManagerConfigSource,
-    ModelProfile,
-    Scenario,
-    Simulation,
-    TaskProfile,
-)
 from collector.producer import TelemetryProducer
 from core.settings import (
     CanarySettings,
@@ -42,6 +31,17 @@ from core.settings import (
     StorageSettings,
 )
 from rollout.config_manager import ConfigManager
+from simulator import (
+    CallbackSink,
+    Fleet,
+    InProcessOptimizer,
+    ListSink,
+    ManagerConfigSource,
+    ModelProfile,
+    Scenario,
+    Simulation,
+    TaskProfile,
+)
 from storage.database import create_db_engine, migrate
 from storage.kafka import ensure_topics
 from tests import processor_runs

@@ -9,7 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from typer.testing import CliRunner
 
-from bench.simulator import (
+from core.settings import Settings
+from orchestrator.cli import app
+from rollout.config_manager import ConfigManager
+from simulator import (
     SCENARIOS,
     CallbackSink,
     Fleet,
@@ -19,9 +22,6 @@ from bench.simulator import (
     build_report,
     rollouts_from_db,
 )
-from core.settings import Settings
-from orchestrator.cli import app
-from rollout.config_manager import ConfigManager
 from storage.database import create_db_engine
 
 pytestmark = pytest.mark.integration

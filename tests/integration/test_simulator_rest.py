@@ -12,7 +12,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from litestar.testing import TestClient
 
 from api.rest.app import create_app
-from bench.simulator import (
+from core.app_config import TaskConfig
+from core.decisions import Decision, ExpectedImpact
+from core.settings import CanarySettings
+from rollout.canary_controller import start_canary
+from simulator import (
     SCENARIOS,
     Fleet,
     RestConfigSource,
@@ -20,10 +24,6 @@ from bench.simulator import (
     Simulation,
     rollouts_from_rest,
 )
-from core.app_config import TaskConfig
-from core.decisions import Decision, ExpectedImpact
-from core.settings import CanarySettings
-from rollout.canary_controller import start_canary
 from storage.database import create_db_engine, session_scope
 from tests.unit.api.rest_support import ADMIN_KEY, migrated_database, rest_settings
 

@@ -3,7 +3,9 @@
 ``core`` at the bottom; ``storage``, ``operators``, ``collector`` (which uses ``storage.kafka``)
 and ``integrations`` on it;
 ``rollout`` (the rollout domain) on those; ``sinks`` and ``api`` above; ``flows`` and
-``orchestrator`` at the top. Read from the source with ``ast``, lazy imports included.
+``orchestrator`` and ``simulator`` at the top. The client SDK (``client/llmopt_client``) is a
+distribution of its own: it imports none of the server's packages. Read from the source with
+``ast``, lazy imports included.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ ALLOWED: dict[str, set[str]] = {
     "api": BASE | {"storage", "operators", "integrations", "rollout", "collector"},
     "flows": BASE | {"storage", "operators", "integrations", "rollout", "collector", "sinks"},
 }
-PACKAGES = {*ALLOWED, "orchestrator", "proto", "bench"}
+PACKAGES = {*ALLOWED, "orchestrator", "simulator", "proto", "bench"}
 
 
 def _imported(path: Path) -> set[str]:
@@ -47,6 +49,15 @@ def test_no_package_imports_upward() -> None:
             upward = (_imported(path) & PACKAGES) - allowed - {package, "proto"}
             if upward:
                 wrong.append(f"{path.relative_to(ROOT)} imports {sorted(upward)}")
+    assert wrong == []
+
+
+def test_the_client_sdk_imports_nothing_of_the_server() -> None:
+    wrong = [
+        f"{path.relative_to(ROOT)} imports {sorted(_imported(path) & PACKAGES)}"
+        for path in sorted((ROOT / "client" / "llmopt_client").rglob("*.py"))
+        if _imported(path) & PACKAGES
+    ]
     assert wrong == []
 
 

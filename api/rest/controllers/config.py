@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
@@ -11,6 +11,7 @@ from litestar.params import JSONBody, Parameter
 
 from api.rest.auth import principal_of
 from api.rest.encoding import SKIP_COMPRESSION, encoded_response
+from api.rest.etag import etag_of, not_modified
 from api.rest.params import BeforeId, BodyVersion, FromVersion, ToVersion, Version, page_limit
 from api.rest.resources import resources_of
 from api.service import ConfigDiff
@@ -57,10 +58,15 @@ class ConfigController(Controller):
 
         With the database away, the last known config with ``x-llmopt-config-stale: true`` and
         ``x-llmopt-config-age-s``; a 503 only when no config of the app was ever known.
+        With an ``If-None-Match`` naming the config's ``ETag``: 304 and no body.
         """
         read = await resources_of(request.app).configs.read(app)
+        etag = etag_of(read.raw)
+        headers = {"etag": etag, **read.headers()}
+        if not_modified(request.headers.get("if-none-match", ""), etag):
+            return cast("Response[AppConfig]", Response(b"", status_code=304, headers=headers))
         accept = request.headers.get("accept-encoding", "")
-        return encoded_response(read.raw, accept, "application/json", read.headers() or None)
+        return encoded_response(read.raw, accept, "application/json", headers)
 
     @put(
         "/{app:str}",

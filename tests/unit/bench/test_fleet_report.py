@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.fleet_report import FleetReport, TaskResult, Verdict, verdicts_of
-from bench.simulator import ConfigChange
+from simulator import ConfigChange
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
 BIG, SMALL = "gpt-4o", "gpt-4o-mini"
