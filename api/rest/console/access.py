@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from litestar import Litestar
 from litestar.connection import ASGIConnection
-from litestar.types import Scope, Send
+from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Scope, Send
 
 from api.rest.console.session import COOKIE_NAME, ConsoleSession, SessionStore
 from api.rest.resources import resources_of
@@ -91,11 +91,11 @@ async def send_login_redirect(scope: Scope, send: Send) -> None:
     if query:
         target += "?" + query
     location = f"{CONSOLE_PREFIX}/login?next={quote(target, safe='')}"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 303,
-            "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")],
-        }
-    )
-    await send({"type": "http.response.body", "body": b""})
+    start: HTTPResponseStartEvent = {
+        "type": "http.response.start",
+        "status": 303,
+        "headers": [(b"location", location.encode("latin-1")), (b"content-length", b"0")],
+    }
+    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
+    await send(start)
+    await send(body)

@@ -38,6 +38,7 @@ __all__ = ["ConsoleController", "LoginController"]
 _NAME = Annotated[str, Parameter(min_length=1, max_length=512)]
 _ID = Annotated[str, Parameter(min_length=1, max_length=64)]
 _SPAN = Annotated[int, Parameter(ge=1, le=24 * 14, description="hours to show")]
+_SORT = Literal["app", "calls", "cost_per_call", "p95", "error_rate", "quality", "insights"]
 DecisionStatusName = Literal["proposed", "canary", "promoted", "rolled_back", "rejected", "applied"]
 
 
@@ -81,7 +82,9 @@ class LoginController(Controller):
 
     @get("/", opt={"permission": None})
     async def form(
-        self, next: Annotated[str | None, Parameter(max_length=2048)] = None, error: str = ""
+        self,
+        next: Annotated[str | None, Parameter(max_length=2048)] = None,
+        error: Annotated[str, Parameter(max_length=200)] = "",
     ) -> Template:
         """The log-in form."""
         return Template(
@@ -131,11 +134,10 @@ class ConsoleController(Controller):
         self,
         request: Request[Any, Any, Any],
         q: Annotated[str, Parameter(max_length=200)] = "",
-        sort: Literal["app", "calls", "cost_per_call", "p95", "error_rate", "quality", "insights"]
-        | None = None,
-        order: Literal["asc", "desc"] = "asc",
-        rollout: bool = False,
-        insights: bool = False,
+        sort: Annotated[_SORT | None, Parameter(description="column to sort by")] = None,
+        order: Annotated[Literal["asc", "desc"], Parameter(description="sort order")] = "asc",
+        rollout: Annotated[bool, Parameter(description="open rollouts only")] = False,
+        insights: Annotated[bool, Parameter(description="tasks with insights only")] = False,
         hours: _SPAN = 24,
     ) -> Template:
         """Apps and tasks with the last day's numbers, filtered and sorted by the query."""
@@ -177,7 +179,9 @@ class ConsoleController(Controller):
 
     @get("/rollouts", opt={"permission": "recommendations.read"})
     async def rollouts(
-        self, request: Request[Any, Any, Any], status: DecisionStatusName | None = None
+        self,
+        request: Request[Any, Any, Any],
+        status: Annotated[DecisionStatusName | None, Parameter(description="status")] = None,
     ) -> Template:
         """Decisions and their rollouts, newest first."""
         decisions = await asyncio.to_thread(
@@ -205,7 +209,9 @@ class ConsoleController(Controller):
         self,
         request: Request[Any, Any, Any],
         app: Annotated[str | None, Parameter(max_length=512)] = None,
-        severity: Literal["info", "warning", "critical"] | None = None,
+        severity: Annotated[
+            Literal["info", "warning", "critical"] | None, Parameter(description="severity")
+        ] = None,
         kind: Annotated[str | None, Parameter(max_length=128)] = None,
         hours: _SPAN = 24,
     ) -> Template:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import msgspec
+
 from api.rest.console.fleet import FleetRow, build_rows
 from api.rest.console.insight_view import (
     InsightQuery,
@@ -84,6 +86,7 @@ class TaskPage:
     markers: list[Marker]
     active: TaskConfig | None
     active_version: int | None
+    active_json: str
     history: list[VersionView]
     decisions: list[Decision]
     deployments: list[Deployment]
@@ -111,13 +114,17 @@ def load_task(layer: ServiceLayer, app: str, task: str, now: datetime, span: tim
         for metric, title, unit in TASK_METRICS
     ]
     newest = versions[0] if versions else None
+    active = newest.tasks.get(task) if newest is not None else None
     return TaskPage(
         app=app,
         task=task,
         charts=charts,
         markers=[m for m in markers if m.at >= since],
-        active=newest.tasks.get(task) if newest is not None else None,
+        active=active,
         active_version=newest.version if newest is not None else None,
+        active_json=msgspec.json.format(msgspec.json.encode(active), indent=2).decode()
+        if active is not None
+        else "",
         history=version_views(versions, task),
         decisions=decisions,
         deployments=deployments,

@@ -165,9 +165,7 @@ def _stages(verdicts: Sequence[Verdict]) -> list[StageView]:
     return out
 
 
-def expected_verdict(
-    decision: Decision, deployment: Deployment | None
-) -> tuple[float | None, str]:
+def expected_verdict(decision: Decision, deployment: Deployment | None) -> tuple[float | None, str]:
     """Hours until a verdict and how that was projected (latest verdict, else the proposal)."""
     if deployment is not None and deployment.status in _OPEN:
         latest: Verdict | None = max(
@@ -213,4 +211,3 @@ def build_rollout(
         eta_detail=detail,
         actions=allowed_actions(decision, deployment, can_act),
     )
-

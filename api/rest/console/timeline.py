@@ -1,5 +1,4 @@
-"""The task page's data: metric charts per model and variant, events on the time axis, config
-history with diffs.
+"""The task page's data: charts per model and variant, events on the time axis, config history.
 
 A chart is plain data (:class:`Chart`) that the page embeds as JSON for uPlot and also shows as a
 table, so the page reads without JavaScript.
