@@ -67,9 +67,14 @@ def chromium(user_data_dir: Path) -> Iterator[BrowserContext]:
             context.close()
 
 
+def shot_path(name: str) -> Path:
+    """Where the screenshot ``name`` goes: ``var/test-artifacts/console/NAME.png``."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS / f"{name}.png"
+
+
 def shot(page: object, name: str) -> Path:
     """Save a full-page screenshot under ``var/test-artifacts/console/`` and return its path."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    out = ARTIFACTS / f"{name}.png"
+    out = shot_path(name)
     page.screenshot(path=str(out), full_page=True)  # type: ignore[attr-defined]
     return out

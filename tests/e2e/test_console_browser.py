@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from storage.kafka import free_port
-from tests.e2e.browser import chromium, shot
+from tests.e2e.browser import chromium, shot, shot_path
 from tests.e2e.optimizer_process import Optimizer, base_env
 
 pytestmark = pytest.mark.e2e
@@ -213,6 +213,7 @@ def test_operator_approves_in_the_console_and_a_viewer_cannot(
         assert page.locator("ul.sentences li").first.inner_text().strip() != ""
         assert page.get_by_test_id("eta").inner_text() != ""
         shot(page, "04-rollout-verdicts")
+        page.locator("section.stage").first.screenshot(path=str(shot_path("04b-latest-stage")))
 
         page.goto(base + "/console/?sort=cost_per_call&order=desc")
         row = page.locator("table.data tbody tr", has_text="classify")
@@ -226,7 +227,8 @@ def test_operator_approves_in_the_console_and_a_viewer_cannot(
         page.wait_for_selector("#chart-count .uplot")  # uPlot drew the series
         assert page.locator(".uplot").count() == 5
         events = page.get_by_test_id("events").inner_text()
-        assert "decision model_selection → gpt-4o-mini (canary)" in events
+        status = _api(opt, "GET", f"/api/v1/optimize/recommendations/{decision['id']}")
+        assert f"decision model_selection → gpt-4o-mini ({status['decision']['status']})" in events
         assert "canary started" in events
         assert "stage 0 at 1%" in events
         assert f"config v{newest}" in events

@@ -103,13 +103,15 @@ def load_task(layer: ServiceLayer, app: str, task: str, now: datetime, span: tim
     except NotFoundError:
         versions = []
     markers = build_markers(decisions, deployments, versions, task)
+    # every period's verdict is in the events table; the charts mark only the decisive ones
+    on_charts = [m for m in markers if m.kind != "verdict" or not m.label.endswith("inconclusive")]
     charts = [
         build_chart(
             f"chart-{metric}",
             title,
             unit,
             layer.metrics.series(app, metric, task=task, since=since, limit=MAX_WINDOWS),
-            markers,
+            on_charts,
         )
         for metric, title, unit in TASK_METRICS
     ]

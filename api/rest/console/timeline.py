@@ -6,6 +6,7 @@ table, so the page reads without JavaScript.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -93,11 +94,28 @@ class Chart:
         return [(t, [s.values[i] for s in self.series]) for i, t in enumerate(self.times)]
 
 
+def _with_gaps(times: list[datetime]) -> list[datetime]:
+    """``times`` with one empty slot after each stretch without windows (the line breaks there).
+
+    The step is the shortest distance between two windows; a distance over twice that is a gap.
+    """
+    steps = [b - a for a, b in itertools.pairwise(times) if b > a]
+    if not steps:
+        return times
+    step = min(steps)
+    out = times[:1]
+    for t in times[1:]:
+        if t - out[-1] > 2 * step:
+            out.append(out[-1] + step)
+        out.append(t)
+    return out
+
+
 def build_chart(
     chart_id: str, title: str, unit: str, series: TimeSeries, markers: Sequence[Marker]
 ) -> Chart:
     """Align the segments of ``series`` on one time axis (a gap where a segment has no window)."""
-    times = sorted({p.t for s in series.series for p in s.points})
+    times = _with_gaps(sorted({p.t for s in series.series for p in s.points}))
     index = {t: i for i, t in enumerate(times)}
     lines = []
     for s in series.series:

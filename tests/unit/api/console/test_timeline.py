@@ -113,3 +113,16 @@ def test_history_newest_first_with_this_tasks_diff_rows() -> None:
     everything = version_views(versions)
     assert [c.field for c in everything[0].changes] == ["other.model", f"{TASK}.model"]
     assert everything[0].changes[0].before == "—"
+
+
+def test_a_stretch_without_windows_breaks_the_line() -> None:
+    later = T0 + 60 * MINUTE
+    series = TimeSeries(
+        app=APP, metric="count", kind="tumbling",
+        series=[Series(task=TASK, model="m", variant="baseline", points=[
+            Point(T0, 1.0), Point(T0 + MINUTE, 2.0), Point(later, 3.0), Point(later + MINUTE, 4.0),
+        ])],
+    )  # fmt: skip
+    chart = build_chart("c", "Calls", "calls", series, [])
+    assert chart.times == [T0, T0 + MINUTE, T0 + 2 * MINUTE, later, later + MINUTE]
+    assert chart.series[0].values == [1.0, 2.0, None, 3.0, 4.0]
