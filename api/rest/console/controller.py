@@ -138,6 +138,7 @@ class ConsoleController(Controller):
         order: Annotated[Literal["asc", "desc"], Parameter(description="sort order")] = "asc",
         rollout: Annotated[bool, Parameter(description="open rollouts only")] = False,
         insights: Annotated[bool, Parameter(description="tasks with insights only")] = False,
+        model: Annotated[str | None, Parameter(max_length=200, description="model")] = None,
         hours: _SPAN = 24,
     ) -> Template:
         """Apps and tasks with the last day's numbers, filtered and sorted by the query."""
@@ -151,6 +152,7 @@ class ConsoleController(Controller):
             with_insights=insights,
             sort=sort or "app",
             descending=order == "desc",
+            models=(model,) if model else (),
         )
         return _page(
             request,
@@ -159,6 +161,7 @@ class ConsoleController(Controller):
             total=len(rows),
             wanted=wanted,
             sort_keys=SORT_KEYS,
+            models=sorted({r.model for r in rows if r.model}),
             hours=hours,
         )
 

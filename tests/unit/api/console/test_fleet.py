@@ -113,3 +113,13 @@ def test_select_sorts_both_ways_with_missing_values_last() -> None:
     assert by(sort="quality") == ["c", "a", "b"]  # only c has quality; the others follow
     assert by(sort="quality", descending=True) == ["c", "a", "b"]
     assert by(sort="app") == ["c", "a", "b"]  # billing/c before support/a, support/b
+
+
+def test_select_by_model() -> None:
+    config = AppConfig(
+        app=APP, version=1,
+        tasks={"a": TaskConfig(model="gpt-4o"), "b": TaskConfig(model="gpt-4o-mini")},
+    )  # fmt: skip
+    rows = build_rows({APP: config}, [], [], [])
+    assert [r.task for r in select_rows(rows, FleetFilter(models=("gpt-4o-mini",)))] == ["b"]
+    assert [r.task for r in select_rows(rows, FleetFilter(models=()))] == ["a", "b"]
