@@ -193,14 +193,26 @@ def _show(value: Any) -> str:
     return "—" if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
+def _flatten(key: str, before: Any, after: Any) -> list[DiffRow]:
+    """Rows of what differs; two objects are compared field by field (``task.canary.weight``)."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        rows: list[DiffRow] = []
+        for name in sorted(set(before) | set(after)):
+            if before.get(name) != after.get(name):
+                rows += _flatten(f"{key}.{name}", before.get(name), after.get(name))
+        return rows
+    return [DiffRow(key, _show(before), _show(after))]
+
+
 def version_views(versions: Iterable[ConfigVersion], task: str | None = None) -> list[VersionView]:
     """Versions newest first with their diff rows (only ``task``'s fields when given)."""
     out = []
     for v in sorted(versions, key=lambda v: v.version, reverse=True):
         rows = [
-            DiffRow(key, _show(change.get("from")), _show(change.get("to")))
+            row
             for key, change in sorted(v.diff.items())
             if task is None or key == task or key.startswith(task + ".")
+            for row in _flatten(key, change.get("from"), change.get("to"))
         ]
         out.append(
             VersionView(

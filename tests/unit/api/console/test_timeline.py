@@ -126,3 +126,14 @@ def test_a_stretch_without_windows_breaks_the_line() -> None:
     chart = build_chart("c", "Calls", "calls", series, [])
     assert chart.times == [T0, T0 + MINUTE, T0 + 2 * MINUTE, later, later + MINUTE]
     assert chart.series[0].values == [1.0, 2.0, None, 3.0, 4.0]
+
+
+def test_history_compares_objects_field_by_field() -> None:
+    before = {"version": 2, "weight": 0.01, "overrides": {"model": "m"}}
+    after = {"version": 2, "weight": 0.05, "overrides": {"model": "m", "provider": "p"}}
+    versions = [_version(3, {f"{TASK}.canary": {"from": before, "to": after}}, 2)]
+    (view,) = version_views(versions, TASK)
+    assert [(c.field, c.before, c.after) for c in view.changes] == [
+        (f"{TASK}.canary.overrides.provider", "—", '"p"'),
+        (f"{TASK}.canary.weight", "0.01", "0.05"),
+    ]
