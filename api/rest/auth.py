@@ -28,6 +28,7 @@ from api.rest.console.access import (
     remember_session,
     send_login_redirect,
     sessions_of,
+    still_valid,
     wants_html,
 )
 from api.rest.context import set_rate_headers
@@ -114,9 +115,13 @@ class SecurityMiddleware(ASGIMiddleware):
             return auth.authenticate_token(bearer[7:].strip())
         cookie = cookie_of(scope) if is_console(scope["path"]) else None
         if cookie:
-            session = await sessions_of(app).find(cookie)
+            store = sessions_of(app)
+            session = await store.find(cookie)
             if session is None:
                 raise AuthenticationError("console session expired or unknown: log in again")
+            if not await still_valid(app, session):
+                await store.end(cookie)
+                raise AuthenticationError("the API key of this console session was revoked")
             remember_session(scope, session)
             return session.principal()
         raise AuthenticationError("missing credentials: send x-api-key or a Bearer token")

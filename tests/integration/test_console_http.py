@@ -156,3 +156,20 @@ def test_a_browser_sees_errors_as_a_page_and_other_clients_as_problems(
     problem = client.get("/console/rollouts/no-such-decision", headers=key)
     assert problem.status_code == 404
     assert problem.headers["content-type"] == "application/problem+json"
+
+
+def test_revoking_the_key_ends_its_sessions(
+    console: tuple[TestClient[Any], dict[str, str]],
+) -> None:
+    client, keys = console
+    admin = {"x-api-key": keys["admin"]}
+    created = client.post(
+        "/api/v1/admin/keys", headers=admin, json={"name": "gone", "role": "viewer"}
+    )
+    cookie = _log_in(client, created.json()["key"])
+    assert client.get("/console/rollouts", headers={"cookie": cookie}).status_code == 200
+    key_id = created.json()["info"]["id"]
+    assert client.delete(f"/api/v1/admin/keys/{key_id}", headers=admin).status_code == 200
+    assert client.get("/console/rollouts", headers={"cookie": cookie}).status_code == 401
+    admin_cookie = _log_in(client, keys["admin"])  # the bootstrap key: configuration
+    assert client.get("/console/rollouts", headers={"cookie": admin_cookie}).status_code == 200

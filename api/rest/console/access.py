@@ -8,6 +8,7 @@ without credentials is sent to the log-in page; any other client gets the API's 
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
@@ -17,6 +18,7 @@ from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Scope,
 
 from api.rest.console.session import COOKIE_NAME, ConsoleSession, SessionStore
 from api.rest.resources import resources_of
+from api.service.auth import BOOTSTRAP_SUBJECT
 
 __all__ = [
     "CONSOLE_PREFIX",
@@ -27,6 +29,7 @@ __all__ = [
     "send_login_redirect",
     "session_of",
     "sessions_of",
+    "still_valid",
     "wants_html",
 ]
 
@@ -63,6 +66,20 @@ def cookie_of(scope: Scope) -> str | None:
                 if name == COOKIE_NAME and found:
                     return found
     return None
+
+
+async def still_valid(app: Litestar, session: ConsoleSession) -> bool:
+    """Whether the key a session was opened with is still active (a revocation ends it).
+
+    The bootstrap admin key is configuration: valid while the settings still name one.
+    """
+    kind, _, key_id = session.subject.partition(":")
+    if session.subject == BOOTSTRAP_SUBJECT:
+        return bool(app.state.settings.api.bootstrap_admin_key)
+    if kind != "key" or not key_id.isdigit():
+        return False
+    found = await asyncio.to_thread(resources_of(app).api_keys.active, int(key_id))
+    return found is not None and found.role in session.roles
 
 
 def remember_session(scope: Scope, session: ConsoleSession) -> None:

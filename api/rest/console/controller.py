@@ -28,7 +28,7 @@ from api.rest.console.loaders import (
     load_rollouts,
     load_task,
 )
-from api.rest.console.session import cookie_header, csrf_matches
+from api.rest.console.session import COOKIE_NAME, cookie_header, csrf_matches
 from api.rest.resources import resources_of
 from api.service.permissions import allowed
 from core.errors import AuthenticationError, OptimizerError, PermissionDeniedError
@@ -122,7 +122,7 @@ class ConsoleController(Controller):
     async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """End the session and drop its cookie."""
         await _require_csrf(request)
-        session_cookie = request.cookies.get("llmopt_console")
+        session_cookie = request.cookies.get(COOKIE_NAME)
         if session_cookie:
             await sessions_of(request.app).end(session_cookie)
         return Redirect(
