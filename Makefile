@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology
+.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology chromium
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -27,8 +27,12 @@ env: $(VENV)/.synced
 run: env
 	$(PY) -m orchestrator
 
-test-services: promtool
+test-services: promtool chromium
 	bash scripts/test-services.sh
+
+# Debian's Chromium for the console's browser tests (installed when /usr/bin/chromium is missing).
+chromium:
+	bash scripts/install-chromium.sh
 
 # promtool from Debian's prometheus package, extracted into .tools/bin (nothing is installed).
 promtool:

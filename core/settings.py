@@ -148,6 +148,9 @@ class ApiSettings:
     max_body_bytes: int = 10 * 1024 * 1024  # largest request body (telemetry batches)
     max_batch_events: int = 10_000  # events per telemetry request
     config_cache_ttl: timedelta = timedelta(seconds=5)  # how long a replica trusts a cached config
+    console_session_ttl: timedelta = timedelta(hours=8)  # a console log-in lasts this long
+    # signs console session cookies; empty: a random key kept in the shared cache
+    console_secret: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -773,6 +776,15 @@ _VALIDATORS: list[Validator] = [
         condition=lambda v: isinstance(v, str) and (v == "" or len(v.encode()) >= 32),
         messages={
             "condition": "{name} must be empty (no tokens) or at least 32 bytes long "
+            "but it is a {value.__class__.__name__} of another length in env {env}"
+        },
+    ),
+    Validator(
+        "api.console_secret",
+        default="",
+        condition=lambda v: isinstance(v, str) and (v == "" or len(v.encode()) >= 32),
+        messages={
+            "condition": "{name} must be empty (a random key) or at least 32 bytes long "
             "but it is a {value.__class__.__name__} of another length in env {env}"
         },
     ),

@@ -114,6 +114,14 @@ class ApiKeyRepository:
                 return None
             return _info(row)
 
+    def active(self, key_id: int) -> ApiKeyInfo | None:
+        """The record of key ``key_id`` while it is active (``None``: unknown or revoked)."""
+        with Session(self._engine) as session:
+            row = session.get(ApiKeyRow, key_id)
+            if row is None or row.revoked_at is not None or row.role not in ROLES:
+                return None
+            return _info(row)
+
     def list_keys(self, *, include_revoked: bool = False) -> list[ApiKeyInfo]:
         """Every key (active ones unless ``include_revoked``), oldest first."""
         stmt = select(ApiKeyRow).order_by(ApiKeyRow.id)

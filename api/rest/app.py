@@ -10,6 +10,7 @@ from litestar.config.cors import CORSConfig
 
 from api.rest.auth import SecurityMiddleware, permission_guard
 from api.rest.config_read import ConfigReadPath
+from api.rest.console.app_parts import console_route_handlers, console_template_config
 from api.rest.context import RequestContextMiddleware, before_send
 from api.rest.controllers import (
     AdminController,
@@ -71,7 +72,12 @@ def create_app(
     api = settings.api
     prometheus = request_metrics_config("llmopt_rest")
     app = Litestar(
-        route_handlers=[HealthController, PrometheusMetricsController, *API_CONTROLLERS],
+        route_handlers=[
+            HealthController,
+            PrometheusMetricsController,
+            *API_CONTROLLERS,
+            *console_route_handlers(),
+        ],
         middleware=[
             RequestContextMiddleware(api.request_timeout.total_seconds()),
             prometheus.middleware,
@@ -90,6 +96,7 @@ def create_app(
         cors_config=CORSConfig(allow_origins=list(api.cors_origins)) if api.cors_origins else None,
         request_max_body_size=api.max_body_bytes,
         openapi_config=openapi_config(),
+        template_config=console_template_config(),
     )
     document_problems(app.openapi_schema)
     document_links(app.openapi_schema)

@@ -1,6 +1,8 @@
 """Authentication, then rate limiting, then the permission guard.
 
-Only ``/health*``, ``/metrics`` and ``/schema*`` are open. Every other route names one
+Only ``/health*``, ``/metrics``, ``/schema*`` and the console's log-in form and static files
+(``/console/login``, ``/console/static/``) are open. On ``/console`` paths the console's signed
+session cookie also authenticates (:mod:`api.rest.console.access`). Every other route names one
 permission of :data:`api.service.permissions.PERMISSIONS` in ``opt={"permission": ...}``;
 :func:`permission_guard` (installed on the app) allows the call when one of the caller's roles
 holds it and refuses routes that name none. Rate limits apply after authentication, per caller
@@ -19,6 +21,16 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from api.rest.console.access import (
+    CONSOLE_PUBLIC,
+    cookie_of,
+    is_console,
+    remember_session,
+    send_login_redirect,
+    sessions_of,
+    still_valid,
+    wants_html,
+)
 from api.rest.context import set_rate_headers
 from api.rest.resources import resources_of
 from api.service.auth import Principal
@@ -35,7 +47,7 @@ __all__ = [
     "principal_of",
 ]
 
-OPEN_PATHS = ("^/health", "^/metrics", "^/schema")
+OPEN_PATHS = ("^/health", "^/metrics", "^/schema", *(f"^{p}" for p in CONSOLE_PUBLIC))
 _OPEN_PREFIXES = tuple(pattern.removeprefix("^") for pattern in OPEN_PATHS)
 
 
@@ -101,6 +113,17 @@ class SecurityMiddleware(ASGIMiddleware):
         bearer = _header(scope, b"authorization")
         if bearer and bearer[:7].lower() == "bearer ":
             return auth.authenticate_token(bearer[7:].strip())
+        cookie = cookie_of(scope) if is_console(scope["path"]) else None
+        if cookie:
+            store = sessions_of(app)
+            session = await store.find(cookie)
+            if session is None:
+                raise AuthenticationError("console session expired or unknown: log in again")
+            if not await still_valid(app, session):
+                await store.end(cookie)
+                raise AuthenticationError("the API key of this console session was revoked")
+            remember_session(scope, session)
+            return session.principal()
         raise AuthenticationError("missing credentials: send x-api-key or a Bearer token")
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
@@ -116,6 +139,9 @@ class SecurityMiddleware(ASGIMiddleware):
             principal = await self._principal(app, scope)
         except AuthenticationError:
             await apply_rate_limit(app, scope, ip, anonymous=True)  # brute force counts per IP
+            if is_console(scope["path"]) and scope.get("method") == "GET" and wants_html(scope):
+                await send_login_redirect(scope, send)  # a browser: to the log-in form
+                return
             raise
         await apply_rate_limit(app, scope, principal.subject, anonymous=False)
         scope["user"] = principal

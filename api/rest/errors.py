@@ -17,6 +17,8 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
+from api.rest.console.access import is_console, wants_html
+from api.rest.console.error_page import console_error_page
 from api.rest.context import request_id_of
 from core.errors import (
     AuthenticationError,
@@ -99,6 +101,8 @@ def _problem_response(request: Request[Any, Any, Any], exc: Exception) -> Respon
     status, body, headers = problem_for(
         exc, request.method, request.url.path, request_id_of(request.scope)
     )
+    if is_console(request.url.path) and wants_html(request.scope):
+        return console_error_page(status, body, headers)  # the same problem, as a web page
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
