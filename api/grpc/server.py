@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from api.grpc.chain import ChainedInterceptor
 from api.grpc.health import HealthMonitor
 from api.grpc.interceptors import (
     AuthInterceptor,
@@ -132,14 +133,17 @@ def create_server(
         ConfigurationError: TLS files missing or unreadable, or the address cannot be bound.
     """
     grpc_settings = settings.grpc
-    interceptors = [
-        MetricsInterceptor(GrpcMetrics.of(registry)),
-        LoggingInterceptor(),
-        AuthInterceptor(resources.auth, resources.limiter, settings.api),
-        ErrorInterceptor(grpc_settings.unary_timeout.total_seconds()),
-    ]
+    # Outermost first; one chained interceptor wraps each method once (see api.grpc.chain).
+    interceptors = ChainedInterceptor(
+        [
+            MetricsInterceptor(GrpcMetrics.of(registry)),
+            LoggingInterceptor(),
+            AuthInterceptor(resources.auth, resources.limiter, settings.api),
+            ErrorInterceptor(grpc_settings.unary_timeout.total_seconds()),
+        ]
+    )
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[interceptors],
         options=[
             ("grpc.max_receive_message_length", grpc_settings.max_receive_message_bytes),
             ("grpc.max_send_message_length", grpc_settings.max_send_message_bytes),
