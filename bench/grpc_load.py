@@ -51,6 +51,34 @@ def serve(settings: Settings, ready: Any) -> None:
     asyncio.run(main())
 
 
+def serve_floor(port: int, ready: Any) -> None:
+    """grpc.aio's own floor: ``GetConfig`` answering one prebuilt message, no interceptors.
+
+    The same proto, server options and client as the real server, nothing of ours per call:
+    what one grpc.aio process costs per unary call on this machine.
+    """
+    import grpc
+
+    from proto.llmopt.v1 import config_pb2, config_pb2_grpc
+
+    class Floor(config_pb2_grpc.ConfigServiceServicer):
+        def __init__(self) -> None:
+            self.answer = config_pb2.AppConfig(app="bench", version=1)
+
+        async def GetConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+            return self.answer
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        config_pb2_grpc.add_ConfigServiceServicer_to_server(Floor(), server)  # type: ignore[abstract]
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
+
+    asyncio.run(main())
+
+
 def _message(client: int, n: int) -> Any:
     from google.protobuf import timestamp_pb2
 
@@ -205,6 +233,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="REST/gRPC config rounds, in turn")
     parser.add_argument("--no-rest", action="store_true", help="skip the REST side by side")
     parser.add_argument("--no-telemetry", action="store_true", help="skip RecordTelemetry")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also a bare grpc.aio GetConfig server",
+    )
     parser.add_argument("--data-dir", default="")
     args = parser.parse_args(argv)
     args.server_workers = 1  # REST side by side: one granian worker, as one gRPC process
@@ -237,6 +270,12 @@ def main(argv: list[str] | None = None) -> None:
     assert server.pid is not None
     server_pid = server.pid
     target = f"127.0.0.1:{port}"
+    floor: Any = None
+    if args.floor:
+        floor_port, floor_ready = free_port(), mp.Event()
+        floor = mp.Process(target=serve_floor, args=(floor_port, floor_ready), daemon=True)
+        floor.start()
+        floor_ready.wait(60)
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
@@ -264,6 +303,13 @@ def main(argv: list[str] | None = None) -> None:
                 f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
                 f"server {r['server_us']:5.0f} us CPU/call"
             )
+            if floor is not None:
+                r_floor = run_scenario(f"127.0.0.1:{floor_port}", "config", args, floor.pid)
+                print(
+                    f"{'bare grpc.aio GetConfig (floor)':<34} {r_floor['rps']:>9,.0f} calls/s  "
+                    f"p50 {r_floor['p50_ms']:6.2f} ms  p99 {r_floor['p99_ms']:6.2f} ms  "
+                    f"server {r_floor['server_us']:5.0f} us CPU/call"
+                )
             if r_rest is not None:
                 print(
                     f"{'  gRPC / REST':<34} {r['rps'] / r_rest['rps']:>9.2f} x rate  "
@@ -281,6 +327,9 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.terminate()
         server.join(10)
+        if floor is not None:
+            floor.terminate()
+            floor.join(10)
         if rest is not None:
             rest.terminate()
             rest.join(40)
