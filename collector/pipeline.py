@@ -114,8 +114,10 @@ def _encoded(event: bytes | Event | Mapping[str, Any]) -> tuple[bytes, Rejection
 def _checked_batch(
     events: Sequence[bytes | Event | Mapping[str, Any]],
 ) -> tuple[list[bytes], list[str | Rejection]]:
-    """Each event's bytes and its app, or why it is rejected (as ``decode_event`` says); never
-    raises: one bad record never fails its batch."""
+    """Each event's bytes and its app, or why it is rejected (as ``decode_event`` says).
+
+    Never raises: one bad record never fails its batch.
+    """
     raws: list[bytes] = []
     results: list[str | Rejection] = []
     parse: list[int] = []

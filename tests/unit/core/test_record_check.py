@@ -82,4 +82,5 @@ def test_empty_and_oversized_records() -> None:
     records = [b"", big, json.dumps(_call(2)).encode()]
     found = apps_of_records(records, max_bytes=600)
     assert found == [Rejection("empty record"), decode_event(big, 600), "app-2"]
-    assert isinstance(found[1], Rejection) and "record too large" in found[1].reason
+    assert isinstance(found[1], Rejection)
+    assert "record too large" in found[1].reason
