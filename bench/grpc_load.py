@@ -16,39 +16,30 @@ import argparse
 import asyncio
 import dataclasses
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
 import time
 from typing import Any
 
-from bench.rest_load import KEY, _percentile, _settings
+from bench.rest_load import KEY, _cpu_seconds, _percentile, _process_tree, _settings, prepare
+from bench.rest_load import run_scenario as run_rest_scenario
 from core.settings import Settings
 
 EVENTS_PER_MESSAGE = 100
 
 
 def serve(settings: Settings, ready: Any) -> None:
-    """The server process: migrate, seed one config, serve until terminated."""
+    """The server process (database migrated and seeded by the caller): serve until terminated."""
     import logging
 
     import structlog
 
     from api.grpc import create_server, open_resources
-    from core.app_config import TaskConfig
-    from rollout.config_manager import ConfigManager
-    from storage.database import create_db_engine, migrate
-    from storage.kafka import ensure_topics
 
     logging.basicConfig(level=logging.WARNING)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    engine = create_db_engine(settings.storage.resolved_database_url)
-    migrate(engine)
-    ConfigManager(engine).update(
-        "bench", {"classify": TaskConfig(model="gpt-4o-mini")}, author="bench", reason="seed"
-    )
-    engine.dispose()
-    ensure_topics(settings.kafka.bootstrap_servers, {settings.kafka.telemetry_topic: 3})
 
     async def main() -> None:
         async with open_resources(settings) as resources:
@@ -56,6 +47,34 @@ def serve(settings: Settings, ready: Any) -> None:
             await server.start()
             ready.set()
             await server.wait()
+
+    asyncio.run(main())
+
+
+def serve_floor(port: int, ready: Any) -> None:
+    """grpc.aio's own floor: ``GetConfig`` answering one prebuilt message, no interceptors.
+
+    The same proto, server options and client as the real server, nothing of ours per call:
+    what one grpc.aio process costs per unary call on this machine.
+    """
+    import grpc
+
+    from proto.llmopt.v1 import config_pb2, config_pb2_grpc
+
+    class Floor(config_pb2_grpc.ConfigServiceServicer):
+        def __init__(self) -> None:
+            self.answer = config_pb2.AppConfig(app="bench", version=1)
+
+        async def GetConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+            return self.answer
+
+    async def main() -> None:
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        config_pb2_grpc.add_ConfigServiceServicer_to_server(Floor(), server)  # type: ignore[abstract]
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        ready.set()
+        await server.wait_for_termination()
 
     asyncio.run(main())
 
@@ -145,14 +164,17 @@ def _client(
     out.put(asyncio.run(_load(target, scenario, concurrency, seconds, client)))
 
 
-def run_scenario(target: str, scenario: str, args: argparse.Namespace) -> dict[str, float]:
-    """Warm up, then load from ``args.clients`` processes."""
+def run_scenario(
+    target: str, scenario: str, args: argparse.Namespace, server: int
+) -> dict[str, float]:
+    """Warm up, then load from ``args.clients`` processes; the server's CPU per call too."""
     asyncio.run(_load(target, scenario, 2, 1.0, 99))
     out: Any = mp.Queue()
     procs = [
         mp.Process(target=_client, args=(target, scenario, args.concurrency, args.seconds, c, out))
         for c in range(args.clients)
     ]
+    server_cpu = _cpu_seconds(server)
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -163,6 +185,7 @@ def run_scenario(target: str, scenario: str, args: argparse.Namespace) -> dict[s
         latencies += found
         accepted += events
     elapsed = time.perf_counter() - started
+    server_cpu = _cpu_seconds(server) - server_cpu
     for p in procs:
         p.join()
     window = min(elapsed, args.seconds + 0.5)
@@ -172,11 +195,34 @@ def run_scenario(target: str, scenario: str, args: argparse.Namespace) -> dict[s
         "events_per_s": accepted / window,
         "p50_ms": statistics.median(latencies) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
+        "server_us": server_cpu / max(1, len(latencies)) * 1e6,
     }
 
 
+def _start_rest(settings: Settings) -> tuple[Any, str]:
+    """The REST server as ``bench.rest_load`` runs it (granian, ``api.workers`` processes)."""
+    import httpx
+
+    from api.rest.server import serve as serve_rest
+    from bench.rest_load import quiet
+
+    spawn = mp.get_context("spawn")
+    ready = spawn.Event()
+    server = spawn.Process(target=serve_rest, args=(settings, None, quiet, ready))
+    server.start()
+    ready.wait(60)
+    base = f"http://127.0.0.1:{settings.api.port}"
+    for _ in range(400):
+        try:
+            if httpx.get(base + "/health/live").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return server, base
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Start the broker and server, run both scenarios, print the figures."""
+    """Start the broker and both servers, run the scenarios, print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", default="")
     parser.add_argument("--redis-url", default="")
@@ -184,8 +230,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="calls in flight per client")
     parser.add_argument("--streams", type=int, default=4, help="open streams per client")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=1, help="REST/gRPC config rounds, in turn")
+    parser.add_argument("--no-rest", action="store_true", help="skip the REST side by side")
+    parser.add_argument("--no-telemetry", action="store_true", help="skip RecordTelemetry")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also a bare grpc.aio GetConfig server",
+    )
     parser.add_argument("--data-dir", default="")
     args = parser.parse_args(argv)
+    args.server_workers = 1  # REST side by side: one granian worker, as one gRPC process
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -204,37 +259,80 @@ def main(argv: list[str] | None = None) -> None:
     settings = base.with_overrides(
         grpc=dataclasses.replace(base.grpc, port=port), collector=unlimited
     )
+    prepare(settings)
+    rest: Any = None
+    if not args.no_rest:
+        rest, rest_base = _start_rest(settings)
     ready = mp.Event()
     server = mp.Process(target=serve, args=(settings, ready), daemon=True)
     server.start()
     ready.wait(60)
+    assert server.pid is not None
+    server_pid = server.pid
     target = f"127.0.0.1:{port}"
+    floor: Any = None
+    if args.floor:
+        floor_port, floor_ready = free_port(), mp.Event()
+        floor = mp.Process(target=serve_floor, args=(floor_port, floor_ready), daemon=True)
+        floor.start()
+        floor_ready.wait(60)
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
     try:
         database = settings.storage.resolved_database_url.split("@")[-1]
         print(
-            f"server: 1 grpc.aio process, database {database}, "
-            f"cache {'redis' if args.redis_url else 'in-process'}; load: {args.clients} client "
-            f"process(es), {args.seconds:g}s each"
+            f"servers: 1 grpc.aio process{'' if args.no_rest else ', 1 granian worker (REST)'}, "
+            f"database {database}, cache {'redis' if args.redis_url else 'in-process'}; load: "
+            f"{args.clients} client process(es) x {args.concurrency} in flight, "
+            f"{args.seconds:g}s each; load average "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
-        r = run_scenario(target, "config", args)
-        print(
-            f"{'unary GetConfig, ' + str(args.concurrency) + ' in flight':<46} "
-            f"{r['rps']:>9,.0f} calls/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
-            f"({r['calls']:,} calls)"
-        )
-        stream_args = argparse.Namespace(**{**vars(args), "concurrency": args.streams})
-        r = run_scenario(target, "telemetry", stream_args)
-        print(
-            f"{f'RecordTelemetry, {args.streams} streams x {EVENTS_PER_MESSAGE} events/msg':<46} "
-            f"{r['rps']:>9,.0f} msgs/s   ({r['events_per_s']:,.0f} events/s accepted into Kafka; "
-            f"send p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)"
-        )
+        for _ in range(args.rounds):
+            r_rest: dict[str, float] | None = None
+            if rest is not None:
+                r_rest = run_rest_scenario(rest_base, "config", args, _process_tree(rest.pid))
+                print(
+                    f"{'REST GET /api/v1/config/{app}':<34} {r_rest['rps']:>9,.0f} calls/s  "
+                    f"p50 {r_rest['p50_ms']:6.2f} ms  p99 {r_rest['p99_ms']:6.2f} ms  "
+                    f"server {r_rest['server_us']:5.0f} us CPU/call"
+                )
+            r = run_scenario(target, "config", args, server_pid)
+            print(
+                f"{'gRPC unary GetConfig':<34} {r['rps']:>9,.0f} calls/s  "
+                f"p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+                f"server {r['server_us']:5.0f} us CPU/call"
+            )
+            if floor is not None:
+                r_floor = run_scenario(f"127.0.0.1:{floor_port}", "config", args, floor.pid)
+                print(
+                    f"{'bare grpc.aio GetConfig (floor)':<34} {r_floor['rps']:>9,.0f} calls/s  "
+                    f"p50 {r_floor['p50_ms']:6.2f} ms  p99 {r_floor['p99_ms']:6.2f} ms  "
+                    f"server {r_floor['server_us']:5.0f} us CPU/call"
+                )
+            if r_rest is not None:
+                print(
+                    f"{'  gRPC / REST':<34} {r['rps'] / r_rest['rps']:>9.2f} x rate  "
+                    f"p99 {r['p99_ms'] / r_rest['p99_ms']:.2f} x  "
+                    f"server CPU/call {r['server_us'] / r_rest['server_us']:.2f} x"
+                )
+        if not args.no_telemetry:
+            stream_args = argparse.Namespace(**{**vars(args), "concurrency": args.streams})
+            r = run_scenario(target, "telemetry", stream_args, server_pid)
+            print(
+                f"{f'RecordTelemetry, {args.streams} streams x {EVENTS_PER_MESSAGE} ev/msg':<34} "
+                f"{r['rps']:>9,.0f} msgs/s   ({r['events_per_s']:,.0f} events/s accepted into "
+                f"Kafka; send p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms)"
+            )
     finally:
         server.terminate()
         server.join(10)
+        if floor is not None:
+            floor.terminate()
+            floor.join(10)
+        if rest is not None:
+            rest.terminate()
+            rest.join(40)
         broker.stop()
         tmp.cleanup()
 

@@ -44,8 +44,11 @@ def _bodies(spans: int, per_request: int, offset: int) -> list[bytes]:
 
 
 def _client(
-    port: int, bodies: list[bytes], concurrency: int, result: multiprocessing.Queue
-) -> None:  # type: ignore[type-arg]
+    port: int,
+    bodies: list[bytes],
+    concurrency: int,
+    result: multiprocessing.Queue,  # type: ignore[type-arg]
+) -> None:
     async def main() -> float:
         url = f"http://127.0.0.1:{port}/v1/traces"
         queue = list(reversed(bodies))
@@ -91,9 +94,10 @@ def main() -> None:
             events.extend(map_request(req, datetime.now(UTC)).events)
         raw = [msgspec.json.encode(e) for e in events]
         producer = TelemetryProducer(bootstrap, "bench.base")
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         report = producer.send_all(raw)
         baseline = time.perf_counter() - started
+        baseline_cpu = time.process_time() - cpu
         assert report.delivered == len(raw), report
         # 2. The collector, fed over OTLP/HTTP by another process.
         with tempfile.TemporaryDirectory() as tmp:
@@ -106,22 +110,29 @@ def main() -> None:
                 storage=StorageSettings(data_dir=str(Path(tmp))),
                 collector=CollectorSettings(http_port=0, grpc_port=0, source_rate=0, global_rate=0),
             )
-            elapsed = asyncio.run(_run_collector(settings, args))
+            elapsed, collector_cpu = asyncio.run(_run_collector(settings, args))
         rate_base = len(raw) / baseline
         rate_otlp = args.spans / elapsed
         print(
             f"spans: {args.spans} ({args.spans_per_request} per request, "
             f"{args.concurrency} in flight)"
         )
-        print(f"baseline raw produce: {rate_base:,.0f} events/s ({baseline:.2f} s)")
-        print(f"collector OTLP/HTTP:  {rate_otlp:,.0f} spans/s ({elapsed:.2f} s)")
+        print(
+            f"baseline raw produce: {rate_base:,.0f} events/s ({baseline:.2f} s, "
+            f"{baseline_cpu / len(raw) * 1e6:.1f} us CPU/event)"
+        )
+        print(
+            f"collector OTLP/HTTP:  {rate_otlp:,.0f} spans/s ({elapsed:.2f} s, "
+            f"{collector_cpu / args.spans * 1e6:.1f} us CPU/span in the collector's process)"
+        )
         print(f"ratio: {rate_otlp / rate_base:.3f}")
     finally:
         if broker is not None:
             broker.stop()
 
 
-async def _run_collector(settings: Settings, args: argparse.Namespace) -> float:
+async def _run_collector(settings: Settings, args: argparse.Namespace) -> tuple[float, float]:
+    """Seconds to ingest every span, and the CPU the collector's process used meanwhile."""
     collector = Collector(settings)
     await collector.start()
     try:
@@ -131,13 +142,15 @@ async def _run_collector(settings: Settings, args: argparse.Namespace) -> float:
         proc = ctx.Process(
             target=_client, args=(collector.http_port, bodies, args.concurrency, result)
         )
+        cpu = time.process_time()
         proc.start()
         elapsed = await asyncio.to_thread(result.get, True, 600.0)
+        cpu = time.process_time() - cpu
         await asyncio.to_thread(proc.join)
         registry = collector.ingest.metrics.registry
         delivered = registry.get_sample_value("collector_events_delivered_total")
         assert delivered == args.spans, f"{delivered} of {args.spans} delivered"
-        return float(elapsed)
+        return float(elapsed), cpu
     finally:
         await collector.stop()
 

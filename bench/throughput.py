@@ -165,13 +165,57 @@ def run_processor(
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     procs = [subprocess.Popen(cmd, env=full_env) for cmd in commands]
-    codes = [p.wait() for p in procs]
+    codes, peak = [], 0
+    for p in procs:
+        # wait4: this child's own peak RSS (RUSAGE_CHILDREN keeps the largest child ever).
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        codes.append(p.returncode)
+        peak = max(peak, usage.ru_maxrss)
     elapsed = time.perf_counter() - start
     if any(codes):
         raise SystemExit(f"processor failed with exit codes {codes}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return elapsed, cpu, after.ru_maxrss
+    return elapsed, cpu, peak
+
+
+def _settings(bootstrap: str, topic: str, args: argparse.Namespace, data_dir: str) -> Settings:
+    return Settings(
+        kafka=KafkaSettings(
+            bootstrap_servers=bootstrap, telemetry_topic=topic, dlq_topic=topic + ".dlq", tail=False
+        ),
+        storage=StorageSettings(database_url=args.database_url, data_dir=data_dir),
+        processor=dataclasses.replace(
+            ProcessorSettings(), workers=args.workers, processes=args.processes
+        ),
+    )
+
+
+def memory(bootstrap: str, args: argparse.Namespace) -> None:
+    """Peak RSS of the processor at ``--events`` and at ``--memory`` events, in one run.
+
+    Both runs span the same event time with the same keys (apps, tasks, models): the larger
+    one is produced at a proportionally higher event-time rate, so only the event count grows.
+    """
+    from storage.database import create_db_engine, migrate
+
+    peaks = []
+    for n in (args.events, args.memory):
+        topic = f"bench.memory.{os.getpid()}.{n}"
+        ensure_topics(bootstrap, {topic: args.partitions, topic + ".dlq": 1})
+        per_second = max(1, round(args.per_second * n / args.events))
+        produce(bootstrap, topic, n, per_second, args.feedback_every)
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = _settings(bootstrap, topic, args, tmp)
+            migrate(create_db_engine(settings.storage.resolved_database_url))
+            seconds, _, rss_kib = run_processor(settings, dict(os.environ))
+        peaks.append(rss_kib / 1024)
+        print(
+            f"{n:>11,} events at {per_second:,}/s of event time ({n / per_second:,.0f} s span): "
+            f"peak RSS of a processor process {rss_kib / 1024:,.0f} MiB ({seconds:.1f} s)"
+        )
+    print(f"peak RSS {args.memory:,} / {args.events:,} events: {peaks[1] / peaks[0]:.2f}")
 
 
 def main() -> None:
@@ -191,6 +235,12 @@ def main() -> None:
     parser.add_argument("--bootstrap", default="", help="outside Kafka (default: embedded tansu)")
     parser.add_argument("--database-url", default="", help="default: a SQLite file in a temp dir")
     parser.add_argument("--profile", default="", help="write cProfile stats of the processor here")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=0,
+        help="N > 0: only the memory mode, peak RSS at --events and at N events (same span)",
+    )
     args = parser.parse_args()
 
     broker = None
@@ -201,6 +251,9 @@ def main() -> None:
         bootstrap = broker.bootstrap
     topic = f"bench.telemetry.{os.getpid()}"
     try:
+        if args.memory:
+            memory(bootstrap, args)
+            return
         ensure_topics(bootstrap, {topic: args.partitions, topic + ".dlq": 1})
         t = time.perf_counter()
         size = produce(bootstrap, topic, args.events, args.per_second, args.feedback_every)
@@ -213,18 +266,7 @@ def main() -> None:
         raw_cpu = time.process_time() - cpu_before
         assert count == args.events, f"baseline read {count} of {args.events}"
         with tempfile.TemporaryDirectory() as tmp:
-            settings = Settings(
-                kafka=KafkaSettings(
-                    bootstrap_servers=bootstrap,
-                    telemetry_topic=topic,
-                    dlq_topic=topic + ".dlq",
-                    tail=False,
-                ),
-                storage=StorageSettings(database_url=args.database_url, data_dir=tmp),
-                processor=dataclasses.replace(
-                    ProcessorSettings(), workers=args.workers, processes=args.processes
-                ),
-            )
+            settings = _settings(bootstrap, topic, args, tmp)
             from storage.database import create_db_engine, migrate
 
             migrate(create_db_engine(settings.storage.resolved_database_url))

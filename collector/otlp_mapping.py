@@ -55,6 +55,18 @@ _FLOATS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # Copied into the event's ``attributes`` (small scalars only, never prompt or completion text).
 _KEPT = ("gen_ai.response.model", "gen_ai.response.id", "gen_ai.conversation.id")
 _KEPT_PREFIX = "gen_ai.request."
+_MODEL = ("gen_ai.request.model", "gen_ai.response.model")
+
+# The tables above by attribute name, so that a span's attributes are read in one pass:
+# name -> ((event field, rank of the name among the field's names, kind), ...).
+_STR, _INT, _FLOAT = 0, 1, 2
+_BY_NAME: dict[str, tuple[tuple[str, int, int], ...]] = {}
+for _kind, _table in enumerate((_STRINGS, _INTS, _FLOATS)):
+    for _field, _names in _table:
+        for _rank, _name in enumerate(_names):
+            _BY_NAME[_name] = (*_BY_NAME.get(_name, ()), (_field, _rank, _kind))
+# Event fields in the order the tables give them (the order of the event's JSON keys).
+_ORDER = tuple((f, kind) for kind, table in enumerate((_STRINGS, _INTS, _FLOATS)) for f, _ in table)
 
 
 @dataclass(slots=True)
@@ -77,9 +89,20 @@ class MappedSpans:
     services: list[str] = field(default_factory=list)
 
 
+# (Unix second → its RFC 3339 text up to the seconds) for the last seconds seen: spans of one
+# export are close in time, and formatting a datetime costs ~20x a dict lookup.
+_SECONDS: dict[int, str] = {}
+
+
 def _rfc3339(unix_nano: int) -> str:
-    moment = _EPOCH + timedelta(microseconds=unix_nano // 1000)
-    return moment.isoformat().replace("+00:00", "Z")
+    """``unix_nano`` as RFC 3339 UTC to the microsecond (no fraction when it is 0), ``Z``."""
+    seconds, micros = divmod(unix_nano // 1000, 1_000_000)
+    head = _SECONDS.get(seconds)
+    if head is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        head = _SECONDS[seconds] = (_EPOCH + timedelta(seconds=seconds)).isoformat()[:-6]
+    return f"{head}.{micros:06d}Z" if micros else head + "Z"
 
 
 def _first(attrs: Mapping[str, Any], names: tuple[str, ...]) -> Any:
@@ -127,7 +150,27 @@ def call_id(span: Span, attrs: Mapping[str, Any]) -> str:
     return span.trace_id.hex() + span.span_id.hex()
 
 
-def _llm_call(span: Span, attrs: Mapping[str, Any], app: str, now_ns: int) -> dict[str, Any]:
+def _chosen(attrs: Mapping[str, Any]) -> dict[str, tuple[int, Any]]:
+    """For each event field of the tables, the value of its first name present (with its rank).
+
+    The same choice as :func:`_first` over each field's names (a value that is ``None`` or
+    ``""`` counts as absent), in one pass over the span's attributes.
+    """
+    chosen: dict[str, tuple[int, Any]] = {}
+    for name, value in attrs.items():
+        specs = _BY_NAME.get(name)
+        if specs is None or value is None or value == "":
+            continue
+        for field_name, rank, _ in specs:
+            have = chosen.get(field_name)
+            if have is None or rank < have[0]:
+                chosen[field_name] = (rank, value)
+    return chosen
+
+
+def _llm_call(
+    span: Span, attrs: Mapping[str, Any], app: str, now_ns: int, model: Any
+) -> dict[str, Any]:
     # Each read of a protobuf field builds a Python object: read every one once.
     trace_hex, span_hex = span.trace_id.hex(), span.span_id.hex()
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
@@ -136,22 +179,19 @@ def _llm_call(span: Span, attrs: Mapping[str, Any], app: str, now_ns: int) -> di
         "event_id": trace_hex + span_hex,
         "timestamp": _rfc3339(end or start or now_ns),
         "app": app,
-        "model": _first(attrs, ("gen_ai.request.model", "gen_ai.response.model")),
+        "model": model,
     }
     if start and end >= start:
         event["latency_ms"] = (end - start) / 1e6
-    for name, keys in _STRINGS:
-        value = _first(attrs, keys)
-        if value is not None:
-            event[name] = value
-    for name, keys in _INTS:
-        value = _first(attrs, keys)
-        if value is not None:
-            event[name] = _as_int(value)
-    for name, keys in _FLOATS:
-        value = _first(attrs, keys)
-        if value is not None:
-            event[name] = _as_float(value)
+    chosen = _chosen(attrs)
+    if chosen:
+        for name, kind in _ORDER:
+            found = chosen.get(name)
+            if found is not None:
+                value = found[1]
+                event[name] = (
+                    value if kind == _STR else _as_int(value) if kind == _INT else _as_float(value)
+                )
     ttft_s = attrs.get("gen_ai.response.time_to_first_chunk")
     if ttft_s is None:  # openlit's name (seconds too)
         ttft_s = attrs.get("gen_ai.server.time_to_first_token")
@@ -171,8 +211,11 @@ def _llm_call(span: Span, attrs: Mapping[str, Any], app: str, now_ns: int) -> di
     event["request_id"] = (
         explicit if isinstance(explicit, str) and explicit else trace_hex + span_hex
     )
-    kept = {k: v for k, v in attrs.items() if k in _KEPT or k.startswith(_KEPT_PREFIX)}
-    kept.pop("gen_ai.request.model", None)
+    kept = {
+        k: v
+        for k, v in attrs.items()
+        if (k in _KEPT or k.startswith(_KEPT_PREFIX)) and k != "gen_ai.request.model"
+    }
     kept["otel.trace_id"] = trace_hex
     kept["otel.span_id"] = span_hex
     event["attributes"] = kept
@@ -213,11 +256,15 @@ def map_span(span: Span, app: str, now_ns: int) -> list[dict[str, Any]] | None:
         now_ns: Receipt time (Unix ns), used only when the span carries no times.
     """
     attrs = attributes_of(span.attributes)
-    if not any(key.startswith("gen_ai.") for key in attrs):
+    for key in attrs:
+        if key.startswith("gen_ai."):
+            break
+    else:
         return None
     events: list[dict[str, Any]] = []
-    if _first(attrs, ("gen_ai.request.model", "gen_ai.response.model")) is not None:
-        events.append(_llm_call(span, attrs, app, now_ns))
+    model = _first(attrs, _MODEL)
+    if model is not None:
+        events.append(_llm_call(span, attrs, app, now_ns, model))
     if len(span.events):
         events.extend(
             _feedback(span, attrs, app, i, now_ns)

@@ -24,6 +24,15 @@ def plain_value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
+_SCALARS = frozenset(("string_value", "bool_value", "int_value", "double_value"))
+
+
 def attributes_of(pairs: Iterable[KeyValue]) -> dict[str, Any]:
     """OTLP key/value pairs as a dict (a repeated key keeps its last value)."""
-    return {kv.key: plain_value(kv.value) for kv in pairs}
+    out: dict[str, Any] = {}
+    for kv in pairs:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # Scalars (nearly every attribute) inline; the rest as plain_value says.
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else plain_value(value)
+    return out

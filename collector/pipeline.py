@@ -48,6 +48,7 @@ from collector.shared_rate_limit import SharedRateLimiter
 from collector.spill_owner import adopt_orphans, claim
 from core.errors import OverloadedError, ValidationError
 from core.events import Event, Feedback, LlmCall, Rejection, decode_event, encode_event
+from core.record_check import apps_of_records
 from core.settings import Settings
 from core.tracing import kafka_trace_headers, span
 
@@ -96,8 +97,8 @@ def _raw(event: bytes | Event | Mapping[str, Any]) -> bytes:
     return _JSON.encode(event)
 
 
-def _checked(event: bytes | Event | Mapping[str, Any]) -> tuple[bytes, Event | Rejection]:
-    """The record's bytes and its decoded event, or why it is rejected; never raises."""
+def _encoded(event: bytes | Event | Mapping[str, Any]) -> tuple[bytes, Rejection | None]:
+    """The record's bytes, and why it is rejected before it is parsed (None: parse it)."""
     try:
         raw = _raw(event)
     except (msgspec.EncodeError, OverflowError, TypeError, ValueError, RecursionError) as exc:
@@ -108,10 +109,45 @@ def _checked(event: bytes | Event | Mapping[str, Any]) -> tuple[bytes, Event | R
         return raw, Rejection(
             f"event is {len(raw)} bytes, more than the {MAX_RECORD_BYTES}-byte record limit"
         )
+    return raw, None
+
+
+def _checked_batch(
+    events: Sequence[bytes | Event | Mapping[str, Any]],
+) -> tuple[list[bytes], list[str | Rejection]]:
+    """Each event's bytes and its app, or why it is rejected (as ``decode_event`` says).
+
+    Never raises: one bad record never fails its batch.
+    """
+    raws: list[bytes] = []
+    results: list[str | Rejection] = []
+    parse: list[int] = []
+    for i, event in enumerate(events):
+        raw, rejection = _encoded(event)
+        raws.append(raw)
+        results.append(rejection or "")
+        if rejection is None:
+            parse.append(i)
+    if len(parse) == len(raws):
+        return raws, _apps(raws)
+    for i, app in zip(parse, _apps([raws[i] for i in parse]), strict=True):
+        results[i] = app
+    return raws, results
+
+
+def _apps(raws: list[bytes]) -> list[str | Rejection]:
     try:
-        return raw, decode_event(raw)
-    except Exception as exc:  # one bad record never fails its batch
-        return raw, Rejection(f"event cannot be decoded: {type(exc).__name__}: {exc}")
+        return apps_of_records(raws)
+    except Exception:  # never expected; one record at a time keeps the batch going
+        return [_decoded_app(raw) for raw in raws]
+
+
+def _decoded_app(raw: bytes) -> str | Rejection:
+    try:
+        decoded = decode_event(raw)
+    except Exception as exc:
+        return Rejection(f"event cannot be decoded: {type(exc).__name__}: {exc}")
+    return decoded if isinstance(decoded, Rejection) else decoded.app
 
 
 def dead_letter_record(
@@ -277,17 +313,18 @@ class TelemetryIngest:
         trace_headers = kafka_trace_headers()
         records: list[OutRecord] = []
         rejected: list[RejectedEvent] = []
-        for i, event in enumerate(events):
-            raw, decoded = _checked(event)
-            if isinstance(decoded, Rejection):
-                rejected.append(RejectedEvent(i, decoded.reason))
+        keys: dict[str, bytes] = {}
+        raws, apps = _checked_batch(events)
+        for i, (raw, app) in enumerate(zip(raws, apps, strict=True)):
+            if isinstance(app, Rejection):
+                rejected.append(RejectedEvent(i, app.reason))
                 records.append(
-                    dead_letter_record(
-                        self._dlq_topic, raw, decoded.reason, source, i, trace_headers
-                    )
+                    dead_letter_record(self._dlq_topic, raw, app.reason, source, i, trace_headers)
                 )
             else:
-                key = decoded.app.encode()
+                key = keys.get(app)
+                if key is None:
+                    key = keys[app] = app.encode()
                 records.append(OutRecord(self._telemetry_topic, key, raw, list(trace_headers)))
         try:
             await self._delivery.submit(records)

@@ -10,6 +10,7 @@ from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import REGISTRY, CollectorRegistry
 
+from api.grpc.chain import ChainedInterceptor
 from api.grpc.health import HealthMonitor
 from api.grpc.interceptors import (
     AuthInterceptor,
@@ -151,14 +152,17 @@ def create_server(
     """
     grpc_settings = settings.grpc
     live = LiveLayer(resources)
-    interceptors = [
-        MetricsInterceptor(GrpcMetrics.of(registry)),
-        LoggingInterceptor(),
-        AuthInterceptor(live),
-        ErrorInterceptor(lambda: live.current.settings.grpc.unary_timeout.total_seconds()),
-    ]
+    # Outermost first; one chained interceptor wraps each method once (see api.grpc.chain).
+    interceptors = ChainedInterceptor(
+        [
+            MetricsInterceptor(GrpcMetrics.of(registry)),
+            LoggingInterceptor(),
+            AuthInterceptor(live),
+            ErrorInterceptor(lambda: live.current.settings.grpc.unary_timeout.total_seconds()),
+        ]
+    )
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[interceptors],
         options=[
             ("grpc.max_receive_message_length", grpc_settings.max_receive_message_bytes),
             ("grpc.max_send_message_length", grpc_settings.max_send_message_bytes),

@@ -119,6 +119,10 @@ def test_config_get_update_versions_rollback_match_rest(env: Env) -> None:
         "key:bootstrap",
         "first",
     )
+    # Read (and cache the message of) version 1 first: the read after the change must not
+    # answer from that cache.
+    cached = c.config.GetConfig(config_pb2.GetConfigRequest(app="shop"), metadata=ADMIN)
+    assert (cached.version, cached.tasks["faq"].model) == (1, "big")
     second = c.config.UpdateConfig(
         config_pb2.UpdateConfigRequest(
             app="shop",
