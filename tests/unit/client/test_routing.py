@@ -123,3 +123,24 @@ def test_the_sdk_types_decode_what_the_server_serves() -> None:
     assert decoded.tasks["t"].model == "a"
     assert RoutingTable(decoded).route("t", "x").config_version == 4
     assert decoded.tasks["t"] == TaskConfig(model="a", canary=decoded.tasks["t"].canary)
+
+
+def test_the_sdk_reads_every_field_the_server_writes() -> None:
+    """The SDK mirrors the server's config types (it cannot import them): same fields, same
+    defaults, so a field added on the server and forgotten here fails this test."""
+    import core.app_config as server
+    import llmopt_client.config as sdk
+
+    for name in (
+        "AppConfig",
+        "TaskConfig",
+        "CanaryConfig",
+        "ShadowConfig",
+        "CacheConfig",
+        "RateLimitConfig",
+        "BatchingConfig",
+        "PromptConfig",
+    ):
+        ours = {f.name: f.default for f in msgspec.structs.fields(getattr(sdk, name))}
+        theirs = {f.name: f.default for f in msgspec.structs.fields(getattr(server, name))}
+        assert ours == theirs, name
