@@ -128,8 +128,9 @@ def test_the_sdk_types_decode_what_the_server_serves() -> None:
 def test_the_sdk_reads_every_field_the_server_writes() -> None:
     """The SDK mirrors the server's config types (it cannot import them): same fields, same
     defaults, so a field added on the server and forgotten here fails this test."""
-    import core.app_config as server
     import llmopt_client.config as sdk
+
+    import core.app_config as server
 
     for name in (
         "AppConfig",
