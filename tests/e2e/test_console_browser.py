@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
-from bench.simulator.profiles import load_scenario
 
-from bench.simulator import Fleet, KafkaSink, RestConfigSource, Simulation
+from simulator import Fleet, KafkaSink, RestConfigSource, Simulation
+from simulator.profiles import load_scenario
 from storage.kafka import free_port
 from tests.e2e.browser import chromium, shot, shot_path
 from tests.e2e.optimizer_process import Optimizer, base_env
