@@ -79,6 +79,7 @@ _MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates sigma for normal data
 _DAY_S = 86_400.0
 _STARTS_KEPT = 64  # would-be starts remembered for the time-of-day recurrence
 _MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2) * mean absolute deviation does too
+_GAPS_KEPT = 15  # gaps between measured periods whose median is a metric's cadence
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +99,8 @@ class MetricState:
     started: datetime | None = None  # window_start of the open incident, None when calm
     calm: int = 0  # consecutive calm periods inside the open incident
     seasonal: bool = False  # residuals are from the pattern profile (else raw values)
+    last_t: float | None = None  # epoch seconds of the last period this metric was measured in
+    gaps: tuple[float, ...] = ()  # seconds between its recent measured periods (the cadence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +296,7 @@ class AnomalyAnalyzer:
         return len(days)
 
     def _recent_spread(
-        self, ms: MetricState, seen: tuple[float, ...], resid: float
+        self, ms: MetricState, seen: tuple[float, ...], resid: float, novelty: int
     ) -> tuple[float | None, tuple[float, ...]]:
         """The step spread of the last ``spread_windows`` residuals, and the remembered spreads.
 
@@ -303,9 +306,11 @@ class AnomalyAnalyzer:
             return None, ms.spreads
         window = (*seen, resid)[-self._spread_windows :]
         spread = _step_spread(window)
-        return spread, (*ms.spreads, spread)[-max(self._novelty_windows, 1) :]
+        return spread, (*ms.spreads, spread)[-max(novelty, 1) :]
 
-    def _is_wider(self, spread: float, spreads: tuple[float, ...], j: _Judgement) -> bool:
+    def _is_wider(
+        self, spread: float, spreads: tuple[float, ...], j: _Judgement, novelty: int
+    ) -> bool:
         """Whether ``spread`` is a spread change.
 
         It must be ``spread_factor`` times the history's step spread, at least the judging scale
@@ -316,8 +321,27 @@ class AnomalyAnalyzer:
             spread > 0
             and spread >= self._spread_factor * j.step_spread
             and spread >= j.scale
-            and (not spreads or spread > max(spreads) or self._novelty_windows == 0)
+            and (not spreads or spread > max(spreads) or novelty == 0)
         )
+
+    def _cadence(self, ms: MetricState, group: WindowGroup) -> tuple[MetricState, float]:
+        """Record this period's time; return the state and the share of periods measured.
+
+        A series sampled every hour on 5-minute periods is measured in one period of 12: the
+        spans counted in periods (``novelty_windows``, ``end_windows``) are then counted in its
+        own measurements, scaled by this share, so they keep their length in time.
+        """
+        t = group.window_start.timestamp()
+        period_s = max((group.window_end - group.window_start).total_seconds(), 1e-9)
+        gaps = ms.gaps if ms.last_t is None else (*ms.gaps, t - ms.last_t)[-_GAPS_KEPT:]
+        ms = replace(ms, last_t=t, gaps=gaps)
+        if not gaps:
+            return ms, 1.0
+        return ms, min(1.0, period_s / max(statistics.median(gaps), period_s))
+
+    @staticmethod
+    def _scaled(windows: int, share: float) -> int:
+        return windows if windows == 0 else max(1, round(windows * share))
 
     def _learn(self, history: tuple[float, ...], resid: float) -> tuple[float, ...]:
         return (*history, resid)[-self._history :]
@@ -342,6 +366,9 @@ class AnomalyAnalyzer:
             else:
                 expected = 0.0  # finish the raw incident first
         resid = value - expected
+        ms, share = self._cadence(ms, group)
+        novelty = self._novelty_windows
+        end = self._scaled(self._end, share)
         if len(ms.history) < self._warmup:
             return replace(ms, history=self._learn(ms.history, resid)), None
         j = self._judge(ms, metric, resid, expected, calls)
@@ -359,9 +386,9 @@ class AnomalyAnalyzer:
         shift_down = j.down >= self._cusum_h and level < min(before_down)
         run_up = ms.run_up + 1 if j.up > 0 else 0
         run_down = ms.run_down + 1 if j.down > 0 else 0
-        keep = max(self._novelty_windows, self._level_windows, self._spread_windows)
-        spread, spreads = self._recent_spread(ms, seen, resid)
-        wider = spread is not None and self._is_wider(spread, ms.spreads, j)
+        keep = max(novelty, self._level_windows, self._spread_windows)
+        spread, spreads = self._recent_spread(ms, seen, resid, novelty)
+        wider = spread is not None and self._is_wider(spread, ms.spreads, j, novelty)
         ms = replace(
             ms,
             seen=(*seen, resid)[-keep:],
@@ -371,9 +398,9 @@ class AnomalyAnalyzer:
             run_down=run_down,
         )
         if ms.started is None:
-            spike = score >= self._z_warning and (novel or self._novelty_windows == 0)
+            spike = score >= self._z_warning and (novel or novelty == 0)
             sustained = j.cusum >= self._cusum_h
-            shift = (shift_up or shift_down) if self._novelty_windows else sustained
+            shift = (shift_up or shift_down) if novelty else sustained
             if spike or shift or wider:
                 t = group.window_start.timestamp()
                 period_s = (group.window_end - group.window_start).total_seconds()
@@ -424,7 +451,7 @@ class AnomalyAnalyzer:
             )
         calm = ms.calm + 1
         learned = self._learn(ms.history, resid)
-        if calm < self._end:
+        if calm < end:
             return replace(ms, history=learned, calm=calm), None
         ended = replace(ms, history=learned, flagged=(), started=None, calm=0)
         return ended, self._insight(group, task, metric, "anomaly_end", "info", value, j, "calm")
