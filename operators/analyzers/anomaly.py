@@ -60,13 +60,13 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
 from operators.analyzers.base import insight_maker
-from operators.analyzers.pattern import PatternAnalyzer, PatternState
+from operators.analyzers.pattern import PatternAnalyzer, PatternState, ProfileBucket
 
 __all__ = ["METRICS", "AnomalyAnalyzer", "AnomalyState", "MetricState", "SeasonalExpectation"]
 
@@ -80,6 +80,8 @@ _DAY_S = 86_400.0
 _STARTS_KEPT = 64  # would-be starts remembered for the time-of-day recurrence
 _MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2) * mean absolute deviation does too
 _GAPS_KEPT = 15  # gaps between measured periods whose median is a metric's cadence
+_PROFILED = frozenset({"latency_ms.p95"})  # metrics with their own hour-of-day profile
+_HOURS = (ProfileBucket(),) * 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,10 @@ class MetricState:
     seasonal: bool = False  # residuals are from the pattern profile (else raw values)
     last_t: float | None = None  # epoch seconds of the last period this metric was measured in
     gaps: tuple[float, ...] = ()  # seconds between its recent measured periods (the cadence)
+    profile: tuple[ProfileBucket, ...] = ()  # hour-of-day EWMA of the value (latency only)
+    err_season: float = 0.0  # sum of |value - profile| while the profile knew the hour
+    err_flat: float = 0.0  # sum of |value - median of the history| over the same periods
+    compared: int = 0  # periods in those sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +206,7 @@ class AnomalyAnalyzer:
         self._spread_factor = settings.anomaly_spread_factor
         self._recur_days = max(settings.anomaly_recurring_days, 0)
         self._recur_s = settings.anomaly_recurring_minutes * 60.0
+        self._season_gain = settings.anomaly_season_gain
 
     def initial_state(self) -> AnomalyState:
         """The state before the first period: nothing learned."""
@@ -230,7 +237,11 @@ class AnomalyAnalyzer:
                 key = (task, metric)
                 ms = metrics.get(key, MetricState())
                 expected = self._expectation(state.pattern, group, task, metric, seconds)
+                if metric in _PROFILED and self._expect is None and self._season_gain > 0:
+                    ms, expected = self._seasonal(ms, group, value)
                 ms, insight = self._step(ms, group, task, metric, value, calls, expected)
+                if metric in _PROFILED and self._expect is None and self._season_gain > 0:
+                    ms = self._learn_profile(ms, group, value)
                 metrics[key] = ms
                 if insight is not None:
                     insights.append(insight)
@@ -338,6 +349,51 @@ class AnomalyAnalyzer:
         if not gaps:
             return ms, 1.0
         return ms, min(1.0, period_s / max(statistics.median(gaps), period_s))
+
+    def _seasonal(
+        self, ms: MetricState, group: WindowGroup, value: float
+    ) -> tuple[MetricState, float | None]:
+        """The metric's expectation from its own hour-of-day profile, once it pays.
+
+        While the residuals are raw, every period whose hour the profile knows adds
+        ``|value - profile|`` and ``|value - median of the history|`` to two sums. Once they
+        cover a day of the metric's own measurements and the profile's error is below
+        ``season_gain`` times the flat one (and no incident is open), the metric switches to
+        residuals from the profile and learns them afresh. Returns the state and the
+        expectation (0 while raw; None when the profile does not know the hour).
+        """
+        at = group.window_start.astimezone(UTC)
+        bucket = ms.profile[at.hour] if ms.profile else None
+        known = bucket is not None and bucket.days >= max(self._s.profile_min_days, 1)
+        expected = bucket.value if known and bucket is not None else None
+        if ms.seasonal:
+            return ms, expected
+        if expected is None or len(ms.history) < self._warmup:
+            return ms, 0.0
+        flat = abs(value - statistics.median(ms.history))
+        ms = replace(
+            ms,
+            err_season=ms.err_season + abs(value - expected),
+            err_flat=ms.err_flat + flat,
+            compared=ms.compared + 1,
+        )
+        period_s = max((group.window_end - group.window_start).total_seconds(), 1e-9)
+        cadence = statistics.median(ms.gaps) if ms.gaps else period_s
+        day = max(1, round(_DAY_S / max(cadence, period_s)))
+        if (
+            ms.started is None
+            and ms.compared >= day
+            and ms.err_season < self._season_gain * ms.err_flat
+        ):
+            fresh = MetricState(seasonal=True, profile=ms.profile, last_t=ms.last_t, gaps=ms.gaps)
+            return fresh, expected
+        return ms, 0.0
+
+    def _learn_profile(self, ms: MetricState, group: WindowGroup, value: float) -> MetricState:
+        at = group.window_start.astimezone(UTC)
+        hours = list(ms.profile or _HOURS)
+        hours[at.hour] = hours[at.hour].add(at.toordinal(), value, self._s.profile_alpha)
+        return replace(ms, profile=tuple(hours))
 
     @staticmethod
     def _scaled(windows: int, share: float) -> int:
