@@ -12,7 +12,8 @@ settings for every file:
 2. **Ours.** The real backtest (:func:`flows.backtest.run_backtest`, in process) with the
    settings of ``settings.toml`` except the processor windows: a 5-minute tumbling window (one
    point per window) and a 25-minute sliding window with a 5-minute step. The analyzers keep their
-   defaults. Detections are the anomaly insights (``"analyzer": "anomaly"``) of
+   defaults. Detections are the anomaly starts (``"analyzer": "anomaly"``, ``"kind":
+   "anomaly_start"``; drift insights are not point detections) of
    ``OUT/<stem>/backtest/insights.jsonl`` with severity ``warning`` or ``critical``, at the
    insight's ``window_end`` (the moment the detection is available). An analyzer reports an
    incident once when it starts (warning/critical) and once when it ends; the end must be
@@ -115,7 +116,7 @@ def anomaly_detections(insights_path: Path) -> list[datetime]:
         if not line.strip():
             continue
         insight = json.loads(line)
-        if insight.get("analyzer") != "anomaly":
+        if insight.get("analyzer") != "anomaly" or insight.get("kind") != "anomaly_start":
             continue
         if insight.get("severity") not in DETECTING_SEVERITIES:
             continue
@@ -177,7 +178,7 @@ def replay_detections(settings: Settings, windows_path: Path) -> tuple[list[date
         stats = [decoder.decode(line) for line in fh if line.strip()]
     for insight in [*runner.take(stats), *runner.flush()]:
         insights += 1
-        if insight.analyzer == "anomaly" and insight.severity in DETECTING_SEVERITIES:
+        if insight.kind == "anomaly_start" and insight.severity in DETECTING_SEVERITIES:
             found.add(insight.window_end)
     return sorted(found), insights
 

@@ -66,6 +66,7 @@ from core.insights import AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
 from operators.analyzers.base import insight_maker
+from operators.analyzers.drift import DriftDetectors, DriftState
 from operators.analyzers.pattern import PatternAnalyzer, PatternState, ProfileBucket
 
 __all__ = ["METRICS", "AnomalyAnalyzer", "AnomalyState", "MetricState", "SeasonalExpectation"]
@@ -115,6 +116,7 @@ class AnomalyState:
 
     metrics: dict[tuple[str, str], MetricState] = field(default_factory=dict)
     pattern: PatternState = field(default_factory=PatternState)
+    drift: DriftState = field(default_factory=DriftState)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,8 @@ def _step_spread(values: Sequence[float]) -> float:
 class AnomalyAnalyzer:
     """Anomalies and level shifts on latency, error rate, cost rate and traffic.
 
-    Insight kinds: ``anomaly_start`` (warning/critical) and ``anomaly_end`` (info).
+    Insight kinds: ``anomaly_start`` (warning/critical), ``anomaly_end`` (info) and ``drift``
+    (river ADWIN on quality, mean latency and error rate: :mod:`operators.analyzers.drift`).
     """
 
     name: AnalyzerName = "anomaly"
@@ -207,6 +210,7 @@ class AnomalyAnalyzer:
         self._recur_days = max(settings.anomaly_recurring_days, 0)
         self._recur_s = settings.anomaly_recurring_minutes * 60.0
         self._season_gain = settings.anomaly_season_gain
+        self._drift = DriftDetectors(settings)
 
     def initial_state(self) -> AnomalyState:
         """The state before the first period: nothing learned."""
@@ -248,7 +252,8 @@ class AnomalyAnalyzer:
         pattern = state.pattern
         if self._expect is None:  # learn the period only now: it is not its own expectation
             pattern, _ = self._pattern.analyze(pattern, group)
-        return AnomalyState(metrics=metrics, pattern=pattern), insights
+        drift, drifts = self._drift.step(state.drift, group)
+        return AnomalyState(metrics=metrics, pattern=pattern, drift=drift), [*insights, *drifts]
 
     def _expectation(
         self, pattern: PatternState, group: WindowGroup, task: str, metric: str, seconds: float
