@@ -7,8 +7,9 @@ error rate (periods with at least ``min_samples`` calls). Each stream feeds its 
 before it may report). When ADWIN cuts its window, the mean of the values it kept (the recent
 regime) differs from the mean of the older values it dropped with confidence ``1 - delta``: a
 ``drift`` insight (``warning``; ``info`` when the move is less than ``drift_min_change`` of the
-older mean) carries both means, how many periods each covers, the detector and its delta. The
-anomaly analyzer runs these detectors beside its own and emits their insights.
+larger mean, which is also its score) carries both means, how many periods each covers, the
+detector and its delta. The anomaly analyzer runs these detectors beside its own and emits
+their insights.
 
 The detectors are mutable river objects; every step works on a deep copy, so a state returned
 once is never changed afterwards (snapshots stay valid) and pickles with the rest.
@@ -106,7 +107,9 @@ class DriftDetectors:
         if dropped > 0:
             before = (before * before_width + value - after * kept) / dropped
         change = after - before
-        relative = abs(change) / abs(before) if before else float("inf")
+        # Relative to the larger mean, so a stream that was 0 (no errors) scores a finite 1.
+        scale = max(abs(before), abs(after))
+        relative = abs(change) / scale if scale > 0 else 0.0
         severity: Severity = "warning" if relative >= self._min_change else "info"
         direction = "up" if change > 0 else "down"
         message = (

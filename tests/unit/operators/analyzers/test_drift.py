@@ -6,6 +6,7 @@ import pickle
 from dataclasses import replace
 
 import msgspec
+import pytest
 
 from core.insights import WindowGroup
 from core.settings import AnalyzerSettings
@@ -98,3 +99,23 @@ def test_the_anomaly_analyzer_emits_drift_and_zero_delta_turns_it_off() -> None:
         kinds_off += [f.kind for f in found_off]
     assert "drift" in kinds_on
     assert "drift" not in kinds_off
+
+
+def test_errors_appearing_on_an_error_free_stream_score_a_finite_drift() -> None:
+    detectors = DriftDetectors(DEFAULTS)
+    state = DriftState()
+    found = []
+    for i in range(300):
+        w = win(i, 100.0, errors=0 if i < 150 else 30)
+        group = WindowGroup(
+            app="shop", window_start=w.window_start, window_end=w.window_end, windows=[w]
+        )
+        state, out = detectors.step(state, group)
+        found += [f for f in out if f.metric == "error_rate"]
+    assert found
+    first = found[0]
+    assert first.evidence["direction"] == "up"
+    assert first.score == pytest.approx(1.0)  # from 0: the whole of the larger mean
+    assert first.severity == "warning"
+    assert msgspec.json.decode(msgspec.json.encode(first)) is not None
+    assert "null" not in msgspec.json.encode(first).decode()
