@@ -1,9 +1,10 @@
-"""Anomaly detection on NAB's realAWSCloudwatch series: the optimizer vs a windowed Gaussian.
+"""Anomaly detection on every NAB category of the subset: the optimizer vs a windowed Gaussian.
 
 ``python -m bench.nab [--data DIR] [--out DIR]``
 
-For each series of ``DIR/data/realAWSCloudwatch`` (default ``../shared/data/nab`` next to the
-repository):
+For each series of every category folder ``DIR/data/<category>`` (default
+``../shared/data/nab`` next to the repository; ``--category`` picks some), with one set of
+settings for every file:
 
 1. **Telemetry.** One ``llm_call`` per point (app ``nab``, task = the file's stem, model
    ``series``, ``latency_ms`` = the value clipped at 0, no tokens), written to
@@ -11,7 +12,8 @@ repository):
 2. **Ours.** The real backtest (:func:`flows.backtest.run_backtest`, in process) with the
    settings of ``settings.toml`` except the processor windows: a 5-minute tumbling window (one
    point per window) and a 25-minute sliding window with a 5-minute step. The analyzers keep their
-   defaults. Detections are the anomaly insights (``"analyzer": "anomaly"``) of
+   defaults. Detections are the anomaly starts (``"analyzer": "anomaly"``, ``"kind":
+   "anomaly_start"``; drift insights are not point detections) of
    ``OUT/<stem>/backtest/insights.jsonl`` with severity ``warning`` or ``critical``, at the
    insight's ``window_end`` (the moment the detection is available). An analyzer reports an
    incident once when it starts (warning/critical) and once when it ends; the end must be
@@ -25,7 +27,10 @@ repository):
    threshold is not optimised per profile.
 4. **Scores.** :mod:`bench.nab_scoring` with the standard, reward_low_FP_rate and
    reward_low_FN_rate profiles of ``DIR/config/profiles.json``; per file and in total (raw, null
-   and perfect scores summed over the files, then normalised, as NAB does).
+   and perfect scores summed over the files, then normalised, as NAB does), per category and
+   over all files, beside the published ARTime, HTM and CAD OSE scores
+   (:mod:`bench.nab_report`); ``artificialNoAnomaly`` (no windows) shows its raw false-positive
+   cost. ``--replay`` re-judges the windows of an earlier run with the anomaly analyzer alone.
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +51,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from rich.console import Console
 from rich.table import Table
 
+from bench.nab_report import FileResult, render_categories
 from bench.nab_scoring import (
     FileScore,
     Profile,
@@ -59,12 +64,13 @@ from bench.nab_scoring import (
     total_normalised,
 )
 from core.settings import Settings, load_settings
+from core.stats import WindowStats
 from flows.backtest import run_backtest
+from operators.analyzers import AnalysisRunner, AnomalyAnalyzer
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "nab"
 DEFAULT_OUT = REPO / "var" / "bench" / "nab"
-CORPUS = "realAWSCloudwatch"
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 PROFILE_LABELS = ("standard", "low FP", "low FN")
 APP = "nab"
@@ -79,20 +85,6 @@ GAUSSIAN_WINDOW = 288  # trailing points: one day at 5 minutes
 GAUSSIAN_TAIL = 1e-3  # detect when the tail probability of |z| is below this (z > 3.09)
 
 _ENCODER = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True)
-class FileResult:
-    """The detections and scores of both detectors on one file."""
-
-    key: str
-    windows: int
-    ours: list[datetime]
-    baseline: list[datetime]
-    ours_scores: dict[str, FileScore]
-    baseline_scores: dict[str, FileScore]
-    backtest_seconds: float
-    insights: int
 
 
 def write_telemetry(series: Series, task: str, path: Path) -> int:
@@ -124,7 +116,7 @@ def anomaly_detections(insights_path: Path) -> list[datetime]:
         if not line.strip():
             continue
         insight = json.loads(line)
-        if insight.get("analyzer") != "anomaly":
+        if insight.get("analyzer") != "anomaly" or insight.get("kind") != "anomaly_start":
             continue
         if insight.get("severity") not in DETECTING_SEVERITIES:
             continue
@@ -173,6 +165,24 @@ def backtest_settings() -> Settings:
     return dataclasses.replace(settings, processor=processor)
 
 
+def replay_detections(settings: Settings, windows_path: Path) -> tuple[list[datetime], int]:
+    """Re-judge a backtest's tumbling windows with the anomaly analyzer alone.
+
+    Returns the detections (as :func:`anomaly_detections` reads them) and the insight count.
+    """
+    runner = AnalysisRunner([AnomalyAnalyzer(settings.analyzers)])
+    decoder = msgspec.json.Decoder(WindowStats)
+    found: set[datetime] = set()
+    insights = 0
+    with windows_path.open("rb") as fh:
+        stats = [decoder.decode(line) for line in fh if line.strip()]
+    for insight in [*runner.take(stats), *runner.flush()]:
+        insights += 1
+        if insight.kind == "anomaly_start" and insight.severity in DETECTING_SEVERITIES:
+            found.add(insight.window_end)
+    return sorted(found), insights
+
+
 def run_file(
     key: str,
     csv_path: Path,
@@ -180,17 +190,25 @@ def run_file(
     profiles: dict[str, Profile],
     settings: Settings,
     out: Path,
+    replay: bool = False,
 ) -> FileResult:
-    """Replay one series through the backtest and the baseline and score both."""
+    """Replay one series through the backtest and the baseline and score both.
+
+    With ``replay``, the windows of an earlier backtest of the file are re-judged by the anomaly
+    analyzer alone (:func:`replay_detections`) instead.
+    """
     series = load_series(csv_path)
     stem = csv_path.stem
     folder = out / stem
-    telemetry = folder / "telemetry.jsonl"
-    write_telemetry(series, stem, telemetry)
     started = time.perf_counter()
-    result = run_backtest(settings, telemetry, folder / "backtest")
+    if replay:
+        ours, insights = replay_detections(settings, folder / "backtest" / "windows.jsonl")
+    else:
+        telemetry = folder / "telemetry.jsonl"
+        write_telemetry(series, stem, telemetry)
+        result = run_backtest(settings, telemetry, folder / "backtest")
+        ours, insights = anomaly_detections(result.out / "insights.jsonl"), result.insights
     backtest_seconds = time.perf_counter() - started
-    ours = anomaly_detections(result.out / "insights.jsonl")
     baseline = gaussian_detections(series)
     return FileResult(
         key=key,
@@ -204,7 +222,7 @@ def run_file(
             p: score_file(series.timestamps, windows, baseline, profiles[p]) for p in PROFILES
         },
         backtest_seconds=backtest_seconds,
-        insights=result.insights,
+        insights=insights,
     )
 
 
@@ -218,7 +236,7 @@ def _cell(score: FileScore) -> str:
 def render(results: Sequence[FileResult], wall: float, console: Console) -> None:
     """Print the per-file table and the totals."""
     table = Table(
-        title=f"NAB {CORPUS}: normalised scores (0 = detect nothing, 100 = perfect)",
+        title="NAB per file: normalised scores (0 = detect nothing, 100 = perfect)",
         caption="files without windows show their raw score (false-positive cost) instead",
     )
     table.add_column("file", no_wrap=True)
@@ -274,8 +292,7 @@ def render(results: Sequence[FileResult], wall: float, console: Console) -> None
     console.print(f"wall time {wall:.1f} s (backtests {backtest:.1f} s)")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Run the benchmark and print the scores."""
+def _args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.nab", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--data",
@@ -289,7 +306,27 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=DEFAULT_OUT,
         help="where telemetry and backtest outputs go (default: %(default)s)",
     )
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--category",
+        action="append",
+        default=None,
+        help="only this category (repeatable; default: every folder of DATA/data)",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="re-judge the windows of an earlier run (OUT/<file>/backtest/windows.jsonl) with "
+        "the anomaly analyzer alone instead of running the backtests (fast, for development)",
+    )
+    parser.add_argument(
+        "--per-file", action="store_true", help="also print the table of every file"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and print the scores."""
+    args = _args(argv)
     data: Path = args.data
     out: Path = args.out
     console = Console(width=max(Console().width, 160))  # the table needs ~160 columns
@@ -297,17 +334,26 @@ def main(argv: Sequence[str] | None = None) -> None:
     windows = load_windows(data / "labels")
     profiles = load_profiles(data / "config" / "profiles.json")
     settings = backtest_settings()
+    categories: list[str] = args.category or sorted(
+        d.name for d in (data / "data").iterdir() if d.is_dir()
+    )
     results: list[FileResult] = []
-    for csv_path in sorted((data / "data" / CORPUS).glob("*.csv")):
-        key = f"{CORPUS}/{csv_path.name}"
-        if key not in windows:
-            console.print(f"[yellow]{key}: no labels, skipped[/]")
-            continue
-        with console.status(f"{csv_path.stem} …"):
-            results.append(run_file(key, csv_path, windows[key], profiles, settings, out))
+    for category in categories:
+        for csv_path in sorted((data / "data" / category).glob("*.csv")):
+            key = f"{category}/{csv_path.name}"
+            if key not in windows:
+                console.print(f"[yellow]{key}: no labels, skipped[/]")
+                continue
+            with console.status(f"{key} …"):
+                results.append(
+                    run_file(key, csv_path, windows[key], profiles, settings, out, args.replay)
+                )
     if not results:
-        raise SystemExit(f"no labelled series under {data / 'data' / CORPUS}")
-    render(results, time.perf_counter() - started, console)
+        raise SystemExit(f"no labelled series under {data / 'data'} for {categories}")
+    wall = time.perf_counter() - started
+    if args.per_file:
+        render(results, wall, console)
+    render_categories(results, wall, console)
 
 
 if __name__ == "__main__":

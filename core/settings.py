@@ -199,6 +199,10 @@ class AnalyzerSettings:
     anomaly_spread_factor: float = 3.0  # recent over baseline spread that starts an anomaly
     anomaly_recurring_days: int = 2  # earlier days starting at this time of day: routine (0: off)
     anomaly_recurring_minutes: float = 60.0  # how close to the same time of day that is
+    drift_delta: float = 0.002  # ADWIN confidence on quality, latency and error streams (0: off)
+    drift_grace_windows: int = 30  # periods a drift detector learns before it may report
+    drift_min_change: float = 0.02  # relative move of the mean below which a drift is only info
+    anomaly_season_gain: float = 0.5  # profile error over flat error that makes latency seasonal
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
     anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies
     anomaly_history_windows: int = 288  # learned periods the anomaly median and MAD remember

@@ -1,5 +1,9 @@
 """Anomaly analyzer: robust residual detection plus CUSUM change detection, per (app, task).
 
+This module is the incident lifecycle (when a judged period starts, holds or ends an incident,
+what is learned); the detectors it asks are :mod:`operators.analyzers.anomaly_detectors`, the
+drift detectors beside it :mod:`operators.analyzers.drift`.
+
 Four metrics are followed per task, each as one number per period:
 
 * ``latency_ms.p95``: the count-weighted mean of the segments' p95 (as the performance analyzer;
@@ -55,18 +59,18 @@ the new baseline (re-learned).
 
 from __future__ import annotations
 
-import itertools
-import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
+from operators.analyzers.anomaly_detectors import Judgement, ResidualDetectors
 from operators.analyzers.base import insight_maker
-from operators.analyzers.pattern import PatternAnalyzer, PatternState
+from operators.analyzers.drift import DriftDetectors, DriftState
+from operators.analyzers.pattern import PatternAnalyzer, PatternState, ProfileBucket
 
 __all__ = ["METRICS", "AnomalyAnalyzer", "AnomalyState", "MetricState", "SeasonalExpectation"]
 
@@ -75,10 +79,11 @@ SeasonalExpectation = Callable[[str, str, str, datetime], float | None]
 
 METRICS = ("latency_ms.p95", "error_rate", "cost_usd_per_s", "calls")
 _insight = insight_maker("anomaly")
-_MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates sigma for normal data
 _DAY_S = 86_400.0
 _STARTS_KEPT = 64  # would-be starts remembered for the time-of-day recurrence
-_MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2) * mean absolute deviation does too
+_GAPS_KEPT = 15  # gaps between measured periods whose median is a metric's cadence
+_PROFILED = frozenset({"latency_ms.p95"})  # metrics with their own hour-of-day profile
+_HOURS = (ProfileBucket(),) * 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,12 @@ class MetricState:
     started: datetime | None = None  # window_start of the open incident, None when calm
     calm: int = 0  # consecutive calm periods inside the open incident
     seasonal: bool = False  # residuals are from the pattern profile (else raw values)
+    last_t: float | None = None  # epoch seconds of the last period this metric was measured in
+    gaps: tuple[float, ...] = ()  # seconds between its recent measured periods (the cadence)
+    profile: tuple[ProfileBucket, ...] = ()  # hour-of-day EWMA of the value (latency only)
+    err_season: float = 0.0  # sum of |value - profile| while the profile knew the hour
+    err_flat: float = 0.0  # sum of |value - median of the history| over the same periods
+    compared: int = 0  # periods in those sums
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,20 +117,7 @@ class AnomalyState:
 
     metrics: dict[tuple[str, str], MetricState] = field(default_factory=dict)
     pattern: PatternState = field(default_factory=PatternState)
-
-
-@dataclass(frozen=True, slots=True)
-class _Judgement:
-    z: float
-    up: float
-    down: float
-    baseline: float
-    scale: float
-    step_spread: float = 0.0  # the history's spread from its steps (0 when not measured)
-
-    @property
-    def cusum(self) -> float:
-        return max(self.up, self.down)
+    drift: DriftState = field(default_factory=DriftState)
 
 
 def _measure(windows: Sequence[WindowStats], seconds: float) -> dict[str, float]:
@@ -132,26 +130,11 @@ def _measure(windows: Sequence[WindowStats], seconds: float) -> dict[str, float]
     }
 
 
-def _robust_spread(deviations: Sequence[float], mad: float | None = None) -> float:
-    """``1.4826 * MAD``, or ``1.2533 *`` the mean absolute deviation when the MAD is 0."""
-    mad = statistics.median(deviations) if mad is None else mad
-    return _MAD_TO_SIGMA * mad if mad > 0 else _MEANAD_TO_SIGMA * statistics.fmean(deviations)
-
-
-def _step_spread(values: Sequence[float]) -> float:
-    """The robust spread of the steps between consecutive values, over ``sqrt 2``.
-
-    For independent noise that is the spread of one value; a level shift is a single step, so
-    it barely moves this (the spread around a window's median would double across a shift).
-    """
-    steps = [abs(b - a) for a, b in itertools.pairwise(values)]
-    return _robust_spread(steps) / math.sqrt(2.0) if steps else 0.0
-
-
 class AnomalyAnalyzer:
     """Anomalies and level shifts on latency, error rate, cost rate and traffic.
 
-    Insight kinds: ``anomaly_start`` (warning/critical) and ``anomaly_end`` (info).
+    Insight kinds: ``anomaly_start`` (warning/critical), ``anomaly_end`` (info) and ``drift``
+    (river ADWIN on quality, mean latency and error rate: :mod:`operators.analyzers.drift`).
     """
 
     name: AnalyzerName = "anomaly"
@@ -183,9 +166,7 @@ class AnomalyAnalyzer:
         self._pattern = PatternAnalyzer(settings)
         self._z_warning, self._z_critical = settings.anomaly_z_warning, settings.anomaly_z_critical
         self._z_calm = settings.anomaly_z_calm
-        self._cusum_k, self._cusum_h = settings.anomaly_cusum_k, settings.anomaly_cusum_h
-        self._cusum_clip = settings.anomaly_cusum_clip
-        self._rel_floor, self._score_cap = settings.anomaly_rel_floor, settings.anomaly_score_cap
+        self._cusum_h = settings.anomaly_cusum_h
         self._warmup = max(settings.anomaly_warmup_windows, 1)
         self._history = max(settings.anomaly_history_windows, self._warmup)
         self._end = max(settings.anomaly_end_windows, 1)
@@ -194,9 +175,10 @@ class AnomalyAnalyzer:
         self._novelty_windows = max(settings.anomaly_novelty_windows, 0)
         self._level_windows = max(settings.anomaly_level_windows, 1)
         self._spread_windows = max(settings.anomaly_spread_windows, 0)
-        self._spread_factor = settings.anomaly_spread_factor
         self._recur_days = max(settings.anomaly_recurring_days, 0)
-        self._recur_s = settings.anomaly_recurring_minutes * 60.0
+        self._season_gain = settings.anomaly_season_gain
+        self._det = ResidualDetectors(settings)
+        self._drift = DriftDetectors(settings)
 
     def initial_state(self) -> AnomalyState:
         """The state before the first period: nothing learned."""
@@ -227,14 +209,19 @@ class AnomalyAnalyzer:
                 key = (task, metric)
                 ms = metrics.get(key, MetricState())
                 expected = self._expectation(state.pattern, group, task, metric, seconds)
+                if metric in _PROFILED and self._expect is None and self._season_gain > 0:
+                    ms, expected = self._seasonal(ms, group, value)
                 ms, insight = self._step(ms, group, task, metric, value, calls, expected)
+                if metric in _PROFILED and self._expect is None and self._season_gain > 0:
+                    ms = self._learn_profile(ms, group, value)
                 metrics[key] = ms
                 if insight is not None:
                     insights.append(insight)
         pattern = state.pattern
         if self._expect is None:  # learn the period only now: it is not its own expectation
             pattern, _ = self._pattern.analyze(pattern, group)
-        return AnomalyState(metrics=metrics, pattern=pattern), insights
+        drift, drifts = self._drift.step(state.drift, group)
+        return AnomalyState(metrics=metrics, pattern=pattern, drift=drift), [*insights, *drifts]
 
     def _expectation(
         self, pattern: PatternState, group: WindowGroup, task: str, metric: str, seconds: float
@@ -248,76 +235,69 @@ class AnomalyAnalyzer:
         rate = self._pattern.expected_rate(pattern, group.app, task, group.window_start)
         return None if rate is None else rate * seconds
 
-    def _judge(
-        self, ms: MetricState, metric: str, resid: float, expected: float, calls: int
-    ) -> _Judgement:
-        med = statistics.median(ms.history)
-        deviations = [abs(h - med) for h in ms.history]
-        mad = statistics.median(deviations)
-        # Iglewicz & Hoaglin: when over half the history sits on the median (MAD 0, e.g. a
-        # mostly idle series), the mean absolute deviation still measures its spread.
-        spread = _robust_spread(deviations, mad)
-        baseline = expected + med
-        scale = max(spread, self._rel_floor * abs(baseline))
-        if metric == "error_rate":
-            p = min(max(baseline, 1.0 / calls), 0.5)
-            scale = max(scale, math.sqrt(p * (1 - p) / calls))
-        elif metric == "calls":
-            scale = max(scale, math.sqrt(max(baseline, 1.0)))
-        dev = resid - med
-        if scale > 0:
-            z = max(-self._score_cap, min(self._score_cap, dev / scale))
-        else:
-            z = 0.0 if dev == 0 else math.copysign(self._score_cap, dev)
-        zc = max(-self._cusum_clip, min(self._cusum_clip, z))
-        up = max(0.0, ms.cusum_up + zc - self._cusum_k)
-        down = max(0.0, ms.cusum_down - zc - self._cusum_k)
-        step_spread = _step_spread(ms.history) if self._spread_windows > 1 else 0.0
-        return _Judgement(
-            z=z,
-            up=up,
-            down=down,
-            baseline=baseline,
-            scale=scale,
-            step_spread=step_spread,
-        )
+    def _cadence(self, ms: MetricState, group: WindowGroup) -> tuple[MetricState, float]:
+        """Record this period's time; return the state and the share of periods measured.
 
-    def _recurring_days(self, starts: tuple[float, ...], t: float, period_s: float) -> int:
-        """Earlier days (within the novelty span) with a start at this time of day."""
-        span_days = max(1, math.ceil(self._novelty_windows * period_s / _DAY_S))
-        days: set[int] = set()
-        for s in starts:
-            d = round((t - s) / _DAY_S)
-            if 1 <= d <= span_days and abs(t - s - d * _DAY_S) <= self._recur_s:
-                days.add(d)
-        return len(days)
-
-    def _recent_spread(
-        self, ms: MetricState, seen: tuple[float, ...], resid: float
-    ) -> tuple[float | None, tuple[float, ...]]:
-        """The step spread of the last ``spread_windows`` residuals, and the remembered spreads.
-
-        None (and the spreads unchanged) while fewer were seen, or when it is off.
+        A series sampled every hour on 5-minute periods is measured in one period of 12: the
+        spans counted in periods (``novelty_windows``, ``end_windows``) are then counted in its
+        own measurements, scaled by this share, so they keep their length in time.
         """
-        if self._spread_windows < 2 or len(seen) + 1 < self._spread_windows:
-            return None, ms.spreads
-        window = (*seen, resid)[-self._spread_windows :]
-        spread = _step_spread(window)
-        return spread, (*ms.spreads, spread)[-max(self._novelty_windows, 1) :]
+        t = group.window_start.timestamp()
+        period_s = max((group.window_end - group.window_start).total_seconds(), 1e-9)
+        gaps = ms.gaps if ms.last_t is None else (*ms.gaps, t - ms.last_t)[-_GAPS_KEPT:]
+        ms = replace(ms, last_t=t, gaps=gaps)
+        if not gaps:
+            return ms, 1.0
+        return ms, min(1.0, period_s / max(statistics.median(gaps), period_s))
 
-    def _is_wider(self, spread: float, spreads: tuple[float, ...], j: _Judgement) -> bool:
-        """Whether ``spread`` is a spread change.
+    def _seasonal(
+        self, ms: MetricState, group: WindowGroup, value: float
+    ) -> tuple[MetricState, float | None]:
+        """The metric's expectation from its own hour-of-day profile, once it pays.
 
-        It must be ``spread_factor`` times the history's step spread, at least the judging scale
-        (with its floors: ``rel_floor`` of the level, the binomial or Poisson error), and wider
-        than every spread of the novelty span (a series often this wide is not new).
+        While the residuals are raw, every period whose hour the profile knows adds
+        ``|value - profile|`` and ``|value - median of the history|`` to two sums. Once they
+        cover a day of the metric's own measurements and the profile's error is below
+        ``season_gain`` times the flat one (and no incident is open), the metric switches to
+        residuals from the profile and learns them afresh. Returns the state and the
+        expectation (0 while raw; None when the profile does not know the hour).
         """
-        return (
-            spread > 0
-            and spread >= self._spread_factor * j.step_spread
-            and spread >= j.scale
-            and (not spreads or spread > max(spreads) or self._novelty_windows == 0)
+        at = group.window_start.astimezone(UTC)
+        bucket = ms.profile[at.hour] if ms.profile else None
+        known = bucket is not None and bucket.days >= max(self._s.profile_min_days, 1)
+        expected = bucket.value if known and bucket is not None else None
+        if ms.seasonal:
+            return ms, expected
+        if expected is None or len(ms.history) < self._warmup:
+            return ms, 0.0
+        flat = abs(value - statistics.median(ms.history))
+        ms = replace(
+            ms,
+            err_season=ms.err_season + abs(value - expected),
+            err_flat=ms.err_flat + flat,
+            compared=ms.compared + 1,
         )
+        period_s = max((group.window_end - group.window_start).total_seconds(), 1e-9)
+        cadence = statistics.median(ms.gaps) if ms.gaps else period_s
+        day = max(1, round(_DAY_S / max(cadence, period_s)))
+        if (
+            ms.started is None
+            and ms.compared >= day
+            and ms.err_season < self._season_gain * ms.err_flat
+        ):
+            fresh = MetricState(seasonal=True, profile=ms.profile, last_t=ms.last_t, gaps=ms.gaps)
+            return fresh, expected
+        return ms, 0.0
+
+    def _learn_profile(self, ms: MetricState, group: WindowGroup, value: float) -> MetricState:
+        at = group.window_start.astimezone(UTC)
+        hours = list(ms.profile or _HOURS)
+        hours[at.hour] = hours[at.hour].add(at.toordinal(), value, self._s.profile_alpha)
+        return replace(ms, profile=tuple(hours))
+
+    @staticmethod
+    def _scaled(windows: int, share: float) -> int:
+        return windows if windows == 0 else max(1, round(windows * share))
 
     def _learn(self, history: tuple[float, ...], resid: float) -> tuple[float, ...]:
         return (*history, resid)[-self._history :]
@@ -342,9 +322,14 @@ class AnomalyAnalyzer:
             else:
                 expected = 0.0  # finish the raw incident first
         resid = value - expected
+        ms, share = self._cadence(ms, group)
+        novelty = self._novelty_windows
+        end = self._scaled(self._end, share)
         if len(ms.history) < self._warmup:
             return replace(ms, history=self._learn(ms.history, resid)), None
-        j = self._judge(ms, metric, resid, expected, calls)
+        j = self._det.judge(
+            ms.history, (ms.cusum_up, ms.cusum_down), metric, resid, expected, calls
+        )
         score = abs(j.z)
         seen = ms.seen or ms.history
         novel = resid > max(seen) if j.z > 0 else resid < min(seen)
@@ -359,9 +344,9 @@ class AnomalyAnalyzer:
         shift_down = j.down >= self._cusum_h and level < min(before_down)
         run_up = ms.run_up + 1 if j.up > 0 else 0
         run_down = ms.run_down + 1 if j.down > 0 else 0
-        keep = max(self._novelty_windows, self._level_windows, self._spread_windows)
-        spread, spreads = self._recent_spread(ms, seen, resid)
-        wider = spread is not None and self._is_wider(spread, ms.spreads, j)
+        keep = max(novelty, self._level_windows, self._spread_windows)
+        spread, spreads = self._det.recent_spread(ms.spreads, seen, resid, novelty)
+        wider = spread is not None and self._det.is_wider(spread, ms.spreads, j, novelty)
         ms = replace(
             ms,
             seen=(*seen, resid)[-keep:],
@@ -371,13 +356,13 @@ class AnomalyAnalyzer:
             run_down=run_down,
         )
         if ms.started is None:
-            spike = score >= self._z_warning and (novel or self._novelty_windows == 0)
+            spike = score >= self._z_warning and (novel or novelty == 0)
             sustained = j.cusum >= self._cusum_h
-            shift = (shift_up or shift_down) if self._novelty_windows else sustained
+            shift = (shift_up or shift_down) if novelty else sustained
             if spike or shift or wider:
                 t = group.window_start.timestamp()
                 period_s = (group.window_end - group.window_start).total_seconds()
-                days = self._recurring_days(ms.starts, t, period_s)
+                days = self._det.recurring_days(ms.starts, t, period_s)
                 ms = replace(ms, starts=(*ms.starts, t)[-_STARTS_KEPT:])
                 if self._recur_days > 0 and days >= self._recur_days:
                     spike = shift = wider = False  # the time of day of earlier days: a routine
@@ -424,7 +409,7 @@ class AnomalyAnalyzer:
             )
         calm = ms.calm + 1
         learned = self._learn(ms.history, resid)
-        if calm < self._end:
+        if calm < end:
             return replace(ms, history=learned, calm=calm), None
         ended = replace(ms, history=learned, flagged=(), started=None, calm=0)
         return ended, self._insight(group, task, metric, "anomaly_end", "info", value, j, "calm")
@@ -437,7 +422,7 @@ class AnomalyAnalyzer:
         kind: str,
         severity: Severity,
         value: float,
-        j: _Judgement,
+        j: Judgement,
         reason: str,
         extra: dict[str, float | str] | None = None,
     ) -> Insight:

@@ -18,7 +18,9 @@ from operators.analyzers.pattern import PatternAnalyzer
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 STEP = timedelta(minutes=5)
-DEFAULTS = AnalyzerSettings()
+# River's ADWIN drift insights (kind "drift") are tested in test_drift.py; off here, so these
+# tests see the incident detector's output alone.
+DEFAULTS = replace(AnalyzerSettings(), drift_delta=0.0)
 # A wavy but regular history: median 100, MAD 1; the scale is the 5 % floor: 5 ms.
 BASE = [98.0, 100.0, 102.0, 100.0] * 10
 
