@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology chromium
+.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology chromium docs
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -59,8 +59,12 @@ fmt: env
 topology: env test-services
 	$(VENV)/bin/pytest tests/e2e/test_topology.py -x -q
 
+# The manual as a site (var/site); --strict: a broken link or a page left out of the nav fails.
+docs: env
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.
-test: env test-services lint compose-check
+test: env test-services lint compose-check docs
 	$(VENV)/bin/pytest tests
 
 proto: env

@@ -3,7 +3,7 @@
 Every limit keeps a value that the decoder accepts safe for everything downstream: numpy's
 int64 columns and sums, PostgreSQL's BIGINT/INTEGER columns and its JSON (no NUL, no
 NaN/Infinity), and the window arithmetic on datetimes. A record outside them is rejected with a
-reason (README, "Telemetry": the rejection reasons); nothing after the decoder has to check again.
+reason (docs/telemetry.md: the rejection reasons); nothing after the decoder has to check again.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Telemetry as OpenTelemetry GenAI spans, exported over OTLP/HTTP (JSON) to the collector.
 
 Each call becomes one span of its app's resource (``service.name``) with the ``gen_ai.*`` and
-``llmopt.*`` attributes the collector maps back to the event (README "Collector (OTLP)"); a
+``llmopt.*`` attributes the collector maps back to the event (docs/telemetry.md); a
 feedback event becomes a model-less GenAI span carrying one ``gen_ai.evaluation.result`` span
 event with the call's ``llmopt.request_id``. Span and trace ids are derived from the event id,
 so a retried export is deduplicated downstream.

@@ -34,7 +34,7 @@ _READERS: frozenset[Role] = frozenset({"admin", "operator", "viewer"})
 _OPERATORS: frozenset[Role] = frozenset({"admin", "operator"})
 _ADMIN: frozenset[Role] = frozenset({"admin"})
 
-#: Permission → the roles that hold it. The README's table is this dict.
+#: Permission → the roles that hold it. The table in docs/rest.md is this dict.
 PERMISSIONS: dict[Permission, frozenset[Role]] = {
     "telemetry.write": frozenset({"admin", "operator", "ingest"}),
     "recommendations.read": _READERS,

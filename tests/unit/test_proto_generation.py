@@ -158,7 +158,10 @@ def test_window_stats_fields_match_the_contract() -> None:
         "first_event_at",
         "last_event_at",
     ]
-    extensions = ["config_version", "shadow"]  # README: windows per config version, shadow
+    extensions = [
+        "config_version",
+        "shadow",
+    ]  # docs/processing.md: windows per config version, shadow
 
     assert [f.name for f in common_pb2.WindowStats.DESCRIPTOR.fields] == contract + extensions
 
