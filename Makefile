@@ -65,7 +65,7 @@ docs: env
 
 # pytest exits 5 when it collected no tests: that is a failure here, never a pass.
 test: env test-services lint compose-check docs
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest tests --durations=25
 
 proto: env
 	$(PY) -m proto.generate

@@ -76,18 +76,21 @@ class RestService(ServiceBase):
         self._process.start()
         if self._on_reload is not None:
             self._relay = asyncio.create_task(self._relay_reloads())
-        async with httpx.AsyncClient(timeout=2.0, verify=False) as client:  # noqa: S501
-            for _ in range(600):
-                if not self._process.is_alive():
-                    code = self._process.exitcode
-                    await self.stop()
-                    raise RuntimeError(f"REST server exited during start-up (code {code})")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(self._base + "/health/live")).status_code == 200:
-                        return
-                await asyncio.sleep(0.05)
-        await self.stop()
-        raise RuntimeError(f"REST server did not answer on {self._base} within 30 s")
+        # Wait as long as it takes: the service manager bounds start() by
+        # orchestrator.start_timeout and cancels it; a busy machine may need most of that.
+        try:
+            async with httpx.AsyncClient(timeout=2.0, verify=False) as client:  # noqa: S501
+                while True:
+                    if not self._process.is_alive():
+                        code = self._process.exitcode
+                        raise RuntimeError(f"REST server exited during start-up (code {code})")
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(self._base + "/health/live")).status_code == 200:
+                            return
+                    await asyncio.sleep(0.05)
+        except BaseException:
+            await self.stop()
+            raise
 
     async def _relay_reloads(self) -> None:
         """Call the reload hook for each ``POST /api/v1/admin/reload`` a worker answered."""

@@ -39,6 +39,9 @@ TEST_ONLY = {
     "LLMOPT_DECISIONS__CANDIDATES": '@json ["gpt-4o-mini"]',
     "LLMOPT_COLLECTOR__DELIVERY_TIMEOUT": "2s",
     "LLMOPT_ORCHESTRATOR__HEALTH_INTERVAL": "2s",
+    # two REST workers, a 2-process cluster and the tests' other processes start at once on a
+    # busy 2-core machine: a service may need longer than the default 60 s to answer
+    "LLMOPT_ORCHESTRATOR__START_TIMEOUT": "180s",
 }
 
 
