@@ -12,6 +12,7 @@ default behaviour).
 
 from __future__ import annotations
 
+import atexit
 import signal
 import threading
 from types import FrameType
@@ -36,7 +37,19 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     _requested.set()
 
 
+def _ignore_stops_while_exiting() -> None:
+    """Once the process is exiting, a stop signal has nothing left to stop.
+
+    Python's finalization resets every handler written in Python to the default action, so a
+    SIGINT or SIGTERM landing in the (long, with this many modules) teardown after a finished
+    run killed the process (exit -2/-15, no output). An ignored signal is left ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def install_stop_handlers() -> None:
     """Route SIGINT and SIGTERM to :func:`stop_requested` (call from the main thread)."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    atexit.register(_ignore_stops_while_exiting)
