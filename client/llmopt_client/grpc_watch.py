@@ -29,7 +29,7 @@ from google.protobuf import descriptor_pool, json_format, message_factory, struc
 from llmopt_client._config_descriptor import CONFIG_PROTO
 from llmopt_client.config import AppConfig
 from llmopt_client.routing import RoutingTable
-from llmopt_client.watcher import ConfigStats
+from llmopt_client.watcher import ConfigFollower, ConfigStats
 
 __all__ = ["GrpcConfigWatcher", "config_from_message"]
 
@@ -77,7 +77,7 @@ def config_from_message(message: Any) -> AppConfig:
     return msgspec.convert(data, AppConfig, strict=False)
 
 
-class GrpcConfigWatcher:
+class GrpcConfigWatcher(ConfigFollower):
     """Follows one app's config over a ``WatchConfig`` stream; see the module docstring.
 
     Args:
@@ -123,6 +123,7 @@ class GrpcConfigWatcher:
         self._thread: threading.Thread | None = None
         self.stats = ConfigStats()
         self.table = RoutingTable(None)
+        self._unreachable = "stream broken"
 
     @property
     def config(self) -> AppConfig | None:
@@ -173,25 +174,7 @@ class GrpcConfigWatcher:
             _log.warning("llmopt config stream of %r is back", self.app)
         self.stats.consecutive_failures = 0
         self.stats.last_success = self._clock()
-        current = self.table.config
-        if current is not None and config.version < current.version:
-            return  # an older answer (a replica's cache behind the stream): never go back
-        if current != config:
-            self.table = RoutingTable(config)
-            self.stats.version = config.version
-            if self._on_change is not None:
-                self._on_change(config)
-
-    def _failed(self, exc: Exception) -> None:
-        self.stats.failures += 1
-        self.stats.consecutive_failures += 1
-        if self.stats.consecutive_failures == 1:
-            _log.warning(
-                "llmopt config stream of %r broken, serving the last known config (version %s): %s",
-                self.app,
-                self.stats.version,
-                exc,
-            )
+        self._take(config)
 
     def _run(self) -> None:
         backoff = 0.0

@@ -55,7 +55,43 @@ class ConfigStats:
         return self.consecutive_failures > 0
 
 
-class ConfigWatcher:
+class ConfigFollower:
+    """What both watchers share: the table they serve, its stats, and how a read changes them.
+
+    Subclasses set ``app``, ``stats``, ``table``, ``_on_change`` and ``_unreachable`` (how a
+    failure is worded in the log).
+    """
+
+    app: str
+    stats: ConfigStats
+    table: RoutingTable
+    _on_change: Callable[[AppConfig], None] | None
+    _unreachable: str
+
+    def _take(self, config: AppConfig) -> None:
+        """Serve ``config`` unless it is the same or older (another replica's cache)."""
+        current = self.table.config
+        if current is not None and (current == config or config.version < current.version):
+            return  # unchanged, or an older answer: never go back
+        self.table = RoutingTable(config)  # one reference swap: readers never see a half table
+        self.stats.version = config.version
+        if self._on_change is not None:
+            self._on_change(config)
+
+    def _failed(self, exc: Exception) -> None:
+        self.stats.failures += 1
+        self.stats.consecutive_failures += 1
+        if self.stats.consecutive_failures == 1:
+            _log.warning(
+                "llmopt config of %r %s, serving the last known config (version %s): %s",
+                self.app,
+                self._unreachable,
+                self.stats.version,
+                exc,
+            )
+
+
+class ConfigWatcher(ConfigFollower):
     """Follows one app's config over REST; see the module docstring.
 
     Args:
@@ -90,6 +126,7 @@ class ConfigWatcher:
         self._first = threading.Event()
         self.stats = ConfigStats()
         self.table = RoutingTable(None)
+        self._unreachable = "unreachable"
 
     @property
     def config(self) -> AppConfig | None:
@@ -146,24 +183,7 @@ class ConfigWatcher:
     def _apply(self, config: AppConfig, etag: str | None) -> None:
         self._etag = etag
         self.stats.fetches += 1
-        current = self.table.config
-        if current is not None and (current == config or config.version < current.version):
-            return  # unchanged, or an older answer (another replica's cache): never go back
-        self.table = RoutingTable(config)  # one reference swap: readers never see a half table
-        self.stats.version = config.version
-        if self._on_change is not None:
-            self._on_change(config)
-
-    def _failed(self, exc: Exception) -> None:
-        self.stats.failures += 1
-        self.stats.consecutive_failures += 1
-        if self.stats.consecutive_failures == 1:
-            _log.warning(
-                "llmopt config of %r unreachable, serving the last known config (version %s): %s",
-                self.app,
-                self.stats.version,
-                exc,
-            )
+        self._take(config)
 
     def _run(self) -> None:
         while not self._stop.is_set():
