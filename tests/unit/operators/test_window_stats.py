@@ -102,7 +102,8 @@ def test_linear_percentiles_are_numpys_bit_for_bit(
 ) -> None:
     expected = np.percentile(values, percents)
     got = linear_percentiles(np.sort(values), np.true_divide(percents, 100))
-    assert got.tolist() == expected.tolist()
+    # exact equality, NaN included (values near ±1.8e308 overflow to inf - inf in both)
+    np.testing.assert_array_equal(got, expected, strict=True)
 
 
 def test_latency_percentiles_on_known_data() -> None:
