@@ -3,7 +3,8 @@
 The generic cell rate algorithm keeps one number per key, the theoretical arrival time (TAT).
 A request is allowed when ``TAT - burst·T <= now`` (``T = 1/rate``) and moves TAT to
 ``max(TAT, now) + T``. In Redis the check and the update are one Lua script run on the server's
-clock, so N replicas enforce one limit, not N.
+clock (:mod:`storage.gcra`, the same one the collector's shared limit runs), so N replicas
+enforce one limit, not N.
 
 A busy key would cost one Redis round trip per request, more than the rest of a config read.
 So a replica takes *leases*: the script grants up to ``n`` cells at once (moving TAT by
@@ -33,7 +34,7 @@ import msgspec
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-from collector.rate_limit import gcra_wait
+from storage.gcra import Limit, RedisGcra, gcra_wait
 
 __all__ = [
     "LEASE_S",
@@ -51,26 +52,6 @@ LEASE_S = 0.05
 MAX_LEASE = 100
 
 _log = logging.getLogger(__name__)
-
-# GCRA taking up to ARGV[3] cells at once: returns {granted, remaining, retry_us, reset_us}.
-_GCRA = """
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local want = tonumber(ARGV[3] or 1)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local avail = math.floor(burst - (tat - now) / interval + 1e-9)
-if avail < 1 then
-  return {0, 0, tat + interval - burst * interval - now, tat - now}
-end
-local n = math.min(want, avail)
-local new_tat = tat + n * interval
-local ttl_ms = math.ceil((new_tat - now) / 1000) + 1
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
-return {n, avail - n, 0, new_tat - now}
-"""
 
 
 class RateDecision(msgspec.Struct, frozen=True, kw_only=True):
@@ -178,7 +159,7 @@ class RedisRateLimiter:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-        self._script = self._redis.register_script(_GCRA)
+        self._gcra = RedisGcra(self._redis)
         self._prefix = prefix
         self._lease_s = lease_s
         self._max_lease = max_lease
@@ -242,15 +223,14 @@ class RedisRateLimiter:
         """``want`` cells from Redis: (granted, remaining, retry_us, reset_us)."""
         self.round_trips += 1
         try:
-            found = await self._script(
-                keys=[f"{self._prefix}:{key}"], args=[1e6 / rate, burst, want]
+            cells = await self._gcra.take(
+                [Limit(f"{self._prefix}:{key}", rate, burst)], want=want, need=1
             )
         except RedisError as exc:
             # Availability over strictness: a Redis outage must not take the API down.
             _log.warning("rate limiter unavailable, allowing: %s", exc.__class__.__name__)
             return 1, burst, 0.0, 0.0
-        granted, remaining, retry_us, reset_us = (int(v) for v in found)
-        return granted, remaining, float(retry_us), float(reset_us)
+        return cells.granted, cells.remaining, cells.retry_us, cells.reset_us
 
     async def close(self) -> None:
         """See :class:`RateLimiter`."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from collector.backpressure import Watermarks
-from collector.rate_limit import Gcra, RateLimiter
+from collector.rate_limit import RateLimiter
+from storage.gcra import Gcra
 
 
 class Clock:

@@ -7,7 +7,8 @@ import dataclasses
 import math
 from pathlib import Path
 
-from collector.rate_limit import Gcra, RateLimiter
+from collector.rate_limit import RateLimiter
+from storage.gcra import Gcra
 
 
 class Clock:
