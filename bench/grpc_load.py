@@ -79,6 +79,29 @@ def serve_floor(port: int, ready: Any) -> None:
     asyncio.run(main())
 
 
+def serve_sync_floor(port: int, ready: Any) -> None:
+    """grpcio's synchronous server (a thread pool) answering one prebuilt message: its floor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from proto.llmopt.v1 import config_pb2, config_pb2_grpc
+
+    class Floor(config_pb2_grpc.ConfigServiceServicer):
+        def __init__(self) -> None:
+            self.answer = config_pb2.AppConfig(app="bench", version=1)
+
+        def GetConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+            return self.answer
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+    config_pb2_grpc.add_ConfigServiceServicer_to_server(Floor(), server)  # type: ignore[abstract]
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    ready.set()
+    server.wait_for_termination()
+
+
 def _message(client: int, n: int) -> Any:
     from google.protobuf import timestamp_pb2
 
@@ -276,6 +299,10 @@ def main(argv: list[str] | None = None) -> None:
         floor = mp.Process(target=serve_floor, args=(floor_port, floor_ready), daemon=True)
         floor.start()
         floor_ready.wait(60)
+        sync_port, sync_ready = free_port(), mp.Event()
+        sync_floor = mp.Process(target=serve_sync_floor, args=(sync_port, sync_ready), daemon=True)
+        sync_floor.start()
+        sync_ready.wait(60)
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
@@ -310,6 +337,12 @@ def main(argv: list[str] | None = None) -> None:
                     f"p50 {r_floor['p50_ms']:6.2f} ms  p99 {r_floor['p99_ms']:6.2f} ms  "
                     f"server {r_floor['server_us']:5.0f} us CPU/call"
                 )
+                r_sync = run_scenario(f"127.0.0.1:{sync_port}", "config", args, sync_floor.pid)
+                print(
+                    f"{'bare sync grpc GetConfig (floor)':<34} {r_sync['rps']:>9,.0f} calls/s  "
+                    f"p50 {r_sync['p50_ms']:6.2f} ms  p99 {r_sync['p99_ms']:6.2f} ms  "
+                    f"server {r_sync['server_us']:5.0f} us CPU/call"
+                )
             if r_rest is not None:
                 print(
                     f"{'  gRPC / REST':<34} {r['rps'] / r_rest['rps']:>9.2f} x rate  "
@@ -330,6 +363,8 @@ def main(argv: list[str] | None = None) -> None:
         if floor is not None:
             floor.terminate()
             floor.join(10)
+            sync_floor.terminate()
+            sync_floor.join(10)
         if rest is not None:
             rest.terminate()
             rest.join(40)
