@@ -51,6 +51,30 @@ def serve(settings: Settings, ready: Any) -> None:
     asyncio.run(main())
 
 
+def serve_pool(settings: Settings, ready: Any) -> None:
+    """``grpc.workers`` server processes as the orchestrator's gRPC service runs them (this
+    process supervises; its process tree is what the server CPU per call counts)."""
+    import logging
+
+    import structlog
+
+    from orchestrator.services.grpc import GrpcService
+
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    async def main() -> None:
+        service = GrpcService(settings)
+        await service.start()
+        ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+
+
 def serve_floor(port: int, ready: Any) -> None:
     """grpc.aio's own floor: ``GetConfig`` answering one prebuilt message, no interceptors.
 
@@ -190,14 +214,21 @@ def _client(
 def run_scenario(
     target: str, scenario: str, args: argparse.Namespace, server: int
 ) -> dict[str, float]:
-    """Warm up, then load from ``args.clients`` processes; the server's CPU per call too."""
+    """Warm up, then load from ``args.clients`` processes; the CPU per call of ``server`` and
+    its descendants (the worker processes of ``--workers``)."""
+    return _run_scenario(target, scenario, args, _process_tree(server))
+
+
+def _run_scenario(
+    target: str, scenario: str, args: argparse.Namespace, servers: list[int]
+) -> dict[str, float]:
     asyncio.run(_load(target, scenario, 2, 1.0, 99))
     out: Any = mp.Queue()
     procs = [
         mp.Process(target=_client, args=(target, scenario, args.concurrency, args.seconds, c, out))
         for c in range(args.clients)
     ]
-    server_cpu = _cpu_seconds(server)
+    server_cpu = sum(map(_cpu_seconds, servers))
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -208,7 +239,7 @@ def run_scenario(
         latencies += found
         accepted += events
     elapsed = time.perf_counter() - started
-    server_cpu = _cpu_seconds(server) - server_cpu
+    server_cpu = sum(map(_cpu_seconds, servers)) - server_cpu
     for p in procs:
         p.join()
     window = min(elapsed, args.seconds + 0.5)
@@ -261,9 +292,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also a bare grpc.aio GetConfig server",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="REST workers (api.workers) and gRPC processes (grpc.workers); > 1 needs --redis-url",
+    )
     parser.add_argument("--data-dir", default="")
     args = parser.parse_args(argv)
-    args.server_workers = 1  # REST side by side: one granian worker, as one gRPC process
+    args.server_workers = args.workers  # REST side by side: as many granian workers
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -280,14 +317,16 @@ def main(argv: list[str] | None = None) -> None:
         base.collector, source_rate=0.0, global_rate=0.0, queue_high_watermark=1_000_000
     )
     settings = base.with_overrides(
-        grpc=dataclasses.replace(base.grpc, port=port), collector=unlimited
+        grpc=dataclasses.replace(base.grpc, port=port, workers=args.workers), collector=unlimited
     )
     prepare(settings)
     rest: Any = None
     if not args.no_rest:
         rest, rest_base = _start_rest(settings)
     ready = mp.Event()
-    server = mp.Process(target=serve, args=(settings, ready), daemon=True)
+    server = mp.Process(
+        target=serve_pool if args.workers > 1 else serve, args=(settings, ready), daemon=False
+    )
     server.start()
     ready.wait(60)
     assert server.pid is not None
@@ -309,7 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         database = settings.storage.resolved_database_url.split("@")[-1]
         print(
-            f"servers: 1 grpc.aio process{'' if args.no_rest else ', 1 granian worker (REST)'}, "
+            f"servers: {args.workers} grpc.aio process(es)"
+            f"{'' if args.no_rest else f', {args.workers} granian worker(s) (REST)'}, "
             f"database {database}, cache {'redis' if args.redis_url else 'in-process'}; load: "
             f"{args.clients} client process(es) x {args.concurrency} in flight, "
             f"{args.seconds:g}s each; load average "
