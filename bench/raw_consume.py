@@ -26,7 +26,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from flows.kafka_batches import CONSUMER_TUNING
 
-__all__ = ["FAST_TUNING", "Record", "consume_fast", "consume_like_processor"]
+__all__ = ["FAST_TUNING", "Record", "consume_fast", "consume_like_processor", "first_fetch_s"]
 
 
 class Record(msgspec.Struct):
@@ -59,10 +59,15 @@ FAST_TUNING: dict[str, str | int | bool] = {
 }
 
 
+#: Seconds the last :func:`consume_fast` spent connecting and waiting for its first record.
+first_fetch_s = [0.0]
+
+
 def consume_fast(bootstrap: str, topic: str, partitions: int) -> tuple[int, float]:
     """Read every partition to its end, decode each batch at once; ``(records, seconds)``.
 
-    The timer starts once the first record has arrived (connection and first fetch excluded).
+    The timer starts once the first record has arrived (connection and first fetch excluded,
+    their time is left in :data:`first_fetch_s`).
     """
     consumer = Consumer(
         {
@@ -75,8 +80,10 @@ def consume_fast(bootstrap: str, topic: str, partitions: int) -> tuple[int, floa
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     first: list[Message] = []
+    connect = time.perf_counter()
     while not first:  # untimed: connect, metadata, the first fetch
         first = consumer.consume(1, 30.0)
+    first_fetch_s[0] = time.perf_counter() - connect
     count, done, batch = 0, 0, first
     start = time.perf_counter()
     gc.disable()  # Message objects are GC-tracked: a large batch sets off young collections

@@ -33,7 +33,7 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from bench.raw_consume import consume_fast, consume_like_processor
+from bench.raw_consume import consume_fast, consume_like_processor, first_fetch_s
 from core.settings import KafkaSettings, ProcessorSettings, Settings, StorageSettings
 from orchestrator.services.processor import bytewax_commands, ensure_recovery_store
 from storage.kafka import EmbeddedBroker, ensure_topics
@@ -292,7 +292,8 @@ def compare(bootstrap: str, topic: str, args: argparse.Namespace) -> None:
     old_rate, old_cpu = _baseline(consume_like_processor, bootstrap, topic, args.partitions, n)
     print(
         f"baseline  fastest raw consume + decode : {raw_rate:>10,.0f} events/s, "
-        f"{raw_cpu:.2f} us CPU per event"
+        f"{raw_cpu:.2f} us CPU per event (connect + first fetch, untimed: "
+        f"{first_fetch_s[0]:.2f} s)"
     )
     print(
         f"  with the processor's consumer settings: {old_rate:>10,.0f} events/s, "
