@@ -59,6 +59,23 @@ FAST_TUNING: dict[str, str | int | bool] = {
 }
 
 
+def _assigned(
+    bootstrap: str, topic: str, partitions: int, tuning: dict[str, str | int | bool]
+) -> Consumer:
+    """A consumer assigned every partition of ``topic`` from offset 0, reporting their ends."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-raw",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            **tuning,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    return consumer
+
+
 #: Seconds the last :func:`consume_fast` spent connecting and waiting for its first record.
 first_fetch_s = [0.0]
 
@@ -69,16 +86,7 @@ def consume_fast(bootstrap: str, topic: str, partitions: int) -> tuple[int, floa
     The timer starts once the first record has arrived (connection and first fetch excluded,
     their time is left in :data:`first_fetch_s`).
     """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "bench-raw-fast",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-            **FAST_TUNING,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    consumer = _assigned(bootstrap, topic, partitions, FAST_TUNING)
     first: list[Message] = []
     connect = time.perf_counter()
     while not first:  # untimed: connect, metadata, the first fetch
@@ -108,16 +116,7 @@ def consume_fast(bootstrap: str, topic: str, partitions: int) -> tuple[int, floa
 def consume_like_processor(bootstrap: str, topic: str, partitions: int) -> tuple[int, float]:
     """The processor's consumer settings, ``consume(1000)``, one decode per record, timed from
     ``assign()``; ``(records, seconds)``."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "bench-raw",
-            "enable.partition.eof": True,
-            "enable.auto.commit": False,
-            **CONSUMER_TUNING,
-        }
-    )
-    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    consumer = _assigned(bootstrap, topic, partitions, CONSUMER_TUNING)
     count, done = 0, 0
     start = time.perf_counter()
     while done < partitions:
