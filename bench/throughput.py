@@ -256,14 +256,16 @@ def _baseline(fn: Any, bootstrap: str, topic: str, partitions: int, n: int) -> t
     return n / seconds, cpu / n * 1e6
 
 
-def _processor(bootstrap: str, topic: str, args: argparse.Namespace) -> tuple[float, float, int]:
+def _processor(
+    bootstrap: str, topic: str, args: argparse.Namespace, profile: str = ""
+) -> tuple[float, float, int]:
     """The processor over ``topic`` with a fresh store: ``(seconds, CPU seconds, peak KiB)``."""
     from storage.database import create_db_engine, migrate
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = _settings(bootstrap, topic, args, tmp)
         migrate(create_db_engine(settings.storage.resolved_database_url))
-        return run_processor(settings, dict(os.environ), args.profile)
+        return run_processor(settings, dict(os.environ), profile)
 
 
 def _input_topics(bootstrap: str, topics: dict[str, int]) -> None:
@@ -301,7 +303,7 @@ def compare(bootstrap: str, topic: str, args: argparse.Namespace) -> None:
     )
 
     rows: list[tuple[str, float, float, float, int]] = []
-    flow_s, flow_cpu, rss = _processor(bootstrap, topic, args)
+    flow_s, flow_cpu, rss = _processor(bootstrap, topic, args, args.profile)
     idle_s, idle_cpu, _ = _processor(bootstrap, empty, args)
     label = f"processor flows.main ({args.processes} proc x {args.workers} workers)"
     rows.append((label, flow_s, idle_s, flow_cpu - idle_cpu, rss))
