@@ -51,6 +51,30 @@ def serve(settings: Settings, ready: Any) -> None:
     asyncio.run(main())
 
 
+def serve_pool(settings: Settings, ready: Any) -> None:
+    """``grpc.workers`` server processes as the orchestrator's gRPC service runs them (this
+    process supervises; its process tree is what the server CPU per call counts)."""
+    import logging
+
+    import structlog
+
+    from orchestrator.services.grpc import GrpcService
+
+    logging.basicConfig(level=logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+    async def main() -> None:
+        service = GrpcService(settings)
+        await service.start()
+        ready.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await service.stop()
+
+    asyncio.run(main())
+
+
 def serve_floor(port: int, ready: Any) -> None:
     """grpc.aio's own floor: ``GetConfig`` answering one prebuilt message, no interceptors.
 
@@ -77,6 +101,29 @@ def serve_floor(port: int, ready: Any) -> None:
         await server.wait_for_termination()
 
     asyncio.run(main())
+
+
+def serve_sync_floor(port: int, ready: Any) -> None:
+    """grpcio's synchronous server (a thread pool) answering one prebuilt message: its floor."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import grpc
+
+    from proto.llmopt.v1 import config_pb2, config_pb2_grpc
+
+    class Floor(config_pb2_grpc.ConfigServiceServicer):
+        def __init__(self) -> None:
+            self.answer = config_pb2.AppConfig(app="bench", version=1)
+
+        def GetConfig(self, request: Any, context: Any) -> Any:  # noqa: N802
+            return self.answer
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=8), options=[("grpc.so_reuseport", 0)])
+    config_pb2_grpc.add_ConfigServiceServicer_to_server(Floor(), server)  # type: ignore[abstract]
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    ready.set()
+    server.wait_for_termination()
 
 
 def _message(client: int, n: int) -> Any:
@@ -167,14 +214,21 @@ def _client(
 def run_scenario(
     target: str, scenario: str, args: argparse.Namespace, server: int
 ) -> dict[str, float]:
-    """Warm up, then load from ``args.clients`` processes; the server's CPU per call too."""
+    """Warm up, then load from ``args.clients`` processes; the CPU per call of ``server`` and
+    its descendants (the worker processes of ``--workers``)."""
+    return _run_scenario(target, scenario, args, _process_tree(server))
+
+
+def _run_scenario(
+    target: str, scenario: str, args: argparse.Namespace, servers: list[int]
+) -> dict[str, float]:
     asyncio.run(_load(target, scenario, 2, 1.0, 99))
     out: Any = mp.Queue()
     procs = [
         mp.Process(target=_client, args=(target, scenario, args.concurrency, args.seconds, c, out))
         for c in range(args.clients)
     ]
-    server_cpu = _cpu_seconds(server)
+    server_cpu = sum(map(_cpu_seconds, servers))
     started = time.perf_counter()
     for p in procs:
         p.start()
@@ -185,7 +239,7 @@ def run_scenario(
         latencies += found
         accepted += events
     elapsed = time.perf_counter() - started
-    server_cpu = _cpu_seconds(server) - server_cpu
+    server_cpu = sum(map(_cpu_seconds, servers)) - server_cpu
     for p in procs:
         p.join()
     window = min(elapsed, args.seconds + 0.5)
@@ -238,9 +292,15 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="also a bare grpc.aio GetConfig server",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="REST workers (api.workers) and gRPC processes (grpc.workers); > 1 needs --redis-url",
+    )
     parser.add_argument("--data-dir", default="")
     args = parser.parse_args(argv)
-    args.server_workers = 1  # REST side by side: one granian worker, as one gRPC process
+    args.server_workers = args.workers  # REST side by side: as many granian workers
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -257,14 +317,16 @@ def main(argv: list[str] | None = None) -> None:
         base.collector, source_rate=0.0, global_rate=0.0, queue_high_watermark=1_000_000
     )
     settings = base.with_overrides(
-        grpc=dataclasses.replace(base.grpc, port=port), collector=unlimited
+        grpc=dataclasses.replace(base.grpc, port=port, workers=args.workers), collector=unlimited
     )
     prepare(settings)
     rest: Any = None
     if not args.no_rest:
         rest, rest_base = _start_rest(settings)
     ready = mp.Event()
-    server = mp.Process(target=serve, args=(settings, ready), daemon=True)
+    server = mp.Process(
+        target=serve_pool if args.workers > 1 else serve, args=(settings, ready), daemon=False
+    )
     server.start()
     ready.wait(60)
     assert server.pid is not None
@@ -276,13 +338,18 @@ def main(argv: list[str] | None = None) -> None:
         floor = mp.Process(target=serve_floor, args=(floor_port, floor_ready), daemon=True)
         floor.start()
         floor_ready.wait(60)
+        sync_port, sync_ready = free_port(), mp.Event()
+        sync_floor = mp.Process(target=serve_sync_floor, args=(sync_port, sync_ready), daemon=True)
+        sync_floor.start()
+        sync_ready.wait(60)
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
         health.Check(health_pb2.HealthCheckRequest(), timeout=30, wait_for_ready=True)
     try:
         database = settings.storage.resolved_database_url.split("@")[-1]
         print(
-            f"servers: 1 grpc.aio process{'' if args.no_rest else ', 1 granian worker (REST)'}, "
+            f"servers: {args.workers} grpc.aio process(es)"
+            f"{'' if args.no_rest else f', {args.workers} granian worker(s) (REST)'}, "
             f"database {database}, cache {'redis' if args.redis_url else 'in-process'}; load: "
             f"{args.clients} client process(es) x {args.concurrency} in flight, "
             f"{args.seconds:g}s each; load average "
@@ -310,6 +377,12 @@ def main(argv: list[str] | None = None) -> None:
                     f"p50 {r_floor['p50_ms']:6.2f} ms  p99 {r_floor['p99_ms']:6.2f} ms  "
                     f"server {r_floor['server_us']:5.0f} us CPU/call"
                 )
+                r_sync = run_scenario(f"127.0.0.1:{sync_port}", "config", args, sync_floor.pid)
+                print(
+                    f"{'bare sync grpc GetConfig (floor)':<34} {r_sync['rps']:>9,.0f} calls/s  "
+                    f"p50 {r_sync['p50_ms']:6.2f} ms  p99 {r_sync['p99_ms']:6.2f} ms  "
+                    f"server {r_sync['server_us']:5.0f} us CPU/call"
+                )
             if r_rest is not None:
                 print(
                     f"{'  gRPC / REST':<34} {r['rps'] / r_rest['rps']:>9.2f} x rate  "
@@ -330,6 +403,8 @@ def main(argv: list[str] | None = None) -> None:
         if floor is not None:
             floor.terminate()
             floor.join(10)
+            sync_floor.terminate()
+            sync_floor.join(10)
         if rest is not None:
             rest.terminate()
             rest.join(40)

@@ -471,6 +471,7 @@ class GrpcSettings:
     enabled: bool = True  # false: the orchestrator does not start the gRPC server
     host: str = "127.0.0.1"
     port: int = 50051  # 0: a free port (tests)
+    workers: int = 1  # server processes on the port (SO_REUSEPORT); 0: one per core with Redis
     tls_cert_path: str = ""  # PEM certificate chain; with tls_key_path: TLS (1.3 where possible)
     tls_key_path: str = ""  # PEM private key of the certificate
     tls_client_ca_path: str = ""  # PEM CA bundle: when set, clients must present a certificate
@@ -770,6 +771,7 @@ _VALIDATORS: list[Validator] = [
     Validator("api.host", default="127.0.0.1", is_type_of=str, len_min=1),
     _port("api.port", 8080, lowest=0),
     Validator("api.workers", default=0, is_type_of=int, gte=0, lte=64),
+    Validator("grpc.workers", default=1, is_type_of=int, gte=0, lte=64),
     Validator("api.tls_cert_path", default="", is_type_of=str),
     Validator("api.tls_key_path", default="", is_type_of=str),
     Validator("api.bootstrap_admin_key", default="", is_type_of=str),
@@ -1059,6 +1061,12 @@ def _check_relations(settings: Settings) -> None:
         raise ConfigurationError(
             f"invalid settings: api.workers must be 0 or 1 without storage.redis_url but it is "
             f"{a.workers} (each worker would enforce its own rate limits and cache its own configs)"
+        )
+    if settings.grpc.workers > 1 and not settings.storage.redis_url:
+        raise ConfigurationError(
+            f"invalid settings: grpc.workers must be 0 or 1 without storage.redis_url but it is "
+            f"{settings.grpc.workers} (each process would enforce its own rate limits and cache "
+            "its own configs)"
         )
     if bool(a.tls_cert_path) != bool(a.tls_key_path):
         raise ConfigurationError(

@@ -136,6 +136,7 @@ def create_server(
     host: str | None = None,
     port: int | None = None,
     registry: CollectorRegistry = REGISTRY,
+    reuse_port: bool = False,
 ) -> GrpcServer:
     """A server for the five ``llmopt.v1`` services, health and reflection, bound and ready.
 
@@ -146,6 +147,8 @@ def create_server(
         host: Overrides ``grpc.host``.
         port: Overrides ``grpc.port``; 0 binds a free port (see :attr:`GrpcServer.port`).
         registry: Where the per-method Prometheus metrics live.
+        reuse_port: Bind with ``SO_REUSEPORT``: several server processes share the port and the
+            kernel spreads new connections over them (``grpc.workers``).
 
     Raises:
         ConfigurationError: TLS files missing or unreadable, or the address cannot be bound.
@@ -166,7 +169,7 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", grpc_settings.max_receive_message_bytes),
             ("grpc.max_send_message_length", grpc_settings.max_send_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
     optimization_pb2_grpc.add_OptimizationServiceServicer_to_server(

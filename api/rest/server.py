@@ -44,8 +44,9 @@ from granian.log import LogLevels
 from granian.server.mp import MPServer
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Gauge, multiprocess, values
+from prometheus_client import Gauge, multiprocess
 
+from api.service.process_metrics import record_in
 from core.lifetime import stop_with_parent
 from core.settings import Settings
 
@@ -149,20 +150,6 @@ def _install_draining_signals(app: DrainingApp, timeout_s: float) -> None:
     granian_signals.set_loop_signals = set_loop_signals
 
 
-def _shared_metrics(directory: str) -> CollectorRegistry:
-    """Record this worker's metrics in ``directory``; a registry of every worker's sums.
-
-    prometheus_client picks its multiprocess values from ``PROMETHEUS_MULTIPROC_DIR`` when it
-    is imported, which the server process has done already; metrics are created per app, so
-    setting both here, before the app, is early enough.
-    """
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    return registry
-
-
 @dataclass
 class _AppLoader:
     """Builds a worker's app (picklable: granian hands it to each worker process)."""
@@ -177,7 +164,7 @@ class _AppLoader:
 
         if self.setup is not None:
             self.setup(self.settings)
-        registry = _shared_metrics(self.metrics_dir) if self.metrics_dir else None
+        registry = record_in(self.metrics_dir) if self.metrics_dir else None
         reloads = self.reloads
         on_reload = None if reloads is None else (lambda: reloads.put_nowait("reload"))
         litestar = create_app(self.settings, on_reload=on_reload)

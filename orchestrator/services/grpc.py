@@ -1,20 +1,35 @@
-"""The gRPC service: the ``llmopt.v1`` API on ``grpc.aio``, in this process."""
+"""The gRPC service: the ``llmopt.v1`` API on ``grpc.aio``.
+
+With ``grpc.workers`` 1 (the default) the server runs in this process and ``RecordTelemetry``
+goes through the collector's pipeline. With more, :class:`GrpcWorkerPool` runs that many server
+processes on the port (``SO_REUSEPORT``), each with its own service layer and ingest pipeline,
+as REST has ``api.workers``: one grpc.aio process costs about twice a whole REST read per call
+(bench/README.md), so one process cannot keep up with the REST workers.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import multiprocessing
 from contextlib import AsyncExitStack
-from typing import Protocol
+from typing import Any, Protocol
 
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
 
 from api.grpc import GrpcServer, create_server, open_resources
+from api.grpc.worker import worker_count
 from api.service import ReloadHook
 from api.service.telemetry import IngestLike
 from collector.pipeline import IngestResult, Source
 from core.errors import StorageUnavailableError
 from core.settings import Settings
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from orchestrator.services.grpc_workers import GrpcWorkerPool, WorkerMetrics
+from orchestrator.services.reload_relay import relay_reloads
+from orchestrator.services.rest import configure_worker
 
 __all__ = ["GrpcService", "IngestOwner"]
 
@@ -47,7 +62,8 @@ class GrpcService(ServiceBase):
     Telemetry sent to ``MetricsService/RecordTelemetry`` goes through the collector's ingest
     pipeline when a collector runs (one spill folder, one set of limits); without one the server
     starts its own when Kafka is configured. Per-method metrics (``llmopt_grpc_*``) go to
-    ``registry``, which the orchestrator serves on ``orchestrator.metrics_port``.
+    ``registry``, which the orchestrator serves on ``orchestrator.metrics_port``; with several
+    worker processes, their sums do.
     """
 
     name = "grpc"
@@ -67,14 +83,31 @@ class GrpcService(ServiceBase):
         self._on_reload = on_reload
         self._stack: AsyncExitStack | None = None
         self._server: GrpcServer | None = None
+        self._pool: GrpcWorkerPool | None = None
+        self._relay: tuple[Any, asyncio.Task[None]] | None = None
+        self._worker_metrics = WorkerMetrics()
+        self._registry.register(self._worker_metrics)
 
     @property
     def port(self) -> int | None:
         """The bound port while running (``grpc.port`` 0 binds a free one)."""
+        if self._pool is not None:
+            return self._pool.port
         return self._server.port if self._server is not None else None
 
+    @property
+    def pool(self) -> GrpcWorkerPool | None:
+        """The worker processes, with ``grpc.workers`` > 1 while running."""
+        return self._pool
+
     async def start(self) -> None:
-        """Open the service layer, bind, probe the dependencies and accept calls."""
+        """Open the service layer, bind, probe the dependencies and accept calls.
+
+        With ``grpc.workers`` > 1: start the worker processes and wait until each accepts calls.
+        """
+        if worker_count(self._settings) > 1:
+            await self._start_pool()
+            return
         stack = AsyncExitStack()
         try:
             shared = _SharedIngest(self._collector) if self._collector is not None else None
@@ -94,6 +127,28 @@ class GrpcService(ServiceBase):
             raise
         self._stack, self._server = stack, server
 
+    async def _start_pool(self) -> None:
+        reloads: Any = None
+        if self._on_reload is not None:
+            reloads = multiprocessing.get_context("spawn").Queue()
+            self._relay = (reloads, asyncio.create_task(relay_reloads(reloads, self._on_reload)))
+        pool = GrpcWorkerPool(
+            self._settings, self._worker_metrics, reloads=reloads, setup=configure_worker
+        )
+        try:
+            await pool.start()
+        except BaseException:
+            await self._stop_relay()
+            raise
+        self._pool = pool
+
+    async def _stop_relay(self) -> None:
+        relay, self._relay = self._relay, None
+        if relay is not None:
+            relay[0].put(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay[1]
+
     async def reload(self, settings: Settings) -> None:
         """Serve the next calls with reloaded settings (auth, rate limits, call limits).
 
@@ -102,6 +157,8 @@ class GrpcService(ServiceBase):
         self._settings = settings
         if self._server is not None:
             self._server.reload(settings)
+        if self._pool is not None:
+            self._pool.reload(settings)
 
     async def stop(self) -> None:
         """Health ``NOT_SERVING``, finish in-flight calls within ``grpc.grace``, close."""
@@ -109,9 +166,15 @@ class GrpcService(ServiceBase):
         if stack is not None:
             with contextlib.suppress(Exception):
                 await stack.aclose()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.stop()
+        await self._stop_relay()
 
     async def health_check(self) -> HealthResult:
         """The same dependency probes the ``grpc.health.v1`` service publishes."""
+        if self._pool is not None:
+            return await self._pool_health(self._pool)
         server = self._server
         if server is None:
             return HealthResult(HealthStatus.UNHEALTHY, "server not running")
@@ -122,4 +185,30 @@ class GrpcService(ServiceBase):
             return HealthResult(HealthStatus.UNHEALTHY, "a required dependency is down", checks)
         if report.status == "degraded":
             return HealthResult(HealthStatus.DEGRADED, "a dependency is down", checks)
+        return HealthResult(HealthStatus.HEALTHY, "", checks)
+
+    async def _pool_health(self, pool: GrpcWorkerPool) -> HealthResult:
+        """Workers running, and the ``grpc.health.v1`` answer of whichever worker takes it.
+
+        Over TLS only the workers' liveness counts (the orchestrator holds no client
+        certificate for a server that requires one).
+        """
+        checks = {"port": str(pool.port), "workers": f"{pool.alive}/{pool.size}"}
+        if not pool.alive:
+            return HealthResult(HealthStatus.UNHEALTHY, "no gRPC worker running", checks)
+        if not self._settings.grpc.tls_cert_path:
+            host = self._settings.grpc.host
+            if host in ("0.0.0.0", "::"):  # noqa: S104
+                host = "127.0.0.1"
+            async with grpc.aio.insecure_channel(f"{host}:{pool.port}") as channel:
+                try:
+                    answer = await health_pb2_grpc.HealthStub(channel).Check(
+                        health_pb2.HealthCheckRequest(), timeout=5.0
+                    )
+                except grpc.aio.AioRpcError as exc:
+                    return HealthResult(HealthStatus.UNHEALTHY, f"no answer: {exc.code()}", checks)
+            if answer.status != health_pb2.HealthCheckResponse.SERVING:
+                return HealthResult(HealthStatus.UNHEALTHY, "a required dependency is down", checks)
+        if pool.alive < pool.size:
+            return HealthResult(HealthStatus.DEGRADED, "a gRPC worker is being replaced", checks)
         return HealthResult(HealthStatus.HEALTHY, "", checks)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import multiprocessing
 from typing import Any
 
@@ -24,6 +23,7 @@ from api.service import ReloadHook
 from core.settings import Settings
 from orchestrator.observability import configure_logging, configure_tracing, log_format_for
 from orchestrator.service import HealthResult, HealthStatus, ServiceBase
+from orchestrator.services.reload_relay import relay_reloads
 
 __all__ = ["RestService", "configure_worker"]
 
@@ -75,7 +75,7 @@ class RestService(ServiceBase):
         )
         self._process.start()
         if self._on_reload is not None:
-            self._relay = asyncio.create_task(self._relay_reloads())
+            self._relay = asyncio.create_task(relay_reloads(self._control.reloads, self._on_reload))
         # Wait as long as it takes: the service manager bounds start() by
         # orchestrator.start_timeout and cancels it; a busy machine may need most of that.
         try:
@@ -91,20 +91,6 @@ class RestService(ServiceBase):
         except BaseException:
             await self.stop()
             raise
-
-    async def _relay_reloads(self) -> None:
-        """Call the reload hook for each ``POST /api/v1/admin/reload`` a worker answered."""
-        assert self._control is not None
-        assert self._on_reload is not None
-        reloads = self._control.reloads
-        while True:
-            item = await asyncio.to_thread(reloads.get)
-            if item is None:
-                return
-            with contextlib.suppress(Exception):  # the hook logs its own verdict
-                result = self._on_reload()
-                if inspect.isawaitable(result):
-                    await result
 
     async def stop(self) -> None:
         """SIGTERM: the workers finish their in-flight requests, then close; wait for it."""

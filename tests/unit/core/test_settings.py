@@ -306,6 +306,31 @@ def test_several_rest_workers_need_redis(monkeypatch: pytest.MonkeyPatch, tmp_pa
     assert load(tmp_path).api.workers == 2
 
 
+def test_several_grpc_workers_need_redis(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert load(tmp_path).grpc.workers == 1
+    monkeypatch.setenv("LLMOPT_GRPC__WORKERS", "3")
+    with pytest.raises(ConfigurationError, match=r"grpc\.workers.*storage\.redis_url.*3"):
+        load(tmp_path)
+    monkeypatch.setenv("LLMOPT_STORAGE__REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert load(tmp_path).grpc.workers == 3
+    monkeypatch.setenv("LLMOPT_GRPC__WORKERS", "65")
+    with pytest.raises(ConfigurationError, match=r"grpc\.workers"):
+        load(tmp_path)
+
+
+def test_grpc_worker_count_follows_redis(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from api.grpc.worker import worker_count
+
+    settings = load(tmp_path)
+    no_redis = replace(settings, grpc=replace(settings.grpc, workers=0))
+    assert worker_count(no_redis) == 1
+    shared = replace(no_redis, storage=replace(no_redis.storage, redis_url="redis://h:6379/0"))
+    assert worker_count(shared) == len(os.sched_getaffinity(0))
+    assert worker_count(settings) == 1
+
+
 def test_rest_worker_count_follows_redis(tmp_path: Path) -> None:
     from dataclasses import replace
 
