@@ -8,7 +8,12 @@ default, rule and doc live in its metadata (:mod:`core.settings.spec`); the vali
 core.settings.reference``) are derived from it. A new setting is one ``setting(...)`` field.
 """
 
-from core.settings.analyzers import AnalyzerSettings
+from core.settings.analyzers import (
+    AnalyzerSettings,
+    AnomalySettings,
+    CachePotentialSettings,
+    DriftSettings,
+)
 from core.settings.api import ApiSettings
 from core.settings.canary import BudgetSettings, CanarySettings
 from core.settings.collector import CollectorSettings
@@ -27,7 +32,7 @@ from core.settings.loader import SettingsDeprecationWarning, load_settings
 from core.settings.orchestrator import OrchestratorSettings
 from core.settings.processor import ModelPrice, ProcessorSettings
 from core.settings.root import LOG_LEVELS, Settings, entries, section_types
-from core.settings.spec import ENV_PREFIX, Entry, Spec, setting
+from core.settings.spec import ENV_PREFIX, Entry, Spec, setting, updated
 from core.settings.storage import StorageSettings
 
 __all__ = [
@@ -38,11 +43,14 @@ __all__ = [
     "ROUTE_TARGETS",
     "SEVERITIES",
     "AnalyzerSettings",
+    "AnomalySettings",
     "ApiSettings",
     "BudgetSettings",
+    "CachePotentialSettings",
     "CanarySettings",
     "CollectorSettings",
     "DecisionSettings",
+    "DriftSettings",
     "Entry",
     "GrpcSettings",
     "IntegrationSettings",
@@ -61,6 +69,7 @@ __all__ = [
     "restart_only_keys",
     "section_types",
     "setting",
+    "updated",
 ]
 
 

@@ -1,12 +1,140 @@
-"""``[analyzers]``: every number an analyzer compares against."""
+"""``[analyzers]``: every number an analyzer compares against (anomaly, drift, cache tables)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.settings.spec import setting
+from core.settings.spec import section, setting
 
-__all__ = ["AnalyzerSettings"]
+__all__ = ["AnalyzerSettings", "AnomalySettings", "CachePotentialSettings", "DriftSettings"]
+
+
+def _old(name: str) -> str:
+    return f"analyzers.{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalySettings:
+    """The anomaly analyzer: robust z, CUSUM level shifts, spread, novelty, incident lifecycle."""
+
+    z_warning: float = setting(
+        4.0, "robust |z| (MAD) that starts an anomaly", old=_old("anomaly_z_warning")
+    )
+    z_critical: float = setting(
+        8.0, "|z| from which an anomaly start is critical", old=_old("anomaly_z_critical")
+    )
+    z_calm: float = setting(
+        3.0,
+        "|z| below which a period of an open anomaly counts as calm",
+        old=_old("anomaly_z_calm"),
+    )
+    cusum_k: float = setting(
+        1.0, "CUSUM allowance per period, in robust sigmas", old=_old("anomaly_cusum_k")
+    )
+    cusum_h: float = setting(
+        20.0,
+        "CUSUM sum that starts (with a new level) or confirms a level shift",
+        old=_old("anomaly_cusum_h"),
+    )
+    cusum_clip: float = setting(6.0, "|z| clip before the CUSUM", old=_old("anomaly_cusum_clip"))
+    level_windows: int = setting(
+        12,
+        "periods whose median is the level a shift must make new",
+        old=_old("anomaly_level_windows"),
+    )
+    spread_windows: int = setting(
+        48,
+        "periods whose spread (median step between periods) is the recent spread (`0`: off)",
+        old=_old("anomaly_spread_windows"),
+    )
+    spread_factor: float = setting(
+        3.0,
+        "recent over baseline spread that starts an anomaly, when also beyond the scale floors "
+        "and every spread of the novelty span",
+        old=_old("anomaly_spread_factor"),
+    )
+    recurring_days: int = setting(
+        2,
+        "earlier days with a start at the same time of day that make a start routine (`0`: off)",
+        old=_old("anomaly_recurring_days"),
+    )
+    recurring_minutes: float = setting(
+        60.0,
+        "how close to the same time of day (± minutes) that is",
+        old=_old("anomaly_recurring_minutes"),
+    )
+    season_gain: float = setting(
+        0.5,
+        "latency switches to residuals from its own hour-of-day profile once, over a day of its "
+        "measurements, the profile's error is below this share of the flat baseline's (`0`: "
+        "off); spans in periods count a sparser series' own measurements",
+        old=_old("anomaly_season_gain"),
+    )
+    rel_floor: float = setting(
+        0.05,
+        "smallest anomaly scale, as a share of the baseline level",
+        old=_old("anomaly_rel_floor"),
+    )
+    warmup_windows: int = setting(
+        12,
+        "learned periods before a metric is judged for anomalies",
+        old=_old("anomaly_warmup_windows"),
+    )
+    history_windows: int = setting(
+        288,
+        "learned periods the anomaly median and MAD remember",
+        old=_old("anomaly_history_windows"),
+    )
+    end_windows: int = setting(
+        144,
+        "consecutive calm periods that end an anomaly (an incident)",
+        old=_old("anomaly_end_windows"),
+    )
+    relearn_windows: int = setting(
+        12,
+        "flagged periods after which a confirmed shift becomes the baseline",
+        old=_old("anomaly_relearn_windows"),
+    )
+    min_calls: int = setting(
+        1, "calls a period needs to be judged for anomalies", old=_old("anomaly_min_calls")
+    )
+    score_cap: float = setting(
+        1000.0,
+        "largest reported |z| (change from a constant baseline)",
+        old=_old("anomaly_score_cap"),
+    )
+    novelty_windows: int = setting(
+        2016,
+        "periods whose values an anomaly start must exceed (`0`: off)",
+        old=_old("anomaly_novelty_windows"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSettings:
+    """ADWIN (river) drift on each task's quality, median latency and error-rate streams."""
+
+    delta: float = setting(0.002, "ADWIN confidence (`0`: off)", old=_old("drift_delta"))
+    grace_windows: int = setting(
+        30, "periods a drift detector learns before it may report", old=_old("drift_grace_windows")
+    )
+    min_change: float = setting(
+        0.02,
+        "relative move of the mean below which a `drift` insight is `info` (else `warning`)",
+        old=_old("drift_min_change"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CachePotentialSettings:
+    """When the pattern analyzer reports caching potential."""
+
+    repeat_ratio: float = setting(
+        0.2, "prompt repeat ratio from which caching pays", old=_old("cache_repeat_ratio")
+    )
+    change: float = setting(
+        0.1, "change of the repeat ratio that is reported again", old=_old("cache_change")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +175,6 @@ class AnalyzerSettings:
     trend_min_change: float = setting(
         0.2, "minimum fitted traffic change over the span, as a share of the mean"
     )
-    cache_repeat_ratio: float = setting(0.2, "prompt repeat ratio from which caching pays")
-    cache_change: float = setting(0.1, "change of the repeat ratio that is reported again")
     batching_min_peak_rate: float = setting(10.0, "peak calls per second from which batching pays")
     batching_max_output_tokens: float = setting(100.0, "mean output tokens of a small call")
     batching_max_wait_ms: float = setting(50.0, "wait a batch adds (p95 plus it must meet the SLO)")
@@ -56,63 +182,6 @@ class AnalyzerSettings:
     renotify_windows: int = setting(
         60, "windows before cache/batching potential may be reported again"
     )
-    anomaly_z_warning: float = setting(4.0, "robust |z| (MAD) that starts an anomaly")
-    anomaly_z_critical: float = setting(8.0, "|z| from which an anomaly start is critical")
-    anomaly_z_calm: float = setting(
-        3.0, "|z| below which a period of an open anomaly counts as calm"
-    )
-    anomaly_cusum_k: float = setting(1.0, "CUSUM allowance per period, in robust sigmas")
-    anomaly_cusum_h: float = setting(
-        20.0, "CUSUM sum that starts (with a new level) or confirms a level shift"
-    )
-    anomaly_cusum_clip: float = setting(6.0, "|z| clip before the CUSUM")
-    anomaly_level_windows: int = setting(
-        12, "periods whose median is the level a shift must make new"
-    )
-    anomaly_spread_windows: int = setting(
-        48, "periods whose spread (median step between periods) is the recent spread (`0`: off)"
-    )
-    anomaly_spread_factor: float = setting(
-        3.0,
-        "recent over baseline spread that starts an anomaly, when also beyond the scale floors "
-        "and every spread of the novelty span",
-    )
-    anomaly_recurring_days: int = setting(
-        2, "earlier days with a start at the same time of day that make a start routine (`0`: off)"
-    )
-    anomaly_recurring_minutes: float = setting(
-        60.0, "how close to the same time of day (± minutes) that is"
-    )
-    drift_delta: float = setting(0.002, "ADWIN confidence (`0`: off)")
-    drift_grace_windows: int = setting(30, "periods a drift detector learns before it may report")
-    drift_min_change: float = setting(
-        0.02, "relative move of the mean below which a `drift` insight is `info` (else `warning`)"
-    )
-    anomaly_season_gain: float = setting(
-        0.5,
-        "latency switches to residuals from its own hour-of-day profile once, over a day of its "
-        "measurements, the profile's error is below this share of the flat baseline's (`0`: "
-        "off); spans in periods count a sparser series' own measurements",
-    )
-    anomaly_rel_floor: float = setting(
-        0.05, "smallest anomaly scale, as a share of the baseline level"
-    )
-    anomaly_warmup_windows: int = setting(
-        12, "learned periods before a metric is judged for anomalies"
-    )
-    anomaly_history_windows: int = setting(
-        288, "learned periods the anomaly median and MAD remember"
-    )
-    anomaly_end_windows: int = setting(
-        144, "consecutive calm periods that end an anomaly (an incident)"
-    )
-    anomaly_relearn_windows: int = setting(
-        12, "flagged periods after which a confirmed shift becomes the baseline"
-    )
-    anomaly_min_calls: int = setting(1, "calls a period needs to be judged for anomalies")
-    anomaly_score_cap: float = setting(
-        1000.0, "largest reported |z| (change from a constant baseline)"
-    )
-    anomaly_novelty_windows: int = setting(
-        2016, "periods whose values an anomaly start must exceed (`0`: off)"
-    )
+    anomaly: AnomalySettings = section(AnomalySettings)
+    drift: DriftSettings = section(DriftSettings)
+    cache: CachePotentialSettings = section(CachePotentialSettings)

@@ -10,7 +10,7 @@ settings dataclass is a nested section (``[default.analyzers.anomaly]``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ __all__ = [
     "section",
     "setting",
     "spec_of",
+    "updated",
     "walk",
 ]
 
@@ -185,3 +186,22 @@ def walk(
             yield from walk(type(default_of(f)), f"{key}.")
         else:
             yield Entry(key, f, spec_of(f))
+
+
+def updated(settings: S, **changes: Any) -> S:
+    """A copy of a settings object with some values changed; ``__`` reaches into a nested section.
+
+    ``updated(analyzers, min_samples=5, anomaly__end_windows=3)`` is
+    ``replace(analyzers, min_samples=5, anomaly=replace(analyzers.anomaly, end_windows=3))``.
+    """
+    flat: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in changes.items():
+        head, sep, rest = name.partition("__")
+        if sep:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[name] = value
+    for head, inner in nested.items():
+        flat[head] = updated(getattr(settings, head), **inner)
+    return replace(settings, **flat)  # type: ignore[type-var]

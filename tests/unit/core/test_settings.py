@@ -436,9 +436,18 @@ def test_as_env_names_every_field() -> None:
     expected = {"LLMOPT_ENV", "LLMOPT_LOG_LEVEL"}
     sections = [f.name for f in dataclasses.fields(Settings) if f.name not in ("env", "log_level")]
     assert {"kafka", "storage", "processor", "api", "orchestrator", "analyzers"} <= set(sections)
+
+    def add(prefix: str, value: object) -> None:
+        for f in dataclasses.fields(value):  # type: ignore[arg-type]
+            inner = getattr(value, f.name)
+            if dataclasses.is_dataclass(inner):  # a nested section: one more level
+                add(f"{prefix}__{f.name.upper()}", inner)
+            else:
+                expected.add(f"{prefix}__{f.name.upper()}")
+
     for section in sections:
-        for name in getattr(Settings(), section).__dataclass_fields__:
-            expected.add(f"LLMOPT_{section.upper()}__{name.upper()}")
+        add(f"LLMOPT_{section.upper()}", getattr(Settings(), section))
+    assert "LLMOPT_ANALYZERS__ANOMALY__Z_WARNING" in expected
     assert set(env) == expected
     assert all(isinstance(v, str) for v in env.values())
 
