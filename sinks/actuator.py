@@ -204,7 +204,7 @@ class Actuator:
                 )
             if chosen is None:
                 continue
-            unsafe = _cache_forbidden(session, chosen, decided.cache_exclude_params)
+            unsafe = _cache_forbidden(session, chosen, decided.cache.exclude_params)
             if unsafe:
                 _log.info("caching for %s/%s not taken: task params set %s", work.app, task, unsafe)
                 continue

@@ -14,10 +14,15 @@ from core.settings.analyzers import (
     CachePotentialSettings,
     DriftSettings,
 )
-from core.settings.api import ApiSettings
+from core.settings.api import ApiRateLimitSettings, ApiSettings
 from core.settings.canary import BudgetSettings, CanarySettings
 from core.settings.collector import CollectorSettings
-from core.settings.decisions import DecisionSettings, ProviderLimit
+from core.settings.decisions import (
+    CacheStrategySettings,
+    DecisionSettings,
+    ProviderLimit,
+    RateLimitStrategySettings,
+)
 from core.settings.grpc import GrpcSettings
 from core.settings.integrations import (
     DEFAULT_ROUTES,
@@ -44,9 +49,11 @@ __all__ = [
     "SEVERITIES",
     "AnalyzerSettings",
     "AnomalySettings",
+    "ApiRateLimitSettings",
     "ApiSettings",
     "BudgetSettings",
     "CachePotentialSettings",
+    "CacheStrategySettings",
     "CanarySettings",
     "CollectorSettings",
     "DecisionSettings",
@@ -59,6 +66,7 @@ __all__ = [
     "OrchestratorSettings",
     "ProcessorSettings",
     "ProviderLimit",
+    "RateLimitStrategySettings",
     "RouteRule",
     "Settings",
     "SettingsDeprecationWarning",

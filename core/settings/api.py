@@ -6,9 +6,39 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from core.settings.rules import Int, Num, OneOf, StrList, Text
-from core.settings.spec import setting
+from core.settings.spec import section, setting
 
-__all__ = ["ApiSettings"]
+__all__ = ["ApiRateLimitSettings", "ApiSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRateLimitSettings:
+    """Rate limits of the REST and gRPC APIs (GCRA, shared through Redis when it is set)."""
+
+    per_s: float = setting(
+        1000.0,
+        "requests/s per API key or token subject (0: off)",
+        Num(0),
+        old="api.rate_limit_per_s",
+    )
+    burst: int = setting(
+        2000, "burst per API key or token subject", Int(1), old="api.rate_limit_burst"
+    )
+    anonymous_per_s: float = setting(
+        20.0,
+        "requests/s per client IP on open routes and failed logins",
+        Num(0),
+        old="api.anonymous_rate_limit_per_s",
+    )
+    anonymous_burst: int = setting(
+        100, "burst per client IP", Int(1), old="api.anonymous_rate_limit_burst"
+    )
+    prefix: str = setting(
+        "llmopt:rl",
+        "Redis key prefix of the shared limiter state",
+        Text(min_len=1),
+        old="api.rate_limit_prefix",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +95,6 @@ class ApiSettings:
         StrList("a list of origins"),
         shown="empty: no CORS",
     )
-    rate_limit_per_s: float = setting(
-        1000.0, "requests/s per API key or token subject (0: off)", Num(0)
-    )
-    rate_limit_burst: int = setting(2000, "burst per API key or token subject", Int(1))
-    anonymous_rate_limit_per_s: float = setting(
-        20.0, "requests/s per client IP on open routes and failed logins", Num(0)
-    )
-    anonymous_rate_limit_burst: int = setting(100, "burst per client IP", Int(1))
-    rate_limit_prefix: str = setting(
-        "llmopt:rl", "Redis key prefix of the shared limiter state", Text(min_len=1)
-    )
     request_timeout: timedelta = setting(timedelta(seconds=30), "longer requests answer 504")
     max_body_bytes: int = setting(
         10 * 1024 * 1024, "largest request body (telemetry batches)", Int(1024)
@@ -95,3 +114,4 @@ class ApiSettings:
         shown="empty: a random key in the shared cache",
         secret=True,
     )
+    rate_limit: ApiRateLimitSettings = section(ApiRateLimitSettings)

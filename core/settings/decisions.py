@@ -7,9 +7,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from core.settings.rules import Int, Num, Table
-from core.settings.spec import setting
+from core.settings.spec import section, setting
 
-__all__ = ["DecisionSettings", "ProviderLimit"]
+__all__ = [
+    "CacheStrategySettings",
+    "DecisionSettings",
+    "ProviderLimit",
+    "RateLimitStrategySettings",
+]
 
 _BIG = 1e9  # upper bound of the unbounded percentages and weights
 
@@ -24,6 +29,61 @@ class ProviderLimit:
 
 def _share(lo: float = 0.0, hi: float = 1.0) -> Num:
     return Num(lo, hi)
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStrategySettings:
+    """The caching strategy: when a cache pays and how long its entries live."""
+
+    min_hit_rate: float = setting(
+        0.2,
+        "expected hit rate from which a cache pays",
+        _share(),
+        old="decisions.cache_min_hit_rate",
+    )
+    ttl_coverage: float = setting(
+        0.95,
+        "share of repeat intervals the cache TTL should cover",
+        _share(1e-6, 0.999999),
+        old="decisions.cache_ttl_coverage",
+    )
+    min_ttl: timedelta = setting(
+        timedelta(seconds=30), "shortest cache TTL proposed", old="decisions.cache_min_ttl"
+    )
+    max_ttl: timedelta = setting(
+        timedelta(hours=24), "longest cache TTL proposed", old="decisions.cache_max_ttl"
+    )
+    exclude_params: tuple[str, ...] = setting(
+        ("multi_turn", "tools"),
+        "task `params` that forbid a cache",
+        old="decisions.cache_exclude_params",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStrategySettings:
+    """The rate-limiting strategy: when it triggers and how far and how often a limit moves."""
+
+    trigger_share: float = setting(
+        0.01,
+        "share of calls failing with `rate_limited` that triggers a limit",
+        _share(),
+        old="decisions.rate_limited_share",
+    )
+    step: float = setting(
+        0.2,
+        "largest relative change of a limit per step",
+        _share(1e-6),
+        old="decisions.rate_limit_step",
+    )
+    spacing: timedelta = setting(
+        timedelta(minutes=30), "between two limit steps", old="decisions.rate_limit_spacing"
+    )
+    burst: timedelta = setting(
+        timedelta(seconds=1),
+        "token-bucket burst, as time at the rate",
+        old="decisions.rate_limit_burst",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,30 +140,11 @@ class DecisionSettings:
     )
     weight_latency: float = setting(0.0, "... plus relative p95 latency ...", Num(0, _BIG))
     weight_quality: float = setting(0.0, "... minus quality gain in tolerances", Num(0, _BIG))
-    cache_min_hit_rate: float = setting(0.2, "expected hit rate from which a cache pays", _share())
-    cache_ttl_coverage: float = setting(
-        0.95, "share of repeat intervals the cache TTL should cover", _share(1e-6, 0.999999)
-    )
-    cache_min_ttl: timedelta = setting(timedelta(seconds=30), "shortest cache TTL proposed")
-    cache_max_ttl: timedelta = setting(timedelta(hours=24), "longest cache TTL proposed")
-    cache_exclude_params: tuple[str, ...] = setting(
-        ("multi_turn", "tools"), "task `params` that forbid a cache"
-    )
     provider_limits: Mapping[str, ProviderLimit] = setting(
         {},
         "`{PROVIDER = {requests_per_s, tokens_per_min}}`",
         Table("a table {PROVIDER = {requests_per_s, tokens_per_min}}"),
         shown="empty",
-    )
-    rate_limited_share: float = setting(
-        0.01, "share of calls failing with `rate_limited` that triggers a limit", _share()
-    )
-    rate_limit_step: float = setting(
-        0.2, "largest relative change of a limit per step", _share(1e-6)
-    )
-    rate_limit_spacing: timedelta = setting(timedelta(minutes=30), "between two limit steps")
-    rate_limit_burst: timedelta = setting(
-        timedelta(seconds=1), "token-bucket burst, as time at the rate"
     )
     batching_headroom_share: float = setting(
         0.5, "share of the p95 SLO headroom a batch may wait", _share(1e-6)
@@ -122,6 +163,9 @@ class DecisionSettings:
     rolled_back_memory: timedelta = setting(
         timedelta(days=1), "a change rolled back for a task is not proposed again sooner"
     )
+
+    cache: CacheStrategySettings = section(CacheStrategySettings)
+    rate_limit: RateLimitStrategySettings = section(RateLimitStrategySettings)
 
     def __post_init__(self) -> None:
         # Loaded mappings arrive as plain JSON data: give them their types (frozen: set directly).
