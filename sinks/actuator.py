@@ -150,7 +150,7 @@ class Actuator:
         """A prompt rewrite is asked for, can be had (Anthropic key) and has a template."""
         return (
             REWRITE_KEY in decision.action
-            and bool(self._settings.integrations.anthropic_api_key)
+            and bool(self._settings.integrations.anthropic.api_key)
             and bool(current_template(session, decision))
         )
 

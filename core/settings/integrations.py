@@ -9,15 +9,19 @@ from typing import Any
 
 from core.errors import ConfigurationError
 from core.settings.rules import Check, Int, Text, Url
-from core.settings.spec import setting
+from core.settings.spec import section, setting
 
 __all__ = [
     "DEFAULT_ROUTES",
     "ROUTE_EVENTS",
     "ROUTE_TARGETS",
     "SEVERITIES",
+    "AnthropicSettings",
+    "GithubSettings",
     "IntegrationSettings",
+    "JiraSettings",
     "RouteRule",
+    "SlackSettings",
 ]
 
 ROUTE_EVENTS = (
@@ -105,6 +109,103 @@ _ROUTES = Check(
 _SECRET = Text()
 
 
+def _old(name: str) -> str:
+    return f"integrations.{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SlackSettings:
+    """Slack: messages through an incoming webhook."""
+
+    webhook_url: str = setting(
+        "",
+        "Slack incoming webhook (a secret: `.secrets.toml` or a variable)",
+        Url(_HTTPS, "an https:// Slack webhook URL (empty: off)"),
+        shown="empty (off)",
+        secret=True,
+        old=_old("slack_webhook_url"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class JiraSettings:
+    """Jira Cloud: approval issues (basic auth with an account and an API token)."""
+
+    base_url: str = setting(
+        "",
+        "Jira Cloud site, e.g. `https://example.atlassian.net`",
+        Url(_HTTPS, "an https:// Jira site (empty: off)"),
+        shown="empty (off)",
+        old=_old("jira_base_url"),
+    )
+    email: str = setting("", "Jira account (basic auth)", old=_old("jira_email"))
+    api_token: str = setting("", "Jira API token", _SECRET, secret=True, old=_old("jira_api_token"))
+    project: str = setting(
+        "", "project key approval issues are created in", old=_old("jira_project")
+    )
+    issue_type: str = setting("Task", "issue type of approval issues", old=_old("jira_issue_type"))
+
+
+@dataclass(frozen=True, slots=True)
+class GithubSettings:
+    """GitHub: approval issues and config files committed through the contents API."""
+
+    token: str = setting(
+        "", "GitHub token", _SECRET, shown="empty (off)", secret=True, old=_old("github_token")
+    )
+    repo: str = setting(
+        "",
+        "`owner/name` of the repository for approval issues",
+        Check(lambda v: isinstance(v, str) and (v == "" or v.count("/") == 1), "owner/name"),
+        old=_old("github_repo"),
+    )
+    api_url: str = setting(
+        "https://api.github.com",
+        "the API root (GHES: `https://HOST/api/v3`)",
+        Url(_HTTPS, "an https:// API root"),
+        old=_old("github_api_url"),
+    )
+    config_path: str = setting(
+        "",
+        "folder where each config version is committed as `<app>.json` (contents API)",
+        shown="empty (off)",
+        old=_old("github_config_path"),
+    )
+    branch: str = setting(
+        "",
+        "branch of those files",
+        shown="empty (the default branch)",
+        old=_old("github_branch"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AnthropicSettings:
+    """Anthropic's Messages API: prompt rewrites."""
+
+    api_key: str = setting(
+        "",
+        "Messages API key for prompt rewrites",
+        _SECRET,
+        shown="empty (off)",
+        secret=True,
+        old=_old("anthropic_api_key"),
+    )
+    model: str = setting(
+        "claude-haiku-4-5",
+        "model of prompt rewrites; its own calls are reported as telemetry of app "
+        "`llm-auto-optimizer`, task `prompt_rewrite`",
+        old=_old("anthropic_model"),
+    )
+    base_url: str = setting(
+        "https://api.anthropic.com",
+        "the API root",
+        Url(_HTTPS, "an https:// API root"),
+        old=_old("anthropic_base_url"),
+    )
+    max_tokens: int = setting(1024, "largest rewrite", Int(1), old=_old("anthropic_max_tokens"))
+
+
 @dataclass(frozen=True, slots=True)
 class IntegrationSettings:
     """Slack, Jira, GitHub and Anthropic: credentials, routing, retries, outbox delivery.
@@ -115,52 +216,6 @@ class IntegrationSettings:
     enabled: bool = setting(
         True, "`false`: the integrations service delivers nothing (rows wait in the outbox)"
     )
-    slack_webhook_url: str = setting(
-        "",
-        "Slack incoming webhook (a secret: `.secrets.toml` or a variable)",
-        Url(_HTTPS, "an https:// Slack webhook URL (empty: off)"),
-        shown="empty (off)",
-        secret=True,
-    )
-    jira_base_url: str = setting(
-        "",
-        "Jira Cloud site, e.g. `https://example.atlassian.net`",
-        Url(_HTTPS, "an https:// Jira site (empty: off)"),
-        shown="empty (off)",
-    )
-    jira_email: str = setting("", "Jira account (basic auth)")
-    jira_api_token: str = setting("", "Jira API token", _SECRET, secret=True)
-    jira_project: str = setting("", "project key approval issues are created in")
-    jira_issue_type: str = setting("Task", "issue type of approval issues")
-    github_token: str = setting("", "GitHub token", _SECRET, shown="empty (off)", secret=True)
-    github_repo: str = setting(
-        "",
-        "`owner/name` of the repository for approval issues",
-        Check(lambda v: isinstance(v, str) and (v == "" or v.count("/") == 1), "owner/name"),
-    )
-    github_api_url: str = setting(
-        "https://api.github.com",
-        "the API root (GHES: `https://HOST/api/v3`)",
-        Url(_HTTPS, "an https:// API root"),
-    )
-    github_config_path: str = setting(
-        "",
-        "folder where each config version is committed as `<app>.json` (contents API)",
-        shown="empty (off)",
-    )
-    github_branch: str = setting("", "branch of those files", shown="empty (the default branch)")
-    anthropic_api_key: str = setting(
-        "", "Messages API key for prompt rewrites", _SECRET, shown="empty (off)", secret=True
-    )
-    anthropic_model: str = setting(
-        "claude-haiku-4-5",
-        "model of prompt rewrites; its own calls are reported as telemetry of app "
-        "`llm-auto-optimizer`, task `prompt_rewrite`",
-    )
-    anthropic_base_url: str = setting(
-        "https://api.anthropic.com", "the API root", Url(_HTTPS, "an https:// API root")
-    )
-    anthropic_max_tokens: int = setting(1024, "largest rewrite", Int(1))
     link_base_url: str = setting(
         "",
         'base URL of the "open details" links in messages (the REST API as people reach it)',
@@ -201,6 +256,11 @@ class IntegrationSettings:
     )
     outbox_max_retry_interval: timedelta = setting(timedelta(hours=1), "largest redelivery delay")
     max_attempts: int = setting(10, "delivery attempts before a row is parked as failed", Int(1))
+
+    slack: SlackSettings = section(SlackSettings)
+    jira: JiraSettings = section(JiraSettings)
+    github: GithubSettings = section(GithubSettings)
+    anthropic: AnthropicSettings = section(AnthropicSettings)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "routes", tuple(_route(r) for r in self.routes))

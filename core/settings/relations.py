@@ -52,20 +52,16 @@ def check_relations(settings: Settings) -> None:
 
 
 def _check_integrations(i: IntegrationSettings) -> None:
-    jira = {
-        "jira_email": i.jira_email,
-        "jira_api_token": i.jira_api_token,
-        "jira_project": i.jira_project,
-    }
+    jira = {"email": i.jira.email, "api_token": i.jira.api_token, "project": i.jira.project}
     missing = [k for k, v in jira.items() if not v]
-    if i.jira_base_url and missing:
+    if i.jira.base_url and missing:
         _fail(
-            f"integrations.{missing[0]} must be set when integrations.jira_base_url is set "
+            f"integrations.jira.{missing[0]} must be set when integrations.jira.base_url is set "
             "but it is empty"
         )
-    if i.github_token and not i.github_repo:
+    if i.github.token and not i.github.repo:
         _fail(
-            "integrations.github_repo must be owner/name when integrations.github_token is set "
+            "integrations.github.repo must be owner/name when integrations.github.token is set "
             "but it is empty"
         )
     if i.outbox_retry_interval > i.outbox_max_retry_interval:
