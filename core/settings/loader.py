@@ -19,7 +19,7 @@ from dynaconf import Dynaconf
 from core.errors import ConfigurationError
 from core.settings.relations import check_relations
 from core.settings.root import Settings, entries
-from core.settings.spec import ENV_PREFIX, Entry, default_of, is_section, spec_of
+from core.settings.spec import ENV_PREFIX, Entry, default_of, env_name, is_section, spec_of
 
 __all__ = ["SettingsDeprecationWarning", "load_settings"]
 
@@ -133,14 +133,10 @@ def _move_old_keys(data: dict[str, Any]) -> None:
                 f"name of {entry.key}: keep only {entry.key}"
             )
         warnings.warn(
-            f"setting {old} ({_env_name(old)}) is deprecated: it is now {entry.key} ({entry.env})",
+            f"setting {old} ({env_name(old)}) is deprecated: it is now {entry.key} ({entry.env})",
             SettingsDeprecationWarning,
             stacklevel=3,
         )
-
-
-def _env_name(key: str) -> str:
-    return f"{ENV_PREFIX}_" + "__".join(p.upper() for p in key.split("."))
 
 
 def _build(cls: type, data: Mapping[str, Any], prefix: str, env: str) -> dict[str, Any]:

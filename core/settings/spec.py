@@ -20,6 +20,7 @@ __all__ = [
     "Entry",
     "Spec",
     "default_of",
+    "env_name",
     "is_section",
     "section",
     "setting",
@@ -55,6 +56,11 @@ class Spec:
     secret: bool = False
     restart: bool = False
     old: str | None = None
+
+
+def env_name(key: str) -> str:
+    """The ``LLMOPT_*`` variable of a dotted key (``__`` for each level)."""
+    return f"{ENV_PREFIX}_" + "__".join(p.upper() for p in key.split("."))
 
 
 def _rule_for(default: Any) -> Rule:
@@ -164,7 +170,7 @@ class Entry:
     @property
     def env(self) -> str:
         """Its ``LLMOPT_*`` variable: ``LLMOPT_ANALYZERS__ANOMALY__Z_WARNING``."""
-        return f"{ENV_PREFIX}_" + "__".join(p.upper() for p in self.key.split("."))
+        return env_name(self.key)
 
     def get(self, root: Any) -> Any:
         """Its value in ``root`` (the object :func:`walk` started from)."""
