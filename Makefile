@@ -7,7 +7,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology chromium docs
+.PHONY: run test lint typecheck fmt proto env clean test-services compose-check promtool topology chromium docs settings-reference
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -42,6 +42,11 @@ promtool:
 # query only exported metrics.
 compose-check: env promtool
 	$(PY) scripts/compose_check.py
+
+# docs/configuration.md's reference from the settings' fields (core/settings/); a unit test fails
+# when the committed page is stale.
+settings-reference: env
+	$(PY) -m core.settings.reference --write docs/configuration.md
 
 lint: env
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,7 @@ period for ``D`` days, lognormal latencies with a daily wave, 1 % errors, qualit
 period's calls are first summarised into tumbling windows (:func:`operators.window_stats.summarize`,
 the step every period pays anyway: the baseline), then every analyzer of
 :func:`operators.analyzers.build_analyzers` judges the period, and so do two variants of the
-anomaly analyzer with its newer parts off (``anomaly_season_gain`` 0, ``drift_delta`` 0: the
+anomaly analyzer with its newer parts off (``anomaly.season_gain`` 0, ``drift.delta`` 0: the
 incident detector alone). Each gets its CPU time (``time.process_time``) summed over the periods;
 the table shows microseconds per period and the ratio to the window-stats step measured in the
 same run, so the figures hold on a busy machine where absolute times do not.
@@ -16,7 +16,6 @@ same run, so the figures hold on a busy machine where absolute times do not.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import random
 import time
@@ -29,7 +28,7 @@ from rich.table import Table
 
 from core.events import LlmCall
 from core.insights import WindowGroup
-from core.settings import Settings
+from core.settings import Settings, updated
 from core.stats import WindowKey, WindowStats
 from operators.analyzers import AnomalyAnalyzer, build_analyzers
 from operators.analyzers.base import Analyzer
@@ -68,8 +67,8 @@ def period_calls(rng: random.Random, p: int, tasks: int, calls: int) -> dict[str
 def measure(days: int, tasks: int, calls: int) -> dict[str, float]:
     """CPU seconds per period of the window-stats step and of every analyzer."""
     settings = Settings()
-    quiet = dataclasses.replace(settings.analyzers, anomaly_season_gain=0.0, drift_delta=0.0)
-    no_drift = dataclasses.replace(settings.analyzers, drift_delta=0.0)
+    quiet = updated(settings.analyzers, anomaly__season_gain=0.0, drift__delta=0.0)
+    no_drift = updated(settings.analyzers, drift__delta=0.0)
     variants: list[tuple[str, Analyzer[Any]]] = [(a.name, a) for a in build_analyzers(settings)]
     variants += [
         ("anomaly: incident detector only", AnomalyAnalyzer(quiet)),

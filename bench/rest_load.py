@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from core.settings import (
+    ApiRateLimitSettings,
     ApiSettings,
     CollectorSettings,
     KafkaSettings,
@@ -66,9 +67,11 @@ def _settings(args: argparse.Namespace, port: int, bootstrap: str) -> Settings:
             port=port,
             workers=args.server_workers,
             bootstrap_admin_key=KEY,
-            rate_limit_per_s=1e9,
-            rate_limit_burst=1_000_000_000,
-            rate_limit_prefix=f"llmopt:bench:{uuid.uuid4().hex[:8]}",
+            rate_limit=ApiRateLimitSettings(
+                per_s=1e9,
+                burst=1_000_000_000,
+                prefix=f"llmopt:bench:{uuid.uuid4().hex[:8]}",
+            ),
         ),
         log_level="WARNING",
     )

@@ -204,7 +204,7 @@ class TelemetryIngest:
         self._shared = (
             SharedRateLimiter(
                 settings.storage.redis_url,
-                settings.api.rate_limit_prefix,
+                settings.api.rate_limit.prefix,
                 c.source_rate,
                 c.source_burst,
                 c.global_rate,

@@ -38,7 +38,7 @@ class SharedRateLimiter:
 
     Args:
         url: Redis URL (``storage.redis_url``).
-        prefix: Key prefix (``api.rate_limit_prefix``); keys are ``<prefix>:collector:...``.
+        prefix: Key prefix (``api.rate_limit.prefix``); keys are ``<prefix>:collector:...``.
         source_rate: Events/s per source (0: off).
         source_burst: Burst per source.
         global_rate: Events/s over all sources (0: off).

@@ -1,8 +1,8 @@
 """Config as files: every new config version written to a Git repository (a GitOps trail).
 
-With ``integrations.github_config_path`` set (and a GitHub token and repository), each
+With ``integrations.github.config_path`` set (and a GitHub token and repository), each
 ``config_changed`` outbox row becomes a commit of ``<path>/<app>.json`` on
-``integrations.github_branch`` (empty: the default branch) through the contents API: the active
+``integrations.github.branch`` (empty: the default branch) through the contents API: the active
 config exactly as applications read it (CONTRACT.md §3), pretty-printed with sorted keys so
 that ``git log -p`` shows each change as a readable diff; the commit message names the version,
 author and reason. Delivery is at least once and never moves a file backwards: a version older
@@ -41,7 +41,7 @@ class ConfigFiles:
 
     Args:
         github: The GitHub client (token with contents write access).
-        folder: Folder in the repository (``integrations.github_config_path``).
+        folder: Folder in the repository (``integrations.github.config_path``).
         branch: Branch to commit to; empty: the repository's default branch.
     """
 

@@ -97,10 +97,10 @@ def build_clients(
         ConfigurationError: A credential set is unusable (e.g. a malformed webhook URL).
     """
     out = Clients()
-    if s.slack_webhook_url:
+    if s.slack.webhook_url:
         o = client_options(s, "slack", client)
         out.notifiers["slack"] = SlackWebhook(
-            s.slack_webhook_url,
+            s.slack.webhook_url,
             client=client,
             timeout=o.timeout,
             attempts=o.policy.attempts,
@@ -109,31 +109,31 @@ def build_clients(
             max_retry_after=o.policy.max_retry_after,
             breaker=o.breaker,
         )
-    if s.jira_base_url:
+    if s.jira.base_url:
         out.trackers["jira"] = JiraClient(
-            s.jira_base_url,
-            s.jira_email,
-            s.jira_api_token,
-            s.jira_project,
-            issue_type=s.jira_issue_type,
+            s.jira.base_url,
+            s.jira.email,
+            s.jira.api_token,
+            s.jira.project,
+            issue_type=s.jira.issue_type,
             options=client_options(s, "jira", client),
         )
-    if s.github_token:
+    if s.github.token:
         out.github = GitHubClient(
-            s.github_token,
-            s.github_repo,
-            base_url=s.github_api_url,
+            s.github.token,
+            s.github.repo,
+            base_url=s.github.api_url,
             options=client_options(s, "github", client),
         )
         out.trackers["github"] = out.github
-        if s.github_config_path:
-            out.config_files = ConfigFiles(out.github, s.github_config_path, s.github_branch)
-    if s.anthropic_api_key:
+        if s.github.config_path:
+            out.config_files = ConfigFiles(out.github, s.github.config_path, s.github.branch)
+    if s.anthropic.api_key:
         out.anthropic = AnthropicClient(
-            s.anthropic_api_key,
-            model=s.anthropic_model,
-            base_url=s.anthropic_base_url,
-            max_tokens=s.anthropic_max_tokens,
+            s.anthropic.api_key,
+            model=s.anthropic.model,
+            base_url=s.anthropic.base_url,
+            max_tokens=s.anthropic.max_tokens,
             on_telemetry=on_telemetry,
             options=client_options(s, "anthropic", client),
         )

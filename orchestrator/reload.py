@@ -10,14 +10,13 @@ the log names the keys that need a restart.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
 from core.errors import ConfigurationError
-from core.settings import Settings
+from core.settings import Settings, entries, restart_only_keys
 from orchestrator.manager import ServiceManager
 from orchestrator.observability import configure_logging, log_format_for
 
@@ -25,35 +24,9 @@ __all__ = ["RESTART_ONLY", "ReloadOutcome", "SettingsReloader", "changed_keys"]
 
 _log = structlog.get_logger(__name__)
 
-#: Settings read once at start; a reload that changes them says a restart is needed.
-RESTART_ONLY: frozenset[str] = frozenset(
-    {
-        "kafka.bootstrap_servers",
-        "kafka.telemetry_topic",
-        "kafka.dlq_topic",
-        "kafka.partitions",
-        "storage.database_url",
-        "storage.redis_url",
-        "storage.data_dir",
-        "api.host",
-        "api.port",
-        "collector.host",
-        "collector.http_port",
-        "collector.grpc_port",
-        "grpc.enabled",
-        "grpc.host",
-        "grpc.port",
-        "grpc.tls_cert_path",
-        "grpc.tls_key_path",
-        "grpc.tls_client_ca_path",
-        "grpc.max_receive_message_bytes",
-        "grpc.max_send_message_bytes",
-        "grpc.health_interval",
-        "orchestrator.metrics_port",
-        "orchestrator.otlp_endpoint",
-        "orchestrator.supervise_processor",
-    }
-)
+#: Settings read once at start (``setting(..., restart=True)``); a reload that changes them
+#: says a restart is needed.
+RESTART_ONLY: frozenset[str] = restart_only_keys()
 
 
 @dataclass(frozen=True)
@@ -76,16 +49,9 @@ class ReloadOutcome:
 
 
 def changed_keys(old: Settings, new: Settings) -> list[str]:
-    """The ``section.key`` (and top-level) names whose values differ between two settings."""
-    out = [k for k in ("env", "log_level") if getattr(old, k) != getattr(new, k)]
-    for f in dataclasses.fields(Settings):
-        before, after = getattr(old, f.name), getattr(new, f.name)
-        if not dataclasses.is_dataclass(before) or before == after:
-            continue
-        for key in dataclasses.fields(before):
-            if getattr(before, key.name) != getattr(after, key.name):
-                out.append(f"{f.name}.{key.name}")
-    return out
+    """The dotted keys (``api.port``) whose values differ between two settings."""
+    out = ["env"] if old.env != new.env else []
+    return out + [e.key for e in entries() if e.get(old) != e.get(new)]
 
 
 class SettingsReloader:
@@ -157,7 +123,7 @@ class SettingsReloader:
         """Keep the embedded broker's resolved address: it was chosen at start."""
         cur = self._settings.kafka
         if fresh.kafka.embedded and not cur.embedded:
-            kafka = dataclasses.replace(
+            kafka = replace(
                 fresh.kafka,
                 bootstrap_servers=cur.bootstrap_servers,
                 embedded_port=cur.embedded_port,

@@ -150,7 +150,7 @@ class Actuator:
         """A prompt rewrite is asked for, can be had (Anthropic key) and has a template."""
         return (
             REWRITE_KEY in decision.action
-            and bool(self._settings.integrations.anthropic_api_key)
+            and bool(self._settings.integrations.anthropic.api_key)
             and bool(current_template(session, decision))
         )
 
@@ -204,7 +204,7 @@ class Actuator:
                 )
             if chosen is None:
                 continue
-            unsafe = _cache_forbidden(session, chosen, decided.cache_exclude_params)
+            unsafe = _cache_forbidden(session, chosen, decided.cache.exclude_params)
             if unsafe:
                 _log.info("caching for %s/%s not taken: task params set %s", work.app, task, unsafe)
                 continue

@@ -289,8 +289,8 @@ class AuthInterceptor(_Wrapping):
 
     async def _limit(self, identity: str, anonymous: bool) -> None:
         api = self._settings
-        rate = api.anonymous_rate_limit_per_s if anonymous else api.rate_limit_per_s
-        burst = api.anonymous_rate_limit_burst if anonymous else api.rate_limit_burst
+        rate = api.rate_limit.anonymous_per_s if anonymous else api.rate_limit.per_s
+        burst = api.rate_limit.anonymous_burst if anonymous else api.rate_limit.burst
         if rate <= 0:
             return
         decision = await self._limiter.hit(identity, rate, burst)

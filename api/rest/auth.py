@@ -81,8 +81,8 @@ async def apply_rate_limit(app: Litestar, scope: Scope, identity: str, anonymous
         OverloadedError: Over the limit (429 with ``Retry-After``).
     """
     api = app.state.settings.api
-    rate = api.anonymous_rate_limit_per_s if anonymous else api.rate_limit_per_s
-    burst = api.anonymous_rate_limit_burst if anonymous else api.rate_limit_burst
+    rate = api.rate_limit.anonymous_per_s if anonymous else api.rate_limit.per_s
+    burst = api.rate_limit.anonymous_burst if anonymous else api.rate_limit.burst
     if rate <= 0:
         return
     decision = await resources_of(app).limiter.hit(identity, rate, burst)

@@ -178,7 +178,7 @@ async def open_service_layer(
     """
     engine = create_db_engine(settings.storage.resolved_database_url)
     cache = open_cache(settings.storage.redis_url)
-    limiter = open_limiter(settings.storage.redis_url, settings.api.rate_limit_prefix)
+    limiter = open_limiter(settings.storage.redis_url, settings.api.rate_limit.prefix)
     keys = ApiKeyRepository(engine)
     if settings.api.bootstrap_admin_key:
         try:  # best effort: the key also works from settings alone (see api.service.auth)

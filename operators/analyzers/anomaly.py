@@ -149,13 +149,13 @@ class AnomalyAnalyzer:
 
         Args:
             settings: ``min_samples`` (calls before the error rate is judged) and the anomaly
-                thresholds ``anomaly_z_warning``, ``anomaly_z_critical``, ``anomaly_z_calm``,
-                ``anomaly_cusum_k``, ``anomaly_cusum_h``, ``anomaly_cusum_clip``,
-                ``anomaly_rel_floor``, ``anomaly_warmup_windows``, ``anomaly_history_windows``,
-                ``anomaly_end_windows``, ``anomaly_relearn_windows``, ``anomaly_min_calls``,
-                ``anomaly_score_cap``, ``anomaly_novelty_windows``, ``anomaly_level_windows``,
-                ``anomaly_recurring_days``, ``anomaly_recurring_minutes``,
-                ``anomaly_spread_windows``, ``anomaly_spread_factor``.
+                thresholds ``anomaly.z_warning``, ``anomaly.z_critical``, ``anomaly.z_calm``,
+                ``anomaly.cusum_k``, ``anomaly.cusum_h``, ``anomaly.cusum_clip``,
+                ``anomaly.rel_floor``, ``anomaly.warmup_windows``, ``anomaly.history_windows``,
+                ``anomaly.end_windows``, ``anomaly.relearn_windows``, ``anomaly.min_calls``,
+                ``anomaly.score_cap``, ``anomaly.novelty_windows``, ``anomaly.level_windows``,
+                ``anomaly.recurring_days``, ``anomaly.recurring_minutes``,
+                ``anomaly.spread_windows``, ``anomaly.spread_factor``.
                 The pattern thresholds (``profile_alpha``, ``profile_min_days``...) shape the
                 seasonality of ``calls``.
             seasonal_expectation: Overrides the internal seasonality: the expected value of any
@@ -164,19 +164,19 @@ class AnomalyAnalyzer:
         self._s = settings
         self._expect = seasonal_expectation
         self._pattern = PatternAnalyzer(settings)
-        self._z_warning, self._z_critical = settings.anomaly_z_warning, settings.anomaly_z_critical
-        self._z_calm = settings.anomaly_z_calm
-        self._cusum_h = settings.anomaly_cusum_h
-        self._warmup = max(settings.anomaly_warmup_windows, 1)
-        self._history = max(settings.anomaly_history_windows, self._warmup)
-        self._end = max(settings.anomaly_end_windows, 1)
-        self._relearn = max(settings.anomaly_relearn_windows, 1)
-        self._min_calls = max(settings.anomaly_min_calls, 1)
-        self._novelty_windows = max(settings.anomaly_novelty_windows, 0)
-        self._level_windows = max(settings.anomaly_level_windows, 1)
-        self._spread_windows = max(settings.anomaly_spread_windows, 0)
-        self._recur_days = max(settings.anomaly_recurring_days, 0)
-        self._season_gain = settings.anomaly_season_gain
+        self._z_warning, self._z_critical = settings.anomaly.z_warning, settings.anomaly.z_critical
+        self._z_calm = settings.anomaly.z_calm
+        self._cusum_h = settings.anomaly.cusum_h
+        self._warmup = max(settings.anomaly.warmup_windows, 1)
+        self._history = max(settings.anomaly.history_windows, self._warmup)
+        self._end = max(settings.anomaly.end_windows, 1)
+        self._relearn = max(settings.anomaly.relearn_windows, 1)
+        self._min_calls = max(settings.anomaly.min_calls, 1)
+        self._novelty_windows = max(settings.anomaly.novelty_windows, 0)
+        self._level_windows = max(settings.anomaly.level_windows, 1)
+        self._spread_windows = max(settings.anomaly.spread_windows, 0)
+        self._recur_days = max(settings.anomaly.recurring_days, 0)
+        self._season_gain = settings.anomaly.season_gain
         self._det = ResidualDetectors(settings)
         self._drift = DriftDetectors(settings)
 

@@ -60,13 +60,13 @@ class ResidualDetectors:
 
     def __init__(self, settings: AnalyzerSettings) -> None:
         """Keep the thresholds the detectors compare against."""
-        self._cusum_k, self._cusum_h = settings.anomaly_cusum_k, settings.anomaly_cusum_h
-        self._cusum_clip = settings.anomaly_cusum_clip
-        self._rel_floor, self._score_cap = settings.anomaly_rel_floor, settings.anomaly_score_cap
-        self._novelty = max(settings.anomaly_novelty_windows, 0)
-        self._spread_windows = max(settings.anomaly_spread_windows, 0)
-        self._spread_factor = settings.anomaly_spread_factor
-        self._recur_s = settings.anomaly_recurring_minutes * 60.0
+        self._cusum_k, self._cusum_h = settings.anomaly.cusum_k, settings.anomaly.cusum_h
+        self._cusum_clip = settings.anomaly.cusum_clip
+        self._rel_floor, self._score_cap = settings.anomaly.rel_floor, settings.anomaly.score_cap
+        self._novelty = max(settings.anomaly.novelty_windows, 0)
+        self._spread_windows = max(settings.anomaly.spread_windows, 0)
+        self._spread_factor = settings.anomaly.spread_factor
+        self._recur_s = settings.anomaly.recurring_minutes * 60.0
 
     def judge(
         self,

@@ -3,10 +3,10 @@
 Each period gives one value per stream and task: the count-weighted mean quality score (periods
 with at least ``min_samples`` scored calls), the count-weighted median (p50) latency, and the
 error rate (periods with at least ``min_samples`` calls). Each stream feeds its own
-:class:`river.drift.ADWIN` (``drift_delta`` is its confidence; ``drift_grace_windows`` values
+:class:`river.drift.ADWIN` (``drift.delta`` is its confidence; ``drift.grace_windows`` values
 before it may report). When ADWIN cuts its window, the mean of the values it kept (the recent
 regime) differs from the mean of the older values it dropped with confidence ``1 - delta``: a
-``drift`` insight (``warning``; ``info`` when the move is less than ``drift_min_change`` of the
+``drift`` insight (``warning``; ``info`` when the move is less than ``drift.min_change`` of the
 larger mean, which is also its score) carries both means, how many periods each covers, the
 detector and its delta. The anomaly analyzer runs these detectors beside its own and emits
 their insights.
@@ -61,10 +61,10 @@ class DriftDetectors:
     """ADWIN per task and stream; pure in the sense of the analyzers (state in, state out)."""
 
     def __init__(self, settings: AnalyzerSettings) -> None:
-        """Keep ``drift_delta``, ``drift_grace_windows``, ``drift_min_change``, ``min_samples``."""
-        self._delta = settings.drift_delta
-        self._grace = max(settings.drift_grace_windows, 1)
-        self._min_change = settings.drift_min_change
+        """Keep ``drift.delta``, ``drift.grace_windows``, ``drift.min_change``, ``min_samples``."""
+        self._delta = settings.drift.delta
+        self._grace = max(settings.drift.grace_windows, 1)
+        self._min_change = settings.drift.min_change
         self._min_samples = max(settings.min_samples, 1)
 
     def _new(self) -> ADWIN:

@@ -20,13 +20,13 @@ rate is the sum of the segments' ``rate_per_s``; its calls the sum of their ``co
   ``trend_min_change`` of the mean. It is reported once per direction: a rising trend, then
   only a falling one, and so on.
 * **Cache potential** (info). The count-weighted repeat ratio of ``prompt_hash`` is at least
-  ``cache_repeat_ratio``; the estimated hit rate of a cache living one window is that ratio (a
+  ``cache.repeat_ratio``; the estimated hit rate of a cache living one window is that ratio (a
   lower bound for a longer TTL). **Batching potential** (info): the peak rate (max over
   segments) is at least ``batching_min_peak_rate``, calls are small (mean output tokens at most
   ``batching_max_output_tokens``) and the p95 latency plus a batching wait of
   ``batching_max_wait_ms`` stays within the p95 SLO. Both are reported once, then again only
   after ``renotify_windows`` windows *and* a material change: the repeat ratio moved by at least
-  ``cache_change`` (absolute), the peak rate by at least ``batching_change`` (relative).
+  ``cache.change`` (absolute), the peak rate by at least ``batching_change`` (relative).
 
 No insight is raised for a task with fewer than ``min_samples`` calls in the period.
 """
@@ -152,7 +152,7 @@ class PatternAnalyzer:
                 (``latency_p95_warning_ms``, the latency budget of batching) and the pattern
                 thresholds: ``burst_factor``, ``burst_max_windows``, ``profile_alpha``,
                 ``profile_min_days``, ``trend_p_value``, ``trend_min_change``,
-                ``cache_repeat_ratio``, ``cache_change``, ``batching_min_peak_rate``,
+                ``cache.repeat_ratio``, ``cache.change``, ``batching_min_peak_rate``,
                 ``batching_max_output_tokens``, ``batching_max_wait_ms``, ``batching_change``,
                 ``renotify_windows``.
         """
@@ -304,11 +304,11 @@ class PatternAnalyzer:
     ) -> tuple[TaskPattern, Insight | None]:  # fmt: skip
         ratio = _weighted([(w.repeat_ratio, w.count) for w in windows])
         last = tp.cache_reported
-        changed = last is not None and abs(ratio - last[1]) >= self._s.cache_change
-        if ratio < self._s.cache_repeat_ratio or not self._due(tp, last, changed):
+        changed = last is not None and abs(ratio - last[1]) >= self._s.cache.change
+        if ratio < self._s.cache.repeat_ratio or not self._due(tp, last, changed):
             return tp, None
         distinct = sum(w.distinct_prompts for w in windows)
-        limit = self._s.cache_repeat_ratio
+        limit = self._s.cache.repeat_ratio
         return replace(tp, cache_reported=(tp.windows - 1, ratio)), _insight(
             group, task, "cache_potential", "info", "repeat_ratio", ratio,
             limit, ratio / limit if limit > 0 else ratio,
@@ -317,7 +317,7 @@ class PatternAnalyzer:
             {
                 "repeat_ratio": ratio, "estimated_hit_rate": ratio, "distinct_prompts": distinct,
                 "samples": count, "calls_saved": ratio * count,
-                "threshold": self._s.cache_repeat_ratio, "change_threshold": self._s.cache_change,
+                "threshold": self._s.cache.repeat_ratio, "change_threshold": self._s.cache.change,
                 "previous_ratio": "n/a" if last is None else last[1],
                 "min_samples": self._s.min_samples,
             },

@@ -2,16 +2,16 @@
 
 Triggers, in order (at least ``decisions.min_samples`` calls in the period):
 
-* ``rate_limited`` **errors**: their share of calls is at least ``rate_limited_share``; the
+* ``rate_limited`` **errors**: their share of calls is at least ``rate_limit.trigger_share``; the
   target is the rate the provider accepted (calls that were not rate-limited per second);
 * **budget burn**: an app-wide cost insight (``daily_budget``, ``monthly_budget`` or their
   ``_projection``); the target scales the current rate by ``budget / projected spend``;
 * **provider limit**: the peak rate exceeds ``decisions.provider_limits[provider]``.
 
-The target never exceeds the provider's limits, and each step moves at most ``rate_limit_step``
+The target never exceeds the provider's limits, and each step moves at most ``rate_limit.step``
 (±20 %) from the reference: the limit in force (config, else the last one proposed), else the
-observed rate. Steps are at least ``rate_limit_spacing`` apart. Tokens per minute follow from
-the mean tokens per call; the bucket's burst holds ``rate_limit_burst`` of traffic at the rate.
+observed rate. Steps are at least ``rate_limit.spacing`` apart. Tokens per minute follow from
+the mean tokens per call; the bucket's burst holds ``rate_limit.burst`` of traffic at the rate.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class RateLimiting:
         t = totals(period.windows)
         if t.calls < s.min_samples or t.seconds <= 0:
             return state, None
-        if state.at is not None and at - state.at < s.rate_limit_spacing:
+        if state.at is not None and at - state.at < s.rate_limit.spacing:
             return state, None
         model = incumbent(period)
         provider = cfg.provider if cfg is not None and cfg.provider else None
@@ -114,15 +114,15 @@ class RateLimiting:
             "provider_requests_per_s": plimit.requests_per_s,
             "provider_tokens_per_min": plimit.tokens_per_min,
             "current_requests_per_s": ref_rps, "current_tokens_per_min": ref_tpm,
-            "rate_limited_share_threshold": s.rate_limited_share, "step": s.rate_limit_step,
+            "rate_limited_share_threshold": s.rate_limit.trigger_share, "step": s.rate_limit.step,
             "min_samples": s.min_samples,
         }  # fmt: skip
         cost_pct = 0.0
-        if share >= s.rate_limited_share and t.rate_limited > 0:
+        if share >= s.rate_limit.trigger_share and t.rate_limited > 0:
             trigger = "rate_limited"
             target = (t.calls - t.rate_limited) / t.seconds
             why = f"{share:.1%} of {t.calls} calls were rate-limited"
-            confidence = share_confidence(share, s.rate_limited_share, t.calls)
+            confidence = share_confidence(share, s.rate_limit.trigger_share, t.calls)
         elif budget is not None and (factor := _budget_factor(budget)) is not None:
             trigger = "budget"
             target = t.rate_per_s * factor
@@ -137,23 +137,23 @@ class RateLimiting:
         else:
             return state, None
         reference = ref_rps if ref_rps is not None else t.rate_per_s
-        rps = _bounded(_cap(target, plimit.requests_per_s), reference, s.rate_limit_step)
+        rps = _bounded(_cap(target, plimit.requests_per_s), reference, s.rate_limit.step)
         tokens_per_call = (t.input_tokens + t.output_tokens) / t.calls
         tpm = rps * 60 * tokens_per_call
         tpm_ref = ref_tpm if ref_tpm is not None else t.rate_per_s * 60 * tokens_per_call
-        tpm = _bounded(_cap(tpm, plimit.tokens_per_min), tpm_ref, s.rate_limit_step)
+        tpm = _bounded(_cap(tpm, plimit.tokens_per_min), tpm_ref, s.rate_limit.step)
         rps, tpm = round(rps, 3), round(tpm)
         if rps <= 0 or tpm <= 0 or (rps == ref_rps and tpm == ref_tpm):
             return state, None
-        burst = max(1, math.ceil(rps * s.rate_limit_burst.total_seconds()))
+        burst = max(1, math.ceil(rps * s.rate_limit.burst.total_seconds()))
         if trigger == "budget" and t.rate_per_s > 0:
             cost_pct = min(0.0, (rps / t.rate_per_s - 1) * 100)
         evidence |= {
             "trigger": trigger, "target_requests_per_s": target, "requests_per_s": rps,
             "tokens_per_min": tpm, "tokens_per_call": tokens_per_call, "burst": burst,
             "reference_requests_per_s": reference,
-            "burst_seconds": s.rate_limit_burst.total_seconds(),
-            "spacing_s": s.rate_limit_spacing.total_seconds(),
+            "burst_seconds": s.rate_limit.burst.total_seconds(),
+            "spacing_s": s.rate_limit.spacing.total_seconds(),
         }  # fmt: skip
         decision = make_decision(
             period, self.name,
@@ -162,7 +162,7 @@ class RateLimiting:
             rationale=(
                 f"Limit {period.task} to {rps:g} requests/s and {tpm:g} tokens/min (burst "
                 f"{burst}) because {why}; the step from {reference:.3g}/s is bounded to "
-                f"±{s.rate_limit_step:.0%}."
+                f"±{s.rate_limit.step:.0%}."
             ),
             evidence=evidence,
             impact=ExpectedImpact(cost_change_pct=cost_pct),

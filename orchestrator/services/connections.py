@@ -10,13 +10,12 @@ effect at the next poll without a restart.
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
-from core.settings import IntegrationSettings
+from core.settings import IntegrationSettings, updated
 from storage.database import session_scope
 from storage.integrations import Connection, enabled_connections
 from storage.integrations import connections_fingerprint as stored_fingerprint
@@ -49,28 +48,25 @@ def with_connections(s: IntegrationSettings, connections: list[Connection]) -> I
         if kind in seen or not secret:
             continue
         seen.add(kind)
-        if kind == "slack" and not s.slack_webhook_url:
-            changes["slack_webhook_url"] = secret
-        elif kind == "jira" and not s.jira_base_url:
+        if kind == "slack" and not s.slack.webhook_url:
+            changes["slack__webhook_url"] = secret
+        elif kind == "jira" and not s.jira.base_url and _text(config, "base_url", ""):
             changes.update(
-                jira_base_url=_text(config, "base_url", ""),
-                jira_email=_text(config, "email", ""),
-                jira_project=_text(config, "project", ""),
-                jira_api_token=secret,
+                jira__base_url=_text(config, "base_url", ""),
+                jira__email=_text(config, "email", ""),
+                jira__project=_text(config, "project", ""),
+                jira__api_token=secret,
             )
-        elif kind == "github" and not s.github_token:
+        elif kind == "github" and not s.github.token:
             changes.update(
-                github_token=secret,
-                github_repo=_text(config, "repo", s.github_repo),
-                github_api_url=_text(config, "base_url", s.github_api_url),
+                github__token=secret,
+                github__repo=_text(config, "repo", s.github.repo),
+                github__api_url=_text(config, "base_url", s.github.api_url),
             )
-        elif kind == "anthropic" and not s.anthropic_api_key:
+        elif kind == "anthropic" and not s.anthropic.api_key:
             changes.update(
-                anthropic_api_key=secret,
-                anthropic_model=_text(config, "model", s.anthropic_model),
-                anthropic_base_url=_text(config, "base_url", s.anthropic_base_url),
+                anthropic__api_key=secret,
+                anthropic__model=_text(config, "model", s.anthropic.model),
+                anthropic__base_url=_text(config, "base_url", s.anthropic.base_url),
             )
-    if changes.get("jira_base_url") == "":
-        for key in ("jira_base_url", "jira_email", "jira_project", "jira_api_token"):
-            changes.pop(key)
-    return dataclasses.replace(s, **changes)
+    return updated(s, **changes)

@@ -31,6 +31,7 @@ from core.settings import (
     KafkaSettings,
     Settings,
     StorageSettings,
+    updated,
 )
 from storage.kafka import EmbeddedBroker, ensure_topics, free_port
 from tests.unit.collector.spans import T0_NS, chat_attrs, event_id, request, span
@@ -428,7 +429,7 @@ def _limited(
     )
     return settings.with_overrides(
         storage=StorageSettings(data_dir=str(data_dir), redis_url=redis),
-        api=ApiSettings(rate_limit_prefix=prefix),
+        api=updated(ApiSettings(), rate_limit__prefix=prefix),
     )
 
 

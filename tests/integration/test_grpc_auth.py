@@ -152,7 +152,7 @@ def test_bearer_tokens_use_the_same_matrix_and_are_verified(
 def test_rate_limit_is_resource_exhausted_with_retry_info(redis_url: str) -> None:
     with migrated_database() as url:
         settings = fast_grpc(
-            rest_settings(url, redis_url, rate_limit_per_s=0.5, rate_limit_burst=2)
+            rest_settings(url, redis_url, rate_limit__per_s=0.5, rate_limit__burst=2)
         )
         keys = role_keys(url)
         with (

@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +23,7 @@ from api.rest.app import create_app
 from core.app_config import TaskConfig
 from core.decisions import Decision, MetricCheck, Verdict, stable_id
 from core.events import LlmCall
+from core.settings import updated
 from core.stats import WindowKey
 from operators.window_stats import summarize
 from proto.llmopt.v1 import common_pb2, config_pb2, metrics_pb2, optimization_pb2
@@ -500,7 +500,7 @@ def test_a_reload_applies_new_limits_to_the_next_call_and_keeps_open_watches(env
         assert reader.next().version == 1
         old = env.running.resources.settings
         strict = old.with_overrides(
-            api=replace(old.api, rate_limit_per_s=0.001, rate_limit_burst=1)
+            api=updated(old.api, rate_limit__per_s=0.001, rate_limit__burst=1)
         )
         env.running.server.reload(strict)
         outcomes = []

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
-from core.settings import IntegrationSettings, RouteRule, Settings
+from core.settings import IntegrationSettings, RouteRule, Settings, updated
 from orchestrator.services.connections import with_connections
 from orchestrator.services.integrations import IntegrationsService
 from storage.database import create_db_engine, session_scope
@@ -95,8 +95,8 @@ def test_a_slack_connection_made_while_running_delivers_the_next_rollback(engine
 
 
 def test_settings_win_over_connections_and_empty_kinds_are_filled() -> None:
-    configured = IntegrationSettings(
-        slack_webhook_url="https://hooks.slack.com/services/T/B/settings"
+    configured = updated(
+        IntegrationSettings(), slack__webhook_url="https://hooks.slack.com/services/T/B/settings"
     )
     merged = with_connections(
         configured,
@@ -111,11 +111,11 @@ def test_settings_win_over_connections_and_empty_kinds_are_filled() -> None:
             ("github", "ghp_older", {"repo": "acme/old"}),
         ],
     )
-    assert merged.slack_webhook_url.endswith("/settings")
-    assert (merged.github_token, merged.github_repo) == ("ghp_token", "acme/ops")
-    assert (merged.jira_base_url, merged.jira_project, merged.jira_api_token) == (
+    assert merged.slack.webhook_url.endswith("/settings")
+    assert (merged.github.token, merged.github.repo) == ("ghp_token", "acme/ops")
+    assert (merged.jira.base_url, merged.jira.project, merged.jira.api_token) == (
         "https://acme.atlassian.net",
         "OPS",
         "jira-token",
     )
-    assert merged.anthropic_api_key == ""
+    assert merged.anthropic.api_key == ""

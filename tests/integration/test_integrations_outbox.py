@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.app_config import TaskConfig
-from core.settings import IntegrationSettings, RouteRule, Settings
+from core.settings import IntegrationSettings, RouteRule, Settings, updated
 from integrations.outbox import outbox_key
 from orchestrator.service import HealthStatus
 from orchestrator.services.integrations import IntegrationsService, SqlOutboxStore
@@ -76,12 +76,13 @@ def rows(engine: Engine) -> dict[str, object]:
 def test_service_delivers_the_outbox_and_reports_health(engine: Engine) -> None:
     with serving(OkSlack) as slack, serving(FakeJira) as jira:
         settings = Settings().with_overrides(
-            integrations=IntegrationSettings(
-                slack_webhook_url=slack.url(),
-                jira_base_url=jira.base_url,
-                jira_email=JIRA_EMAIL,
-                jira_api_token=JIRA_TOKEN,
-                jira_project=JIRA_PROJECT,
+            integrations=updated(
+                IntegrationSettings(),
+                slack__webhook_url=slack.url(),
+                jira__base_url=jira.base_url,
+                jira__email=JIRA_EMAIL,
+                jira__api_token=JIRA_TOKEN,
+                jira__project=JIRA_PROJECT,
                 poll_interval=timedelta(milliseconds=50),
                 retry_attempts=1,
                 outbox_retry_interval=timedelta(milliseconds=100),
@@ -168,12 +169,13 @@ def test_every_config_version_becomes_a_commit_in_the_gitops_repository(engine: 
     manager.rollback_to("shop", 1, author="rollback-engine", reason="quality fell")
     with serving(FakeGitHub) as github:
         settings = Settings().with_overrides(
-            integrations=IntegrationSettings(
-                github_token=GITHUB_TOKEN,
-                github_repo=GITHUB_REPO,
-                github_api_url=github.base_url,
-                github_config_path="llmopt/configs",
-                github_branch="gitops",
+            integrations=updated(
+                IntegrationSettings(),
+                github__token=GITHUB_TOKEN,
+                github__repo=GITHUB_REPO,
+                github__api_url=github.base_url,
+                github__config_path="llmopt/configs",
+                github__branch="gitops",
                 poll_interval=timedelta(milliseconds=50),
                 retry_attempts=1,
             )

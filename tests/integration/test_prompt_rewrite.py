@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from core.app_config import PromptConfig, TaskConfig
 from core.decisions import Decision, ExpectedImpact, stable_id
-from core.settings import IntegrationSettings, KafkaSettings, Settings
+from core.settings import IntegrationSettings, KafkaSettings, Settings, updated
 from operators.strategies import REWRITE_KEY
 from orchestrator.services.integrations import IntegrationsService
 from rollout.config_manager import ConfigManager
@@ -100,9 +100,10 @@ def test_rewrite_becomes_a_canary_and_its_own_call_is_telemetry(
             kafka=KafkaSettings(
                 bootstrap_servers=kafka_bootstrap, telemetry_topic=topics["telemetry"]
             ),
-            integrations=IntegrationSettings(
-                anthropic_api_key=ANTHROPIC_KEY,
-                anthropic_base_url=claude.base_url,
+            integrations=updated(
+                IntegrationSettings(),
+                anthropic__api_key=ANTHROPIC_KEY,
+                anthropic__base_url=claude.base_url,
                 poll_interval=timedelta(milliseconds=50),
             ),
         )
@@ -125,9 +126,10 @@ def test_a_rewrite_that_loses_a_placeholder_is_not_used(engine: Engine) -> None:
     with serving(FakeAnthropic) as claude:
         claude.answer = "Classify the ticket as bug, billing or other."
         settings = Settings(
-            integrations=IntegrationSettings(
-                anthropic_api_key=ANTHROPIC_KEY,
-                anthropic_base_url=claude.base_url,
+            integrations=updated(
+                IntegrationSettings(),
+                anthropic__api_key=ANTHROPIC_KEY,
+                anthropic__base_url=claude.base_url,
                 poll_interval=timedelta(milliseconds=50),
             ),
         )

@@ -173,7 +173,7 @@ def test_revoked_and_unknown_keys_are_401(client: TestClient[Any]) -> None:
 
 
 def test_one_limit_is_shared_by_two_replicas_on_one_redis(database: str, redis_url: str) -> None:
-    settings = rest_settings(database, redis_url, rate_limit_per_s=0.5, rate_limit_burst=4)
+    settings = rest_settings(database, redis_url, rate_limit__per_s=0.5, rate_limit__burst=4)
     admin = {"x-api-key": ADMIN_KEY}
     with (
         TestClient(create_app(settings)) as a,
@@ -196,7 +196,7 @@ def test_one_limit_is_shared_by_two_replicas_on_one_redis(database: str, redis_u
 
 def test_anonymous_and_failed_logins_count_per_ip(database: str, redis_url: str) -> None:
     settings = rest_settings(
-        database, redis_url, anonymous_rate_limit_per_s=0.5, anonymous_rate_limit_burst=3
+        database, redis_url, rate_limit__anonymous_per_s=0.5, rate_limit__anonymous_burst=3
     )
     with TestClient(create_app(settings)) as c:
         statuses = [c.get("/health/live").status_code for _ in range(2)]

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from core.settings import Settings
+from core.settings import Settings, updated
 from orchestrator.services import RestService
 from storage.kafka import free_port
 from tests.unit.api.rest_support import ADMIN_KEY, rest_settings
@@ -175,7 +175,7 @@ def test_reload_reaches_the_hook_and_new_settings_reach_every_worker(
                 deadline = time.monotonic() + 120  # a guard only: a loaded machine is slow
                 while not reloads and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
-                limits = replace(settings.api, rate_limit_burst=4321)
+                limits = updated(settings.api, rate_limit__burst=4321)
                 await rest.reload(replace(settings, api=limits))
                 seen: set[str] = set()
                 deadline = time.monotonic() + 120  # workers are replaced one by one

@@ -19,7 +19,14 @@ from sqlalchemy import Engine
 
 from core.app_config import TaskConfig
 from core.decisions import Decision, ExpectedImpact, stable_id
-from core.settings import CanarySettings, IntegrationSettings, RouteRule, Settings, StorageSettings
+from core.settings import (
+    CanarySettings,
+    IntegrationSettings,
+    RouteRule,
+    Settings,
+    StorageSettings,
+    updated,
+)
 from flows.kafka_batches import RecordBatch
 from flows.pipeline import FlowIO, build_flow
 from orchestrator.services.integrations import IntegrationsService
@@ -129,8 +136,9 @@ def test_a_bad_canary_is_rolled_back_by_the_dataflow_and_reported_on_slack(
 
     with serving(OkSlack) as slack:
         routed = settings.with_overrides(
-            integrations=IntegrationSettings(
-                slack_webhook_url=slack.url(),
+            integrations=updated(
+                IntegrationSettings(),
+                slack__webhook_url=slack.url(),
                 poll_interval=timedelta(milliseconds=50),
                 routes=(RouteRule(targets=("slack",), events=("rollback",)),),
             )

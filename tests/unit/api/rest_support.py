@@ -14,7 +14,7 @@ import httpx
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
-from core.settings import ApiSettings, KafkaSettings, Settings, StorageSettings
+from core.settings import ApiSettings, KafkaSettings, Settings, StorageSettings, updated
 from storage.api_keys import ROLES, ApiKeyRepository
 from storage.database import create_db_engine
 from storage.kafka import free_port
@@ -31,24 +31,27 @@ def rest_settings(
     topics: dict[str, str] | None = None,
     **api: Any,
 ) -> Settings:
-    """Settings of a test app: a unique rate-limit prefix (Redis db 15 is shared)."""
+    """Settings of a test app: a unique rate-limit prefix (Redis db 15 is shared).
+
+    ``api`` are ``ApiSettings`` values, ``__`` reaching into a table (``rate_limit__burst``).
+    """
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
     if topics:
         kafka = replace(kafka, telemetry_topic=topics["telemetry"], dlq_topic=topics["dlq"])
     defaults: dict[str, Any] = {
         "bootstrap_admin_key": ADMIN_KEY,
         "jwt_secret": JWT_SECRET,
-        "rate_limit_prefix": f"llmopt:test:{uuid.uuid4().hex[:12]}",
-        "rate_limit_per_s": 10_000.0,
-        "rate_limit_burst": 10_000,
-        "anonymous_rate_limit_per_s": 10_000.0,
-        "anonymous_rate_limit_burst": 10_000,
+        "rate_limit__prefix": f"llmopt:test:{uuid.uuid4().hex[:12]}",
+        "rate_limit__per_s": 10_000.0,
+        "rate_limit__burst": 10_000,
+        "rate_limit__anonymous_per_s": 10_000.0,
+        "rate_limit__anonymous_burst": 10_000,
     }
     defaults.update(api)
     return Settings(
         kafka=kafka,
         storage=StorageSettings(database_url=database_url, redis_url=redis_url),
-        api=ApiSettings(**defaults),
+        api=updated(ApiSettings(), **defaults),
     )
 
 

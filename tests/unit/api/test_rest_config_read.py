@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 from api.rest import config_read
 from api.rest.app import create_app
 from core.app_config import TaskConfig
-from core.settings import ApiSettings, Settings, StorageSettings
+from core.settings import ApiSettings, Settings, StorageSettings, updated
 from rollout.config_manager import ConfigManager
 from storage.api_keys import ApiKeyRepository
 from storage.database import create_db_engine, migrate
@@ -25,7 +25,7 @@ SECRET = "a-unit-test-secret-that-is-long-enough-0123"
 def _settings(tmp_path: Path, **api: Any) -> Settings:
     return Settings(
         storage=StorageSettings(data_dir=str(tmp_path)),
-        api=ApiSettings(bootstrap_admin_key=ADMIN, jwt_secret=SECRET, **api),
+        api=updated(ApiSettings(bootstrap_admin_key=ADMIN, jwt_secret=SECRET), **api),
     )
 
 
@@ -132,7 +132,7 @@ def test_a_jwt_reads_in_front_of_the_router(served: Any) -> None:
 
 
 def test_the_rate_limit_counts_each_read_once(tmp_path: Path) -> None:
-    settings = _settings(tmp_path, rate_limit_per_s=0.01, rate_limit_burst=3)
+    settings = _settings(tmp_path, rate_limit__per_s=0.01, rate_limit__burst=3)
     viewer = _seed(settings)
     with TestClient(create_app(settings)) as client:
         answers = [

@@ -191,7 +191,7 @@ def test_secrets_file_is_read(tmp_path: Path) -> None:
     ("variable", "value", "key", "shown", "rule"),
     [
         ("LLMOPT_API__PORT", "70000", "api.port", "70000", "65535"),
-        ("LLMOPT_API__PORT", "-1", "api.port", "-1", "gte"),
+        ("LLMOPT_API__PORT", "-1", "api.port", "-1", "within [0, 65535]"),
         ("LLMOPT_PROCESSOR__DEDUP_TTL", "abc", "processor.dedup_ttl", "abc", "duration"),
         ("LLMOPT_PROCESSOR__TUMBLING_WINDOW", "0s", "processor.tumbling_window", "0s", "positive"),
         (
@@ -232,14 +232,20 @@ def test_secrets_file_is_read(tmp_path: Path) -> None:
         ("LLMOPT_LOG_LEVEL", "LOUD", "log_level", "LOUD", "DEBUG"),
         # dynaconf leaves a non-boolean string as a string; the bool rule rejects it.
         ("LLMOPT_KAFKA__TAIL", "maybe", "kafka.tail", "maybe", "bool"),
-        ("LLMOPT_PROCESSOR__WORKERS", "0", "processor.workers", "0", "gte"),
-        ("LLMOPT_KAFKA__MAX_MESSAGE_BYTES", "100", "kafka.max_message_bytes", "100", "gte"),
+        ("LLMOPT_PROCESSOR__WORKERS", "0", "processor.workers", "0", "within [1, 256]"),
+        (
+            "LLMOPT_KAFKA__MAX_MESSAGE_BYTES",
+            "100",
+            "kafka.max_message_bytes",
+            "100",
+            "within [1024, 268435456]",
+        ),
         (
             "LLMOPT_KAFKA__MAX_MESSAGE_BYTES",
             "1000000000",
             "kafka.max_message_bytes",
             "1000000000",
-            "lte",
+            "within [1024,",
         ),
     ],
 )
@@ -455,9 +461,18 @@ def test_as_env_names_every_field() -> None:
     expected = {"LLMOPT_ENV", "LLMOPT_LOG_LEVEL"}
     sections = [f.name for f in dataclasses.fields(Settings) if f.name not in ("env", "log_level")]
     assert {"kafka", "storage", "processor", "api", "orchestrator", "analyzers"} <= set(sections)
+
+    def add(prefix: str, value: object) -> None:
+        for f in dataclasses.fields(value):  # type: ignore[arg-type]
+            inner = getattr(value, f.name)
+            if dataclasses.is_dataclass(inner):  # a nested section: one more level
+                add(f"{prefix}__{f.name.upper()}", inner)
+            else:
+                expected.add(f"{prefix}__{f.name.upper()}")
+
     for section in sections:
-        for name in getattr(Settings(), section).__dataclass_fields__:
-            expected.add(f"LLMOPT_{section.upper()}__{name.upper()}")
+        add(f"LLMOPT_{section.upper()}", getattr(Settings(), section))
+    assert "LLMOPT_ANALYZERS__ANOMALY__Z_WARNING" in expected
     assert set(env) == expected
     assert all(isinstance(v, str) for v in env.values())
 

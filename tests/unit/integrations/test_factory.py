@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
-from core.settings import IntegrationSettings
+from core.settings import IntegrationSettings, updated
 from integrations import AnthropicClient, BreakerState, GitHubClient, JiraClient, SlackWebhook
 from integrations.factory import build_clients
 
@@ -18,15 +18,16 @@ def test_nothing_configured_builds_nothing() -> None:
 
 
 def test_each_credential_set_turns_its_client_on() -> None:
-    s = IntegrationSettings(
-        slack_webhook_url="https://hooks.slack.com/services/T0/B0/SECRETHOOK123",
-        jira_base_url="https://acme.atlassian.net",
-        jira_email="bot@acme.example",
-        jira_api_token="jira-secret-token",
-        jira_project="OPS",
-        github_token="ghp_secret_token_value",
-        github_repo="acme/config",
-        anthropic_api_key="sk-ant-secret-key-value",
+    s = updated(
+        IntegrationSettings(),
+        slack__webhook_url="https://hooks.slack.com/services/T0/B0/SECRETHOOK123",
+        jira__base_url="https://acme.atlassian.net",
+        jira__email="bot@acme.example",
+        jira__api_token="jira-secret-token",
+        jira__project="OPS",
+        github__token="ghp_secret_token_value",
+        github__repo="acme/config",
+        anthropic__api_key="sk-ant-secret-key-value",
         breaker_failure_threshold=7,
         breaker_reset_timeout=timedelta(seconds=12),
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigurationError
-from core.settings import IntegrationSettings, RouteRule, Settings, load_settings
+from core.settings import IntegrationSettings, RouteRule, Settings, load_settings, updated
 
 TOKEN = "jira-token-value-0123456789"
 
@@ -41,17 +41,19 @@ def test_routes_and_durations_load_and_round_trip_through_as_env(
         tmp_path,
         """
 [default.integrations]
-jira_base_url = "https://acme.atlassian.net"
-jira_email = "bot@acme.example"
-jira_project = "OPS"
 poll_interval = "2s"
 routes = [
   { targets = ["slack"], events = ["rollback"], apps = ["billing-bot"] },
   { targets = ["jira"], min_severity = "critical", strategies = ["model_selection"] },
 ]
+
+[default.integrations.jira]
+base_url = "https://acme.atlassian.net"
+email = "bot@acme.example"
+project = "OPS"
 """,
     )
-    monkeypatch.setenv("LLMOPT_INTEGRATIONS__JIRA_API_TOKEN", TOKEN)
+    monkeypatch.setenv("LLMOPT_INTEGRATIONS__JIRA__API_TOKEN", TOKEN)
     settings = load_settings(root)
     i = settings.integrations
     assert i.routes == (
@@ -59,7 +61,7 @@ routes = [
         RouteRule(targets=("jira",), min_severity="critical", strategies=("model_selection",)),
     )
     assert i.poll_interval == timedelta(seconds=2)
-    assert i.jira_api_token == TOKEN
+    assert i.jira.api_token == TOKEN
     assert TOKEN not in repr(settings)
     for key, value in settings.as_env().items():
         monkeypatch.setenv(key, value)
@@ -75,12 +77,15 @@ routes = [
         ('routes = [{ targets = ["slack"], min_severity = "fatal" }]', "min_severity must be"),
         ('routes = [{ targets = ["slack"], colour = "red" }]', "unknown keys ['colour']"),
         ('routes = [{ targets = "slack" }]', "routes[].targets must be a list of strings"),
-        ('jira_base_url = "ftp://jira"', "integrations.jira_base_url must be an https://"),
-        ('github_repo = "acme"', "integrations.github_repo must be owner/name"),
+        ('jira = { base_url = "ftp://jira" }', "integrations.jira.base_url must be an https://"),
+        ('github = { repo = "acme" }', "integrations.github.repo must be owner/name"),
         ("batch_size = 0", "integrations.batch_size"),
         ('poll_interval = "soon"', "integrations.poll_interval must be a positive duration"),
-        ('jira_base_url = "https://acme.atlassian.net"', "integrations.jira_email must be set"),
-        ('github_token = "t0ken-value"', "integrations.github_repo must be owner/name when"),
+        (
+            'jira = { base_url = "https://acme.atlassian.net" }',
+            "integrations.jira.email must be set",
+        ),
+        ('github = { token = "t0ken-value" }', "integrations.github.repo must be owner/name when"),
         (
             'outbox_retry_interval = "2h"',
             "integrations.outbox_retry_interval must not exceed",
@@ -94,8 +99,8 @@ def test_invalid_values_name_key_and_rule(tmp_path: Path, body: str, message: st
 
 
 def test_secret_values_are_not_echoed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LLMOPT_INTEGRATIONS__SLACK_WEBHOOK_URL", "ftp://hooks/T0SECRET/xoxb")
-    monkeypatch.setenv("LLMOPT_INTEGRATIONS__GITHUB_TOKEN", "1234567890123")
+    monkeypatch.setenv("LLMOPT_INTEGRATIONS__SLACK__WEBHOOK_URL", "ftp://hooks/T0SECRET/xoxb")
+    monkeypatch.setenv("LLMOPT_INTEGRATIONS__GITHUB__TOKEN", "1234567890123")
     with pytest.raises(ConfigurationError) as info:
         load_settings(tmp_path)
     assert "T0SECRET" not in str(info.value)
@@ -103,10 +108,11 @@ def test_secret_values_are_not_echoed(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_secrets_have_no_repr() -> None:
-    i = IntegrationSettings(
-        slack_webhook_url="https://hooks.slack.com/services/T/B/SECRETHOOK",
-        github_token="ghp_SECRETTOKEN",
-        jira_api_token="SECRETJIRA",
-        anthropic_api_key="sk-ant-SECRETKEY",
+    i = updated(
+        IntegrationSettings(),
+        slack__webhook_url="https://hooks.slack.com/services/T/B/SECRETHOOK",
+        github__token="ghp_SECRETTOKEN",
+        jira__api_token="SECRETJIRA",
+        anthropic__api_key="sk-ant-SECRETKEY",
     )
     assert "SECRET" not in repr(i)

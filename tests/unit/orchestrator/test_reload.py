@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigurationError
-from core.settings import Settings, load_settings
+from core.settings import Settings, load_settings, updated
 from orchestrator.reload import SettingsReloader, changed_keys
 from orchestrator.service import ServiceBase
 
@@ -94,10 +94,8 @@ def test_reload_keeps_the_resolved_embedded_broker_address() -> None:
 
 def test_changed_keys_names_sections_and_keys() -> None:
     a = Settings()
-    b = dataclasses.replace(
-        a, api=dataclasses.replace(a.api, rate_limit_per_s=5.0), env="production"
-    )
-    assert changed_keys(a, b) == ["env", "api.rate_limit_per_s"]
+    b = dataclasses.replace(a, api=updated(a.api, rate_limit__per_s=5.0), env="production")
+    assert changed_keys(a, b) == ["env", "api.rate_limit.per_s"]
 
 
 def test_service_base_reload_changes_nothing() -> None:

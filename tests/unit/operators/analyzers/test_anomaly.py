@@ -3,7 +3,6 @@ from __future__ import annotations
 import math
 import pickle
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.insights import Insight, WindowGroup, insight_id
-from core.settings import AnalyzerSettings
+from core.settings import AnalyzerSettings, updated
 from core.stats import LatencyStats, QualityStats, WindowStats
 from operators.analyzers.anomaly import AnomalyAnalyzer, AnomalyState
 from operators.analyzers.pattern import PatternAnalyzer
@@ -20,7 +19,7 @@ T0 = datetime(2025, 1, 6, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 # River's ADWIN drift insights (kind "drift") are tested in test_drift.py; off here, so these
 # tests see the incident detector's output alone.
-DEFAULTS = replace(AnalyzerSettings(), drift_delta=0.0)
+DEFAULTS = updated(AnalyzerSettings(), drift__delta=0.0)
 # A wavy but regular history: median 100, MAD 1; the scale is the 5 % floor: 5 ms.
 BASE = [98.0, 100.0, 102.0, 100.0] * 10
 
@@ -78,7 +77,7 @@ def run(
 
 
 def test_spike_starts_once_then_ends_with_exact_evidence() -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     series = [*BASE, 150.0, 135.0, 125.0, 100.0, 98.0, 102.0, 100.0]
     _, found = run(a, series)
     assert [(i, f.kind, f.severity, f.metric) for i, f in found] == [
@@ -106,7 +105,7 @@ def test_moderate_spike_is_warning() -> None:
 
 
 def test_no_repeated_start_during_one_incident() -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=5))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=5))
     series = [*BASE, 140.0, 100.0, 150.0, 99.0, 160.0, 101.0, 170.0, *([100.0] * 6)]
     _, found = run(a, series)
     assert [f.kind for _, f in found] == ["anomaly_start", "anomaly_end"]
@@ -114,7 +113,7 @@ def test_no_repeated_start_during_one_incident() -> None:
 
 
 def test_recurring_spike_of_known_height_is_not_a_new_incident() -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=2))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=2))
     series = [*BASE, 150.0, 100.0, 100.0, *BASE[:8], 150.0, *BASE[:8], 160.0]
     _, found = run(a, series)
     starts = [i for i, f in found if f.kind == "anomaly_start"]
@@ -122,7 +121,7 @@ def test_recurring_spike_of_known_height_is_not_a_new_incident() -> None:
 
 
 def test_level_shift_is_relearned() -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_relearn_windows=12))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__relearn_windows=12))
     shifted = [x + 100.0 for x in BASE]  # the new normal: 200 +- 2
     state, found = run(a, [*BASE, *shifted])
     assert [(i, f.kind) for i, f in found] == [(40, "anomaly_start"), (51, "anomaly_end")]
@@ -136,7 +135,7 @@ def test_shift_below_an_earlier_spike_starts_by_cusum() -> None:
     # period) is still an incident: the CUSUM passes h = 20 on its 4th period, and the start
     # waits until the median of the last 12 periods (spike included) is a level never seen:
     # (100 + 130) / 2 on the 5th.
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     series = [*BASE, 300.0, *([100.0] * 6), *([130.0] * 10)]
     _, found = run(a, series)
     assert [(i, f.kind, f.severity) for i, f in found] == [
@@ -165,7 +164,7 @@ def test_moderate_shift_starts_once_its_cusum_reaches_h_after_its_level_settled(
 def test_recurring_level_of_known_height_is_not_a_new_incident() -> None:
     # A daily job: 12 periods at 130. Once it has been an incident (and was re-learned), the
     # same level again is known and starts nothing; a higher one does.
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     job = [130.0] * 14
     series = [*BASE, *job, *([100.0] * 30), *job, *([100.0] * 30), *([160.0] * 14)]
     _, found = run(a, series)
@@ -191,9 +190,9 @@ def test_mostly_idle_series_is_scaled_by_its_mean_absolute_deviation() -> None:
 
 def test_a_spike_at_the_same_time_of_day_as_on_two_earlier_days_is_routine() -> None:
     # A nightly job: each day at the same period a higher spike (each a new extreme). Days 1
-    # and 2 are incidents; on day 3 the start recurs for the 2nd time (anomaly_recurring_days)
+    # and 2 are incidents; on day 3 the start recurs for the 2nd time (anomaly.recurring_days)
     # and is a routine; a spike 6 hours later on day 3 is not.
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     day = 288  # 5-minute periods
     series = (BASE * 8)[:day]
     values = [*series, *series, *series, *series]
@@ -240,14 +239,14 @@ def test_a_spread_that_is_always_wide_or_within_the_floor_starts_nothing() -> No
     smooth = [100.0, 100.5] * 20  # steps of 0.5
     # 6 times wider (steps of 3) but a spread of 1.4826 * 3 / sqrt 2 = 3.1 < the 5 ms floor
     assert run(a, [*smooth, *([98.5, 101.5] * 40)])[1] == []
-    off = AnomalyAnalyzer(replace(DEFAULTS, anomaly_spread_windows=0))
+    off = AnomalyAnalyzer(updated(DEFAULTS, anomaly__spread_windows=0))
     assert run(off, [*BASE, *([91.0, 109.0] * 40)])[1] == []
 
 
 def test_a_spread_of_a_known_width_is_not_a_new_incident() -> None:
     # The same widening twice: the first is an incident, the second is no wider than a spread
     # of the novelty span, so it starts nothing; a wider one does.
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     calm = BASE * 3
     series = [*BASE, *([91.0, 109.0] * 30), *calm, *([91.0, 109.0] * 30), *calm]
     series += [85.0, 115.0] * 30
@@ -260,7 +259,7 @@ def test_a_spread_of_a_known_width_is_not_a_new_incident() -> None:
 
 def test_periods_between_calm_and_warning_do_not_hold_an_incident_open() -> None:
     # 117 is z 3.4: not calm (not learned) but not an anomaly either: the calm count pauses.
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     _, found = run(a, [*BASE, 150.0, 100.0, 117.0, 100.0, 117.0, 100.0, 100.0])
     assert [(i, f.kind) for i, f in found] == [(40, "anomaly_start"), (45, "anomaly_end")]
 
@@ -271,7 +270,7 @@ def test_periods_between_calm_and_warning_do_not_hold_an_incident_open() -> None
     spike=st.floats(min_value=1.0, max_value=1e6),
 )
 def test_no_insight_during_warmup(n: int, spike: float) -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_warmup_windows=60))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__warmup_windows=60))
     _, found = run(a, [*[*BASE, *BASE][: n - 1], spike * 1000])
     assert found == []
 
@@ -282,7 +281,7 @@ def test_no_insight_during_warmup(n: int, spike: float) -> None:
     spike=st.floats(min_value=200.0, max_value=1e6),
 )
 def test_no_insight_with_too_few_calls(count: int, spike: float) -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_min_calls=30))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__min_calls=30))
     _, found = run(a, [*BASE, spike, 0.0, spike], count=count)
     assert found == []
 
@@ -336,7 +335,7 @@ def test_scaling_scales_evidence(noise: list[float], tail: list[float], power: i
 
 
 def test_pickled_state_gives_identical_output() -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_end_windows=3))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__end_windows=3))
     state, _ = run(a, BASE)
     rest = [130.0, 100.0, 98.0, 102.0, 100.0, 140.0]
     restored = pickle.loads(pickle.dumps(state))
@@ -345,7 +344,7 @@ def test_pickled_state_gives_identical_output() -> None:
 
 
 def test_state_is_bounded() -> None:
-    a = AnomalyAnalyzer(replace(DEFAULTS, anomaly_history_windows=50, anomaly_novelty_windows=70))
+    a = AnomalyAnalyzer(updated(DEFAULTS, anomaly__history_windows=50, anomaly__novelty_windows=70))
     state, _ = run(a, BASE * 10)
     ms = state.metrics[("chat", "latency_ms.p95")]
     assert len(ms.history) == 50

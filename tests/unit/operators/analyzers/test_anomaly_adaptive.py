@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
-from core.settings import AnalyzerSettings
+from core.settings import AnalyzerSettings, updated
 from operators.analyzers.anomaly import AnomalyAnalyzer
 from tests.unit.operators.analyzers.test_anomaly import BASE, run
 
@@ -28,7 +27,7 @@ def test_an_hourly_series_ends_its_incident_after_the_same_time_not_the_same_cou
         found += [(k, i) for _, i in out if i.metric == "latency_ms.p95"]
     kinds = [(k, i.kind) for k, i in found]
     spike = len(BASE)
-    end = round(DEFAULTS.anomaly_end_windows / 12)  # 12 hours of hourly points
+    end = round(DEFAULTS.anomaly.end_windows / 12)  # 12 hours of hourly points
     assert kinds == [(spike, "anomaly_start"), (spike + end, "anomaly_end")]
 
 
@@ -53,7 +52,7 @@ def test_a_daily_wave_is_learned_and_a_flat_stretch_at_its_peak_is_an_anomaly() 
 
 
 def test_without_the_profile_the_same_flat_stretch_goes_unnoticed() -> None:
-    analyzer = AnomalyAnalyzer(replace(DEFAULTS, anomaly_season_gain=0.0))
+    analyzer = AnomalyAnalyzer(updated(DEFAULTS, anomaly__season_gain=0.0))
     days = 5
     values = [_daily(i) for i in range(days * DAY)]
     flat = [

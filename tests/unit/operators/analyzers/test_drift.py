@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from dataclasses import replace
 
 import msgspec
 import pytest
 
 from core.insights import WindowGroup
-from core.settings import AnalyzerSettings
+from core.settings import AnalyzerSettings, updated
 from core.stats import QualityStats
 from operators.analyzers.anomaly import AnomalyAnalyzer
 from operators.analyzers.drift import DriftDetectors, DriftState
@@ -48,7 +47,7 @@ def test_a_quality_drop_is_one_drift_warning_with_both_means() -> None:
     assert first.severity == "warning"
     ev = first.evidence
     assert ev["detector"] == "ADWIN"
-    assert ev["delta"] == DEFAULTS.drift_delta
+    assert ev["delta"] == DEFAULTS.drift.delta
     assert abs(float(ev["mean_before"]) - 0.9) < 0.03
     assert float(ev["mean_after"]) < float(ev["mean_before"])
     assert ev["direction"] == "down"
@@ -87,7 +86,7 @@ def test_states_are_snapshots_and_pickle() -> None:
 
 def test_the_anomaly_analyzer_emits_drift_and_zero_delta_turns_it_off() -> None:
     on = AnomalyAnalyzer(DEFAULTS)
-    off = AnomalyAnalyzer(replace(DEFAULTS, drift_delta=0.0))
+    off = AnomalyAnalyzer(updated(DEFAULTS, drift__delta=0.0))
     s_on, s_off = on.initial_state(), off.initial_state()
     kinds_on: list[str] = []
     kinds_off: list[str] = []

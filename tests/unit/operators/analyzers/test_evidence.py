@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from core.insights import Insight, WindowGroup
-from core.settings import AnalyzerSettings, BudgetSettings
+from core.settings import AnalyzerSettings, BudgetSettings, updated
 from operators.analyzers import (
     AnomalyAnalyzer,
     CostAnalyzer,
@@ -16,7 +14,7 @@ from operators.analyzers import (
 from operators.analyzers.base import KIND_STATISTIC
 from tests.unit.operators.analyzers.test_anomaly import win
 
-SETTINGS = replace(AnalyzerSettings(), warmup_windows=3, anomaly_warmup_windows=5)
+SETTINGS = updated(AnalyzerSettings(), warmup_windows=3, anomaly__warmup_windows=5)
 
 
 def _insights() -> list[Insight]:

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigurationError
-from core.settings import DecisionSettings, ProviderLimit, Settings, load_settings
+from core.settings import (
+    CacheStrategySettings,
+    DecisionSettings,
+    ProviderLimit,
+    Settings,
+    load_settings,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +36,7 @@ CUSTOM = DecisionSettings(
         "openai": ProviderLimit(requests_per_s=50.0, tokens_per_min=150_000.0),
         "anthropic": ProviderLimit(requests_per_s=20.0),
     },
-    cache_exclude_params=("tools",),
+    cache=CacheStrategySettings(exclude_params=("tools",)),
     prompt_rewrite=True,
 )
 

@@ -97,7 +97,7 @@ def test_provider_limit_caps_but_the_step_stays_within_20_percent() -> None:
     rl = d.action["rate_limit"]
     assert rl["requests_per_s"] == round(200 / 60 * 0.8, 3)  # capped at 1/s, bounded to -20 %
     assert rl["tokens_per_min"] == round(200 / 60 * 60 * 330 * 0.8)
-    # spaced: nothing within rate_limit_spacing, then the next step from the last limit
+    # spaced: nothing within rate_limit.spacing, then the next step from the last limit
     w2 = window(count=200, errors={"rate_limited": 20}, start=T0 + 10 * MINUTE)
     assert s.propose(state, period([w2]))[1] is None
     w3 = window(count=200, errors={"rate_limited": 20}, start=T0 + 40 * MINUTE)
@@ -205,4 +205,4 @@ def test_no_prompt_change_when_the_fixed_share_is_small() -> None:
 
 def test_spacing_durations_are_settings() -> None:
     assert D.repropose_after == timedelta(hours=1)
-    assert D.rate_limit_spacing == timedelta(minutes=30)
+    assert D.rate_limit.spacing == timedelta(minutes=30)
