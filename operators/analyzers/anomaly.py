@@ -38,6 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from core.insights import AnalyzerName, Insight, WindowGroup
 from core.settings import AnalyzerSettings
@@ -83,6 +84,7 @@ class AnomalyAnalyzer:
     """
 
     name: AnalyzerName = "anomaly"
+    reads: AnalyzerName = "pattern"  # the pattern analyzer's profiles, when it runs beside
 
     def __init__(
         self,
@@ -130,6 +132,29 @@ class AnomalyAnalyzer:
         Returns:
             The next state and the insights of this period.
         """
+        return self._analyze(state, group, None)
+
+    def analyze_with(
+        self, state: AnomalyState, group: WindowGroup, peer_state: Any
+    ) -> tuple[AnomalyState, list[Insight]]:
+        """:meth:`analyze` with the pattern analyzer's profiles instead of a copy of its own.
+
+        Args:
+            state: The state returned for the previous period (or :meth:`initial_state`).
+            group: All windows of one app for one period.
+            peer_state: The pattern analyzer's :class:`PatternState` before this period.
+
+        Returns:
+            The next state (without a pattern copy) and the insights of this period.
+        """
+        if not isinstance(peer_state, PatternState):
+            raise TypeError(f"the anomaly analyzer reads a PatternState, got {type(peer_state)}")
+        return self._analyze(state, group, peer_state)
+
+    def _analyze(
+        self, state: AnomalyState, group: WindowGroup, shared: PatternState | None
+    ) -> tuple[AnomalyState, list[Insight]]:
+        pattern = state.pattern if shared is None else shared
         metrics = dict(state.metrics)
         insights: list[Insight] = []
         seconds = period_seconds(group)
@@ -142,7 +167,7 @@ class AnomalyAnalyzer:
                 if metric == "error_rate" and calls < max(self._s.min_samples, 1):
                     continue
                 ms = metrics.get((task, metric), MetricState())
-                expected = self._expectation(state.pattern, group, task, metric, seconds)
+                expected = self._expectation(pattern, group, task, metric, seconds)
                 if metric in _PROFILED and profiled:
                     ms, expected = self._profile.expectation(ms, group, value)
                 ms, insight = self._judge(ms, group, task, metric, value, calls, expected)
@@ -151,8 +176,9 @@ class AnomalyAnalyzer:
                 metrics[(task, metric)] = ms
                 if insight is not None:
                     insights.append(insight)
-        pattern = state.pattern
-        if self._expect is None:  # learn the period only now: it is not its own expectation
+        if shared is not None:
+            pattern = PatternState()  # the pattern analyzer keeps it: no copy here
+        elif self._expect is None:  # learn the period only now: it is not its own expectation
             pattern, _ = self._pattern.analyze(pattern, group)
         drift, drifts = self._drift.step(state.drift, group)
         return AnomalyState(metrics=metrics, pattern=pattern, drift=drift), [*insights, *drifts]
