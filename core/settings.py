@@ -202,7 +202,6 @@ class AnalyzerSettings:
     drift_delta: float = 0.002  # ADWIN confidence on quality, latency and error streams (0: off)
     drift_grace_windows: int = 30  # periods a drift detector learns before it may report
     drift_min_change: float = 0.02  # relative move of the mean below which a drift is only info
-    anomaly_likelihood_tail: float = 0.0  # tail of the recent mean |z| that starts one (0: off)
     anomaly_season_gain: float = 0.5  # profile error over flat error that makes latency seasonal
     anomaly_rel_floor: float = 0.05  # smallest anomaly scale, as a share of the baseline level
     anomaly_warmup_windows: int = 12  # learned periods before a metric is judged for anomalies

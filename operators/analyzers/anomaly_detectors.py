@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from core.settings import AnalyzerSettings
 
-__all__ = ["Judgement", "ResidualDetectors", "likelihood_tail", "robust_spread", "step_spread"]
+__all__ = ["Judgement", "ResidualDetectors", "robust_spread", "step_spread"]
 
 _MAD_TO_SIGMA = 1.4826  # 1.4826 * MAD estimates sigma for normal data
 _MEANAD_TO_SIGMA = 1.2533  # sqrt(pi / 2) * mean absolute deviation does too
@@ -53,28 +53,6 @@ def step_spread(values: Sequence[float]) -> float:
     """
     steps = [abs(b - a) for a, b in itertools.pairwise(values)]
     return robust_spread(steps) / math.sqrt(2.0) if steps else 0.0
-
-
-def likelihood_tail(scores: Sequence[float], window: int) -> float | None:
-    """How unlikely the mean of the last ``window`` scores is under their long-run distribution.
-
-    Numenta's anomaly likelihood on our scores: the means of every ``window`` consecutive scores
-    before the last window form the long-run distribution (mean and standard deviation, a
-    normal fit); the tail probability ``Q((m - mean) / std)`` of the last window's mean ``m``
-    is returned (upper tail only: unusually large scores). None with fewer than three windows'
-    worth of scores before it or a constant history.
-    """
-    n = len(scores)
-    if window < 1 or n < 4 * window:
-        return None
-    sums = list(itertools.accumulate(scores, initial=0.0))
-    means = [(sums[i + window] - sums[i]) / window for i in range(n - 2 * window + 1)]
-    mu = statistics.fmean(means)
-    sd = statistics.pstdev(means, mu)
-    recent = (sums[n] - sums[n - window]) / window
-    if sd <= 0:
-        return None
-    return 0.5 * math.erfc((recent - mu) / (sd * math.sqrt(2.0)))
 
 
 class ResidualDetectors:

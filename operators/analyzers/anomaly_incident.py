@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 
 from core.insights import Insight, Severity, WindowGroup
 from core.settings import AnalyzerSettings
-from operators.analyzers.anomaly_detectors import Judgement, ResidualDetectors, likelihood_tail
+from operators.analyzers.anomaly_detectors import Judgement, ResidualDetectors
 from operators.analyzers.base import insight_maker
 from operators.analyzers.metric_state import MetricState, period_seconds, record_cadence
 
@@ -56,7 +56,6 @@ class _Seen:
     shift: bool  # the CUSUM at h with a level beyond every level before its excursion
     spread: float | None  # step spread of the last spread_windows residuals (None: too few)
     wider: bool  # a spread change
-    likely: bool  # the recent mean score is unlikely under its long-run distribution
 
 
 def _scaled(windows: int, share: float) -> int:
@@ -79,8 +78,6 @@ class IncidentMachine:
         self._level_windows = max(settings.anomaly_level_windows, 1)
         self._spread_windows = max(settings.anomaly_spread_windows, 0)
         self._recur_days = max(settings.anomaly_recurring_days, 0)
-        self._tail = settings.anomaly_likelihood_tail
-        self._clip = settings.anomaly_cusum_clip
         self._det = ResidualDetectors(settings)
 
     def _learn(self, history: tuple[float, ...], resid: float) -> tuple[float, ...]:
@@ -125,24 +122,15 @@ class IncidentMachine:
         keep = max(novelty, self._level_windows, self._spread_windows)
         spread, spreads = self._det.recent_spread(ms.spreads, seen, resid, novelty)
         wider = spread is not None and self._det.is_wider(spread, ms.spreads, j, novelty)
-        likely = False
-        scores = ms.scores
-        if self._tail > 0:
-            scores = (*scores, min(abs(j.z), self._clip))[
-                -(self._history + 2 * self._level_windows) :
-            ]
-            tail = likelihood_tail(scores, self._level_windows)
-            likely = tail is not None and tail < self._tail
         ms = replace(
             ms,
-            scores=scores,
             seen=(*seen, resid)[-keep:],
             levels=(*levels, level)[-keep:],
             spreads=spreads,
             run_up=ms.run_up + 1 if j.up > 0 else 0,
             run_down=ms.run_down + 1 if j.down > 0 else 0,
         )
-        return ms, _Seen(novel, level, shift_up or shift_down, spread, wider, likely)
+        return ms, _Seen(novel, level, shift_up or shift_down, spread, wider)
 
     def _calm_period(
         self,
@@ -161,14 +149,13 @@ class IncidentMachine:
         level, spread, wider = seen.level, seen.spread, seen.wider
         spike = score >= self._z_warning and (seen.novel or novelty == 0)
         shift = seen.shift if novelty else j.cusum >= self._cusum_h
-        likely = seen.likely
-        if spike or shift or wider or likely:
+        if spike or shift or wider:
             t = group.window_start.timestamp()
             days = self._det.recurring_days(ms.starts, t, period_seconds(group))
             ms = replace(ms, starts=(*ms.starts, t)[-_STARTS_KEPT:])
             if self._recur_days > 0 and days >= self._recur_days:
-                spike = shift = wider = likely = False  # the time of day of earlier days
-        if not (spike or shift or wider or likely):
+                spike = shift = wider = False  # the time of day of earlier days: a routine
+        if not (spike or shift or wider):
             learned = self._learn(ms.history, resid)
             return replace(ms, history=learned, cusum_up=j.up, cusum_down=j.down), None
         severity: Severity = "critical" if score >= self._z_critical else "warning"
@@ -182,9 +169,7 @@ class IncidentMachine:
             started=group.window_start,
             calm=0,
         )
-        statistic = (
-            "robust_z" if spike else "cusum" if shift else "spread" if wider else "likelihood"
-        )
+        statistic = "robust_z" if spike else "cusum" if shift else "spread"
         extra: dict[str, float | str] = {"statistic": statistic, "level": level + expected}
         if statistic == "spread" and spread is not None:
             extra |= {"spread": spread, "baseline_spread": j.step_spread, "direction": "wider"}

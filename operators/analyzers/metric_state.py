@@ -44,7 +44,6 @@ class MetricState:
     levels: tuple[float, ...] = ()  # median of the last level_windows residuals, per period
     spreads: tuple[float, ...] = ()  # step spread of the last spread_windows residuals, per period
     starts: tuple[float, ...] = ()  # epoch seconds of recent would-be incident starts
-    scores: tuple[float, ...] = ()  # clipped |z| of the judged periods (the likelihood's)
     cusum_up: float = 0.0
     cusum_down: float = 0.0
     run_up: int = 0  # periods since cusum_up was last 0 (the excursion so far)
