@@ -43,7 +43,7 @@ from typing import Any
 from core.insights import AnalyzerName, Insight, WindowGroup
 from core.settings import AnalyzerSettings
 from core.stats import WindowStats
-from operators.analyzers.anomaly_incident import IncidentMachine
+from operators.analyzers.anomaly_incident import IncidentMachine, Reading
 from operators.analyzers.drift import DriftDetectors, DriftState
 from operators.analyzers.metric_state import DailyProfile, MetricState, period_seconds
 from operators.analyzers.pattern import PatternAnalyzer, PatternState
@@ -170,7 +170,7 @@ class AnomalyAnalyzer:
                 expected = self._expectation(pattern, group, task, metric, seconds)
                 if metric in _PROFILED and profiled:
                     ms, expected = self._profile.expectation(ms, group, value)
-                ms, insight = self._judge(ms, group, task, metric, value, calls, expected)
+                ms, insight = self._judge(ms, Reading(group, task, metric, value, calls), expected)
                 if metric in _PROFILED and profiled:
                     ms = self._profile.learn(ms, group, value)
                 metrics[(task, metric)] = ms
@@ -198,11 +198,7 @@ class AnomalyAnalyzer:
     def _judge(
         self,
         ms: MetricState,
-        group: WindowGroup,
-        task: str,
-        metric: str,
-        value: float,
-        calls: int,
+        r: Reading,
         expected: float | None,
     ) -> tuple[MetricState, Insight | None]:
         """Settle raw or seasonal residuals, then hand the period to the incident machine."""
@@ -210,9 +206,9 @@ class AnomalyAnalyzer:
             if ms.seasonal:
                 return ms, None  # residual history cannot judge a raw value
             expected = 0.0
-        elif self._expect is None and metric == "calls" and not ms.seasonal:
+        elif self._expect is None and r.metric == "calls" and not ms.seasonal:
             if ms.started is None:  # switch to seasonal residuals: learn them afresh
                 ms = ms.relearning()
             else:
                 expected = 0.0  # finish the raw incident first
-        return self._incidents.step(ms, group, task, metric, value, calls, expected)
+        return self._incidents.step(ms, r, expected)

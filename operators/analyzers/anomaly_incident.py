@@ -41,10 +41,21 @@ from operators.analyzers.anomaly_detectors import Judgement, ResidualDetectors
 from operators.analyzers.base import insight_maker
 from operators.analyzers.metric_state import MetricState, period_seconds, record_cadence
 
-__all__ = ["IncidentMachine"]
+__all__ = ["IncidentMachine", "Reading"]
 
 _insight = insight_maker("anomaly")
 _STARTS_KEPT = 64  # would-be starts remembered for the time-of-day recurrence
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One metric of one task in one period: what is judged."""
+
+    group: WindowGroup
+    task: str
+    metric: str
+    value: float
+    calls: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,25 +97,21 @@ class IncidentMachine:
     def step(
         self,
         ms: MetricState,
-        group: WindowGroup,
-        task: str,
-        metric: str,
-        value: float,
-        calls: int,
+        r: Reading,
         expected: float,
     ) -> tuple[MetricState, Insight | None]:
         """Judge ``value - expected`` of one period; the next state and any insight."""
-        resid = value - expected
-        ms, share = record_cadence(ms, group)
+        resid = r.value - expected
+        ms, share = record_cadence(ms, r.group)
         if len(ms.history) < self._warmup:
             return replace(ms, history=self._learn(ms.history, resid)), None
         j = self._det.judge(
-            ms.history, (ms.cusum_up, ms.cusum_down), metric, resid, expected, calls
+            ms.history, (ms.cusum_up, ms.cusum_down), r.metric, resid, expected, r.calls
         )
         ms, seen = self._observe(ms, resid, j)
         if ms.started is None:
-            return self._calm_period(ms, group, task, metric, value, resid, expected, j, seen)
-        return self._incident_period(ms, group, task, metric, value, resid, j, share)
+            return self._calm_period(ms, r, resid, expected, j, seen)
+        return self._incident_period(ms, r, resid, j, share)
 
     def _observe(self, ms: MetricState, resid: float, j: Judgement) -> tuple[MetricState, _Seen]:
         """Remember the period's residual, level and spread (in incidents too)."""
@@ -135,10 +142,7 @@ class IncidentMachine:
     def _calm_period(
         self,
         ms: MetricState,
-        group: WindowGroup,
-        task: str,
-        metric: str,
-        value: float,
+        r: Reading,
         resid: float,
         expected: float,
         j: Judgement,
@@ -150,8 +154,8 @@ class IncidentMachine:
         spike = score >= self._z_warning and (seen.novel or novelty == 0)
         shift = seen.shift if novelty else j.cusum >= self._cusum_h
         if spike or shift or wider:
-            t = group.window_start.timestamp()
-            days = self._det.recurring_days(ms.starts, t, period_seconds(group))
+            t = r.group.window_start.timestamp()
+            days = self._det.recurring_days(ms.starts, t, period_seconds(r.group))
             ms = replace(ms, starts=(*ms.starts, t)[-_STARTS_KEPT:])
             if self._recur_days > 0 and days >= self._recur_days:
                 spike = shift = wider = False  # the time of day of earlier days: a routine
@@ -166,23 +170,20 @@ class IncidentMachine:
             cusum_down=0.0,
             run_up=0,
             run_down=0,
-            started=group.window_start,
+            started=r.group.window_start,
             calm=0,
         )
         statistic = "robust_z" if spike else "cusum" if shift else "spread"
         extra: dict[str, float | str] = {"statistic": statistic, "level": level + expected}
         if statistic == "spread" and spread is not None:
             extra |= {"spread": spread, "baseline_spread": j.step_spread, "direction": "wider"}
-        insight = self._insight(group, task, metric, "anomaly_start", severity, value, j, "", extra)
+        insight = self._insight(r, "anomaly_start", severity, j, "", extra)
         return started, insight
 
     def _incident_period(
         self,
         ms: MetricState,
-        group: WindowGroup,
-        task: str,
-        metric: str,
-        value: float,
+        r: Reading,
         resid: float,
         j: Judgement,
         share: float,
@@ -204,28 +205,24 @@ class IncidentMachine:
                 run_up=0,
                 run_down=0,
             )
-            return relearned, self._insight(
-                group, task, metric, "anomaly_end", "info", value, j, "relearned"
-            )
+            return relearned, self._insight(r, "anomaly_end", "info", j, "relearned")
         calm = ms.calm + 1
         learned = self._learn(ms.history, resid)
         if calm < _scaled(self._end, share):
             return replace(ms, history=learned, calm=calm), None
         ended = replace(ms, history=learned, flagged=(), started=None, calm=0)
-        return ended, self._insight(group, task, metric, "anomaly_end", "info", value, j, "calm")
+        return ended, self._insight(r, "anomaly_end", "info", j, "calm")
 
     def _insight(
         self,
-        group: WindowGroup,
-        task: str,
-        metric: str,
+        r: Reading,
         kind: str,
         severity: Severity,
-        value: float,
         j: Judgement,
         reason: str,
         extra: dict[str, float | str] | None = None,
     ) -> Insight:
+        metric, task, value = r.metric, r.task, r.value
         direction = "above" if j.z >= 0 else "below"
         spread = (extra or {}).get("spread")
         if kind == "anomaly_start" and isinstance(spread, float):
@@ -265,5 +262,5 @@ class IncidentMachine:
             evidence["reason"] = reason
         evidence.update(extra or {})
         return _insight(
-            group, task, kind, severity, metric, value, j.baseline, abs(j.z), message, evidence
+            r.group, task, kind, severity, metric, value, j.baseline, abs(j.z), message, evidence
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from core.insights import Insight, WindowGroup
-from operators.analyzers.anomaly_incident import IncidentMachine
+from operators.analyzers.anomaly_incident import IncidentMachine, Reading
 from operators.analyzers.metric_state import MetricState
 from tests.unit.operators.analyzers.test_anomaly import BASE, DEFAULTS, win
 
@@ -21,7 +21,7 @@ def feed(
         g = WindowGroup(
             app="shop", window_start=w.window_start, window_end=w.window_end, windows=[w]
         )
-        ms, insight = machine.step(ms, g, "chat", "latency_ms.p95", v, 100, 0.0)
+        ms, insight = machine.step(ms, Reading(g, "chat", "latency_ms.p95", v, 100), 0.0)
         states.append(ms)
         if insight is not None:
             out.append((k, insight))
