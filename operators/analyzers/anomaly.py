@@ -17,9 +17,10 @@ Four metrics are followed per task, each as one number per period:
 **Seasonality.** ``calls`` is judged against ``expected_rate * period length`` of the pattern
 analyzer's hour-of-day and weekday profiles once they know the hour (``profile_min_days``): the
 metric then starts learning residuals afresh (after any open incident ends), and skips periods
-whose hour the profile does not know yet. The profiles are the pattern analyzer's own state when
-it runs before this one (:class:`operators.analyzers.runner.AnalysisRunner` hands it over);
-otherwise this analyzer learns its own copy, each period after it is judged. Latency follows
+whose hour the profile does not know yet. The profiles are the pattern analyzer's own state as
+it was before the period, when it runs in the same
+:class:`~operators.analyzers.runner.AnalysisRunner` (which hands it over); otherwise this analyzer
+learns its own copy, each period after it is judged. Latency follows
 its own daily profile once that predicts better
 (:class:`~operators.analyzers.metric_state.DailyProfile`). Before that, and for the other
 metrics, the expectation is 0 (raw values). A ``seasonal_expectation`` hook, when given,
