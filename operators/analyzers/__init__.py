@@ -28,8 +28,8 @@ __all__ = [
 def build_analyzers(settings: Settings) -> list[Analyzer[Any]]:
     """The analyzers of this release, configured from ``settings``.
 
-    The anomaly analyzer keeps its own pattern profiles (same settings) and judges traffic
-    (``calls``) against their seasonal expectation, so a learned daily peak is not an anomaly.
+    The anomaly analyzer judges traffic (``calls``) against the pattern analyzer's profiles
+    (the runner hands them over), so a learned daily peak is not an anomaly.
     """
     return [
         PerformanceAnalyzer(settings.analyzers),

@@ -56,7 +56,7 @@ def step_spread(values: Sequence[float]) -> float:
 
 
 class ResidualDetectors:
-    """The detectors' thresholds (``analyzers.anomaly_*``) and the detectors themselves."""
+    """The detectors' thresholds (``analyzers.anomaly.*``) and the detectors themselves."""
 
     def __init__(self, settings: AnalyzerSettings) -> None:
         """Keep the thresholds the detectors compare against."""

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 
-__all__ = ["KIND_STATISTIC", "Analyzer", "InsightMaker", "insight_maker"]
+__all__ = ["KIND_STATISTIC", "Analyzer", "InsightMaker", "PeerReader", "insight_maker"]
 
 S = TypeVar("S")
 
@@ -51,6 +51,25 @@ class Analyzer(Protocol[S]):
 
     def analyze(self, state: S, group: WindowGroup) -> tuple[S, list[Insight]]:
         """Judge one period of one app; periods arrive in time order."""
+        ...
+
+
+@runtime_checkable
+class PeerReader(Protocol[S]):
+    """An analyzer that reads another analyzer's state instead of learning the same twice.
+
+    When the analyzer named ``reads`` runs in the same :class:`~operators.analyzers.runner.
+    AnalysisRunner`, the runner calls :meth:`analyze_with` with that analyzer's state as it was
+    before the period (a period never shapes its own expectation); otherwise ``analyze``.
+    """
+
+    name: AnalyzerName
+    reads: AnalyzerName
+
+    def analyze_with(
+        self, state: S, group: WindowGroup, peer_state: Any
+    ) -> tuple[S, list[Insight]]:
+        """Judge one period with the peer's state before it."""
         ...
 
 

@@ -10,6 +10,10 @@ A period may hold several windows of one (task, model, variant), one per config 
 calls were served under: the analyzers judge the segment as a whole, so they get them merged
 (:func:`operators.window_merge.merge_versions`); the :class:`Period` keeps them apart for the
 strategies and the canary judge.
+
+An analyzer that reads another's state (:class:`operators.analyzers.base.PeerReader`, e.g. the
+anomaly analyzer reading the pattern analyzer's profiles) gets that state as it was before the
+period, when that analyzer runs here too, instead of learning its own copy.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from msgspec.structs import replace
 
 from core.insights import Insight, WindowGroup
 from core.stats import WindowStats
-from operators.analyzers.base import Analyzer
+from operators.analyzers.base import Analyzer, PeerReader
 from operators.window_merge import merge_versions
 
 _log = logging.getLogger(__name__)
@@ -113,9 +117,16 @@ class AnalysisRunner:
         merged = merge_versions(group.windows)
         judged = group if len(merged) == len(group.windows) else replace(group, windows=merged)
         out: list[Insight] = []
+        before = dict(self._states)  # the peers' states before this period
+        running = {a.name for a in self._analyzers}
         for analyzer in self._analyzers:
             try:
-                state, insights = analyzer.analyze(self._states[analyzer.name], judged)
+                if isinstance(analyzer, PeerReader) and analyzer.reads in running:
+                    state, insights = analyzer.analyze_with(
+                        self._states[analyzer.name], judged, before[analyzer.reads]
+                    )
+                else:
+                    state, insights = analyzer.analyze(self._states[analyzer.name], judged)
             except Exception as exc:
                 # One analyzer's bug must not stop the processor (it would crash-loop on the
                 # same period): log it, keep its previous state, let the others judge.

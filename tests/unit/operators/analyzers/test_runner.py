@@ -6,10 +6,13 @@ import pickle
 from datetime import UTC, datetime, timedelta
 
 from core.events import LlmCall
+from core.settings import AnalyzerSettings, updated
 from core.stats import WindowKey, WindowStats
-from operators.analyzers import AnalysisRunner
+from operators.analyzers import AnalysisRunner, AnomalyAnalyzer, PatternAnalyzer
+from operators.analyzers.pattern import PatternState
 from operators.window_stats import summarize
 from tests.analyzer_doubles import BusyTaskAnalyzer
+from tests.unit.operators.analyzers.test_anomaly import JUMP, traffic, win
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 
@@ -98,3 +101,22 @@ def test_a_failing_analyzer_is_logged_and_does_not_stop_the_others(caplog) -> No
     assert runner.failures == {"cost": 1}
     assert runner._states["cost"] == 0  # the failing analyzer's state is kept as it was
     assert "analyzer cost failed on app app" in caplog.text
+
+
+def test_the_anomaly_analyzer_reads_the_pattern_profiles_instead_of_learning_them_twice() -> None:
+    settings = updated(AnalyzerSettings(), drift__delta=0.0)
+    counts = [traffic(i) for i in range(4 * 288)]
+    counts[JUMP : JUMP + 12] = [300] * 12
+    windows = [win(i, 100.0, count=c) for i, c in enumerate(counts)]
+    alone = AnalysisRunner([AnomalyAnalyzer(settings)])
+    both = AnalysisRunner([PatternAnalyzer(settings), AnomalyAnalyzer(settings)])
+    own = [*alone.take(windows), *alone.flush()]
+    shared = [i for i in [*both.take(windows), *both.flush()] if i.analyzer == "anomaly"]
+    # The same judgements: the profiles before each period are the same, wherever they live.
+    assert shared == own
+    assert [i.window_start for i in shared if i.kind == "anomaly_start" and i.metric == "calls"][
+        -1
+    ] == windows[JUMP].window_start
+    assert alone._states["anomaly"].pattern.tasks  # its own copy
+    assert both._states["anomaly"].pattern == PatternState()  # none: the pattern analyzer's
+    assert both._states["pattern"] == alone._states["anomaly"].pattern
