@@ -152,7 +152,7 @@ def _key(obj: Any) -> tuple[str, str]:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "postgresql":
-        url = request.getfixturevalue("fresh_database")()
+        url = str(request.getfixturevalue("fresh_database")())
     else:
         url = f"sqlite:///{tmp_path / 'export.db'}"
     _store(url)
@@ -219,7 +219,7 @@ def test_an_empty_selection_writes_files_with_the_columns(database: str, tmp_pat
 def test_a_backtest_folder_exports_its_lines(tmp_path: Path) -> None:
     folder = tmp_path / "backtest"
     folder.mkdir()
-    rows: dict[str, list[Any]] = {
+    rows: dict[ExportKind, list[Any]] = {
         "windows": [
             msgspec.structs.replace(_window("shop", m, None), revision=m % 2) for m in range(4)
         ],
