@@ -32,6 +32,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -47,7 +48,7 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _window(i: int, revision: int) -> WindowStats:
     segment, period = i % 200, i // 200
-    kind = "tumbling" if period % 2 == 0 else "sliding"
+    kind: Literal["tumbling", "sliding"] = "tumbling" if period % 2 == 0 else "sliding"
     start = T0 + timedelta(minutes=period)
     count = 50 + i % 37
     return WindowStats(
@@ -83,7 +84,7 @@ def _window(i: int, revision: int) -> WindowStats:
 def write_windows(path: Path, n: int) -> None:
     """``n`` emissions: windows, and a correction of every fourth one."""
     encoder = msgspec.json.Encoder()
-    lines = []
+    lines: list[bytes] = []
     i = 0
     while len(lines) < n:
         lines.append(encoder.encode(_window(i, 0)))
