@@ -166,7 +166,7 @@ def _time_of(obj: msgspec.Struct) -> datetime:
     return at
 
 
-def _lines(path: Path, kind: ExportKind, where: ExportFilter) -> Iterator[list[msgspec.Struct]]:
+def _objects(path: Path, kind: ExportKind, where: ExportFilter) -> Iterator[list[msgspec.Struct]]:
     decoder = msgspec.json.Decoder(KINDS[kind])
     chunk: list[msgspec.Struct] = []
     with path.open("rb") as fh:
@@ -200,5 +200,5 @@ def export_backtest(
             f"{folder} is not a backtest's output folder: no {', '.join(missing)}"
         )
     return {
-        kind: _write(kind, _lines(folder / f"{kind}.jsonl", kind, where), out) for kind in kinds
+        kind: _write(kind, _objects(folder / f"{kind}.jsonl", kind, where), out) for kind in kinds
     }

@@ -181,9 +181,6 @@ def simulate(
     raise typer.Exit(code)
 
 
-_KIND_NAMES = ("windows", "insights", "decisions")
-
-
 def _moment(name: str, text: str | None) -> datetime | None:
     if text is None:
         return None
@@ -228,18 +225,20 @@ def export(
     """Write windows, insights and decisions as Parquet files (<kind>.parquet) for notebooks.
 
     Reads the optimizer's database, or a backtest's output folder with --from-backtest.
-    Windows and insights are filtered by their window's start, decisions by their creation
-    time. Read them with polars: pl.read_parquet("OUT/windows.parquet").
+
+    Windows and insights are filtered by their window's start, decisions by their creation.
+
+    Read them with polars: pl.read_parquet("OUT/windows.parquet").
     """
-    from flows.export import ExportFilter, export_backtest, export_database
+    from flows.export import KINDS, ExportFilter, export_backtest, export_database
     from storage.database import create_db_engine
     from storage.export import ExportKind
 
-    kinds = list(dict.fromkeys(kind or _KIND_NAMES))
-    unknown = [k for k in kinds if k not in _KIND_NAMES]
+    kinds = list(dict.fromkeys(kind or KINDS))
+    unknown = [k for k in kinds if k not in KINDS]
     if unknown:
         raise typer.BadParameter(
-            f"{', '.join(unknown)}: not one of {', '.join(_KIND_NAMES)}", param_hint="--kind"
+            f"{', '.join(unknown)}: not one of {', '.join(KINDS)}", param_hint="--kind"
         )
     chosen = cast(list[ExportKind], kinds)
     try:
