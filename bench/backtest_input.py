@@ -39,8 +39,7 @@ import numpy as np
 
 from bench.throughput import _event
 from core.events import Rejection, decode_event
-from core.record_check import times_of_records
-from flows.backtest import BATCH, _lines, _ordered
+from flows.backtest import _ordered, _validated
 
 __all__ = ["main", "per_line_order"]
 
@@ -67,17 +66,12 @@ def polars_sorted(path: Path) -> list[bytes]:
     """Batched validation as the backtest, then polars' stable sort of the event times."""
     import polars as pl
 
-    lines = _lines(path)
-    times: list[float | Rejection] = []
-    for start in range(0, len(lines), BATCH):
-        times.extend(times_of_records(lines[start : start + BATCH]))
-    bad = [raw for raw, t in zip(lines, times, strict=True) if isinstance(t, Rejection)]
-    good = [i for i, t in enumerate(times) if not isinstance(t, Rejection)]
+    bad, events, times = _validated(path)
     frame = pl.DataFrame(
-        {"t": [times[i] for i in good], "i": good}, schema={"t": pl.Float64, "i": pl.Int64}
+        {"t": times, "i": range(len(times))}, schema={"t": pl.Float64, "i": pl.Int64}
     )
     order = frame.sort("t", maintain_order=True)["i"].to_list()
-    return bad + [lines[i] for i in order]
+    return bad + [events[i] for i in order]
 
 
 def polars_unvalidated(path: Path) -> int:

@@ -54,28 +54,37 @@ class BacktestResult:
     decisions: int = 0
 
 
-def _lines(path: Path) -> list[bytes]:
-    """The file's non-blank lines, without their line ends."""
+def _validated(path: Path) -> tuple[list[bytes], list[bytes], list[float]]:
+    """The file's non-blank lines split into the invalid ones and the events with their times.
+
+    Each line is validated as :func:`core.events.decode_event` does, in batches
+    (:func:`core.record_check.times_of_records`). Returns ``(invalid, events, times)``, each in
+    file order.
+    """
     with path.open("rb") as fh:
-        return [raw for raw in (line.rstrip(b"\r\n") for line in fh) if raw.strip()]
+        lines = [raw for raw in (line.rstrip(b"\r\n") for line in fh) if raw.strip()]
+    times: list[float | Rejection] = []
+    for start in range(0, len(lines), BATCH):
+        times.extend(times_of_records(lines[start : start + BATCH]))
+    bad, events, keys = [], [], []
+    for raw, t in zip(lines, times, strict=True):
+        if isinstance(t, Rejection):
+            bad.append(raw)
+        else:
+            events.append(raw)
+            keys.append(t)
+    return bad, events, keys
 
 
 def _ordered(path: Path) -> list[bytes]:
     """The file's non-blank lines, invalid ones first, then events by event time (stable).
 
-    Each line is validated as :func:`core.events.decode_event` does, in batches
-    (:func:`core.record_check.times_of_records`); the order is numpy's stable sort of the
-    event times (``bench/backtest_input.py`` measures it against per-line decoding, Python's
-    sort and polars).
+    The order is numpy's stable sort of the event times (``bench/backtest_input.py`` measures
+    it against per-line decoding, Python's sort and polars).
     """
-    lines = _lines(path)
-    times: list[float | Rejection] = []
-    for start in range(0, len(lines), BATCH):
-        times.extend(times_of_records(lines[start : start + BATCH]))
-    bad = [raw for raw, t in zip(lines, times, strict=True) if isinstance(t, Rejection)]
-    good = [i for i, t in enumerate(times) if not isinstance(t, Rejection)]
-    keys = np.array([times[i] for i in good], dtype=np.float64)
-    return bad + [lines[good[k]] for k in np.argsort(keys, kind="stable").tolist()]
+    bad, events, times = _validated(path)
+    order = np.argsort(np.array(times, dtype=np.float64), kind="stable")
+    return bad + [events[i] for i in order.tolist()]
 
 
 class _FilePartition(StatefulSourcePartition[RecordBatch, int]):
