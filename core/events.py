@@ -373,6 +373,9 @@ def _wire_times(wires: list[_Wire], rejected: list[tuple[int, str]]) -> I64:
             return ts
     out = np.empty(len(raw), dtype=np.int64)
     for i, value in enumerate(raw):
+        if type(value) is int and 0 <= value <= _MAX_EPOCH_MS:  # as parse_timestamp, exact
+            out[i] = value
+            continue
         try:
             out[i] = _ms(parse_timestamp(value))
         except ValueError as exc:

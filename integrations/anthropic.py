@@ -204,6 +204,7 @@ class AnthropicClient:
         """
         c = constraints if constraints is not None else PromptConstraints()
         started = self._http.monotonic()
+        response: httpx.Response | None = None
         try:
             response = await self._http.request(
                 "POST", "/v1/messages", json=self._request_body(prompt, c)
@@ -221,7 +222,10 @@ class AnthropicClient:
         except (ValueError, AttributeError, TypeError):
             self._emit(self._event(c, started, status="error", error_type="invalid_response"))
             raise IntegrationError(
-                "anthropic", "invalid_response", attempts=1, status=response.status_code
+                "anthropic",
+                "invalid_response",
+                attempts=1,
+                status=None if response is None else response.status_code,
             ) from None
         text = text.removeprefix("<prompt>").removesuffix("</prompt>").strip()
         event = self._event(

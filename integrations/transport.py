@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from integrations.errors import IntegrationError
 from integrations.redaction import Secret, redact, register_secret
 from integrations.retry import is_retryable_status, parse_retry_after, with_retries
 
-__all__ = ["ApiTransport", "ClientOptions", "RetryPolicy", "check_base_url", "clip"]
+__all__ = ["HEADER_VALUE", "ApiTransport", "ClientOptions", "RetryPolicy", "check_base_url", "clip"]
 
 _log = structlog.get_logger(__name__)
 
@@ -93,6 +94,11 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: What an HTTP header value may be (RFC 9110 field-value, ASCII only): a credential outside it
+#: cannot be sent, so a client is refused at construction rather than failing at each call.
+HEADER_VALUE = re.compile(r"[!-~]([ -~]*[!-~])?")
+
+
 def check_base_url(target: str, url: str) -> str:
     """Validate an API base URL: ``https``, or ``http`` to a loopback host only.
 
@@ -149,6 +155,12 @@ class ApiTransport:
             raise ConfigurationError(f"{target} attempts must be at least 1")
         self.target = target
         self.base_url = check_base_url(target, base_url)
+        for name, value in headers.items():
+            if not HEADER_VALUE.fullmatch(value.reveal() if isinstance(value, Secret) else value):
+                raise ConfigurationError(
+                    f"{target} {name} must be printable ASCII without leading or trailing "
+                    "spaces (it is sent as an HTTP header)"
+                )
         self._headers = dict(headers)
         self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
         for secret in self._secrets:

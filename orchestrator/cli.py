@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.console import Console
@@ -178,6 +179,84 @@ def simulate(
         _err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     raise typer.Exit(code)
+
+
+def _moment(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=name) from exc
+    if at.tzinfo is None:
+        raise typer.BadParameter(
+            f"{text!r} has no UTC offset (write e.g. {text}Z or {text}+02:00)", param_hint=name
+        )
+    return at.astimezone(UTC)
+
+
+@app.command()
+def export(
+    out: Annotated[Path, typer.Option("--out", help="folder for the .parquet files")],
+    from_backtest: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-backtest",
+            file_okay=False,
+            help="a backtest's --out folder (default: the database, storage.database_url)",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="read this database (default: storage.database_url)")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="windows, insights or decisions; repeat for several (default: all)"),
+    ] = None,
+    app_name: Annotated[str | None, typer.Option("--app", help="only this app")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="from this time, inclusive (ISO 8601 with offset, e.g. 2026-12-01T00:00Z)"
+        ),
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="up to this time, exclusive (ISO 8601)")] = None,
+) -> None:
+    """Write windows, insights and decisions as Parquet files (<kind>.parquet) for notebooks.
+
+    Reads the optimizer's database, or a backtest's output folder with --from-backtest.
+
+    Windows and insights are filtered by their window's start, decisions by their creation.
+
+    Read them with polars: pl.read_parquet("OUT/windows.parquet").
+    """
+    from flows.export import KINDS, ExportFilter, export_backtest, export_database
+    from storage.database import create_db_engine
+    from storage.export import ExportKind
+
+    kinds = list(dict.fromkeys(kind or KINDS))
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        raise typer.BadParameter(
+            f"{', '.join(unknown)}: not one of {', '.join(KINDS)}", param_hint="--kind"
+        )
+    chosen = cast(list[ExportKind], kinds)
+    try:
+        where = ExportFilter(app_name, _moment("--since", since), _moment("--until", until))
+        if from_backtest is not None:
+            if database_url is not None:
+                raise typer.BadParameter("give --from-backtest or --database-url, not both")
+            counts = export_backtest(from_backtest, out, chosen, where)
+        else:
+            engine = create_db_engine(database_url or _settings().storage.resolved_database_url)
+            try:
+                counts = export_database(engine, out, chosen, where)
+            finally:
+                engine.dispose()
+    except OptimizerError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    _err.print(", ".join(f"{n} {k} → {out / f'{k}.parquet'}" for k, n in counts.items()))
 
 
 def _settings() -> Settings:

@@ -30,6 +30,7 @@ from storage.paging import decode_cursor, encode_cursor
 __all__ = [
     "DecisionPage",
     "add_verdict",
+    "decision_of_row",
     "deployment_for",
     "get_decision",
     "get_decisions",
@@ -52,7 +53,8 @@ class DecisionPage(msgspec.Struct, frozen=True, kw_only=True):
     next_cursor: str | None
 
 
-def _decision(r: DecisionRow) -> Decision:
+def decision_of_row(r: DecisionRow) -> Decision:
+    """The decision a stored row holds."""
     return Decision(
         id=r.id,
         created_at=r.created_at,
@@ -105,7 +107,7 @@ def get_decision(session: Session, decision_id: str) -> Decision:
     row = session.get(DecisionRow, decision_id)
     if row is None:
         raise NotFoundError(f"no decision {decision_id!r}")
-    return _decision(row)
+    return decision_of_row(row)
 
 
 def get_decisions(session: Session, decision_ids: Sequence[str]) -> dict[str, Decision]:
@@ -113,7 +115,7 @@ def get_decisions(session: Session, decision_ids: Sequence[str]) -> dict[str, De
     if not decision_ids:
         return {}
     rows = session.scalars(select(DecisionRow).where(DecisionRow.id.in_(list(decision_ids))))
-    return {r.id: _decision(r) for r in rows}
+    return {r.id: decision_of_row(r) for r in rows}
 
 
 def set_decision_status(
@@ -133,7 +135,7 @@ def set_decision_status(
         row.deployment_id = deployment_id
     row.updated_at = now
     session.flush()
-    return _decision(row)
+    return decision_of_row(row)
 
 
 def list_decisions(
@@ -168,7 +170,7 @@ def list_decisions(
     stmt = stmt.order_by(DecisionRow.created_at.desc(), DecisionRow.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     more = len(rows) > limit
-    items = [_decision(r) for r in rows[:limit]]
+    items = [decision_of_row(r) for r in rows[:limit]]
     last = items[-1] if more and items else None
     return DecisionPage(
         items=items,
@@ -345,7 +347,7 @@ def revise_decision(
     row.evidence = msgspec.to_builtins(evidence)
     row.updated_at = now
     session.flush()
-    return _decision(row)
+    return decision_of_row(row)
 
 
 def last_decision_at(session: Session, app: str, task: str) -> datetime | None:

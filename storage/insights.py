@@ -12,7 +12,7 @@ from core.insights import Insight
 from storage.database import insert_for
 from storage.models import InsightRow
 
-__all__ = ["InsightRepository"]
+__all__ = ["InsightRepository", "insight_of_row"]
 
 
 class InsightRepository:
@@ -76,22 +76,24 @@ class InsightRepository:
             stmt = stmt.where(InsightRow.window_end <= until)
         stmt = stmt.order_by(InsightRow.window_start.desc(), InsightRow.id).limit(limit)
         with Session(self._engine) as session:
-            return [
-                Insight(
-                    id=r.id,
-                    app=r.app,
-                    task=r.task,
-                    analyzer=r.analyzer,  # type: ignore[arg-type]
-                    kind=r.kind,
-                    severity=r.severity,  # type: ignore[arg-type]
-                    window_start=r.window_start,
-                    window_end=r.window_end,
-                    metric=r.metric,
-                    value=r.value,
-                    baseline=r.baseline,
-                    score=r.score,
-                    message=r.message,
-                    evidence=dict(r.evidence),
-                )
-                for r in session.scalars(stmt)
-            ]
+            return [insight_of_row(r) for r in session.scalars(stmt)]
+
+
+def insight_of_row(r: InsightRow) -> Insight:
+    """The insight a stored row holds."""
+    return Insight(
+        id=r.id,
+        app=r.app,
+        task=r.task,
+        analyzer=r.analyzer,  # type: ignore[arg-type]
+        kind=r.kind,
+        severity=r.severity,  # type: ignore[arg-type]
+        window_start=r.window_start,
+        window_end=r.window_end,
+        metric=r.metric,
+        value=r.value,
+        baseline=r.baseline,
+        score=r.score,
+        message=r.message,
+        evidence=dict(r.evidence),
+    )

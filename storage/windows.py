@@ -14,7 +14,7 @@ from core.stats import LatencyStats, PairedQuality, QualityStats, TtftStats, Win
 from storage.database import insert_for
 from storage.models import WINDOW_VERSION_KEY, WindowRow
 
-__all__ = ["WindowRepository"]
+__all__ = ["WindowRepository", "window_of_row"]
 
 _KEY = ("kind", "window_start", "app", "task", "model", "variant", "config_version")
 
@@ -65,7 +65,8 @@ def _to_row(w: WindowStats, now: datetime) -> dict[str, Any]:
     }
 
 
-def _from_row(r: WindowRow) -> WindowStats:
+def window_of_row(r: WindowRow) -> WindowStats:
+    """The window stats a stored row holds (without the judge's samples: not stored)."""
     ttft = None
     if r.ttft_p50 is not None and r.ttft_p95 is not None:
         ttft = TtftStats(p50=r.ttft_p50, p95=r.ttft_p95)
@@ -164,4 +165,4 @@ class WindowRepository:
             WINDOW_VERSION_KEY,
         ).limit(limit)
         with Session(self._engine) as session:
-            return [_from_row(r) for r in session.scalars(stmt)]
+            return [window_of_row(r) for r in session.scalars(stmt)]

@@ -28,6 +28,8 @@ from api.rest.encoding import MIN_COMPRESS_BYTES, SKIP_COMPRESSION
 from api.rest.errors import exception_handlers
 from api.rest.metrics import RequestMetricsMiddleware, request_metrics_config
 from api.rest.openapi import (
+    document_closed_bodies,
+    document_integration_body,
     document_links,
     document_problems,
     document_telemetry_body,
@@ -100,6 +102,8 @@ def create_app(
     )
     document_problems(app.openapi_schema)
     document_links(app.openapi_schema)
+    document_closed_bodies(app.openapi_schema)
+    document_integration_body(app.openapi_schema)
     document_telemetry_body(app.openapi_schema, api.max_batch_events)
     app.state.settings = settings
     app.state.hooks = {"on_reload": on_reload, "ingest": ingest, "config_manager": config_manager}

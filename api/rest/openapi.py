@@ -7,6 +7,7 @@ guards, limiter and error mapping produce, so clients and schemathesis see what 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from http import HTTPStatus
 
 import msgspec
@@ -27,9 +28,17 @@ from litestar.openapi.spec import (
 
 from api.rest.auth import is_open
 from api.rest.errors import PROBLEM_JSON
+from api.service.integration_shapes import IntegrationShape
 from core.events import Feedback, LlmCall
 
-__all__ = ["document_links", "document_problems", "document_telemetry_body", "openapi_config"]
+__all__ = [
+    "document_closed_bodies",
+    "document_integration_body",
+    "document_links",
+    "document_problems",
+    "document_telemetry_body",
+    "openapi_config",
+]
 
 _PROBLEM = Schema(
     type=OpenAPIType.OBJECT,
@@ -202,4 +211,45 @@ def document_telemetry_body(schema: OpenAPI, max_events: int) -> None:
                 schema=Schema(type=OpenAPIType.STRING, description="one JSON event per line")
             ),
         },
+    )
+
+
+def _structs(base: type[msgspec.Struct]) -> Iterator[type[msgspec.Struct]]:
+    for sub in base.__subclasses__():
+        yield sub
+        yield from _structs(sub)
+
+
+def document_closed_bodies(schema: OpenAPI) -> None:
+    """``additionalProperties: false`` on the bodies whose struct refuses unknown fields.
+
+    Litestar leaves it out; the decoder answers 400 to an unknown field, so the schema says so.
+    Only the components of this project's structs (``api``, ``core``, ``storage``) are touched.
+    """
+    components = schema.components
+    if isinstance(components, list):  # pragma: no cover - Litestar builds one Components
+        components = components[0]
+    shown = components.schemas or {}
+    for struct in _structs(msgspec.Struct):
+        if struct.__module__.split(".")[0] not in ("api", "core", "storage"):
+            continue
+        found = shown.get(struct.__name__)
+        if isinstance(found, Schema) and struct.__struct_config__.forbid_unknown_fields:
+            found.additional_properties = False
+
+
+def document_integration_body(schema: OpenAPI) -> None:
+    """``POST /api/v1/integrations`` takes one of the per-kind shapes the service checks."""
+    refs, shapes = msgspec.json.schema_components(
+        (IntegrationShape,), ref_template="#/components/schemas/{name}"
+    )
+    components = schema.components
+    if isinstance(components, list):  # pragma: no cover - Litestar builds one Components
+        components = components[0]
+    components.schemas = {**(components.schemas or {}), **shapes}
+    operation = (schema.paths or {})["/api/v1/integrations"].post
+    assert operation is not None  # the integrations controller's route
+    operation.request_body = RequestBody(
+        required=True,
+        content={"application/json": OpenAPIMediaType(schema=refs[0])},  # type: ignore[arg-type]
     )

@@ -9,16 +9,16 @@ client, and never returned or logged. ``test`` builds the client and sends a tes
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from api.service.integration_shapes import check_shape
 from core.errors import ConfigurationError, ConflictError, ValidationError
 from integrations import (
     AnthropicClient,
@@ -43,7 +43,6 @@ __all__ = [
 ]
 
 IntegrationKind = Literal["slack", "jira", "github", "anthropic"]
-_NAME = re.compile(r"[A-Za-z0-9._\-]{1,200}")
 
 
 class IntegrationInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -59,7 +58,7 @@ class IntegrationInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 class IntegrationPatch(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Changes to a connection; absent fields stay as they are."""
 
-    secret: str | None = None
+    secret: Annotated[str, msgspec.Meta(min_length=1)] | None = None
     config: dict[str, Any] | None = None
     enabled: bool | None = None
 
@@ -150,7 +149,13 @@ class IntegrationService:
 
     async def create(self, data: IntegrationInput, *, actor: str) -> Integration:
         """Store a new connection after checking that its client can be built."""
-        _check_name(data.name)
+        check_shape(
+            name=data.name,
+            kind=data.kind,
+            secret=data.secret,
+            config=dict(data.config),
+            enabled=data.enabled,
+        )
         await _validate(data.kind, data.secret, data.config)
         return await asyncio.to_thread(self._insert, data, actor)
 
@@ -183,7 +188,9 @@ class IntegrationService:
             row = self._row(session, integration_id)
             secret = row.secret if patch.secret is None else patch.secret
             config = dict(row.config) if patch.config is None else dict(patch.config)
-            kind = row.kind
+            kind, name = row.kind, row.name
+            enabled = row.enabled if patch.enabled is None else patch.enabled
+        check_shape(name=name, kind=kind, secret=secret, config=config, enabled=enabled)
         await _validate(kind, secret, config)
         return await asyncio.to_thread(self._change, integration_id, patch, actor)
 
@@ -238,11 +245,6 @@ class IntegrationService:
             return TestResult(ok=False, detail=f"failed: {exc}")
         finally:
             await client.close()
-
-
-def _check_name(name: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise ValidationError("name must be 1-200 letters, digits, '.', '_' or '-'")
 
 
 async def _validate(kind: str, secret: str, config: dict[str, Any]) -> None:

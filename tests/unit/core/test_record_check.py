@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.events import Rejection, decode_event
-from core.record_check import apps_of_records
+from core.record_check import apps_of_records, times_of_records
 
 
 def _call(i: int, **over: Any) -> dict[str, Any]:
@@ -84,3 +84,43 @@ def test_empty_and_oversized_records() -> None:
     assert found == [Rejection("empty record"), decode_event(big, 600), "app-2"]
     assert isinstance(found[1], Rejection)
     assert "record too large" in found[1].reason
+
+
+def _expected_time(raw: bytes) -> float | Rejection:
+    result = decode_event(raw)
+    return result if isinstance(result, Rejection) else result.timestamp.timestamp()
+
+
+TIMES = [
+    1_795_946_400_812,
+    1_795_946_400_812.5,  # a float of epoch ms
+    "2026-11-29T10:00:00.812001Z",
+    "2026-11-29T11:00:00.812001+01:00",  # the same moment with an offset
+    "8999-12-31T23:59:59.999999Z",  # far from the epoch: the float is coarser than 1 µs
+    0,
+    221_845_392_000_000 - 1,  # the last accepted epoch millisecond
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.integers(0, len(VARIANTS) + 1).map(lambda c: ("variant", c)),
+            st.integers(0, len(TIMES) - 1).map(lambda t: ("time", t)),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_times_match_decode_event_record_by_record(picks: list[tuple[str, int]]) -> None:
+    records = [
+        _record(n, i) if kind == "variant" else json.dumps(_call(i, timestamp=TIMES[n])).encode()
+        for i, (kind, n) in enumerate(picks)
+    ]
+    assert times_of_records(records) == [_expected_time(r) for r in records]
+
+
+def test_times_of_an_all_valid_batch_of_epoch_milliseconds() -> None:
+    records = [json.dumps(_call(i, timestamp=1_795_946_400_000 + i)).encode() for i in range(5)]
+    assert times_of_records(records) == [(1_795_946_400_000 + i) / 1000 for i in range(5)]
