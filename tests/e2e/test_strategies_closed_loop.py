@@ -1,0 +1,163 @@
+"""Every strategy through the real stack in one run: each one an app of one simulated fleet.
+
+Kafka (the tansu fixture) → the processor (``python -m bytewax.run flows.main``, as the
+orchestrator runs it) → PostgreSQL → each app's config read over REST through the client SDK →
+the simulated apps serve their calls with it (the simulator applies each override's effect) →
+the canary judge's verdict. One processor and one simulation carry every app, so the test costs
+one closed loop, not one per strategy; the apps are independent (own tasks, own rollouts).
+
+The fleet's truth is drawn from distributions defined here: each strategy's app whose change
+pays, and one look-alike app where no strategy may propose anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from sqlalchemy import func, select
+
+from core.app_config import TaskConfig, apply_overrides
+from core.decisions import Decision, Deployment
+from core.settings import CanarySettings, Settings
+from simulator import ModelProfile, RestConfigSource, Scenario, TaskProfile
+from storage.database import create_db_engine, session_scope
+from storage.decisions import get_deployment, list_decisions, list_deployments
+from storage.models import WindowRow
+from tests.e2e.test_closed_loop import PERIOD, Loop, _settings
+
+pytestmark = pytest.mark.e2e
+
+MINI = "gpt-4o-mini"
+TASK = "answer"
+DONE = ("promoted", "rolled_back")
+
+
+def _task(app: str, **truth: Any) -> TaskProfile:
+    """One task on ``gpt-4o-mini`` (no other model: model selection has nothing to try)."""
+    model = {k: truth.pop(k) for k in list(truth) if k in ModelProfile.__slots__}
+    return TaskProfile(
+        app=app, task=TASK, model=MINI, models={MINI: ModelProfile(**model)},
+        quality_share=0.5, **truth,
+    )  # fmt: skip
+
+
+# Each strategy's app whose change pays, and a look-alike of all of them that must stay as is:
+# rare repeats, no 429s (timeouts only), a p95 near the SLO, a small fixed prompt.
+PAYS = {
+    "faq": ("caching", _task("faq", rate_per_s=12.0, repeat_ratio=0.5, distinct_prompts=40)),
+    "support": (
+        "prompt_optimization",
+        _task("support", rate_per_s=12.0, prompt_tokens_fixed=2400, input_tokens=300.0),
+    ),
+}
+LOOK_ALIKE = _task(
+    "essays", rate_per_s=12.0, repeat_ratio=0.05, prompt_tokens_fixed=150,
+    latency_median_ms=640.0, latency_sigma=0.25, error_types={"timeout": 1.0},
+)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Run:
+    loop: Loop
+    deployments: dict[str, Deployment]
+    decisions: dict[str, list[Decision]]
+    configs: dict[str, Any]
+
+
+def _cost_per_call(loop: Loop, app: str, since: Any, until: Any) -> float:
+    with session_scope(loop.engine) as s:
+        cost, calls = s.execute(
+            select(func.sum(WindowRow.cost_usd), func.sum(WindowRow.count)).where(
+                WindowRow.kind == "tumbling", WindowRow.app == app,
+                WindowRow.window_start >= since, WindowRow.window_start < until,
+            )
+        ).one()  # fmt: skip
+    return float(cost) / int(calls)
+
+
+def _run(kafka_bootstrap: str, topics: dict[str, str], url: str, redis_url: str, tmp: Path) -> Run:
+    """The fleet against one processor until every paying app's rollout ended (≤ 50 min)."""
+    from litestar.testing import TestClient
+
+    from api.rest.app import create_app
+    from tests.unit.api.rest_support import ADMIN_KEY, rest_settings
+
+    engine = create_db_engine(url)
+    base = _settings(kafka_bootstrap, topics, url, tmp, timedelta(minutes=2))
+    settings: Settings = base.with_overrides(
+        storage=dataclasses.replace(base.storage, redis_url=redis_url),
+        canary=dataclasses.replace(
+            CanarySettings(), stages=(0.1, 0.25, 0.5), min_stage_duration=timedelta(minutes=2),
+            post_promotion_watch=timedelta(minutes=2), shadow_share=0.0,
+        ),
+        decisions=dataclasses.replace(base.decisions, candidates=()),
+    )  # fmt: skip
+    tasks = (*(task for _, task in PAYS.values()), LOOK_ALIKE)
+    scenario = Scenario("strategies-e2e", tasks, duration=timedelta(hours=2), seed=23)
+    api = rest_settings(
+        url, redis_url, kafka_bootstrap=kafka_bootstrap, topics=topics,
+        config_cache_ttl=timedelta(seconds=1),
+    )  # fmt: skip
+    with TestClient(create_app(api)) as client:
+        source = RestConfigSource("", ADMIN_KEY, poll_interval=0.0, client=client)
+        loop = Loop(settings, engine, scenario, source=source, hours_back=2.0)
+        loop.start_processor()
+        try:
+
+            def settled(_now: Any) -> bool:
+                with session_scope(engine) as s:
+                    found, _ = list_deployments(s, status=list(DONE), limit=100)
+                return {d.app for d in found} >= set(PAYS)
+
+            loop.sim.run_until(loop.sim.now + timedelta(minutes=50), stop=settled)
+            loop.sim.run_for(3 * PERIOD)  # the apps apply the last configs a little later
+            configs = {app: source.config(app) for app in (*PAYS, LOOK_ALIKE.app)}
+        finally:
+            loop.stop_processor()
+            loop.sink.close()
+    with session_scope(engine) as s:
+        found, _ = list_deployments(s, limit=100)
+        deployments = {d.app: get_deployment(s, d.id) for d in found}
+        decisions = {app: list_decisions(s, app=app).items for app in (*PAYS, LOOK_ALIKE.app)}
+    return Run(loop, {k: v for k, v in deployments.items() if v is not None}, decisions, configs)
+
+
+def test_every_strategy_through_the_real_stack(
+    kafka_bootstrap: str,
+    topics: dict[str, str],
+    fresh_database: Callable[[], str],
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    """Each paying change is proposed, promoted, served and saves; the look-alike stays as is."""
+    run = _run(kafka_bootstrap, topics, fresh_database(), redis_url, tmp_path)
+    try:
+        for app, (strategy, _) in sorted(PAYS.items()):
+            _assert_paid(run, app, strategy)
+        assert run.decisions[LOOK_ALIKE.app] == []
+        assert run.configs[LOOK_ALIKE.app].version == 1  # the seeded config, never changed
+    finally:
+        run.loop.engine.dispose()
+
+
+def _assert_paid(run: Run, app: str, strategy: str) -> None:
+    (decision,) = run.decisions[app]
+    assert (decision.strategy, decision.status) == (strategy, "promoted"), (app, decision)
+    done = run.deployments[app]
+    assert done.status == "promoted", (app, done.reason)
+    weights = [v.weight for v in done.verdicts]
+    assert weights == sorted(weights), (app, weights)
+    # the app serves the promoted change: its config over REST is the seeded one plus the action
+    served = msgspec.to_builtins(run.configs[app].tasks[TASK])
+    wanted = msgspec.to_builtins(apply_overrides(TaskConfig(model=MINI), decision.action))
+    assert {k: served[k] for k in decision.action} == {k: wanted[k] for k in decision.action}
+    before = _cost_per_call(run.loop, app, run.loop.start, done.started_at)
+    now = run.loop.sim.now
+    after = _cost_per_call(run.loop, app, now - 2 * PERIOD, now)
+    assert after < 0.8 * before, (app, before, after)
