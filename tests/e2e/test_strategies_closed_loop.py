@@ -6,8 +6,10 @@ the simulated apps serve their calls with it (the simulator applies each overrid
 the canary judge's verdict. One processor and one simulation carry every app, so the test costs
 one closed loop, not one per strategy; the apps are independent (own tasks, own rollouts).
 
-The fleet's truth is drawn from distributions defined here: each strategy's app whose change
-pays, and one look-alike app where no strategy may propose anything.
+The fleet's truth is drawn from distributions defined here: apps whose change pays (promoted,
+served, cheaper), apps whose change hurts the metric it can hurt (rolled back, the app back on
+what it served, the reason naming that metric), and one look-alike app where no strategy may
+propose anything.
 """
 
 from __future__ import annotations
@@ -47,19 +49,45 @@ def _task(app: str, **truth: Any) -> TaskProfile:
     )  # fmt: skip
 
 
-# Each strategy's app whose change pays, and a look-alike of all of them that must stay as is:
-# rare repeats, no 429s (timeouts only), a p95 near the SLO, a small fixed prompt.
-PAYS = {
-    "faq": ("caching", _task("faq", rate_per_s=12.0, repeat_ratio=0.5, distinct_prompts=40)),
-    "support": (
-        "prompt_optimization",
-        _task("support", rate_per_s=12.0, prompt_tokens_fixed=2400, input_tokens=300.0),
-    ),
-}
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """One app: the strategy that must propose for it, and the verdict its truth calls for."""
+
+    strategy: str
+    verdict: str  # promoted, or rolled_back
+    task: TaskProfile
+    because: str = ""  # a rollback's reason names this metric
+
+
+CASES = {
+    # pays: half the calls repeat one of 40 prompts whose answers never change
+    "faq": Case("caching", "promoted", _task("faq", rate_per_s=12.0, repeat_ratio=0.5,
+                                             distinct_prompts=40)),
+    # costs quality: the same repeats, but each answer changes every 40 s (TTL ~100 s: stale)
+    "news": Case("caching", "rolled_back", _task("news", rate_per_s=12.0, repeat_ratio=0.5,
+                                                 distinct_prompts=40, answer_lifetime_s=40.0),
+                 because="quality"),
+    # pays: a 2,400-token template on 300 tokens, half price from the provider's prompt cache
+    "support": Case("prompt_optimization", "promoted",
+                    _task("support", rate_per_s=12.0, prompt_tokens_fixed=2400,
+                          input_tokens=300.0)),
+    # pays: many small calls, batches at half price, the wait within the latency tolerance
+    "tagger": Case("batching", "promoted",
+                   _task("tagger", rate_per_s=45.0, latency_median_ms=600.0,
+                         latency_sigma=0.25, input_tokens=120.0, output_tokens=20.0,
+                         batch_discount=0.5, batch_item_latency=0.02)),
+    # costs latency: bursts above a 5/s provider; a limit one step above the 4/s demand still
+    # meets 429s at the canary's share and queues its calls
+    "crawler": Case("rate_limiting", "rolled_back",
+                    _task("crawler", rate_per_s=4.0, provider_rps=5.0), because="latency"),
+}  # fmt: skip
+# A look-alike of every case that must stay as it is: rare repeats, no 429s (timeouts only), a
+# p95 near the SLO, a small fixed prompt.
 LOOK_ALIKE = _task(
     "essays", rate_per_s=12.0, repeat_ratio=0.05, prompt_tokens_fixed=150,
     latency_median_ms=640.0, latency_sigma=0.25, error_types={"timeout": 1.0},
 )  # fmt: skip
+APPS = (*CASES, LOOK_ALIKE.app)
 
 
 @dataclasses.dataclass
@@ -82,7 +110,7 @@ def _cost_per_call(loop: Loop, app: str, since: Any, until: Any) -> float:
 
 
 def _run(kafka_bootstrap: str, topics: dict[str, str], url: str, redis_url: str, tmp: Path) -> Run:
-    """The fleet against one processor until every paying app's rollout ended (≤ 50 min)."""
+    """The fleet against one processor until every case's rollout ended (at most 50 min)."""
     from litestar.testing import TestClient
 
     from api.rest.app import create_app
@@ -98,7 +126,7 @@ def _run(kafka_bootstrap: str, topics: dict[str, str], url: str, redis_url: str,
         ),
         decisions=dataclasses.replace(base.decisions, candidates=()),
     )  # fmt: skip
-    tasks = (*(task for _, task in PAYS.values()), LOOK_ALIKE)
+    tasks = (*(case.task for case in CASES.values()), LOOK_ALIKE)
     scenario = Scenario("strategies-e2e", tasks, duration=timedelta(hours=2), seed=23)
     api = rest_settings(
         url, redis_url, kafka_bootstrap=kafka_bootstrap, topics=topics,
@@ -113,18 +141,18 @@ def _run(kafka_bootstrap: str, topics: dict[str, str], url: str, redis_url: str,
             def settled(_now: Any) -> bool:
                 with session_scope(engine) as s:
                     found, _ = list_deployments(s, status=list(DONE), limit=100)
-                return {d.app for d in found} >= set(PAYS)
+                return {d.app for d in found} >= set(CASES)
 
             loop.sim.run_until(loop.sim.now + timedelta(minutes=50), stop=settled)
             loop.sim.run_for(3 * PERIOD)  # the apps apply the last configs a little later
-            configs = {app: source.config(app) for app in (*PAYS, LOOK_ALIKE.app)}
+            configs = {app: source.config(app) for app in APPS}
         finally:
             loop.stop_processor()
             loop.sink.close()
     with session_scope(engine) as s:
         found, _ = list_deployments(s, limit=100)
         deployments = {d.app: get_deployment(s, d.id) for d in found}
-        decisions = {app: list_decisions(s, app=app).items for app in (*PAYS, LOOK_ALIKE.app)}
+        decisions = {app: list_decisions(s, app=app).items for app in APPS}
     return Run(loop, {k: v for k, v in deployments.items() if v is not None}, decisions, configs)
 
 
@@ -135,28 +163,34 @@ def test_every_strategy_through_the_real_stack(
     redis_url: str,
     tmp_path: Path,
 ) -> None:
-    """Each paying change is proposed, promoted, served and saves; the look-alike stays as is."""
+    """Each case is proposed by its strategy and ends as its truth calls for; the look-alike
+    gets nothing."""
     run = _run(kafka_bootstrap, topics, fresh_database(), redis_url, tmp_path)
     try:
-        for app, (strategy, _) in sorted(PAYS.items()):
-            _assert_paid(run, app, strategy)
+        for app, case in sorted(CASES.items()):
+            _assert_case(run, app, case)
         assert run.decisions[LOOK_ALIKE.app] == []
         assert run.configs[LOOK_ALIKE.app].version == 1  # the seeded config, never changed
     finally:
         run.loop.engine.dispose()
 
 
-def _assert_paid(run: Run, app: str, strategy: str) -> None:
+def _assert_case(run: Run, app: str, case: Case) -> None:
     (decision,) = run.decisions[app]
-    assert (decision.strategy, decision.status) == (strategy, "promoted"), (app, decision)
+    assert (decision.strategy, decision.status) == (case.strategy, case.verdict), (app, decision)
     done = run.deployments[app]
-    assert done.status == "promoted", (app, done.reason)
+    assert done.status == case.verdict, (app, done.reason)
     weights = [v.weight for v in done.verdicts]
     assert weights == sorted(weights), (app, weights)
-    # the app serves the promoted change: its config over REST is the seeded one plus the action
     served = msgspec.to_builtins(run.configs[app].tasks[TASK])
-    wanted = msgspec.to_builtins(apply_overrides(TaskConfig(model=MINI), decision.action))
-    assert {k: served[k] for k in decision.action} == {k: wanted[k] for k in decision.action}
+    changed = msgspec.to_builtins(apply_overrides(TaskConfig(model=MINI), decision.action))
+    seeded = msgspec.to_builtins(TaskConfig(model=MINI))
+    if case.verdict == "rolled_back":  # the app serves what it served before, and why it says
+        assert {k: served[k] for k in decision.action} == {k: seeded[k] for k in decision.action}
+        assert case.because in done.reason, (app, done.reason)
+        return
+    # the app serves the promoted change (its config over REST: the seeded one plus the action)
+    assert {k: served[k] for k in decision.action} == {k: changed[k] for k in decision.action}
     before = _cost_per_call(run.loop, app, run.loop.start, done.started_at)
     now = run.loop.sim.now
     after = _cost_per_call(run.loop, app, now - 2 * PERIOD, now)
