@@ -2,8 +2,12 @@
 
 Triggers, in order (at least ``decisions.min_samples`` calls in the period):
 
-* ``rate_limited`` **errors**: their share of calls is at least ``rate_limited_share``; the
-  target is the rate the provider accepted (calls that were not rate-limited per second);
+* ``rate_limited`` **errors** in bursts: their share of calls is at least
+  ``rate_limited_share``; the target is one step (``rate_limit_step``) above the task's
+  sustained rate, so the client's queue holds the bursts (that the provider answered with 429)
+  and still drains: a limit below the sustained rate starves the task (its queue grows without
+  bound). When more than ``1 - 1/(1 + rate_limit_step)`` of calls are rate-limited the overload
+  is sustained: no client limit helps without starving the task, and nothing is proposed;
 * **budget burn**: an app-wide cost insight (``daily_budget``, ``monthly_budget`` or their
   ``_projection``); the target scales the current rate by ``budget / projected spend``;
 * **provider limit**: the peak rate exceeds ``decisions.provider_limits[provider]``.
@@ -118,10 +122,16 @@ class RateLimiting:
             "min_samples": s.min_samples,
         }  # fmt: skip
         cost_pct = 0.0
+        ceiling = 1 + s.rate_limit_step
+        if share >= s.rate_limited_share and t.rate_limited > 0 and share > 1 - 1 / ceiling:
+            return state, None  # sustained overload: any limit that helps starves the task
         if share >= s.rate_limited_share and t.rate_limited > 0:
             trigger = "rate_limited"
-            target = (t.calls - t.rate_limited) / t.seconds
-            why = f"{share:.1%} of {t.calls} calls were rate-limited"
+            target = t.rate_per_s * ceiling
+            why = (
+                f"{share:.1%} of {t.calls} calls were rate-limited in bursts; a limit one step "
+                f"above the task's {t.rate_per_s:.3g} calls/s queues the bursts instead"
+            )
             confidence = share_confidence(share, s.rate_limited_share, t.calls)
         elif budget is not None and (factor := _budget_factor(budget)) is not None:
             trigger = "budget"

@@ -79,13 +79,22 @@ def test_rate_limited_errors_set_a_bounded_limit() -> None:
     w = window(count=200, errors={"rate_limited": 20}, tokens=(60_000, 6_000))
     state, d = RateLimiting(D, A).propose(RateLimitState(), period([w]))
     assert d is not None
-    # accepted 180 calls / 60 s = 3.0/s, within ±20 % of the observed 3.33/s; 330 tokens a call
-    assert d.action == {"rate_limit": {"requests_per_s": 3.0, "tokens_per_min": 59400, "burst": 3}}
+    # one step above the observed 3.33/s (a queue that drains); 330 tokens a call
+    assert d.action == {"rate_limit": {"requests_per_s": 4.0, "tokens_per_min": 79200, "burst": 4}}
     assert d.evidence["trigger"] == "rate_limited"
     assert d.evidence["rate_limited_share"] == 0.1
     assert d.confidence > 0.99
-    assert state == RateLimitState(at=T0 + MINUTE, requests_per_s=3.0, tokens_per_min=59400)
+    assert state == RateLimitState(at=T0 + MINUTE, requests_per_s=4.0, tokens_per_min=79200)
     apply_overrides(TaskConfig(), d.action)
+
+
+def test_sustained_overload_proposes_no_limit() -> None:
+    # 40 of 200 calls rate-limited: more than 1 - 1/1.2 of them, the provider's rate is below
+    # the task's: a limit that stops the 429s would starve the task
+    w = window(count=200, errors={"rate_limited": 40}, tokens=(60_000, 6_000))
+    state, d = RateLimiting(D, A).propose(RateLimitState(), period([w]))
+    assert d is None
+    assert state == RateLimitState()
 
 
 def test_provider_limit_caps_but_the_step_stays_within_20_percent() -> None:
