@@ -197,7 +197,8 @@ class Fleet:
     ) -> list[dict[str, Any]]:
         seconds = (end - start).total_seconds()
         rng = self._rng
-        n = int(rng.poisson(self.rate(task, start + (end - start) / 2) * seconds))
+        clump = task.clump_size
+        n = int(rng.poisson(self.rate(task, start + (end - start) / 2) * seconds / clump))
         ledger = self.ledgers[(task.app, task.task)]
         base = task_config or TaskConfig(model=task.model)
         ledger.baseline_model = base.model or task.model
@@ -205,6 +206,8 @@ class Fleet:
         if n == 0:
             return []
         offsets = np.sort(rng.uniform(0.0, seconds, n))
+        if clump > 1:  # each arrival is a clump of calls sent together (a fan-out)
+            offsets, n = np.repeat(offsets, clump), n * clump
         rids = [f"{task.app}-{v:016x}" for v in rng.integers(0, 2**62, n).tolist()]
         routes = [table.route(task.task, r) for r in rids]
         out: list[dict[str, Any]] = []

@@ -124,6 +124,7 @@ class TaskProfile:
     daily_amplitude: float = 0.0  # 0..1: rate · (1 + a · sin(2π (hour - peak_hour + 6) / 24))
     peak_hour: float = 14.0
     bursts: tuple[Burst, ...] = ()
+    clump_size: int = 1  # calls arrive in clumps of this many at once (fan-out requests)
     repeat_ratio: float = 0.0  # share of calls that repeat one of ``distinct_prompts`` prompts
     distinct_prompts: int = 50
     prompt_tokens_fixed: int = 0  # system prompt / template tokens of every call

@@ -2,12 +2,12 @@
 
 Triggers, in order (at least ``decisions.min_samples`` calls in the period):
 
-* ``rate_limited`` **errors**: their share of calls is at least ``rate_limited_share``. Without
-  a limit in force the 429s come from bursts above the provider's rate: the target smooths them
-  without starving the task, one step *above* the observed rate (a client-side bucket slower
-  than the demand would queue calls without end). With a limit in force that still meets 429s,
-  the limit is above what the provider accepts: the target is the accepted rate (calls that were
-  not rate-limited per second);
+* ``rate_limited`` **errors** in bursts: their share of calls is at least
+  ``rate_limited_share``; the target is one step (``rate_limit_step``) above the task's
+  sustained rate, so the client's queue holds the bursts (that the provider answered with 429)
+  and still drains: a limit below the sustained rate starves the task (its queue grows without
+  bound). When more than ``1 - 1/(1 + rate_limit_step)`` of calls are rate-limited the overload
+  is sustained: no client limit helps without starving the task, and nothing is proposed;
 * **budget burn**: an app-wide cost insight (``daily_budget``, ``monthly_budget`` or their
   ``_projection``); the target scales the current rate by ``budget / projected spend``;
 * **provider limit**: the peak rate exceeds ``decisions.provider_limits[provider]``.
@@ -122,15 +122,16 @@ class RateLimiting:
             "min_samples": s.min_samples,
         }  # fmt: skip
         cost_pct = 0.0
+        ceiling = 1 + s.rate_limit_step
+        if share >= s.rate_limited_share and t.rate_limited > 0 and share > 1 - 1 / ceiling:
+            return state, None  # sustained overload: any limit that helps starves the task
         if share >= s.rate_limited_share and t.rate_limited > 0:
             trigger = "rate_limited"
-            accepted = (t.calls - t.rate_limited) / t.seconds
-            smooth = ref_rps is None
-            target = t.rate_per_s * (1 + s.rate_limit_step) if smooth else accepted
-            why = f"{share:.1%} of {t.calls} calls were rate-limited" + (
-                ": smoothing their bursts" if smooth else " under the limit in force"
+            target = t.rate_per_s * ceiling
+            why = (
+                f"{share:.1%} of {t.calls} calls were rate-limited in bursts; a limit one step "
+                f"above the task's {t.rate_per_s:.3g} calls/s queues the bursts instead"
             )
-            evidence["accepted_requests_per_s"] = accepted
             confidence = share_confidence(share, s.rate_limited_share, t.calls)
         elif budget is not None and (factor := _budget_factor(budget)) is not None:
             trigger = "budget"

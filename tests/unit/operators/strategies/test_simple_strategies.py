@@ -7,13 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from core.app_config import (
-    CacheConfig,
-    PromptConfig,
-    RateLimitConfig,
-    TaskConfig,
-    apply_overrides,
-)
+from core.app_config import CacheConfig, PromptConfig, TaskConfig, apply_overrides
 from core.decisions import stable_id
 from core.insights import APP_WIDE
 from core.settings import AnalyzerSettings, DecisionSettings, ProviderLimit
@@ -81,30 +75,26 @@ def test_cache_is_not_proposed_again_within_repropose_after() -> None:
 # --- rate limiting ------------------------------------------------------------------------------
 
 
-def test_rate_limited_errors_without_a_limit_smooth_bursts_above_the_demand() -> None:
+def test_rate_limited_errors_set_a_bounded_limit() -> None:
     w = window(count=200, errors={"rate_limited": 20}, tokens=(60_000, 6_000))
     state, d = RateLimiting(D, A).propose(RateLimitState(), period([w]))
     assert d is not None
-    # the demand is 200 calls / 60 s = 3.33/s: the limit goes one step (20 %) above it, never
-    # below (a bucket slower than the demand queues without end); 330 tokens a call
+    # one step above the observed 3.33/s (a queue that drains); 330 tokens a call
     assert d.action == {"rate_limit": {"requests_per_s": 4.0, "tokens_per_min": 79200, "burst": 4}}
     assert d.evidence["trigger"] == "rate_limited"
     assert d.evidence["rate_limited_share"] == 0.1
-    assert d.evidence["accepted_requests_per_s"] == 3.0
-    assert d.action["rate_limit"]["requests_per_s"] > w.rate_per_s
     assert d.confidence > 0.99
     assert state == RateLimitState(at=T0 + MINUTE, requests_per_s=4.0, tokens_per_min=79200)
     apply_overrides(TaskConfig(), d.action)
 
 
-def test_rate_limited_errors_under_a_limit_step_down_to_the_accepted_rate() -> None:
-    cfg = TaskConfig(model="gpt-4o", rate_limit=RateLimitConfig(requests_per_s=3.2, burst=4))
-    w = window(count=200, errors={"rate_limited": 20}, tokens=(60_000, 6_000))
-    _, d = RateLimiting(D, A).propose(RateLimitState(), period([w], config=cfg))
-    assert d is not None
-    # the limit in force (3.2/s) still meets 429s: down to the 180 / 60 s = 3.0/s accepted
-    assert d.action["rate_limit"]["requests_per_s"] == 3.0
-    assert d.evidence["reference_requests_per_s"] == 3.2
+def test_sustained_overload_proposes_no_limit() -> None:
+    # 40 of 200 calls rate-limited: more than 1 - 1/1.2 of them, the provider's rate is below
+    # the task's: a limit that stops the 429s would starve the task
+    w = window(count=200, errors={"rate_limited": 40}, tokens=(60_000, 6_000))
+    state, d = RateLimiting(D, A).propose(RateLimitState(), period([w]))
+    assert d is None
+    assert state == RateLimitState()
 
 
 def test_provider_limit_caps_but_the_step_stays_within_20_percent() -> None:
