@@ -6,10 +6,10 @@ the simulated apps serve their calls with it (the simulator applies each overrid
 the canary judge's verdict. One processor and one simulation carry every app, so the test costs
 one closed loop, not one per strategy; the apps are independent (own tasks, own rollouts).
 
-The fleet's truth is drawn from distributions defined here: apps whose change pays (promoted,
-served, cheaper), apps whose change hurts the metric it can hurt (rolled back, the app back on
-what it served, the reason naming that metric), and one look-alike app where no strategy may
-propose anything.
+The fleet (:mod:`tests.e2e.strategy_fleet`, with how often its verdicts hold over seeds): apps
+whose change pays (promoted, served, cheaper), apps whose change hurts the metric it can hurt
+(rolled back, the app back on what it served, the reason naming that metric), and one
+look-alike app where no strategy may propose anything.
 """
 
 from __future__ import annotations
@@ -26,68 +26,24 @@ from sqlalchemy import func, select
 
 from core.app_config import TaskConfig, apply_overrides
 from core.decisions import Decision, Deployment
-from core.settings import CanarySettings, Settings
-from simulator import ModelProfile, RestConfigSource, Scenario, TaskProfile
+from simulator import RestConfigSource
 from storage.database import create_db_engine, session_scope
 from storage.decisions import get_deployment, list_decisions, list_deployments
 from storage.models import WindowRow
+from tests.e2e.strategy_fleet import (
+    APPS,
+    CASES,
+    DONE,
+    LOOK_ALIKE,
+    MINI,
+    TASK,
+    Case,
+    fleet_settings,
+    strategy_fleet,
+)
 from tests.e2e.test_closed_loop import PERIOD, Loop, _settings
 
 pytestmark = pytest.mark.e2e
-
-MINI = "gpt-4o-mini"
-TASK = "answer"
-DONE = ("promoted", "rolled_back")
-
-
-def _task(app: str, **truth: Any) -> TaskProfile:
-    """One task on ``gpt-4o-mini`` (no other model: model selection has nothing to try)."""
-    model = {k: truth.pop(k) for k in list(truth) if k in ModelProfile.__slots__}
-    return TaskProfile(
-        app=app, task=TASK, model=MINI, models={MINI: ModelProfile(**model)},
-        quality_share=0.5, **truth,
-    )  # fmt: skip
-
-
-@dataclasses.dataclass(frozen=True)
-class Case:
-    """One app: the strategy that must propose for it, and the verdict its truth calls for."""
-
-    strategy: str
-    verdict: str  # promoted, or rolled_back
-    task: TaskProfile
-    because: str = ""  # a rollback's reason names this metric
-
-
-CASES = {
-    # pays: half the calls repeat one of 40 prompts whose answers never change
-    "faq": Case("caching", "promoted", _task("faq", rate_per_s=12.0, repeat_ratio=0.5,
-                                             distinct_prompts=40)),
-    # costs quality: the same repeats, but each answer changes every 40 s (TTL ~100 s: stale)
-    "news": Case("caching", "rolled_back", _task("news", rate_per_s=12.0, repeat_ratio=0.5,
-                                                 distinct_prompts=40, answer_lifetime_s=40.0),
-                 because="quality"),
-    # pays: a 2,400-token template on 300 tokens, half price from the provider's prompt cache
-    "support": Case("prompt_optimization", "promoted",
-                    _task("support", rate_per_s=12.0, prompt_tokens_fixed=2400,
-                          input_tokens=300.0)),
-    # pays: many small calls, batches at half price, the wait within the latency tolerance
-    "tagger": Case("batching", "promoted",
-                   _task("tagger", rate_per_s=45.0, latency_median_ms=600.0,
-                         latency_sigma=0.25, input_tokens=120.0, output_tokens=20.0,
-                         batch_discount=0.5, batch_item_latency=0.02)),
-    # costs latency: bursts above a 5/s provider; a limit one step above the 4/s demand still
-    # meets 429s at the canary's share and queues its calls
-    "crawler": Case("rate_limiting", "rolled_back",
-                    _task("crawler", rate_per_s=4.0, provider_rps=5.0), because="latency"),
-}  # fmt: skip
-# A look-alike of every case that must stay as it is: rare repeats, no 429s (timeouts only), a
-# p95 near the SLO, a small fixed prompt.
-LOOK_ALIKE = _task(
-    "essays", rate_per_s=12.0, repeat_ratio=0.05, prompt_tokens_fixed=150,
-    latency_median_ms=640.0, latency_sigma=0.25, error_types={"timeout": 1.0},
-)  # fmt: skip
-APPS = (*CASES, LOOK_ALIKE.app)
 
 
 @dataclasses.dataclass
@@ -118,16 +74,10 @@ def _run(kafka_bootstrap: str, topics: dict[str, str], url: str, redis_url: str,
 
     engine = create_db_engine(url)
     base = _settings(kafka_bootstrap, topics, url, tmp, timedelta(minutes=2))
-    settings: Settings = base.with_overrides(
-        storage=dataclasses.replace(base.storage, redis_url=redis_url),
-        canary=dataclasses.replace(
-            CanarySettings(), stages=(0.1, 0.25, 0.5), min_stage_duration=timedelta(minutes=2),
-            post_promotion_watch=timedelta(minutes=2), shadow_share=0.0,
-        ),
-        decisions=dataclasses.replace(base.decisions, candidates=()),
-    )  # fmt: skip
-    tasks = (*(case.task for case in CASES.values()), LOOK_ALIKE)
-    scenario = Scenario("strategies-e2e", tasks, duration=timedelta(hours=2), seed=23)
+    settings = fleet_settings(base).with_overrides(
+        storage=dataclasses.replace(base.storage, redis_url=redis_url)
+    )
+    scenario = strategy_fleet(seed=23)
     api = rest_settings(
         url, redis_url, kafka_bootstrap=kafka_bootstrap, topics=topics,
         config_cache_ttl=timedelta(seconds=1),
