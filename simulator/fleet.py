@@ -28,7 +28,14 @@ from core.app_config import AppConfig, TaskConfig
 from operators.pricing import PriceTable
 from operators.strategies.prices import call_cost, provider_of
 from simulator.binary import correct
-from simulator.effects import AnswerCache, RateLimits, form_batches, prompt_effect
+from simulator.effects import (
+    AnswerCache,
+    Batches,
+    Paced,
+    RateLimits,
+    form_batches,
+    prompt_effect,
+)
 from simulator.events import Drawn, render_events
 from simulator.ledger import Ledger
 from simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
@@ -42,6 +49,29 @@ _MTOK = 1_000_000
 
 def _utc_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def _whole_stream(
+    stream: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None,
+    times: np.ndarray[Any, Any],
+    hit: np.ndarray[Any, Any],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The tick's sent calls as if one side's config served the whole task, and which are its.
+
+    Batches and rate limits depend on the whole traffic: each side's are run over every call
+    of the tick (minus the side's own cache hits), so its calls are a sample of the world where
+    its config serves the task, and a canary at 5 % shows what its full rollout would do.
+    Returns the sent calls' times (epoch seconds) and the mask of the side's own among them.
+    """
+    if stream is None:
+        return times[~hit], np.ones(int((~hit).sum()), dtype=bool)
+    offsets, rows = stream
+    base = float(times[0] - offsets[rows[0]]) if len(rows) else 0.0
+    sent = np.ones(len(offsets), dtype=bool)
+    sent[rows[hit]] = False
+    mine = np.zeros(len(offsets), dtype=bool)
+    mine[rows[~hit]] = True
+    return base + offsets[sent], mine[sent]
 
 
 class Fleet:
@@ -217,11 +247,9 @@ class Fleet:
                 continue
             route = routes[rows[0]]  # one config (and version) per side
             served, tag = route.config, route.config_version
-            weight = base.canary.weight if base.canary is not None else 0.0
-            share = weight if on_canary else 1.0 - weight
             out += self._serve(
                 task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag, base,
-                share,
+                (offsets, np.asarray(rows)),
             )  # fmt: skip
         return out
 
@@ -235,7 +263,7 @@ class Fleet:
         on_canary: bool,
         version: int | None,
         base: TaskConfig,
-        share: float = 1.0,
+        stream: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         rng = self._rng
         n = len(rids)
@@ -300,7 +328,7 @@ class Fleet:
         failed &= ~hit  # the cache returns a stored successful answer
         hit_ms = rng.uniform(2.0, 10.0, n) if hit.any() else latency  # same draws without hits
         latency, costs, failed, kinds, kind_of, tokens_out = self._limits_and_batches(
-            task, served, truth, (variant, share), times, latency, costs, failed, hit,
+            task, served, truth, (variant, stream), times, latency, costs, failed, hit,
             (kinds, kind_of), tokens_in, tokens_out,
         )  # fmt: skip
         ttft = np.minimum(ttft, latency)
@@ -355,7 +383,7 @@ class Fleet:
         task: TaskProfile,
         served: ServedConfig,
         truth: ModelProfile,
-        side: tuple[str, float],
+        side: tuple[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None],
         times: np.ndarray[Any, Any],
         latency: np.ndarray[Any, Any],
         costs: np.ndarray[Any, Any] | None,
@@ -377,7 +405,7 @@ class Fleet:
         Returns latency, costs, failed, error kinds, each call's kind, output tokens.
         """
         kinds, kind_of = errors
-        variant, share = side
+        variant, stream = side
         sent = ~hit
         limit = served.rate_limit
         client = (
@@ -387,10 +415,12 @@ class Fleet:
             return latency, costs, failed, kinds, kind_of, tokens_out
         rows = np.flatnonzero(sent)
         latency = latency.copy()
+        whole, mine = _whole_stream(stream, times, hit)
         if served.batching is not None and len(rows):
-            batches = form_batches(
-                times[rows], served.batching.max_batch_size, served.batching.max_wait_ms
+            formed = form_batches(
+                whole, served.batching.max_batch_size, served.batching.max_wait_ms
             )
+            batches = Batches(formed.wait_s[mine], formed.size[mine])
             factor = batches.latency_factor(truth.batch_item_latency)
             latency[rows] = latency[rows] * factor + batches.wait_s * 1000.0
             if costs is not None and truth.batch_discount:
@@ -398,10 +428,14 @@ class Fleet:
                 costs[rows] = np.where(
                     batches.size > 1, costs[rows] * (1 - truth.batch_discount), costs[rows]
                 )
+        tokens = (tokens_in + tokens_out)[rows]
+        full_tokens = np.full(len(whole), float(tokens.mean()) if len(tokens) else 0.0)
+        full_tokens[mine] = tokens
         paced = self._limits.pace(
-            (task.app, task.task, variant), times[rows], (tokens_in + tokens_out)[rows],
-            share, client, truth.provider_rps, task.queue_timeout_s,
+            (task.app, task.task, variant), whole, full_tokens, 1.0, client, truth.provider_rps,
+            task.queue_timeout_s,
         )  # fmt: skip
+        paced = Paced(paced.wait_s[mine], paced.throttled[mine], paced.timed_out[mine])
         if not (paced.throttled.any() or paced.timed_out.any() or paced.wait_s.any()):
             return latency, costs, failed, kinds, kind_of, tokens_out
         kinds = [*kinds, "rate_limited", "timeout"]

@@ -9,10 +9,11 @@ rate and answers fewer 429s, and the call's latency grows by its wait. A call th
 longer than the task's ``queue_timeout_s`` gives up (``error_type=timeout``) without being sent:
 a limit below the task's sustained rate starves it.
 
-**Sides.** The baseline and the canary each serve a share of the task's traffic (their routing
-weights), as a fleet of replicas each holding its share of the account's quota would: both the
-provider's rate and the client's limit are scaled by that share, so a canary at 5 % behaves as
-the whole task would under its config.
+**Sides.** ``share`` scales the rates for callers that give each side its share of the quota;
+the fleet instead runs each side's limits over the task's whole stream (as if the side's config
+served every call) and keeps the side's own calls, so a canary previews its full rollout
+(:func:`simulator.fleet._whole_stream`). Bursts are never scaled: a fan-out's calls arrive
+together whatever the share.
 """
 
 from __future__ import annotations
@@ -89,7 +90,8 @@ class RateLimits:
         rps = None if rps is None else rps * share
         tps = None if tpm is None else tpm / 60 * share
         prov = None if provider_rps is None else provider_rps * share
-        shape = (rps, tps, prov, float(burst) * share)
+        full_tps = None if tpm is None else tpm / 60
+        shape = (rps, tps, prov, float(burst))
         found = self._sides.get(key)
         if found is not None and found.shape == shape:
             return found
@@ -98,9 +100,9 @@ class RateLimits:
         side = _Side(
             clock,
             shape,
-            _bucket(clock, rps, burst * share),
-            _bucket(clock, tps, tps or 0.0),
-            _bucket(clock, prov, (prov or 0.0) * _PROVIDER_BURST_S),
+            _bucket(clock, rps, burst),
+            _bucket(clock, tps, full_tps or 0.0),
+            _bucket(clock, prov, (provider_rps or 0.0) * _PROVIDER_BURST_S),
             found.last_send if found is not None else float("-inf"),
         )
         self._sides[key] = side

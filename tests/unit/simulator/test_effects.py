@@ -133,9 +133,9 @@ def test_a_limit_below_the_sustained_rate_starves_the_task() -> None:
 
 
 def test_limits_scale_with_the_sides_share() -> None:
-    # a canary at 50 % under a 4/s limit gets 2/s
+    # a canary at 50 % under a 4/s limit gets 2/s, and the whole burst of 2
     paced = _pace([0.0] * 4, client=(4.0, None, 2), share=0.5)
-    np.testing.assert_allclose(paced.wait_s, [0.0, 0.5, 1.0, 1.5])
+    np.testing.assert_allclose(paced.wait_s, [0.0, 0.0, 0.5, 1.0])
 
 
 def test_a_tokens_per_minute_limit_paces_by_tokens() -> None:
