@@ -81,8 +81,8 @@ CASES = {
                    _task("tagger", rate_per_s=45.0, latency_median_ms=600.0,
                          latency_sigma=0.25, input_tokens=120.0, output_tokens=20.0,
                          batch_discount=0.5, batch_item_latency=0.02)),
-    # costs latency: bursts above a 5/s provider; a limit one step above the 4/s demand still
-    # meets 429s at the canary's share and queues its calls
+    # costs latency: bursts above a 5/s provider whose rate the optimizer is not told; a limit
+    # one step above the 4/s demand still meets 429s and queues the calls
     "crawler": Case("rate_limiting", "rolled_back",
                     _task("crawler", rate_per_s=4.0, provider_rps=5.0), because="latency"),
 }  # fmt: skip
