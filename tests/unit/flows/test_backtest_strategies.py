@@ -1,8 +1,9 @@
 """Every strategy fires from recorded telemetry through ``llmopt backtest``, and only where it pays.
 
-Each case of :mod:`tests.strategy_telemetry` is one app with one task, recorded to its own file
-from seeded distributions; the cases are one recording (apps are independent in the dataflow),
-run once through the CLI as a user runs it. The decisions and insights it writes are asserted
+Each case of :mod:`tests.strategy_telemetry` is one app with one task drawn from seeded
+distributions (``python -m tests.strategy_telemetry DIR`` writes each to its own file); here the
+cases are one recording (apps are independent in the dataflow), run once through the CLI as a
+user runs it. The decisions and insights it writes are asserted
 whole: which strategy, the action, the evidence, and that the look-alike cases (rare repeats,
 no 429s, a task near its latency SLO, a small fixed prompt) get no proposal. The figures the
 evidence reports are checked against the recorded events themselves.
@@ -35,11 +36,9 @@ def backtest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     recording = tmp / "recording.jsonl"
     events: dict[str, list[dict[str, Any]]] = {}
     with recording.open("w") as out:
-        for name, case in CASES.items():
+        for case in CASES.values():
             events[case.app] = draw_events(case)
-            lines = "".join(json.dumps(e) + "\n" for e in events[case.app])
-            (tmp / f"{name}.jsonl").write_text(lines)  # the case's own recorded file
-            out.write(lines)
+            out.write("".join(json.dumps(e) + "\n" for e in events[case.app]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLMOPT_")}
     env["LLMOPT_DECISIONS__APP_CANDIDATES"] = '@json {"shop": ["gpt-4o-mini"]}'
     done = subprocess.run(
