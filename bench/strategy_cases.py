@@ -126,11 +126,17 @@ def _case(index: int, strategy: str, good: bool, rng: np.random.Generator) -> St
         change = {"batching": {"max_batch_size": 8, "max_wait_ms": 50.0}}
     else:
         model = dataclasses.replace(model, input_tokens=_u(rng, 200, 400))
-        task |= {"rate_per_s": _u(rng, 15, 30), "prompt_tokens_fixed": int(rng.integers(1500, 3001))}
+        task |= {
+            "rate_per_s": _u(rng, 15, 30),
+            "prompt_tokens_fixed": int(rng.integers(1500, 3001)),
+        }
         task |= {"template": TEMPLATE}
         if good:
             start = TaskConfig(model=BIG, prompt=PromptConfig(template=TEMPLATE))
-            kind, change = "prompt caching", {"prompt": {"prompt_cache": True, "template": TEMPLATE}}
+            kind, change = (
+                "prompt caching",
+                {"prompt": {"prompt_cache": True, "template": TEMPLATE}},
+            )
         else:
             task["trimmed_quality_delta"] = -_u(rng, 0.05, 0.12)
             start = TaskConfig(model=BIG, prompt=PromptConfig(template=TEMPLATE, prompt_cache=True))
@@ -139,12 +145,14 @@ def _case(index: int, strategy: str, good: bool, rng: np.random.Generator) -> St
     return StrategyCase(index, strategy, good, kind, profile, start, change)
 
 
-def strategy_cases(per_side: int, seed: int, strategies: tuple[str, ...] = STRATEGY_NAMES) -> list[StrategyCase]:
+def strategy_cases(
+    per_side: int, seed: int, strategies: tuple[str, ...] = STRATEGY_NAMES
+) -> list[StrategyCase]:
     """``per_side`` good and ``per_side`` bad cases of each of ``strategies``."""
     rng = np.random.default_rng(seed)
     out: list[StrategyCase] = []
     for strategy in strategies:
-        for i in range(per_side):
+        for _ in range(per_side):
             for good in (True, False):
                 out.append(_case(len(out), strategy, good, rng))
     return out
