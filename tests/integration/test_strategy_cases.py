@@ -34,9 +34,10 @@ def _settings() -> Settings:
     return s.with_overrides(
         canary=dataclasses.replace(
             s.canary,
+            stages=(0.1, 0.5),
             min_samples=50,
-            min_stage_duration=timedelta(minutes=2),
-            post_promotion_watch=timedelta(minutes=3),
+            min_stage_duration=timedelta(minutes=1),
+            post_promotion_watch=timedelta(minutes=2),
         )
     )
 
