@@ -252,11 +252,13 @@ def run_strategy_case(
     *,
     max_minutes: float,
     on_minute: Callable[[datetime], None] | None = None,
+    savings: bool = True,
 ) -> CaseResult:
     """Run ``case`` through the optimizer on ``engine`` (migrated) until its verdict.
 
     Stops when a deployment of the case's strategy is promoted or rolled back, or after
-    ``max_minutes`` of simulated time.
+    ``max_minutes`` of simulated time. ``savings``: also serve the scenario without the change
+    and with it from the start (the counterfactuals of the savings; 0 when skipped).
     """
     app, name = case.task.app, case.task.task
     scenario = Scenario(f"case-{case.index}", (case.task,), seed=case.index)
@@ -287,8 +289,8 @@ def run_strategy_case(
     decision = next((d for d in decisions if deployment and d.id == deployment.decision_id), None)
     minutes = (sim.now - START).total_seconds() / 60
     billed = fleet.ledgers[(app, name)].billed_usd
-    none = _billed(case, {}, minutes)
-    best = _billed(case, case.change, minutes) if case.good else none
+    none = _billed(case, {}, minutes) if savings else 0.0
+    best = _billed(case, case.change, minutes) if case.good and savings else none
     return CaseResult(
         case, len(decisions), deployment, decision,
         1 - billed / none if none else 0.0, 1 - best / none if none else 0.0, minutes, sim.events,

@@ -37,7 +37,7 @@ def _settings() -> Settings:
             stages=(0.1, 0.5),
             min_samples=50,
             min_stage_duration=timedelta(minutes=1),
-            post_promotion_watch=timedelta(minutes=2),
+            post_promotion_watch=timedelta(minutes=1),
         )
     )
 
@@ -50,8 +50,8 @@ def test_good_change_promoted_bad_change_stopped(
     good, bad = strategy_cases(1, 2026, (strategy,))
     assert (good.good, bad.good) == (True, False)
     base = _settings()
-    won = run_strategy_case(good, case_settings(base, good), engine, max_minutes=30)
-    lost = run_strategy_case(bad, case_settings(base, bad), engine, max_minutes=30)
+    won = run_strategy_case(good, case_settings(base, good), engine, max_minutes=30, savings=False)
+    lost = run_strategy_case(bad, case_settings(base, bad), engine, max_minutes=20, savings=False)
     engine.dispose()
 
     assert won.status == "promoted", won.deployment
