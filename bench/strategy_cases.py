@@ -7,12 +7,15 @@ seeded distributions defined here (never from eval files):
 - **caching**: 40-70 % of calls repeat one of 20-60 prompts. Good: the answers never change.
   Bad: each prompt's correct answer changes every 20-90 s, so cached answers go stale.
 - **rate_limiting**: the provider throttles (429) beyond its rate, which the operator knows
-  (``decisions.provider_limits``). Good: calls come in clumps of 6-10 (fan-out) at a mean rate
-  30-60 % below the provider's: the 429s are bursts a client queue absorbs. Bad: the task's
-  sustained rate is 25-65 % above the provider's: any limit that stops the 429s starves it.
+  (``decisions.provider_limits``). Good: 11-14 calls/s in clumps of 5-6 (fan-out) at 56-62 % of
+  the provider's rate: 1-3 % of calls get a 429 in bursts that a client queue absorbs within the
+  judge's latency margin. (In this world the queue's latency cost is ~3x the 429 share it
+  removes: from ~3 % of 429s on, a limit costs more than the 10 % margin and is not good.)
+  Bad: the task's sustained rate is 25-65 % above the provider's: any limit that stops the 429s
+  starves it.
 - **batching**: 30-50 small calls/s (40-80 output tokens). Good: the provider takes 20-50 % off a
   batched call and a batch is hardly slower. Bad: each extra call slows the batched request by
-  8-20 % (no discount to speak of): latency grows beyond the judge's margin.
+  15-30 % (no discount to speak of): latency grows beyond the judge's margin.
 - **prompt_optimization**: the fixed prompt (1,500-3,000 tokens) dominates the cost. Good: the
   provider's prompt cache (gpt-4o reads cached tokens at half price). Bad: the prompt is cached
   already, so the strategy asks for a trimmed template (``decisions.prompt_rewrite``; the bench
@@ -105,13 +108,15 @@ def _case(index: int, strategy: str, good: bool, rng: np.random.Generator) -> St
         kind, change = ("stable answers", {"cache": {"ttl_s": 300.0}})
         kind = kind if good else "answers drift"
     elif strategy == "rate_limiting":
-        rate = _u(rng, 12, 20)
+        rate = _u(rng, 11, 14)
         if good:
-            model = dataclasses.replace(model, provider_rps=rate / _u(rng, 0.4, 0.7))
-            task |= {"rate_per_s": rate, "clump_size": int(rng.integers(6, 11))}
+            model = dataclasses.replace(model, provider_rps=rate / _u(rng, 0.56, 0.62))
+            task |= {"rate_per_s": rate, "clump_size": int(rng.integers(5, 7))}
             kind, change = "bursts", {"rate_limit": {"requests_per_s": rate * 1.2, "burst": 20}}
         else:
-            model = dataclasses.replace(model, provider_rps=rate / _u(rng, 1.25, 1.65))
+            model = dataclasses.replace(
+                model, provider_rps=rate / _u(rng, 1.25, 1.65)
+            )  # > its rate
             task |= {"rate_per_s": rate}
             kind, change = "sustained overload", {}
     elif strategy == "batching":
@@ -119,18 +124,24 @@ def _case(index: int, strategy: str, good: bool, rng: np.random.Generator) -> St
             model,
             output_tokens=_u(rng, 40, 80),
             batch_discount=_u(rng, 0.2, 0.5) if good else _u(rng, 0.0, 0.05),
-            batch_item_latency=_u(rng, 0.0, 0.01) if good else _u(rng, 0.08, 0.2),
+            batch_item_latency=_u(rng, 0.0, 0.01) if good else _u(rng, 0.15, 0.3),
         )
         task |= {"rate_per_s": _u(rng, 30, 50)}
         kind = "discounted batches" if good else "slow batches"
         change = {"batching": {"max_batch_size": 8, "max_wait_ms": 50.0}}
     else:
         model = dataclasses.replace(model, input_tokens=_u(rng, 200, 400))
-        task |= {"rate_per_s": _u(rng, 15, 30), "prompt_tokens_fixed": int(rng.integers(1500, 3001))}
+        task |= {
+            "rate_per_s": _u(rng, 15, 30),
+            "prompt_tokens_fixed": int(rng.integers(1500, 3001)),
+        }
         task |= {"template": TEMPLATE}
         if good:
             start = TaskConfig(model=BIG, prompt=PromptConfig(template=TEMPLATE))
-            kind, change = "prompt caching", {"prompt": {"prompt_cache": True, "template": TEMPLATE}}
+            kind, change = (
+                "prompt caching",
+                {"prompt": {"prompt_cache": True, "template": TEMPLATE}},
+            )
         else:
             task["trimmed_quality_delta"] = -_u(rng, 0.05, 0.12)
             start = TaskConfig(model=BIG, prompt=PromptConfig(template=TEMPLATE, prompt_cache=True))
@@ -139,12 +150,14 @@ def _case(index: int, strategy: str, good: bool, rng: np.random.Generator) -> St
     return StrategyCase(index, strategy, good, kind, profile, start, change)
 
 
-def strategy_cases(per_side: int, seed: int, strategies: tuple[str, ...] = STRATEGY_NAMES) -> list[StrategyCase]:
+def strategy_cases(
+    per_side: int, seed: int, strategies: tuple[str, ...] = STRATEGY_NAMES
+) -> list[StrategyCase]:
     """``per_side`` good and ``per_side`` bad cases of each of ``strategies``."""
     rng = np.random.default_rng(seed)
     out: list[StrategyCase] = []
     for strategy in strategies:
-        for i in range(per_side):
+        for _ in range(per_side):
             for good in (True, False):
                 out.append(_case(len(out), strategy, good, rng))
     return out
@@ -239,11 +252,13 @@ def run_strategy_case(
     *,
     max_minutes: float,
     on_minute: Callable[[datetime], None] | None = None,
+    savings: bool = True,
 ) -> CaseResult:
     """Run ``case`` through the optimizer on ``engine`` (migrated) until its verdict.
 
     Stops when a deployment of the case's strategy is promoted or rolled back, or after
-    ``max_minutes`` of simulated time.
+    ``max_minutes`` of simulated time. ``savings``: also serve the scenario without the change
+    and with it from the start (the counterfactuals of the savings; 0 when skipped).
     """
     app, name = case.task.app, case.task.task
     scenario = Scenario(f"case-{case.index}", (case.task,), seed=case.index)
@@ -274,8 +289,8 @@ def run_strategy_case(
     decision = next((d for d in decisions if deployment and d.id == deployment.decision_id), None)
     minutes = (sim.now - START).total_seconds() / 60
     billed = fleet.ledgers[(app, name)].billed_usd
-    none = _billed(case, {}, minutes)
-    best = _billed(case, case.change, minutes) if case.good else none
+    none = _billed(case, {}, minutes) if savings else 0.0
+    best = _billed(case, case.change, minutes) if case.good and savings else none
     return CaseResult(
         case, len(decisions), deployment, decision,
         1 - billed / none if none else 0.0, 1 - best / none if none else 0.0, minutes, sim.events,
