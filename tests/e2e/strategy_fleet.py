@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.settings import CanarySettings, Settings
+from core.settings import CanarySettings, ProviderLimit, Settings
 from rollout.config_manager import ConfigManager
 from simulator import (
     CallbackSink,
@@ -46,10 +46,14 @@ TASK = "answer"
 DONE = ("promoted", "rolled_back")
 
 
-def _task(app: str, **truth: Any) -> TaskProfile:
-    model = {k: truth.pop(k) for k in list(truth) if k in ModelProfile.__slots__}
+HAIKU = "claude-3-5-haiku-latest"  # the fan-out app's provider, whose quota the operator knows
+HAIKU_RPS = 21.0
+
+
+def _task(app: str, model: str = MINI, **truth: Any) -> TaskProfile:
+    profile = {k: truth.pop(k) for k in list(truth) if k in ModelProfile.__slots__}
     return TaskProfile(
-        app=app, task=TASK, model=MINI, models={MINI: ModelProfile(**model)},
+        app=app, task=TASK, model=model, models={model: ModelProfile(**profile)},
         quality_share=0.5, **truth,
     )  # fmt: skip
 
@@ -92,6 +96,11 @@ CASES = {
                    _task("tagger", rate_per_s=45.0, latency_median_ms=600.0,
                          latency_sigma=0.25, input_tokens=120.0, output_tokens=20.0,
                          batch_discount=0.5, batch_item_latency=0.02)),
+    # pays: 12.5 calls/s in fan-out clumps of 5 that a 21/s provider (its quota known to the
+    # optimizer) answers with a few 429s; a client limit at that rate queues the clumps instead
+    "fanout": Case("rate_limiting", "promoted",
+                   _task("fanout", HAIKU, rate_per_s=12.5, clump_size=5,
+                         provider_rps=HAIKU_RPS)),
     # costs latency: bursts above a 5/s provider whose rate the optimizer is not told; a limit
     # one step above the 4/s demand still meets 429s and queues the calls: never promoted (how
     # soon the judge shows the harm varies with the draws)
@@ -114,13 +123,16 @@ def strategy_fleet(seed: int) -> Scenario:
 
 
 def fleet_settings(base: Settings) -> Settings:
-    """``base`` with short canary stages and no candidate models."""
+    """``base`` with short canary stages, no candidate models and the fan-out app's quota."""
     return base.with_overrides(
         canary=dataclasses.replace(
             CanarySettings(), stages=(0.1, 0.25, 0.5), min_stage_duration=timedelta(minutes=2),
             post_promotion_watch=timedelta(minutes=2), shadow_share=0.0,
         ),
-        decisions=dataclasses.replace(base.decisions, candidates=()),
+        decisions=dataclasses.replace(
+            base.decisions, candidates=(),
+            provider_limits={"anthropic": ProviderLimit(requests_per_s=HAIKU_RPS)},
+        ),
     )  # fmt: skip
 
 

@@ -45,6 +45,17 @@ from tests.e2e.test_closed_loop import PERIOD, Loop, _settings, rest_loop
 pytestmark = pytest.mark.e2e
 
 
+def _rate_limited_share(loop: Loop, app: str, since: Any, until: Any) -> float:
+    with session_scope(loop.engine) as s:
+        rows = s.execute(
+            select(WindowRow.errors_by_type, WindowRow.count).where(
+                WindowRow.kind == "tumbling", WindowRow.app == app,
+                WindowRow.window_start >= since, WindowRow.window_start < until,
+            )
+        ).all()  # fmt: skip
+    return sum(e.get("rate_limited", 0) for e, _ in rows) / sum(n for _, n in rows)
+
+
 @dataclasses.dataclass
 class Run:
     loop: Loop
@@ -125,7 +136,12 @@ def _assert_case(run: Run, app: str, case: Case) -> None:
         return
     # the app serves the promoted change (its config over REST: the seeded one plus the action)
     assert {k: served[k] for k in decision.action} == {k: changed[k] for k in decision.action}
-    before = _cost_per_call(run.loop, app, run.loop.start, done.started_at)
     now = run.loop.sim.now
+    if case.strategy == "rate_limiting":  # it pays in 429s, not in cost
+        before = _rate_limited_share(run.loop, app, run.loop.start, done.started_at)
+        after = _rate_limited_share(run.loop, app, now - 3 * PERIOD, now)
+        assert after < 0.5 * before, (app, before, after)
+        return
+    before = _cost_per_call(run.loop, app, run.loop.start, done.started_at)
     after = _cost_per_call(run.loop, app, now - 2 * PERIOD, now)
     assert after < 0.8 * before, (app, before, after)
