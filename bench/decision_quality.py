@@ -14,6 +14,12 @@ savings against the oracle's (the cheapest model meeting the SLOs)::
 
     .venv/bin/python -m bench.decision_quality --rollouts 100
 
+Strategy mode (:mod:`bench.strategy_cases`, :mod:`bench.strategy_report`): good and bad cases of
+caching, rate limiting, batching and prompt changes, a per-strategy table, and a task where a
+cache and a cheaper model both pay (the coordinator's order and the combined saving)::
+
+    .venv/bin/python -m bench.decision_quality --strategies [--per-side 5] [--conflict]
+
 Fleet mode (:mod:`bench.fleet_decisions`): a seeded fleet of binary-quality tasks for 24
 simulated hours, reported against the per-task oracle::
 
@@ -36,6 +42,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.fleet_decisions import FleetRun, run_fleet
+from bench.strategy_cases import STRATEGY_NAMES
+from bench.strategy_report import run_cases, run_conflict, summarize_cases
 from core.settings import Settings
 from rollout.config_manager import ConfigManager
 from simulator import (
@@ -292,7 +300,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tolerance", type=float, default=0.02, help="fleet: quality tolerance")
     parser.add_argument("--tick-seconds", type=float, default=60.0, help="fleet: config re-read")
     parser.add_argument("--json", type=Path, help="fleet: also write the report as JSON here")
+    parser.add_argument(
+        "--strategies", action="store_true", help="good and bad cases of the other strategies"
+    )
+    parser.add_argument("--per-side", type=int, default=5, help="strategies: cases per side")
+    parser.add_argument(
+        "--only", default=",".join(STRATEGY_NAMES), help="strategies: comma-separated names"
+    )
+    parser.add_argument("--conflict", action="store_true", help="strategies: the conflict case")
     args = parser.parse_args(argv)
+    if args.strategies:
+        _strategies(args)
+        return
     if args.fleet:
         run = FleetRun(
             tasks=args.tasks,
@@ -327,6 +346,27 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(summarize(results))
     print(f"{events} simulated calls in {wall:.0f} s ({events / wall:,.0f} calls/s)")
+
+
+def _strategies(args: argparse.Namespace) -> None:
+    settings = bench_settings(args.min_samples, args.stage_minutes, args.watch_minutes)
+    began = time.monotonic()
+    c = settings.canary
+    print(
+        f"settings: stages {list(c.stages)}, canary.min_samples {c.min_samples}, "
+        f"min_stage_duration {c.min_stage_duration}, max_latency_increase "
+        f"{c.max_latency_increase}, quality_tolerance {settings.decisions.quality_tolerance}, "
+        f"post_promotion_watch {c.post_promotion_watch}; {args.per_side} good and "
+        f"{args.per_side} bad cases per strategy, seed {args.seed}, at most "
+        f"{args.max_minutes:g} simulated minutes each"
+    )
+    names = tuple(n for n in args.only.split(",") if n)
+    results = run_cases(settings, args.per_side, args.seed, args.max_minutes, names)
+    print(summarize_cases(results))
+    if args.conflict:
+        print(run_conflict(settings, args.max_minutes).render())
+    events = sum(r.events for r in results)
+    print(f"{events} simulated calls in {time.monotonic() - began:.0f} s")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,14 @@ trend over time cannot masquerade as a difference when the weight changes) the j
 - **Gates** (Flagger-style): p95 and p99 latency, cost per success against the baseline's,
   the quality floor.
 
+**Which metrics a change must clear.** The burden of proof lies on the change for the metrics it
+can hurt (:data:`GUARDED`): quality, latency and errors for a model; quality for a cache (stale
+answers) and a prompt change; errors and latency for a rate limit (429s against queueing);
+latency for batching. Those must be *shown* within their margins before a promotion; the
+others are still checked and fail the change when shown worse, but an undecided band does not
+hold it. Cost (the cost-per-success gate), the canary's own error-rate limit and the gates
+apply to every change.
+
 Guarantee (each band at ``alpha``, looks every period): a candidate truly worse than the
 tolerance is promoted with probability at most ``alpha``; an equal candidate is failed by the
 quality test with probability at most ``alpha`` (asymptotically, plug-in variances; checked by
@@ -51,12 +59,30 @@ from operators.sequential import Interval, mean_and_variance, rho_for
 from operators.side_summary import SideSummary, Stratum
 
 __all__ = [
+    "GUARDED",
     "Judgement",
+    "guarded_metrics",
     "judge",
     "paired_interval",
     "plan_checks",
     "quality_interval",
 ]
+
+
+_ALL = frozenset({"quality", "latency_ms", "error_rate"})
+GUARDED: dict[str, frozenset[str]] = {
+    "model_selection": _ALL,
+    "caching": frozenset({"quality"}),
+    "prompt_optimization": frozenset({"quality"}),
+    "rate_limiting": frozenset({"error_rate", "latency_ms"}),
+    "batching": frozenset({"latency_ms"}),
+}
+"""The metrics each strategy's change must show within their margins (it can hurt them)."""
+
+
+def guarded_metrics(strategy: str) -> frozenset[str]:
+    """The metrics a change of ``strategy`` must clear (all three for an unknown strategy)."""
+    return GUARDED.get(strategy, _ALL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +144,13 @@ def judge(
     *,
     tolerance: float,
     pairs: PairedQuality | None = None,
+    guarded: frozenset[str] = _ALL,
 ) -> Judgement:
     """Judge a rollout on everything both sides served so far (one stratum per weight).
 
-    A failed gate or test fails; otherwise too few calls, or a quality question not yet
-    answered, leave it inconclusive; otherwise it passes.
+    A failed gate or test fails; otherwise too few calls, or a ``guarded`` question (quality,
+    latency, error rate: the metrics the change can hurt) not yet answered, leave it
+    inconclusive; otherwise it passes.
     """
     canary = SideSummary()
     for _, c in strata:
@@ -213,18 +241,28 @@ def judge(
             )
         check = quality_check(quality, base, canary, pairs if shadow else None, tolerance, alpha)
         checks.append(check)
-        if check.passed is None:
+        if check.passed is None and "quality" in guarded:
             blocking = f"quality not yet shown within the tolerance: {check.detail}"
     failed = [c.metric for c in checks if c.passed is False]
     if failed:
         return Judgement("fail", tuple(checks), "failed: " + ", ".join(failed), judged_quality)
-    unshown = [c.metric for c in checks if c.test == "harm_cs" and c.passed is None]
+    unshown = [
+        c.metric
+        for c in checks
+        if c.test == "harm_cs" and c.passed is None and c.metric in guarded | {"error_rate_max"}
+    ]
     if unshown:
         shown = f"not yet shown within their margins: {', '.join(unshown)}"
         blocking = f"{blocking}; {shown}" if blocking else shown
     if blocking:
         return Judgement("inconclusive", tuple(checks), blocking, judged_quality)
-    return Judgement("pass", tuple(checks), "every gate and test passed", judged_quality)
+    shown = ", ".join(sorted(guarded))
+    return Judgement(
+        "pass",
+        tuple(checks),
+        f"every gate and test passed ({shown} shown within their margins)",
+        judged_quality,
+    )
 
 
 def _geo_mean(side: SideSummary) -> float | None:

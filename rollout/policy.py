@@ -29,7 +29,7 @@ import msgspec
 from core.decisions import Decision, Deployment, MetricCheck, VerdictOutcome
 from core.settings import CanarySettings
 from operators.exposure import expected_loss, ladder, planned_weight, time_to_verdict
-from operators.judge import Judgement, judge, plan_checks
+from operators.judge import Judgement, guarded_metrics, judge, plan_checks
 from operators.side_summary import SideSummary
 from rollout.sides import shadow_pairs
 
@@ -95,12 +95,13 @@ def step(
         tolerance: The quality tolerance (``decisions.quality_tolerance``).
     """
     watching = deployment.status == "watching"
+    guarded = guarded_metrics(decision.strategy)
     if watching:
-        judgement, against = _judge_watch(totals, deployment, settings, tolerance)
+        judgement, against = _judge_watch(totals, deployment, settings, tolerance, guarded)
     else:
         strata = [(t.first, t.second) for _, t in sorted(totals.items())]
         pairs = shadow_pairs([b for b, _ in strata], candidate_model(decision))
-        judgement = judge(strata, settings, tolerance=tolerance, pairs=pairs)
+        judgement = judge(strata, settings, tolerance=tolerance, pairs=pairs, guarded=guarded)
     judged = totals[deployment.stage].second
     outcome, checks, reason = judgement.outcome, judgement.checks, judgement.reason
     if watching:
@@ -180,6 +181,7 @@ def _judge_watch(
     deployment: Deployment,
     settings: CanarySettings,
     tolerance: float,
+    guarded: frozenset[str],
 ) -> tuple[Judgement, str]:
     """The promoted config judged against a reference, and what that reference is.
 
@@ -191,13 +193,14 @@ def _judge_watch(
     """
     watch = totals[deployment.stage]
     if watch.first.calls >= settings.min_samples:
-        return judge([(watch.first, watch.second)], settings, tolerance=tolerance), "the holdback"
+        found = judge([(watch.first, watch.second)], settings, tolerance=tolerance, guarded=guarded)
+        return found, "the holdback"
     before = SideSummary()
     for stage, t in totals.items():
         if stage != deployment.stage:
             before = before.merge(t.first)
     return (
-        judge([(before, watch.second)], settings, tolerance=tolerance),
+        judge([(before, watch.second)], settings, tolerance=tolerance, guarded=guarded),
         "the baseline before promotion",
     )
 

@@ -28,6 +28,14 @@ from core.app_config import AppConfig, TaskConfig
 from operators.pricing import PriceTable
 from operators.strategies.prices import call_cost, provider_of
 from simulator.binary import correct
+from simulator.effects import (
+    AnswerCache,
+    Batches,
+    Paced,
+    RateLimits,
+    form_batches,
+    prompt_effect,
+)
 from simulator.events import Drawn, render_events
 from simulator.ledger import Ledger
 from simulator.profiles import Incident, ModelProfile, Scenario, TaskProfile
@@ -41,6 +49,29 @@ _MTOK = 1_000_000
 
 def _utc_ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
+
+
+def _whole_stream(
+    stream: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None,
+    times: np.ndarray[Any, Any],
+    hit: np.ndarray[Any, Any],
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """The tick's sent calls as if one side's config served the whole task, and which are its.
+
+    Batches and rate limits depend on the whole traffic: each side's are run over every call
+    of the tick (minus the side's own cache hits), so its calls are a sample of the world where
+    its config serves the task, and a canary at 5 % shows what its full rollout would do.
+    Returns the sent calls' times (epoch seconds) and the mask of the side's own among them.
+    """
+    if stream is None:
+        return times[~hit], np.ones(int((~hit).sum()), dtype=bool)
+    offsets, rows = stream
+    base = float(times[0] - offsets[rows[0]]) if len(rows) else 0.0
+    sent = np.ones(len(offsets), dtype=bool)
+    sent[rows[hit]] = False
+    mine = np.zeros(len(offsets), dtype=bool)
+    mine[rows[~hit]] = True
+    return base + offsets[sent], mine[sent]
 
 
 class Fleet:
@@ -66,7 +97,8 @@ class Fleet:
         self._expected: dict[tuple[str, int, int], tuple[float, float]] = {}
         self._rates: dict[str, tuple[float, float, float] | None] = {}
         self._feedback: list[dict[str, Any]] = []  # feedback events due in a later tick
-        self._cache: dict[tuple[str, str, str], dict[int, float]] = {}  # prompt → expiry (s)
+        self._answers = AnswerCache()  # the apps' response caches (cache override)
+        self._limits = RateLimits()  # the provider's and the clients' rate limits
         self._tables: dict[str, tuple[AppConfig | None, RoutingTable]] = {}
 
     @property
@@ -195,7 +227,8 @@ class Fleet:
     ) -> list[dict[str, Any]]:
         seconds = (end - start).total_seconds()
         rng = self._rng
-        n = int(rng.poisson(self.rate(task, start + (end - start) / 2) * seconds))
+        clump = task.clump_size
+        n = int(rng.poisson(self.rate(task, start + (end - start) / 2) * seconds / clump))
         ledger = self.ledgers[(task.app, task.task)]
         base = task_config or TaskConfig(model=task.model)
         ledger.baseline_model = base.model or task.model
@@ -203,6 +236,8 @@ class Fleet:
         if n == 0:
             return []
         offsets = np.sort(rng.uniform(0.0, seconds, n))
+        if clump > 1:  # each arrival is a clump of calls sent together (a fan-out)
+            offsets, n = np.repeat(offsets, clump), n * clump
         rids = [f"{task.app}-{v:016x}" for v in rng.integers(0, 2**62, n).tolist()]
         routes = [table.route(task.task, r) for r in rids]
         out: list[dict[str, Any]] = []
@@ -213,8 +248,9 @@ class Fleet:
             route = routes[rows[0]]  # one config (and version) per side
             served, tag = route.config, route.config_version
             out += self._serve(
-                task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag, base
-            )
+                task, served, start, offsets[rows], [rids[i] for i in rows], on_canary, tag, base,
+                (offsets, np.asarray(rows)),
+            )  # fmt: skip
         return out
 
     def _serve(
@@ -227,11 +263,23 @@ class Fleet:
         on_canary: bool,
         version: int | None,
         base: TaskConfig,
+        stream: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None,
     ) -> list[dict[str, Any]]:
         rng = self._rng
         n = len(rids)
         model = served.model or task.model
         truth = self._truth(task, model, start)
+        prompt = prompt_effect(
+            task.prompt_tokens_fixed,
+            task.template,
+            served.prompt.template if served.prompt is not None else None,
+            served.prompt is not None and served.prompt.prompt_cache,
+            task.trimmed_quality_delta,
+        )
+        if prompt.quality_delta:  # a trimmed template's answers
+            truth = replace(
+                truth, quality_mean=min(1.0, max(0.0, truth.quality_mean + prompt.quality_delta))
+            )
         latency = np.exp(rng.normal(math.log(truth.latency_median_ms), truth.latency_sigma, n))
         difficulty: np.ndarray[Any, Any] | None = None
         if task.binary_quality:  # 0/1 scores; the prompt's difficulty is shared by all models
@@ -247,20 +295,43 @@ class Fleet:
         kinds = sorted(truth.error_types) or ["error"]
         weights = np.array([truth.error_types.get(k, 1.0) for k in kinds], dtype=float)
         kind_of = rng.choice(len(kinds), n, p=weights / weights.sum())
-        tokens_in = rng.poisson(truth.input_tokens, n) + task.prompt_tokens_fixed
+        tokens_in = rng.poisson(truth.input_tokens, n) + prompt.fixed_tokens
         tokens_out = np.where(failed, 0, rng.poisson(truth.output_tokens, n))
         repeat = rng.random(n) < task.repeat_ratio
         pool = rng.integers(0, max(task.distinct_prompts, 1), n)
         ttft = latency * rng.uniform(0.15, 0.35, n)
-        prompt_cache = served.prompt is not None and served.prompt.prompt_cache
-        cached = np.full(n, task.prompt_tokens_fixed if prompt_cache else 0, dtype=np.int64)
+        cached = np.full(n, prompt.cached_tokens, dtype=np.int64)
         provider = provider_of(model)
         tokens = np.stack([tokens_in, tokens_out, cached], axis=1).astype(np.int64)
         costs = self._costs(model, tokens)
         variant = "canary" if on_canary else "baseline"
-        hit = self._cache_hits(task, served, variant, start, offsets, repeat, pool, failed)
+        times = start.timestamp() + offsets
+        stale_loss = 0.0
+        hit = np.zeros(n, dtype=bool)
+        if served.cache is not None and served.cache.enabled:
+            request = {
+                "model": model,
+                "params": served.params,
+                "system_prompt": prompt.fixed_tokens,
+            }
+            found = self._answers.serve(
+                (task.app, task.task, variant), request,
+                (served.cache.ttl_s, served.cache.key_fields), times, repeat, pool, failed,
+                task.answer_lifetime_s,
+            )  # fmt: skip
+            hit = found.hit
+            if found.stale.any():  # an out-of-date answer: wrong (binary) or much worse
+                worse = 0.0 if task.binary_quality else quality - task.stale_quality_drop
+                stale = np.where(found.stale, np.clip(worse, 0.0, 1.0), quality)
+                stale_loss = float((quality - stale).sum())
+                quality = stale
         failed &= ~hit  # the cache returns a stored successful answer
         hit_ms = rng.uniform(2.0, 10.0, n) if hit.any() else latency  # same draws without hits
+        latency, costs, failed, kinds, kind_of, tokens_out = self._limits_and_batches(
+            task, served, truth, (variant, stream), times, latency, costs, failed, hit,
+            (kinds, kind_of), tokens_in, tokens_out,
+        )  # fmt: skip
+        ttft = np.minimum(ttft, latency)
         shadow = served.shadow
         shadow_truth = (
             None
@@ -278,7 +349,7 @@ class Fleet:
         drawn = Drawn(
             task.app, task.task, model, provider, variant, version, rids, offsets, latency, ttft,
             tokens_in, tokens_out, failed, kinds, kind_of, quality, scored, later, delay, repeat,
-            pool, costs, hit, hit_ms, task.prompt_tokens_fixed, prompt_cache,
+            pool, costs, hit, hit_ms, prompt.fixed_tokens, prompt.cached_tokens > 0,
             shadow.model if shadow is not None else None, shadow_scored, shadow_quality,
         )  # fmt: skip
         out = render_events(drawn, start)
@@ -287,6 +358,7 @@ class Fleet:
         hits = int(hit.sum())
         self._account(task, model, truth, start, n, on_canary, int(failed.sum()), costs, hits)
         ledger = self.ledgers[(task.app, task.task)]
+        ledger.served_quality -= stale_loss
         if shadow is not None and shadow_truth is not None and shadow_ran:
             ledger.shadow_calls += shadow_ran
             ledger.shadow_usd += shadow_ran * self.expected_cost(task, shadow.model, shadow_truth)
@@ -306,32 +378,79 @@ class Fleet:
         """``model``'s truth on ``task`` (an unknown model gets the default model's)."""
         return self.scenario.profile(task, model, at) or task.models[task.model]
 
-    def _cache_hits(
+    def _limits_and_batches(
         self,
         task: TaskProfile,
         served: ServedConfig,
-        variant: str,
-        start: datetime,
-        offsets: np.ndarray[Any, Any],
-        repeat: np.ndarray[Any, Any],
-        pool: np.ndarray[Any, Any],
+        truth: ModelProfile,
+        side: tuple[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None],
+        times: np.ndarray[Any, Any],
+        latency: np.ndarray[Any, Any],
+        costs: np.ndarray[Any, Any] | None,
         failed: np.ndarray[Any, Any],
-    ) -> np.ndarray[Any, Any]:
-        """Which calls the app's exact-match cache answers (a repeat within the TTL)."""
-        hit = np.zeros(len(offsets), dtype=bool)
-        cache = served.cache
-        if cache is None or not cache.enabled:
-            return hit
-        expiry = self._cache.setdefault((task.app, task.task, variant), {})
-        base = start.timestamp()
-        for i in np.flatnonzero(repeat):
-            at = base + float(offsets[i])
-            key = int(pool[i])
-            if expiry.get(key, -math.inf) > at:
-                hit[i] = True
-            elif not failed[i]:  # a successful answer is stored
-                expiry[key] = at + cache.ttl_s
-        return hit
+        hit: np.ndarray[Any, Any],
+        errors: tuple[list[str], np.ndarray[Any, Any]],
+        tokens_in: np.ndarray[Any, Any],
+        tokens_out: np.ndarray[Any, Any],
+    ) -> tuple[
+        np.ndarray[Any, Any],
+        np.ndarray[Any, Any] | None,
+        np.ndarray[Any, Any],
+        list[str],
+        np.ndarray[Any, Any],
+        np.ndarray[Any, Any],
+    ]:
+        """Batching, the client's rate limit and the provider's on the calls the cache missed.
+
+        Returns latency, costs, failed, error kinds, each call's kind, output tokens.
+        """
+        kinds, kind_of = errors
+        variant, stream = side
+        sent = ~hit
+        limit = served.rate_limit
+        client = (
+            None if limit is None else (limit.requests_per_s, limit.tokens_per_min, limit.burst)
+        )
+        if served.batching is None and client is None and truth.provider_rps is None:
+            return latency, costs, failed, kinds, kind_of, tokens_out
+        rows = np.flatnonzero(sent)
+        latency = latency.copy()
+        whole, mine = _whole_stream(stream, times, hit)
+        if served.batching is not None and len(rows):
+            formed = form_batches(
+                whole, served.batching.max_batch_size, served.batching.max_wait_ms
+            )
+            batches = Batches(formed.wait_s[mine], formed.size[mine])
+            factor = batches.latency_factor(truth.batch_item_latency)
+            latency[rows] = latency[rows] * factor + batches.wait_s * 1000.0
+            if costs is not None and truth.batch_discount:
+                costs = costs.copy()
+                costs[rows] = np.where(
+                    batches.size > 1, costs[rows] * (1 - truth.batch_discount), costs[rows]
+                )
+        tokens = (tokens_in + tokens_out)[rows]
+        full_tokens = np.full(len(whole), float(tokens.mean()) if len(tokens) else 0.0)
+        full_tokens[mine] = tokens
+        paced = self._limits.pace(
+            (task.app, task.task, variant), whole, full_tokens, 1.0, client, truth.provider_rps,
+            task.queue_timeout_s,
+        )  # fmt: skip
+        paced = Paced(paced.wait_s[mine], paced.throttled[mine], paced.timed_out[mine])
+        if not (paced.throttled.any() or paced.timed_out.any() or paced.wait_s.any()):
+            return latency, costs, failed, kinds, kind_of, tokens_out
+        kinds = [*kinds, "rate_limited", "timeout"]
+        kind_of, failed, tokens_out = kind_of.copy(), failed.copy(), tokens_out.copy()
+        throttled, timed_out = rows[paced.throttled], rows[paced.timed_out]
+        latency[rows] += paced.wait_s * 1000.0
+        latency[throttled] = truth.throttled_latency_ms + paced.wait_s[paced.throttled] * 1000.0
+        for picked, kind in ((throttled, len(kinds) - 2), (timed_out, len(kinds) - 1)):
+            failed[picked] = True
+            kind_of[picked] = kind
+            tokens_out[picked] = 0
+            if costs is not None:  # neither a 429 nor a call never sent is billed
+                costs = costs.copy()
+                costs[picked] = 0.0
+        return latency, costs, failed, kinds, kind_of, tokens_out
 
     def _account(
         self,

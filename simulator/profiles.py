@@ -51,6 +51,10 @@ class ModelProfile:
     )
     input_tokens: float = 800.0  # mean variable input tokens (the fixed prompt comes on top)
     output_tokens: float = 200.0
+    provider_rps: float | None = None  # the provider answers 429 beyond this rate (None: never)
+    throttled_latency_ms: float = 40.0  # how fast a 429 comes back
+    batch_discount: float = 0.0  # share of the price the provider takes off a batched call
+    batch_item_latency: float = 0.0  # a batch of k takes 1 + this · (k - 1) times one call
 
     @property
     def latency_p95_ms(self) -> float:
@@ -120,12 +124,18 @@ class TaskProfile:
     daily_amplitude: float = 0.0  # 0..1: rate · (1 + a · sin(2π (hour - peak_hour + 6) / 24))
     peak_hour: float = 14.0
     bursts: tuple[Burst, ...] = ()
+    clump_size: int = 1  # calls arrive in clumps of this many at once (fan-out requests)
     repeat_ratio: float = 0.0  # share of calls that repeat one of ``distinct_prompts`` prompts
     distinct_prompts: int = 50
     prompt_tokens_fixed: int = 0  # system prompt / template tokens of every call
     quality_share: float = 1.0  # share of calls that carry a quality score
     feedback_share: float = 0.0  # share of those scores sent later as ``feedback`` events
     feedback_delay_s: float = 20.0  # feedback arrives up to this long after its call
+    answer_lifetime_s: float | None = None  # a prompt's correct answer changes this often
+    stale_quality_drop: float = 0.5  # quality lost by an out-of-date cached answer (binary: 0)
+    queue_timeout_s: float = 30.0  # a call queued by the client's rate limit gives up after
+    template: str | None = None  # the task's own prompt template (None: not simulated)
+    trimmed_quality_delta: float = 0.0  # quality change of answers with a trimmed template
     binary_quality: bool = False  # scores are 0/1: correct or not (see simulator.binary)
     difficulty_rho: float = 0.0  # binary: loading of the prompt's difficulty shared by models
     quality_tolerance: float = 0.02

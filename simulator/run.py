@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from core.app_config import ShadowConfig, TaskConfig
+from core.app_config import PromptConfig, ShadowConfig, TaskConfig
 from simulator.fleet import Fleet
 from simulator.sinks import TelemetrySink
 from simulator.sources import ConfigSource
@@ -63,7 +63,11 @@ class Simulation:
         """Give every app without a config its tasks' default models (and ``shadow``)."""
         for app in self.fleet.apps:
             tasks = {
-                t.task: TaskConfig(model=t.model, shadow=shadow)
+                t.task: TaskConfig(
+                    model=t.model,
+                    shadow=shadow,
+                    prompt=None if t.template is None else PromptConfig(template=t.template),
+                )
                 for t in self.fleet.scenario.tasks
                 if t.app == app
             }

@@ -2,14 +2,22 @@
 
 Triggers, in order (at least ``decisions.min_samples`` calls in the period):
 
-* ``rate_limited`` **errors**: their share of calls is at least ``rate_limit.trigger_share``; the
-  target is the rate the provider accepted (calls that were not rate-limited per second);
+* ``rate_limited`` **errors** in bursts: their share of calls is at least
+  ``rate_limit.trigger_share``; the target is the provider's rate (``provider_limits``) when known,
+  else one step (``rate_limit.step``) above the task's sustained rate, so the client's queue
+  holds the bursts the provider answered with 429 and still drains. A first limit is not
+  bounded by a step (there is none to step from). A limit at or below the sustained rate
+  starves the task (its queue grows without bound): when the provider's known rate is at most
+  the task's, or more than ``1 - 1/(1 + rate_limit.step)`` of calls are rate-limited, the
+  overload is sustained, no client limit helps, and nothing is proposed;
 * **budget burn**: an app-wide cost insight (``daily_budget``, ``monthly_budget`` or their
   ``_projection``); the target scales the current rate by ``budget / projected spend``;
-* **provider limit**: the peak rate exceeds ``decisions.provider_limits[provider]``.
+* **provider limit**: the peak rate exceeds ``decisions.provider_limits[provider]`` while the
+  sustained rate stays below it.
 
 The target never exceeds the provider's limits, and each step moves at most ``rate_limit.step``
-(±20 %) from the reference: the limit in force (config, else the last one proposed), else the
+(±20 %) from the reference: the limit in force (config, else the last one proposed); a first
+limit against 429s or peaks has none and goes to its target, a budget's steps from the
 observed rate. Steps are at least ``rate_limit.spacing`` apart. Tokens per minute follow from
 the mean tokens per call; the bucket's burst holds ``rate_limit.burst`` of traffic at the rate.
 """
@@ -118,10 +126,23 @@ class RateLimiting:
             "min_samples": s.min_samples,
         }  # fmt: skip
         cost_pct = 0.0
-        if share >= s.rate_limit.trigger_share and t.rate_limited > 0:
+        throttled = share >= s.rate_limit.trigger_share and t.rate_limited > 0
+        known = plimit.requests_per_s
+        used_tpm = (t.input_tokens + t.output_tokens) / t.seconds * 60
+        over = (known is not None and known <= t.rate_per_s) or (
+            plimit.tokens_per_min is not None and plimit.tokens_per_min <= used_tpm
+        )
+        # sustained overload: a limit that stops the 429s starves the task (only a budget cuts)
+        starved = over or (throttled and share > 1 - 1 / (1 + s.rate_limit.step))
+        if throttled and not starved:
             trigger = "rate_limited"
-            target = (t.calls - t.rate_limited) / t.seconds
-            why = f"{share:.1%} of {t.calls} calls were rate-limited"
+            target = known if known is not None else t.rate_per_s * (1 + s.rate_limit.step)
+            why = (
+                f"{share:.1%} of {t.calls} calls were rate-limited in bursts above the task's "
+                f"{t.rate_per_s:.3g} calls/s; a client limit at "
+                + (f"{provider}'s {known:g}/s" if known is not None else "one step above it")
+                + " queues the bursts instead"
+            )
             confidence = share_confidence(share, s.rate_limit.trigger_share, t.calls)
         elif budget is not None and (factor := _budget_factor(budget)) is not None:
             trigger = "budget"
@@ -129,18 +150,24 @@ class RateLimiting:
             why = f"the {budget.kind.replace('_', ' ')} insight ({budget.message})"
             confidence = evidence_confidence(t.calls, s.min_samples)
             evidence |= {"budget_insight_id": budget.id, "budget_factor": factor}
-        elif plimit.requests_per_s is not None and t.peak_rate_per_s > plimit.requests_per_s:
+        elif (
+            not starved
+            and plimit.requests_per_s is not None
+            and t.peak_rate_per_s > plimit.requests_per_s
+        ):
             trigger = "provider_limit"
             target = plimit.requests_per_s
             why = f"peaks of {t.peak_rate_per_s:.3g} calls/s exceed {provider}'s limit"
             confidence = evidence_confidence(t.calls, s.min_samples)
         else:
             return state, None
-        reference = ref_rps if ref_rps is not None else t.rate_per_s
+        # a first limit against 429s or peaks starts at the provider's rate (none to step from)
+        first = trigger != "budget" and ref_rps is None
+        reference = ref_rps if ref_rps is not None or first else t.rate_per_s
         rps = _bounded(_cap(target, plimit.requests_per_s), reference, s.rate_limit.step)
         tokens_per_call = (t.input_tokens + t.output_tokens) / t.calls
         tpm = rps * 60 * tokens_per_call
-        tpm_ref = ref_tpm if ref_tpm is not None else t.rate_per_s * 60 * tokens_per_call
+        tpm_ref = ref_tpm if ref_tpm is not None or first else t.rate_per_s * 60 * tokens_per_call
         tpm = _bounded(_cap(tpm, plimit.tokens_per_min), tpm_ref, s.rate_limit.step)
         rps, tpm = round(rps, 3), round(tpm)
         if rps <= 0 or tpm <= 0 or (rps == ref_rps and tpm == ref_tpm):
@@ -151,7 +178,7 @@ class RateLimiting:
         evidence |= {
             "trigger": trigger, "target_requests_per_s": target, "requests_per_s": rps,
             "tokens_per_min": tpm, "tokens_per_call": tokens_per_call, "burst": burst,
-            "reference_requests_per_s": reference,
+            "reference_requests_per_s": reference, "first_limit": first,
             "burst_seconds": s.rate_limit.burst.total_seconds(),
             "spacing_s": s.rate_limit.spacing.total_seconds(),
         }  # fmt: skip
@@ -161,8 +188,12 @@ class RateLimiting:
             action_key=f"{rps:g}/{tpm:g}/{burst}",
             rationale=(
                 f"Limit {period.task} to {rps:g} requests/s and {tpm:g} tokens/min (burst "
-                f"{burst}) because {why}; the step from {reference:.3g}/s is bounded to "
-                f"±{s.rate_limit.step:.0%}."
+                f"{burst}) because {why}"
+                + (
+                    f"; the step from {reference:.3g}/s is bounded to ±{s.rate_limit.step:.0%}."
+                    if reference is not None
+                    else "."
+                )
             ),
             evidence=evidence,
             impact=ExpectedImpact(cost_change_pct=cost_pct),

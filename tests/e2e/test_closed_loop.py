@@ -14,6 +14,7 @@ more exporting OTLP spans to the collector.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -165,6 +166,39 @@ class Loop:
         d = self.deployment()
         assert d is not None, "no deployment started"
         return d
+
+
+@contextlib.contextmanager
+def rest_loop(
+    settings: Settings,
+    engine: Engine,
+    scenario: Scenario,
+    topics: dict[str, str],
+    hours_back: float,
+) -> Iterator[tuple[Loop, RestConfigSource]]:
+    """A running :class:`Loop` whose apps read their configs over REST (the API in-process).
+
+    ``settings`` name the database, Redis and broker; the processor runs until the block ends.
+    """
+    from litestar.testing import TestClient
+
+    from api.rest.app import create_app
+    from tests.unit.api.rest_support import ADMIN_KEY, rest_settings
+
+    api = rest_settings(
+        settings.storage.database_url, settings.storage.redis_url,
+        kafka_bootstrap=settings.kafka.bootstrap_servers, topics=topics,
+        config_cache_ttl=timedelta(seconds=1),
+    )  # fmt: skip
+    with TestClient(create_app(api)) as client:
+        source = RestConfigSource("", ADMIN_KEY, poll_interval=0.0, client=client)
+        loop = Loop(settings, engine, scenario, source=source, hours_back=hours_back)
+        loop.start_processor()
+        try:
+            yield loop, source
+        finally:
+            loop.stop_processor()
+            loop.sink.close()
 
 
 @pytest.fixture
@@ -410,11 +444,6 @@ def test_binary_fleet_over_rest_ends_each_task_on_the_right_model(
     Two tasks whose cheap model is as good or better must end on it; two whose cheap model is
     worse than the 0.02 tolerance must end on the expensive one; no task may end degraded.
     """
-    from litestar.testing import TestClient
-
-    from api.rest.app import create_app
-    from tests.unit.api.rest_support import ADMIN_KEY, rest_settings
-
     truth = {"better": (0.70, 0.85), "tie": (0.80, 0.82), "worse": (0.85, 0.65),
              "slightly-worse": (0.80, 0.72)}  # fmt: skip
     scenario = Scenario(
@@ -430,26 +459,15 @@ def test_binary_fleet_over_rest_ends_each_task_on_the_right_model(
         storage=dataclasses.replace(base.storage, redis_url=redis_url),
         canary=dataclasses.replace(base.canary, shadow_share=0.5),
     )
-    api = rest_settings(
-        url, redis_url, kafka_bootstrap=kafka_bootstrap, topics=topics,
-        config_cache_ttl=timedelta(seconds=1),
-    )  # fmt: skip
-    with TestClient(create_app(api)) as client:
-        source = RestConfigSource("", ADMIN_KEY, poll_interval=0.0, client=client)
-        loop = Loop(settings, engine, scenario, source=source, hours_back=5.0)
-        loop.start_processor()
-        try:
+    with rest_loop(settings, engine, scenario, topics, hours_back=5.0) as (loop, source):
 
-            def settled(_now: datetime) -> bool:
-                with session_scope(engine) as s:
-                    done, _ = list_deployments(s, status=["promoted", "rolled_back"], limit=100)
-                return len({d.task for d in done}) == len(truth)
+        def settled(_now: datetime) -> bool:
+            with session_scope(engine) as s:
+                done, _ = list_deployments(s, status=["promoted", "rolled_back"], limit=100)
+            return len({d.task for d in done}) == len(truth)
 
-            loop.sim.run_until(loop.sim.now + timedelta(hours=3), stop=settled)
-            config = source.config("shop")
-        finally:
-            loop.stop_processor()
-            loop.sink.close()
+        loop.sim.run_until(loop.sim.now + timedelta(hours=3), stop=settled)
+        config = source.config("shop")
     assert config is not None
     final = {t: config.tasks[t].model for t in truth}
     right = {t: SMALL if small >= big - 0.02 else BIG for t, (big, small) in truth.items()}

@@ -192,7 +192,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
 
         # SIGHUP with valid settings: the gRPC server takes the new rate limit at its next call.
         (tmp_path / "settings.toml").write_text(
-            "[default.api]\nrate_limit_per_s = 0.001\nrate_limit_burst = 1\n"
+            "[default.api.rate_limit]\nper_s = 0.001\nburst = 1\n"
         )
         proc.send_signal(signal.SIGHUP)
         _wait_for(

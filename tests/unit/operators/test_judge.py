@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from core.decisions import RollbackLimit
 from core.settings import CanarySettings
 from core.stats import PairedQuality
-from operators.judge import judge, plan_checks
+from operators.judge import guarded_metrics, judge, plan_checks
 from operators.side_summary import LATENCY_SAMPLE, SideSummary
 from tests.side_samples import pairs, side
 
@@ -204,3 +204,40 @@ def test_rollback_plan_limits_are_tested_and_quality_limits_left_to_the_judge() 
     )
     assert [c.passed for c in plan_checks(s, broken, CANARY)] == [False, False]
     assert plan_checks(side(rng, 50), plan, CANARY) == ()
+
+
+def test_only_the_metrics_a_change_can_hurt_must_be_shown() -> None:
+    """Equal sides, 0/1 scores at 50 %: latency and errors are decided at 1,000 calls each,
+    quality (a proportion at its widest) is not; that holds a cache, not a rate limit."""
+    rng = np.random.default_rng(5)
+    strata = [
+        (side(rng, 1000, binary=True, quality=0.5), side(rng, 1000, binary=True, quality=0.5))
+    ]
+    cache = judge(strata, CANARY, tolerance=TOL, guarded=guarded_metrics("caching"))
+    assert cache.outcome == "inconclusive"
+    assert cache.reason.startswith("quality not yet shown within the tolerance")
+    limit = judge(strata, CANARY, tolerance=TOL, guarded=guarded_metrics("rate_limiting"))
+    assert limit.outcome == "pass", limit.reason
+    assert limit.reason == (
+        "every gate and test passed (error_rate, latency_ms shown within their margins)"
+    )
+    quality = next(c for c in limit.checks if c.metric == "quality")
+    assert quality.passed is None  # still checked and shown with its numbers
+    assert quality.lower is not None
+
+
+def test_a_change_still_fails_on_a_metric_it_was_not_expected_to_hurt() -> None:
+    rng = np.random.default_rng(3)
+    strata = [(side(rng, 2000), side(rng, 2000, quality=0.75))]
+    j = judge(strata, CANARY, tolerance=TOL, guarded=guarded_metrics("batching"))
+    assert j.outcome == "fail"
+    assert j.reason == "failed: quality"
+
+
+def test_every_strategy_guards_its_metrics() -> None:
+    assert guarded_metrics("model_selection") == {"quality", "latency_ms", "error_rate"}
+    assert guarded_metrics("caching") == {"quality"}
+    assert guarded_metrics("prompt_optimization") == {"quality"}
+    assert guarded_metrics("rate_limiting") == {"error_rate", "latency_ms"}
+    assert guarded_metrics("batching") == {"latency_ms"}
+    assert guarded_metrics("unknown") == guarded_metrics("model_selection")

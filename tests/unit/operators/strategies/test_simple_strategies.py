@@ -79,31 +79,50 @@ def test_rate_limited_errors_set_a_bounded_limit() -> None:
     w = window(count=200, errors={"rate_limited": 20}, tokens=(60_000, 6_000))
     state, d = RateLimiting(D, A).propose(RateLimitState(), period([w]))
     assert d is not None
-    # accepted 180 calls / 60 s = 3.0/s, within ±20 % of the observed 3.33/s; 330 tokens a call
-    assert d.action == {"rate_limit": {"requests_per_s": 3.0, "tokens_per_min": 59400, "burst": 3}}
+    # one step above the observed 3.33/s (a queue that drains); 330 tokens a call
+    assert d.action == {"rate_limit": {"requests_per_s": 4.0, "tokens_per_min": 79200, "burst": 4}}
     assert d.evidence["trigger"] == "rate_limited"
     assert d.evidence["rate_limited_share"] == 0.1
     assert d.confidence > 0.99
-    assert state == RateLimitState(at=T0 + MINUTE, requests_per_s=3.0, tokens_per_min=59400)
+    assert state == RateLimitState(at=T0 + MINUTE, requests_per_s=4.0, tokens_per_min=79200)
     apply_overrides(TaskConfig(), d.action)
 
 
-def test_provider_limit_caps_but_the_step_stays_within_20_percent() -> None:
-    limits = {"openai": ProviderLimit(requests_per_s=1.0, tokens_per_min=1000.0)}
+def test_sustained_overload_proposes_no_limit() -> None:
+    # 40 of 200 calls rate-limited: more than 1 - 1/1.2 of them, the provider's rate is below
+    # the task's: a limit that stops the 429s would starve the task
+    w = window(count=200, errors={"rate_limited": 40}, tokens=(60_000, 6_000))
+    state, d = RateLimiting(D, A).propose(RateLimitState(), period([w]))
+    assert d is None
+    assert state == RateLimitState()
+
+
+def test_a_first_limit_against_429s_is_the_providers_known_rate() -> None:
+    limits = {"openai": ProviderLimit(requests_per_s=5.0, tokens_per_min=100_000.0)}
     s = RateLimiting(DecisionSettings(provider_limits=limits), A)
     w = window(model="gpt-4o", count=200, errors={"rate_limited": 20}, tokens=(60_000, 6_000))
     state, d = s.propose(RateLimitState(), period([w]))
     assert d is not None
-    rl = d.action["rate_limit"]
-    assert rl["requests_per_s"] == round(200 / 60 * 0.8, 3)  # capped at 1/s, bounded to -20 %
-    assert rl["tokens_per_min"] == round(200 / 60 * 60 * 330 * 0.8)
-    # spaced: nothing within rate_limit.spacing, then the next step from the last limit
-    w2 = window(count=200, errors={"rate_limited": 20}, start=T0 + 10 * MINUTE)
+    # 3.33 calls/s throttled in bursts: the queue sends at the provider's 5/s (no step bound:
+    # there is no limit to step from); 330 tokens a call
+    assert d.action == {"rate_limit": {"requests_per_s": 5.0, "tokens_per_min": 99_000, "burst": 5}}
+    assert d.evidence["first_limit"] is True
+    # spaced: nothing within rate_limit.spacing; later the same limit again is no change
+    w2 = window(model="gpt-4o", count=200, errors={"rate_limited": 20}, start=T0 + 10 * MINUTE)
     assert s.propose(state, period([w2]))[1] is None
-    w3 = window(count=200, errors={"rate_limited": 20}, start=T0 + 40 * MINUTE)
-    _, d3 = s.propose(state, period([w3]))
-    assert d3 is not None
-    assert d3.action["rate_limit"]["requests_per_s"] == round(rl["requests_per_s"] * 0.8, 3)
+    w3 = window(model="gpt-4o", count=200, errors={"rate_limited": 20}, start=T0 + 40 * MINUTE)
+    assert s.propose(state, period([w3]))[1] is None
+
+
+@pytest.mark.parametrize(
+    "limit",
+    [ProviderLimit(requests_per_s=1.0), ProviderLimit(tokens_per_min=1000.0)],
+    ids=["requests", "tokens"],
+)
+def test_a_provider_rate_below_the_tasks_proposes_no_limit(limit: ProviderLimit) -> None:
+    s = RateLimiting(DecisionSettings(provider_limits={"openai": limit}), A)
+    w = window(model="gpt-4o", count=200, errors={"rate_limited": 20}, tokens=(60_000, 6_000))
+    assert s.propose(RateLimitState(), period([w]))[1] is None
 
 
 def test_budget_projection_slows_the_task() -> None:
