@@ -40,7 +40,7 @@ from sqlalchemy import Engine
 
 from core.app_config import AppConfig, PromptConfig, TaskConfig, apply_overrides
 from core.decisions import Decision, Deployment
-from core.settings import ProviderLimit, Settings
+from core.settings import ProviderLimit, Settings, updated
 from operators.strategies.prices import provider_of
 from rollout.config_manager import ConfigManager
 from rollout.prompt_rewrite import apply_rewrite, pending_rewrites
@@ -179,7 +179,7 @@ def case_settings(base: Settings, case: StrategyCase) -> Settings:
             prompt_rewrite=True,
             provider_limits=limits,
         ),
-        integrations=dataclasses.replace(base.integrations, anthropic_api_key="simulated"),
+        integrations=updated(base.integrations, anthropic__api_key="simulated"),
     )
 
 
