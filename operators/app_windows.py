@@ -14,7 +14,9 @@ import math
 import pickle
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import reduce
 from itertools import count, pairwise
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -24,12 +26,14 @@ from core.events import Event, Feedback, LlmCall
 from core.stats import StrayEvent, WindowKey, WindowStats
 from operators.dedup import DedupState
 from operators.pricing import DEFAULT_PRICES, PriceTable
-from operators.window_buckets import TUMBLING, Bucket, WindowSpec
+from operators.window_buckets import EXACT_CALLS, TUMBLING, Bucket, WindowSpec
+from operators.window_digest import Digest, summarize_digest
 from operators.window_stats import Columns, summarize_columns
 
 __all__ = ["AppWindows", "WindowSpec"]
 
 Output = WindowStats | StrayEvent
+WindowKind = Literal["tumbling", "sliding"]
 _NAN = math.nan
 
 
@@ -76,9 +80,12 @@ class _Segment:
 class AppWindows:
     """All window state of one app; :meth:`process` and :meth:`advance` return outputs."""
 
-    def __init__(self, spec: WindowSpec, prices: PriceTable = DEFAULT_PRICES) -> None:
+    def __init__(
+        self, spec: WindowSpec, prices: PriceTable = DEFAULT_PRICES, exact_calls: int = EXACT_CALLS
+    ) -> None:
         self.spec = spec
         self._prices = prices
+        self._exact_calls = exact_calls  # calls a bucket holds one by one (exact percentiles)
         self._dedup = DedupState(spec.dedup_ttl)
         self._max_ts: int | None = None
         self._seen_at = 0.0  # system time (s) when _max_ts last grew
@@ -101,6 +108,7 @@ class AppWindows:
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state)
         self._prices = DEFAULT_PRICES
+        self.__dict__.setdefault("_exact_calls", EXACT_CALLS)
         if "_request_buckets" not in state:  # a snapshot from before the index existed
             self._request_buckets = {}
             for rid, (_, index, _, _) in self._requests.items():
@@ -313,7 +321,9 @@ class AppWindows:
                 )
             bucket = segment.buckets.get(bucket_index)
             if bucket is None:
-                bucket = segment.buckets[bucket_index] = Bucket(calls.model[r0], calls.provider[r0])
+                bucket = segment.buckets[bucket_index] = Bucket(
+                    calls.model[r0], calls.provider[r0], self._exact_calls
+                )
                 self._queue(route, bucket_index)
             batch_rows = rows[group]
             first = bucket.extend(calls, batch_rows, self._prices)
@@ -393,25 +403,22 @@ class AppWindows:
 
     def _emit(self, segment: _Segment, kind: int, start: int, end: int, out: list[Output]) -> None:
         b = self.spec.bucket
-        parts = [
-            bucket.columns(self._prices)
+        buckets = [
+            bucket
             for i in range(start // b, end // b)
             if (bucket := segment.buckets.get(i)) is not None and len(bucket)
         ]
-        if not parts:
+        if not buckets:
             return
         revision = segment.emitted.get((kind, start), -1) + 1
         segment.emitted[(kind, start)] = revision
-        out.append(
-            summarize_columns(
-                "tumbling" if kind == TUMBLING else "sliding",
-                _utc(start),
-                _utc(end),
-                segment.key,
-                Columns.concat(parts),
-                revision,
-            )
-        )
+        name: WindowKind = "tumbling" if kind == TUMBLING else "sliding"
+        if all(bucket.exact for bucket in buckets):  # few calls: exact percentiles
+            cols = Columns.concat([bucket.columns(self._prices) for bucket in buckets])
+            out.append(summarize_columns(name, _utc(start), _utc(end), segment.key, cols, revision))
+            return
+        digest = reduce(Digest.merge, (bucket.summary(self._prices) for bucket in buckets))
+        out.append(summarize_digest(name, _utc(start), _utc(end), segment.key, digest, revision))
 
     def _correct(self, segment: _Segment, index: int, out: list[Output]) -> None:
         """Re-emit every window holding bucket ``index`` that the watermark already passed."""

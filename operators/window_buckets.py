@@ -13,16 +13,19 @@ from datetime import timedelta
 
 import numpy as np
 
-from core.call_batch import I64, CallBatch
+from core.call_batch import F64, I64, CallBatch
 from core.settings import ProcessorSettings
 from core.stats import PairedQuality
 from operators.pricing import PriceTable
+from operators.window_digest import Digest
 from operators.window_stats import Columns, paired_quality
 
-__all__ = ["SLIDING", "TUMBLING", "Bucket", "WindowSpec"]
+__all__ = ["EXACT_CALLS", "SLIDING", "TUMBLING", "Bucket", "WindowSpec"]
 
 TUMBLING, SLIDING = 0, 1
 _NAN = math.nan
+EXACT_CALLS = 1024
+"""Calls a bucket keeps one by one; past this it folds them into a :class:`Digest` (sketches)."""
 
 
 def _ms(value: timedelta) -> int:
@@ -78,7 +81,10 @@ class Bucket:
     """The calls of one time bucket of one segment, as compact columns (cheap to snapshot).
 
     Calls without ``cost_usd`` of the bucket's model and provider are priced per bucket,
-    vectorised, when the columns are built.
+    vectorised, when the columns are built. Up to ``limit`` calls are kept one by one (their
+    windows' statistics are exact); past it the bucket folds them into a :class:`Digest` and
+    keeps per call only the served score of the calls a feedback can still reach (those with a
+    ``request_id``) or that carry a shadow score, so its memory stops growing with its calls.
     """
 
     _FIELDS = (
@@ -95,10 +101,15 @@ class Bucket:
         "prompts",
         "fixed",
         "shadow",
+        "joinable",
+        "digest",
+        "served",
+        "size",
+        "limit",
     )
     __slots__ = (*_FIELDS, "_cols")
 
-    def __init__(self, model: str, provider: str | None) -> None:
+    def __init__(self, model: str, provider: str | None, limit: int = EXACT_CALLS) -> None:
         self.model, self.provider = model, provider
         self.ts, self.latency, self.ttft = array("d"), array("d"), array("d")
         self.quality, self.cost = array("d"), array("d")
@@ -109,36 +120,61 @@ class Bucket:
         self.fixed = array("q")  # prompt_tokens_fixed per call, -1 where not reported
         # Sparse: position → (shadow model, its score), only for calls that carried one.
         self.shadow: dict[int, tuple[str, float]] = {}
+        self.joinable = array("q")  # positions of calls with a request_id (while exact)
+        self.digest: Digest | None = None  # past the limit: the summary of every call
+        self.served: dict[int, float] = {}  # past the limit: position → served score
+        self.size = 0
+        self.limit = limit
         self._cols: Columns | None = None
 
     def __len__(self) -> int:
-        return len(self.ts)
+        return self.size
+
+    @property
+    def exact(self) -> bool:
+        """Whether the bucket still holds its calls one by one."""
+        return self.digest is None
 
     def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._FIELDS)
+        # The fields of the releases before digests, then the digest's own fields in one tuple.
+        names = self._FIELDS
+        return (
+            *(getattr(self, n) for n in names[:13]),
+            tuple(getattr(self, n) for n in names[13:]),
+        )
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        if len(state) == len(self._FIELDS) - 1:  # a snapshot from before shadow scores
+        if len(state) == 12:  # a snapshot from before shadow scores
             state = (*state, {})
-        for name, value in zip(self._FIELDS, state, strict=True):
+        if len(state) == 13:  # a snapshot from before digests: every call held one by one
+            ts = state[2]
+            assert isinstance(ts, array)
+            state = (*state, (array("q"), None, {}, len(ts), EXACT_CALLS))
+        *fields, extra = state
+        assert isinstance(extra, tuple)
+        for name, value in zip(self._FIELDS, (*fields, *extra), strict=True):
             setattr(self, name, value)
         self._cols = None
 
     def extend(self, calls: CallBatch, rows: I64, prices: PriceTable) -> int:
         """Append the calls at ``rows`` of ``calls``; returns the position of the first."""
-        start = len(self.ts)
-        self.ts.frombytes((calls.ts[rows] / 1000.0).tobytes())
-        self.latency.frombytes(calls.latency[rows].tobytes())
-        self.ttft.frombytes(calls.ttft[rows].tobytes())
-        self.quality.frombytes(calls.quality[rows].tobytes())
+        start = self.size
+        self.size += len(rows)
+        listed = rows.tolist()
         cost = calls.cost[rows]
         tokens = calls.tokens[rows]
-        listed = rows.tolist()
         if calls.providers != {self.provider}:  # rare: a provider other than the bucket's
             for j, r in enumerate(listed):
                 if calls.provider[r] != self.provider and np.isnan(cost[j]):
                     priced = prices.tokens_cost(self.model, calls.provider[r], tokens[j : j + 1])
                     cost[j] = 0.0 if priced is None else priced[0]
+        if self.digest is not None:
+            self._fold(calls, rows, start, cost, prices)
+            return start
+        self.ts.frombytes((calls.ts[rows] / 1000.0).tobytes())
+        self.latency.frombytes(calls.latency[rows].tobytes())
+        self.ttft.frombytes(calls.ttft[rows].tobytes())
+        self.quality.frombytes(calls.quality[rows].tobytes())
         self.cost.frombytes(cost.tobytes())
         self.tokens.frombytes(tokens.tobytes())
         ok = calls.ok[rows]
@@ -149,26 +185,105 @@ class Bucket:
             self.prompts.extend(h for r in listed if (h := calls.prompt_hash[r]))
         self.fixed.frombytes(calls.fixed_tokens[rows].tobytes())
         if calls.has_shadow:
-            models, scores = calls.shadow_model, calls.shadow_quality
-            for pos, r in enumerate(listed, start):
-                score = float(scores[r])
-                if (model := models[r]) is not None and not math.isnan(score):
-                    self.shadow[pos] = (model, score)
+            self._take_shadow(calls, listed, start)
+        requests = calls.request_id
+        self.joinable.extend(pos for pos, r in enumerate(listed, start) if requests[r])
         self._cols = None
+        if self.size > self.limit:
+            self._compact(prices)
         return start
+
+    def _take_shadow(self, calls: CallBatch, listed: list[int], start: int) -> None:
+        models, scores = calls.shadow_model, calls.shadow_quality
+        for pos, r in enumerate(listed, start):
+            score = float(scores[r])
+            if (model := models[r]) is not None and not math.isnan(score):
+                self.shadow[pos] = (model, score)
+
+    def _compact(self, prices: PriceTable) -> None:
+        """Fold the calls held one by one into a digest; keep only joinable served scores."""
+        cols = self.columns(prices)
+        quality = self.quality
+        self.served = {pos: quality[pos] for pos in (*self.joinable, *self.shadow)}
+        digest = Digest.of_columns(cols)
+        digest.shadow = {}  # paired from ``served`` and ``shadow`` when summarised
+        self.digest = digest
+        self.ts, self.latency, self.ttft = array("d"), array("d"), array("d")
+        self.quality, self.cost = array("d"), array("d")
+        self.tokens, self.ok, self.fixed = array("q"), array("b"), array("q")
+        self.errors, self.prompts, self.joinable = [], [], array("q")
+        self._cols = None
+
+    def _fold(self, calls: CallBatch, rows: I64, start: int, cost: F64, prices: PriceTable) -> None:
+        """Add calls to the digest (past the limit): the same columns, summed at once."""
+        tokens = calls.tokens[rows]
+        unpriced = np.isnan(cost)
+        if unpriced.any():
+            priced = prices.tokens_cost(self.model, self.provider, tokens[unpriced])
+            cost[unpriced] = 0.0 if priced is None else priced
+        listed = rows.tolist()
+        ok = calls.ok[rows]
+        quality = calls.quality[rows]
+        assert self.digest is not None
+        self.digest.add_columns(
+            Columns(
+                ts=calls.ts[rows] / 1000.0,
+                latency=calls.latency[rows],
+                ttft=calls.ttft[rows],
+                quality=quality,
+                cost=cost,
+                tokens=tokens,
+                ok=ok,
+                error_types=tuple(
+                    calls.error_type[r] or "unknown" for r in listed if not calls.ok[r]
+                )
+                if not ok.all()
+                else (),
+                prompt_hashes=tuple(h for r in listed if (h := calls.prompt_hash[r]))
+                if calls.has_prompt_hashes
+                else (),
+                fixed=calls.fixed_tokens[rows],
+            )
+        )
+        if calls.has_shadow:
+            self._take_shadow(calls, listed, start)
+        requests, served, scores = calls.request_id, self.served, quality.tolist()
+        for j, r in enumerate(listed):
+            if requests[r] or (start + j) in self.shadow:
+                served[start + j] = scores[j]
 
     def set_quality(self, position: int, quality: float) -> None:
         """Apply a joined feedback score."""
-        self.quality[position] = quality
-        self._cols = None
+        if self.digest is None:
+            self.quality[position] = quality
+            self._cols = None
+            return
+        old = self.served.get(position, _NAN)
+        if not math.isnan(old):
+            self.digest.remove_quality(old)
+        if not math.isnan(quality):
+            self.digest.add_quality(np.array([quality]))
+        self.served[position] = quality
 
     def set_shadow(self, position: int, model: str, quality: float) -> None:
         """Apply a joined feedback score of the call's shadow answer."""
         self.shadow[position] = (model, quality)
         self._cols = None
 
+    def summary(self, prices: PriceTable) -> Digest:
+        """The bucket as a :class:`Digest` (built from its columns while it is exact)."""
+        if self.digest is None:
+            return Digest.of_columns(self.columns(prices))
+        served = self.served
+        paired = paired_quality(
+            (model, served[pos], score)
+            for pos, (model, score) in self.shadow.items()
+            if not math.isnan(served.get(pos, _NAN))
+        )
+        return self.digest.merge(Digest(shadow=paired))
+
     def columns(self, prices: PriceTable) -> Columns:
-        """The bucket as numpy columns (cached until the bucket changes)."""
+        """The bucket as numpy columns (cached until the bucket changes); only while exact."""
         if self._cols is None:
             tokens = np.array(self.tokens, dtype=np.int64).reshape(-1, 3)
             cost = np.array(self.cost, dtype=np.float64)
