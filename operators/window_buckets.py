@@ -1,80 +1,28 @@
-"""Window geometry and the per-bucket store of calls (pure logic used by ``app_windows``).
+"""The calls of one time bucket of one segment (pure logic used by ``window_store``).
 
-A bucket is the gcd of the tumbling length and the sliding step: every window is a run of
-whole buckets, so a call is stored once however many windows hold it.
+A bucket is the gcd of the tumbling length and the sliding step (``windower.WindowSpec``):
+every window is a run of whole buckets, so a call is stored once however many windows hold it.
 """
 
 from __future__ import annotations
 
 import math
 from array import array
-from dataclasses import dataclass
-from datetime import timedelta
 
 import numpy as np
 
 from core.call_batch import F64, I64, CallBatch
-from core.settings import ProcessorSettings
 from core.stats import PairedQuality
 from operators.pricing import PriceTable
 from operators.window_digest import Digest
 from operators.window_stats import Columns, paired_quality
+from operators.windower import WindowSpec  # where snapshots of earlier releases find it
 
-__all__ = ["EXACT_CALLS", "SLIDING", "TUMBLING", "Bucket", "WindowSpec"]
+__all__ = ["EXACT_CALLS", "Bucket", "WindowSpec"]
 
-TUMBLING, SLIDING = 0, 1
 _NAN = math.nan
 EXACT_CALLS = 1024
 """Calls a bucket keeps one by one; past this it folds them into a :class:`Digest` (sketches)."""
-
-
-def _ms(value: timedelta) -> int:
-    return round(value.total_seconds() * 1000)
-
-
-@dataclass(frozen=True, slots=True)
-class WindowSpec:
-    """Window geometry and time limits, in milliseconds."""
-
-    tumbling: int
-    sliding: int
-    step: int
-    lateness: int
-    feedback_join: int
-    dedup_ttl: timedelta
-
-    @property
-    def bucket(self) -> int:
-        """Bucket width: every window start and end is a multiple of it."""
-        return math.gcd(self.tumbling, self.step)
-
-    @property
-    def retention(self) -> int:
-        """How long behind the watermark buckets stay, for corrections and feedback."""
-        return max(self.tumbling, self.sliding) + max(self.feedback_join, self.lateness)
-
-    @staticmethod
-    def from_settings(p: ProcessorSettings) -> WindowSpec:
-        """The spec of the processor settings."""
-        return WindowSpec(
-            tumbling=_ms(p.tumbling_window),
-            sliding=_ms(p.sliding_window),
-            step=_ms(p.sliding_step),
-            lateness=_ms(p.allowed_lateness),
-            feedback_join=_ms(p.feedback_join_window),
-            dedup_ttl=p.dedup_ttl,
-        )
-
-    def windows_of_bucket(self, index: int) -> list[tuple[int, int, int]]:
-        """(kind, start, end) of every window that holds bucket ``index``."""
-        start = index * self.bucket
-        t_start = start - start % self.tumbling
-        out = [(TUMBLING, t_start, t_start + self.tumbling)]
-        end = start - start % self.step + self.step
-        while end - self.sliding <= start:
-            out.append((SLIDING, end - self.sliding, end))
-            end += self.step
-        return out
 
 
 class Bucket:

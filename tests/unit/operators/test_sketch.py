@@ -207,7 +207,7 @@ def test_a_folded_bucket_keeps_per_call_state_only_for_joinable_calls() -> None:
     rng = np.random.default_rng(3)
     state = AppWindows(SPEC, exact_calls=50)
     state.process([call(1 + i / 1000, rng, request_id=None) for i in range(5_000)], now=None)
-    (segment,) = state._segments.values()
+    (segment,) = state._store.segments.values()
     (bucket,) = segment.buckets.values()
     assert not bucket.exact
     assert len(bucket) == 5_000
