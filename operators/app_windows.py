@@ -13,53 +13,27 @@ are still retained.
 from __future__ import annotations
 
 import pickle
-from datetime import UTC, datetime
-from itertools import count, pairwise
+from itertools import count
 
 import numpy as np
 import numpy.typing as npt
 
 from core.call_batch import I64, CallBatch
 from core.events import Event, Feedback, LlmCall
-from core.stats import StrayEvent, WindowKey, WindowStats
+from core.stats import StrayEvent, WindowStats
 from operators.dedup import DedupState
 from operators.feedback_join import CallRef, FeedbackJoin, WaitingFeedback, apply_feedback
 from operators.pricing import DEFAULT_PRICES, PriceTable
 from operators.window_buckets import EXACT_CALLS
 from operators.window_clock import FAR_PAST, EventClock
 from operators.window_store import PendingWindow, Segment, WindowStore
+from operators.window_strays import late_stray, unmatched
 from operators.windower import Window, WindowKind, WindowSpec
 
 __all__ = ["AppWindows", "Output", "WindowSpec"]
 
 Output = WindowStats | StrayEvent
 _Segment = Segment  # the name recovery snapshots of earlier releases pickled
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _segment_codes(calls: CallBatch) -> I64:
-    """One int per call, equal for calls of the same (task, model, variant, config_version).
-
-    Each column is coded on its own and the codes combined: no per-call string or tuple is built.
-    """
-    codes = np.zeros(len(calls), np.int64)
-    columns: tuple[list[str], list[str], list[str], list[int | None]] = (
-        calls.task,
-        calls.model,
-        calls.variant,
-        calls.config_version,
-    )
-    for column in columns:
-        values = {value: code for code, value in enumerate(dict.fromkeys(column))}
-        if len(values) > 1:
-            codes *= len(values)
-            codes += np.fromiter(map(values.__getitem__, column), np.int64, len(column))
-    if len(codes) and codes.max() >= 1 << 20:  # many distinct values: make the codes dense
-        codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
-    return codes
 
 
 class AppWindows:
@@ -184,7 +158,7 @@ class AppWindows:
         if last is not None:
             self._close_through(last, out)
         detail = "no call with this request_id before the input ended"
-        out += [self._unmatched(fb, detail) for fb in self._join.drain()]
+        out += [unmatched(fb, detail, self._wm()) for fb in self._join.drain()]
         return out
 
     # -- calls ------------------------------------------------------------------------------
@@ -208,9 +182,9 @@ class AppWindows:
         if late.any():
             line = wm_before - spec.retention
             line = np.maximum(line - line % b, self._store.evicted)
-            expired = late & (self._min_start(index) < line)
+            expired = late & (spec.earliest_starts(index) < line)
             for j in np.flatnonzero(expired).tolist():
-                out.append(self._late_stray(calls, int(rows[j]), int(wm_before[j]), None))
+                out.append(late_stray(calls, int(rows[j]), int(wm_before[j]), None))
             accepted = ~expired
             rows, ts, index, late, wm_before = (
                 rows[accepted],
@@ -223,7 +197,7 @@ class AppWindows:
         for j in np.flatnonzero(late).tolist():
             window_end = spec.tumbling_end(int(index[j]))
             out.append(
-                self._late_stray(calls, int(rows[j]), int(wm_before[j]), window_end <= clock.closed)
+                late_stray(calls, int(rows[j]), int(wm_before[j]), window_end <= clock.closed)
             )
         if len(ts):
             clock.saw(int(ts.max()), now)
@@ -240,50 +214,21 @@ class AppWindows:
         """Append rows to their (segment, bucket); return late-touched buckets behind closed."""
         if not len(rows):
             return set()
-        segment_of = _segment_codes(calls)[rows]
-        # Segment routes as strings, not tuples: strings are invisible to the garbage collector.
-        routes: dict[int, tuple[str, WindowKey]] = {}
-        order = np.lexsort((index, segment_of))  # stable: arrival order within a group
-        keys = segment_of[order] * (1 << 40) + index[order]
-        cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(order)]
         has_requests = any(calls.request_id)
         dirty: set[tuple[str, int]] = set()
-        closed = self._clock.closed
-        for g0, g1 in pairwise(cuts):
-            group = order[g0:g1]
-            r0 = int(rows[group[0]])
-            code = int(segment_of[group[0]])
-            found = routes.get(code)
-            if found is None:
-                found = routes[code] = _route(calls, r0)
-            route, key = found
-            bucket_index = int(index[group[0]])
-            bucket = self._store.bucket(
-                route, key, bucket_index, calls.model[r0], calls.provider[r0], closed
-            )
-            batch_rows = rows[group]
-            first = bucket.extend(calls, batch_rows, self._prices)
+        for group in self._store.add(calls, rows, index, self._clock.closed, self._prices):
             if has_requests:
-                listed = batch_rows.tolist()
+                stored = rows[group.rows]
                 indexed = zip(
-                    count(first),
-                    map(calls.request_id.__getitem__, listed),
-                    calls.ts[batch_rows].tolist(),
+                    count(group.first),
+                    map(calls.request_id.__getitem__, stored.tolist()),
+                    calls.ts[stored].tolist(),
                 )
-                for fb in self._join.index(route, bucket_index, bucket, indexed):
-                    out.append(self._unmatched(fb, "arrived after the feedback join window"))
-            if late[group].any():
-                dirty.add((route, bucket_index))
+                for fb in self._join.index(group.route, group.bucket_index, group.bucket, indexed):
+                    out.append(unmatched(fb, "arrived after the feedback join window", self._wm()))
+            if late[group.rows].any():
+                dirty.add((group.route, group.bucket_index))
         return dirty
-
-    def _min_start(self, index: I64) -> I64:
-        """Earliest start of the windows holding each bucket."""
-        spec = self.spec
-        start = index * spec.bucket
-        tumbling = start - start % spec.tumbling
-        sliding = start - start % spec.step + spec.step - spec.sliding
-        result: I64 = np.minimum(tumbling, sliding)
-        return result
 
     # -- feedback ---------------------------------------------------------------------------
     def _feedback(self, fb: Feedback, ts: int, out: list[Output]) -> None:
@@ -292,10 +237,10 @@ class AppWindows:
             return
         route, index, pos, call_ts = found
         if abs(ts - call_ts) > self.spec.feedback_join:
-            out.append(self._unmatched(fb, "arrived after the feedback join window"))
+            out.append(unmatched(fb, "arrived after the feedback join window", self._wm()))
             return
         if not self._store.retained(index):
-            out.append(self._unmatched(fb, "its call's windows are no longer retained"))
+            out.append(unmatched(fb, "its call's windows are no longer retained", self._wm()))
             return
         apply_feedback(self._store.segments[route].buckets[index], pos, fb)
         out += self._store.correct(route, index, self._clock.closed, self._prices)
@@ -316,47 +261,11 @@ class AppWindows:
         if wm is None or not self._join.waiting:
             return
         detail = "no call with this request_id within the join window"
-        out += [self._unmatched(fb, detail) for fb in self._join.expire(wm)]
+        out += [unmatched(fb, detail, self._wm()) for fb in self._join.expire(wm)]
 
-    # -- strays -----------------------------------------------------------------------------
-    @staticmethod
-    def _late_stray(calls: CallBatch, row: int, wm: int, corrected: bool | None) -> StrayEvent:
-        """The record of a late call: ``corrected`` None means its state had expired."""
-        ts = int(calls.ts[row])
-        if corrected is None:
-            detail = "state expired"
-        else:
-            detail = "window corrected" if corrected else "its window was still open"
-        return StrayEvent(
-            kind="late",
-            event_id=calls.event_id[row],
-            app=calls.app,
-            task=calls.task[row],
-            event_time=_utc(ts),
-            watermark=_utc(wm),
-            in_window=corrected is not None,
-            detail=f"{(wm - ts) / 1000:.3f}s behind the watermark; {detail}",
-        )
-
-    def _unmatched(self, fb: Feedback, detail: str) -> StrayEvent:
-        return StrayEvent(
-            kind="unmatched_feedback",
-            event_id=fb.event_id,
-            app=fb.app,
-            task=fb.task or "default",
-            event_time=fb.timestamp,
-            watermark=_utc(self._clock.current()),
-            in_window=False,
-            detail=f"request_id {fb.request_id!r}: {detail}",
-        )
-
-
-def _route(calls: CallBatch, row: int) -> tuple[str, WindowKey]:
-    """The segment route (a string) and key of the call at ``row``."""
-    version = calls.config_version[row]
-    task, model, variant = calls.task[row], calls.model[row], calls.variant[row]
-    route = "\x1f".join((task, model, variant, "" if version is None else str(version)))
-    return route, WindowKey(calls.app, task, model, variant, version)
+    def _wm(self) -> int:
+        """The watermark a stray record reports."""
+        return self._clock.current()
 
 
 def _from_flat(state: dict[str, object]) -> dict[str, object]:

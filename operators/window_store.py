@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import reduce
+from itertools import pairwise
 from typing import NamedTuple
 
+import numpy as np
+
+from core.call_batch import I64, CallBatch
 from core.stats import WindowKey, WindowStats
 from operators.pricing import PriceTable
 from operators.window_buckets import EXACT_CALLS, Bucket
 from operators.window_digest import Digest, summarize_digest
 from operators.window_stats import Columns, summarize_columns
+from operators.window_strays import utc
 from operators.windower import Window, WindowKind, WindowSpec
 
-__all__ = ["PendingWindow", "Segment", "WindowStore"]
+__all__ = ["PendingWindow", "Segment", "StoredGroup", "WindowStore"]
 
 _FAR_PAST = -(2**62)
 
@@ -44,8 +48,44 @@ class Segment:
     emitted: dict[tuple[int, int], int] = field(default_factory=dict)  # (kind, start) → revision
 
 
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+def _segment_codes(calls: CallBatch) -> I64:
+    """One int per call, equal for calls of the same (task, model, variant, config_version).
+
+    Each column is coded on its own and the codes combined: no per-call string or tuple is built.
+    """
+    codes = np.zeros(len(calls), np.int64)
+    columns: tuple[list[str], list[str], list[str], list[int | None]] = (
+        calls.task,
+        calls.model,
+        calls.variant,
+        calls.config_version,
+    )
+    for column in columns:
+        values = {value: code for code, value in enumerate(dict.fromkeys(column))}
+        if len(values) > 1:
+            codes *= len(values)
+            codes += np.fromiter(map(values.__getitem__, column), np.int64, len(column))
+    if len(codes) and codes.max() >= 1 << 20:  # many distinct values: make the codes dense
+        codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
+    return codes
+
+
+def _route(calls: CallBatch, row: int) -> tuple[str, WindowKey]:
+    """The segment route (a string) and key of the call at ``row``."""
+    version = calls.config_version[row]
+    task, model, variant = calls.task[row], calls.model[row], calls.variant[row]
+    route = "\x1f".join((task, model, variant, "" if version is None else str(version)))
+    return route, WindowKey(calls.app, task, model, variant, version)
+
+
+class StoredGroup(NamedTuple):
+    """Calls of one batch stored in one bucket: which, where, and the first one's position."""
+
+    route: str
+    bucket_index: int
+    bucket: Bucket
+    first: int
+    rows: I64  # positions in the batch's accepted rows, in arrival order
 
 
 @dataclass(slots=True)
@@ -71,6 +111,33 @@ class WindowStore:
             found = segment.buckets[index] = Bucket(model, provider, self.exact_calls)
             self._queue(route, index, closed)
         return found
+
+    def add(
+        self, calls: CallBatch, rows: I64, index: I64, closed: int, prices: PriceTable
+    ) -> list[StoredGroup]:
+        """Append the calls at ``rows`` (bucket ``index`` each) to their segments' buckets."""
+        segment_of = _segment_codes(calls)[rows]
+        # Segment routes as strings, not tuples: strings are invisible to the garbage collector.
+        routes: dict[int, tuple[str, WindowKey]] = {}
+        order = np.lexsort((index, segment_of))  # stable: arrival order within a group
+        keys = segment_of[order] * (1 << 40) + index[order]
+        cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(order)]
+        out: list[StoredGroup] = []
+        for g0, g1 in pairwise(cuts):
+            group = order[g0:g1]
+            r0 = int(rows[group[0]])
+            code = int(segment_of[group[0]])
+            found = routes.get(code)
+            if found is None:
+                found = routes[code] = _route(calls, r0)
+            route, key = found
+            bucket_index = int(index[group[0]])
+            bucket = self.bucket(
+                route, key, bucket_index, calls.model[r0], calls.provider[r0], closed
+            )
+            first = bucket.extend(calls, rows[group], prices)
+            out.append(StoredGroup(route, bucket_index, bucket, first, group))
+        return out
 
     def _queue(self, route: str, index: int, closed: int) -> None:
         for kind, start, end in self.spec.windows_of_bucket(index):
@@ -110,7 +177,7 @@ class WindowStore:
             return []
         revision = segment.emitted.get((kind, start), -1) + 1
         segment.emitted[(kind, start)] = revision
-        span = (kind.label, _utc(start), _utc(end), segment.key)
+        span = (kind.label, utc(start), utc(end), segment.key)
         if all(bucket.exact for bucket in buckets):  # few calls: exact percentiles
             cols = Columns.concat([bucket.columns(prices) for bucket in buckets])
             return [summarize_columns(*span, cols, revision)]

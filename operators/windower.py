@@ -12,6 +12,9 @@ from datetime import timedelta
 from enum import IntEnum
 from typing import Literal, NamedTuple
 
+import numpy as np
+
+from core.call_batch import I64
 from core.settings import ProcessorSettings
 
 __all__ = ["Window", "WindowKind", "WindowSpec"]
@@ -88,6 +91,14 @@ class WindowSpec:
     def earliest_start(self, index: int) -> int:
         """Earliest start of the windows holding bucket ``index``."""
         return min(w.start for w in self.windows_of_bucket(index))
+
+    def earliest_starts(self, index: I64) -> I64:
+        """:meth:`earliest_start` of each bucket of ``index`` (vectorised)."""
+        start = index * self.bucket
+        tumbling = start - start % self.tumbling
+        sliding = start - start % self.step + self.step - self.sliding
+        result: I64 = np.minimum(tumbling, sliding)
+        return result
 
     def tumbling_end(self, index: int) -> int:
         """End of the tumbling window holding bucket ``index``."""
