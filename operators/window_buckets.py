@@ -11,11 +11,11 @@ from array import array
 
 import numpy as np
 
-from core.call_batch import F64, I64, CallBatch
+from core.call_batch import I64, CallBatch
 from core.stats import PairedQuality
 from operators.pricing import PriceTable
 from operators.window_digest import Digest
-from operators.window_stats import Columns, paired_quality
+from operators.window_stats import Columns, merge_shadow, paired_quality
 from operators.windower import WindowSpec  # where snapshots of earlier releases find it
 
 __all__ = ["EXACT_CALLS", "Bucket", "WindowSpec"]
@@ -30,8 +30,10 @@ class Bucket:
 
     Calls without ``cost_usd`` of the bucket's model and provider are priced per bucket,
     vectorised, when the columns are built. Up to ``limit`` calls are kept one by one (their
-    windows' statistics are exact); past it the bucket folds them into a :class:`Digest` and
-    keeps per call only the served score of the calls a feedback can still reach (those with a
+    windows' statistics are exact); past it the bucket folds them into a :class:`Digest`, and
+    from then on folds each further ``limit`` calls at once (calls since the last fold stay one
+    by one: folding in chunks costs a sketch update per chunk, not per batch). Per folded call
+    it keeps only the served score of the calls a feedback can still reach (those with a
     ``request_id``) or that carry a shadow score, so its memory stops growing with its calls.
     """
 
@@ -54,6 +56,7 @@ class Bucket:
         "served",
         "size",
         "limit",
+        "folded",
     )
     __slots__ = (*_FIELDS, "_cols")
 
@@ -68,11 +71,12 @@ class Bucket:
         self.fixed = array("q")  # prompt_tokens_fixed per call, -1 where not reported
         # Sparse: position → (shadow model, its score), only for calls that carried one.
         self.shadow: dict[int, tuple[str, float]] = {}
-        self.joinable = array("q")  # positions of calls with a request_id (while exact)
-        self.digest: Digest | None = None  # past the limit: the summary of every call
-        self.served: dict[int, float] = {}  # past the limit: position → served score
+        self.joinable = array("q")  # positions of unfolded calls with a request_id
+        self.digest: Digest | None = None  # past the limit: the summary of the folded calls
+        self.served: dict[int, float] = {}  # folded position → served score (joinable, shadow)
         self.size = 0
         self.limit = limit
+        self.folded = 0  # calls folded into the digest: the columns hold positions from here
         self._cols: Columns | None = None
 
     def __len__(self) -> int:
@@ -97,7 +101,7 @@ class Bucket:
         if len(state) == 13:  # a snapshot from before digests: every call held one by one
             ts = state[2]
             assert isinstance(ts, array)
-            state = (*state, (array("q"), None, {}, len(ts), EXACT_CALLS))
+            state = (*state, (array("q"), None, {}, len(ts), EXACT_CALLS, 0))
         *fields, extra = state
         assert isinstance(extra, tuple)
         for name, value in zip(self._FIELDS, (*fields, *extra), strict=True):
@@ -116,9 +120,6 @@ class Bucket:
                 if calls.provider[r] != self.provider and np.isnan(cost[j]):
                     priced = prices.tokens_cost(self.model, calls.provider[r], tokens[j : j + 1])
                     cost[j] = 0.0 if priced is None else priced[0]
-        if self.digest is not None:
-            self._fold(calls, rows, start, cost, prices)
-            return start
         self.ts.frombytes((calls.ts[rows] / 1000.0).tobytes())
         self.latency.frombytes(calls.latency[rows].tobytes())
         self.ttft.frombytes(calls.ttft[rows].tobytes())
@@ -135,10 +136,11 @@ class Bucket:
         if calls.has_shadow:
             self._take_shadow(calls, listed, start)
         requests = calls.request_id
-        self.joinable.extend(pos for pos, r in enumerate(listed, start) if requests[r])
+        if any(requests):  # most batches carry none: skip the per-call test
+            self.joinable.extend(pos for pos, r in enumerate(listed, start) if requests[r])
         self._cols = None
-        if self.size > self.limit:
-            self._compact(prices)
+        if self.size - self.folded > self.limit:
+            self._fold(prices)
         return start
 
     def _take_shadow(self, calls: CallBatch, listed: list[int], start: int) -> None:
@@ -148,64 +150,29 @@ class Bucket:
             if (model := models[r]) is not None and not math.isnan(score):
                 self.shadow[pos] = (model, score)
 
-    def _compact(self, prices: PriceTable) -> None:
-        """Fold the calls held one by one into a digest; keep only joinable served scores."""
+    def _fold(self, prices: PriceTable) -> None:
+        """Fold the calls held one by one into the digest; keep only joinable served scores."""
         cols = self.columns(prices)
-        quality = self.quality
-        self.served = {pos: quality[pos] for pos in (*self.joinable, *self.shadow)}
+        quality, folded = self.quality, self.folded
+        reachable = (*self.joinable, *(pos for pos in self.shadow if pos >= folded))
+        self.served.update({pos: quality[pos - folded] for pos in reachable})
         digest = Digest.of_columns(cols)
         digest.shadow = {}  # paired from ``served`` and ``shadow`` when summarised
-        self.digest = digest
+        self.digest = digest if self.digest is None else self.digest.merge(digest)
+        self.folded = self.size
         self.ts, self.latency, self.ttft = array("d"), array("d"), array("d")
         self.quality, self.cost = array("d"), array("d")
         self.tokens, self.ok, self.fixed = array("q"), array("b"), array("q")
         self.errors, self.prompts, self.joinable = [], [], array("q")
         self._cols = None
 
-    def _fold(self, calls: CallBatch, rows: I64, start: int, cost: F64, prices: PriceTable) -> None:
-        """Add calls to the digest (past the limit): the same columns, summed at once."""
-        tokens = calls.tokens[rows]
-        unpriced = np.isnan(cost)
-        if unpriced.any():
-            priced = prices.tokens_cost(self.model, self.provider, tokens[unpriced])
-            cost[unpriced] = 0.0 if priced is None else priced
-        listed = rows.tolist()
-        ok = calls.ok[rows]
-        quality = calls.quality[rows]
-        assert self.digest is not None
-        self.digest.add_columns(
-            Columns(
-                ts=calls.ts[rows] / 1000.0,
-                latency=calls.latency[rows],
-                ttft=calls.ttft[rows],
-                quality=quality,
-                cost=cost,
-                tokens=tokens,
-                ok=ok,
-                error_types=tuple(
-                    calls.error_type[r] or "unknown" for r in listed if not calls.ok[r]
-                )
-                if not ok.all()
-                else (),
-                prompt_hashes=tuple(h for r in listed if (h := calls.prompt_hash[r]))
-                if calls.has_prompt_hashes
-                else (),
-                fixed=calls.fixed_tokens[rows],
-            )
-        )
-        if calls.has_shadow:
-            self._take_shadow(calls, listed, start)
-        requests, served, scores = calls.request_id, self.served, quality.tolist()
-        for j, r in enumerate(listed):
-            if requests[r] or (start + j) in self.shadow:
-                served[start + j] = scores[j]
-
     def set_quality(self, position: int, quality: float) -> None:
         """Apply a joined feedback score."""
-        if self.digest is None:
-            self.quality[position] = quality
+        if position >= self.folded:
+            self.quality[position - self.folded] = quality
             self._cols = None
             return
+        assert self.digest is not None
         old = self.served.get(position, _NAN)
         if not math.isnan(old):
             self.digest.remove_quality(old)
@@ -222,16 +189,18 @@ class Bucket:
         """The bucket as a :class:`Digest` (built from its columns while it is exact)."""
         if self.digest is None:
             return Digest.of_columns(self.columns(prices))
-        served = self.served
+        unfolded = Digest.of_columns(self.columns(prices)) if len(self.ts) else Digest()
+        served, folded = self.served, self.folded
         paired = paired_quality(
             (model, served[pos], score)
             for pos, (model, score) in self.shadow.items()
-            if not math.isnan(served.get(pos, _NAN))
+            if pos < folded and not math.isnan(served.get(pos, _NAN))
         )
-        return self.digest.merge(Digest(shadow=paired))
+        unfolded.shadow = merge_shadow((unfolded.shadow, paired))
+        return self.digest.merge(unfolded)
 
     def columns(self, prices: PriceTable) -> Columns:
-        """The bucket as numpy columns (cached until the bucket changes); only while exact."""
+        """The calls held one by one as numpy columns (cached until the bucket changes)."""
         if self._cols is None:
             tokens = np.array(self.tokens, dtype=np.int64).reshape(-1, 3)
             cost = np.array(self.cost, dtype=np.float64)
@@ -256,9 +225,9 @@ class Bucket:
 
     def _paired(self) -> dict[str, PairedQuality]:
         """Paired sums of the calls holding both a served and a shadow score."""
-        served = self.quality
+        served, folded = self.quality, self.folded
         return paired_quality(
-            (model, served[pos], score)
+            (model, served[pos - folded], score)
             for pos, (model, score) in self.shadow.items()
-            if not math.isnan(served[pos])
+            if pos >= folded and not math.isnan(served[pos - folded])
         )
