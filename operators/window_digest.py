@@ -1,14 +1,17 @@
 """Mergeable summaries of many calls: what a busy bucket keeps instead of one row per call.
 
 A :class:`Digest` holds counts, sums, the per-second counts of its span, quantile sketches of
-latency, ttft and quality (:class:`~operators.sketch.LogSketch`) and the running mean and sum of
-squared deviations of quality (Welford, pooled with Chan's formula). Digests of disjoint sets of
+latency, ttft and quality (:class:`~operators.sketch.LogSketch`), and cost and quality as exact
+fixed-point integer sums (:func:`fixed_sum`): every value is rounded once, on its own, to a
+multiple of 2^-40 USD or 2^-26 quality points, so the sums do not depend on the order or the
+batches in which calls arrive (a run resumed from a snapshot, whose batches are cut elsewhere,
+gives the same windows to the last bit as one that was not stopped). Digests of disjoint sets of
 calls merge into the digest of their union, so a window is summarised from its buckets' digests
 in memory that does not grow with the calls it holds. :func:`summarize_digest` gives the same
 :class:`~core.stats.WindowStats` fields as ``window_stats.summarize_columns``: counts, sums,
 tokens, errors, prompts, rates and the first and last event times exactly; percentiles, the
-canary samples' order statistics within the sketch's relative error; the quality mean and
-stddev up to float rounding.
+canary samples' order statistics within the sketch's relative error; cost within 2^-41 USD per
+call; the quality mean and stddev within 2^-27 per score.
 """
 
 from __future__ import annotations
@@ -26,9 +29,28 @@ from core.stats import LatencyStats, PairedQuality, TtftStats, WindowKey, Window
 from operators.sketch import LogSketch
 from operators.window_stats import SAMPLE_SIZE, Columns, merge_shadow, quality_stats
 
-__all__ = ["Digest", "summarize_digest"]
+__all__ = ["COST_SCALE", "QUALITY_SCALE", "Digest", "fixed_sum", "summarize_digest"]
 
 _PCTS = np.true_divide((50, 90, 95, 99), 100)
+#: Fixed-point scales: cost in units of 2^-40 USD (a chunk's int64 sum holds 8.4M USD), quality
+#: in units of 2^-26 (a chunk's int64 sum of squares holds 2,048 scores of 1.0; chunks are 1,024).
+COST_SCALE = float(2**40)
+QUALITY_SCALE = float(2**26)
+_CHUNK = 1024
+
+
+def fixed_sum(values: F64, scale: float, *, squared: bool = False) -> int:
+    """The exact sum of ``values``, each rounded to a multiple of ``1/scale``, in those units.
+
+    With ``squared``, the sum of the rounded values' squares in ``1/scale**2`` units. An integer,
+    whatever the order of the values; chunks of 1,024 keep each int64 partial sum in range.
+    """
+    units = np.rint(values * scale).astype(np.int64)
+    if squared:
+        units = units * units
+    return sum(int(units[i : i + _CHUNK].sum()) for i in range(0, len(units), _CHUNK))
+
+
 _TTFT_PCTS = np.true_divide((50, 95), 100)
 
 
@@ -46,9 +68,9 @@ class Digest:
     ttft: LogSketch = field(default_factory=LogSketch)
     quality: LogSketch = field(default_factory=LogSketch)
     quality_n: int = 0
-    quality_mean: float = 0.0
-    quality_m2: float = 0.0  # sum of squared deviations from the mean
-    cost: float = 0.0
+    quality_sum: int = 0  # fixed_sum of the scores (QUALITY_SCALE units)
+    quality_sq: int = 0  # fixed_sum of their squares (QUALITY_SCALE**2 units)
+    cost_units: int = 0  # fixed_sum of the costs (COST_SCALE units)
     tokens: I64 = field(default_factory=lambda: np.zeros(3, np.int64))
     fixed: int = 0  # prompt_tokens_fixed summed over the calls that reported it
     fixed_of: int = 0  # input tokens of those calls
@@ -78,7 +100,7 @@ class Digest:
         self.latency.add(cols.latency)
         self.ttft.add(cols.ttft)
         self.add_quality(cols.quality[~np.isnan(cols.quality)])
-        self.cost += float(cols.cost.sum())
+        self.cost_units += fixed_sum(cols.cost, COST_SCALE)
         self.tokens = self.tokens + cols.tokens.sum(axis=0)
         reported = cols.fixed >= 0
         self.fixed += int(cols.fixed[reported].sum())
@@ -102,32 +124,39 @@ class Digest:
         np.add.at(counts, seconds - low, 1)
         self.second0, self.per_second = low, counts
 
-    def add_quality(self, scores: F64) -> None:
-        """Pool ``scores`` (no NaN) into the quality count, mean, deviations and sketch."""
-        n = len(scores)
+    @property
+    def cost(self) -> float:
+        """The calls' cost in USD."""
+        return self.cost_units / COST_SCALE
+
+    def quality_moments(self) -> tuple[float | None, float | None]:
+        """Mean and sample standard deviation of the pooled scores (None without enough)."""
+        n, s1, s2 = self.quality_n, self.quality_sum, self.quality_sq
         if not n:
+            return None, None
+        mean = s1 / (n * QUALITY_SCALE)
+        if n < 2:
+            return mean, None
+        # exact integers up to the one division: n*sum(q^2) - sum(q)^2 >= 0
+        var = max(n * s2 - s1 * s1, 0) / (n * (n - 1) * QUALITY_SCALE * QUALITY_SCALE)
+        return mean, math.sqrt(var)
+
+    def add_quality(self, scores: F64) -> None:
+        """Pool ``scores`` (no NaN) into the quality count, sums and sketch."""
+        if not len(scores):
             return
-        mean = float(scores.mean())
-        m2 = float(((scores - mean) ** 2).sum())
-        total = self.quality_n + n
-        delta = mean - self.quality_mean
-        self.quality_m2 += m2 + delta * delta * self.quality_n * n / total
-        self.quality_mean += delta * n / total
-        self.quality_n = total
+        self.quality_n += len(scores)
+        self.quality_sum += fixed_sum(scores, QUALITY_SCALE)
+        self.quality_sq += fixed_sum(scores, QUALITY_SCALE, squared=True)
         self.quality.add(scores)
 
     def remove_quality(self, score: float) -> None:
         """Take out one score pooled before (a joined feedback replaces it)."""
-        n = self.quality_n - 1
-        if n == 0:
-            self.quality_n, self.quality_mean, self.quality_m2 = 0, 0.0, 0.0
-        else:
-            mean = (self.quality_mean * self.quality_n - score) / n
-            self.quality_m2 = max(
-                0.0, self.quality_m2 - (score - mean) * (score - self.quality_mean)
-            )
-            self.quality_mean, self.quality_n = mean, n
-        self.quality.remove(np.array([score]))
+        one = np.array([score])
+        self.quality_n -= 1
+        self.quality_sum -= fixed_sum(one, QUALITY_SCALE)
+        self.quality_sq -= fixed_sum(one, QUALITY_SCALE, squared=True)
+        self.quality.remove(one)
 
     def merge(self, other: Digest) -> Digest:
         """The digest of both digests' calls (disjoint sets)."""
@@ -139,7 +168,10 @@ class Digest:
             latency=self.latency.merge(other.latency),
             ttft=self.ttft.merge(other.ttft),
             quality=self.quality.merge(other.quality),
-            cost=self.cost + other.cost,
+            cost_units=self.cost_units + other.cost_units,
+            quality_n=self.quality_n + other.quality_n,
+            quality_sum=self.quality_sum + other.quality_sum,
+            quality_sq=self.quality_sq + other.quality_sq,
             tokens=self.tokens + other.tokens,
             fixed=self.fixed + other.fixed,
             fixed_of=self.fixed_of + other.fixed_of,
@@ -151,16 +183,6 @@ class Digest:
         out.second0, out.per_second = self.second0, self.per_second.copy()
         if len(other.per_second):
             out._count_seconds_weighted(other.second0, other.per_second)
-        n = self.quality_n + other.quality_n
-        if n:
-            delta = other.quality_mean - self.quality_mean
-            out.quality_n = n
-            out.quality_mean = self.quality_mean + delta * other.quality_n / n
-            out.quality_m2 = (
-                self.quality_m2
-                + other.quality_m2
-                + delta * delta * self.quality_n * other.quality_n / n
-            )
         return out
 
     def _count_seconds_weighted(self, second0: int, counts: I64) -> None:
@@ -197,8 +219,7 @@ def summarize_digest(
         t50, t95 = digest.ttft.percentiles(_TTFT_PCTS).tolist()
         ttft = TtftStats(p50=t50, p95=t95)
     q = digest.quality_n
-    mean = digest.quality_mean if q else None
-    stddev = math.sqrt(digest.quality_m2 / (q - 1)) if q > 1 else None
+    mean, stddev = digest.quality_moments()
     fixed, fixed_of, ok = digest.fixed, digest.fixed_of, digest.ok
     distinct, hashed = len(digest.prompts), digest.hashed
     span = (window_end - window_start).total_seconds()
