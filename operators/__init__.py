@@ -3,8 +3,8 @@
 from operators.app_windows import AppWindows
 from operators.dedup import DedupState
 from operators.pricing import PriceTable
-from operators.window_buckets import WindowSpec
 from operators.window_stats import Columns, summarize, summarize_columns
+from operators.windower import WindowSpec
 
 __all__ = [
     "AppWindows",

@@ -1,97 +1,53 @@
-"""Event-time windows of one app: dedup, watermark, tumbling + sliding windows, feedback join.
+"""Event-time windows of one app: dedup, clock, windows, store and feedback join, composed.
 
 Pure logic (no Bytewax): the dataflow keeps one :class:`AppWindows` per app and feeds it the
-app's events in arrival order. Calls are kept in time buckets (the gcd of the tumbling length and
-the sliding step), so every window is a run of whole buckets; a window is emitted once when the
-watermark passes its end, and again, as a numbered *revision*, when a late call or a joined
-feedback changes it while its buckets are still retained.
+app's events in arrival order. The parts follow the seams of Bytewax's own windowing:
+``operators.dedup`` drops repeated event ids, ``window_clock`` keeps the watermark,
+``windower`` says which tumbling and sliding windows hold a time bucket, ``window_store`` keeps
+the calls in buckets and the windows still to close, ``feedback_join`` joins feedback to its
+call by ``request_id``. A window is emitted once when the watermark passes its end, and again,
+as a numbered *revision*, when a late call or a joined feedback changes it while its buckets
+are still retained.
 """
 
 from __future__ import annotations
 
-import heapq
-import math
 import pickle
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import count, pairwise
+from itertools import count
 
 import numpy as np
 import numpy.typing as npt
 
 from core.call_batch import I64, CallBatch
 from core.events import Event, Feedback, LlmCall
-from core.stats import StrayEvent, WindowKey, WindowStats
+from core.stats import StrayEvent, WindowStats
 from operators.dedup import DedupState
+from operators.feedback_join import CallRef, FeedbackJoin, WaitingFeedback, apply_feedback
 from operators.pricing import DEFAULT_PRICES, PriceTable
-from operators.window_buckets import TUMBLING, Bucket, WindowSpec
-from operators.window_stats import Columns, summarize_columns
+from operators.window_buckets import EXACT_CALLS
+from operators.window_clock import FAR_PAST, EventClock
+from operators.window_store import PendingWindow, Segment, WindowStore
+from operators.window_strays import late_stray, unmatched
+from operators.windower import Window, WindowKind, WindowSpec
 
-__all__ = ["AppWindows", "WindowSpec"]
+__all__ = ["AppWindows", "Output", "WindowSpec"]
 
 Output = WindowStats | StrayEvent
-_NAN = math.nan
-
-
-def _utc(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _segment_codes(calls: CallBatch) -> I64:
-    """One int per call, equal for calls of the same (task, model, variant, config_version).
-
-    Each column is coded on its own and the codes combined: no per-call string or tuple is built.
-    """
-    codes = np.zeros(len(calls), np.int64)
-    columns: tuple[list[str], list[str], list[str], list[int | None]] = (
-        calls.task,
-        calls.model,
-        calls.variant,
-        calls.config_version,
-    )
-    for column in columns:
-        values = {value: code for code, value in enumerate(dict.fromkeys(column))}
-        if len(values) > 1:
-            codes *= len(values)
-            codes += np.fromiter(map(values.__getitem__, column), np.int64, len(column))
-    if len(codes) and codes.max() >= 1 << 20:  # many distinct values: make the codes dense
-        codes = np.unique(codes, return_inverse=True)[1].reshape(-1)
-    return codes
-
-
-def _apply(bucket: Bucket, pos: int, fb: Feedback) -> None:
-    """Join a feedback's scores (served, and the shadow answer's when it has one) to its call."""
-    bucket.set_quality(pos, fb.quality)
-    if fb.shadow_model is not None and fb.shadow_quality is not None:
-        bucket.set_shadow(pos, fb.shadow_model, fb.shadow_quality)
-
-
-@dataclass(slots=True)
-class _Segment:
-    key: WindowKey
-    buckets: dict[int, Bucket] = field(default_factory=dict)
-    emitted: dict[tuple[int, int], int] = field(default_factory=dict)  # (kind, start) → revision
+_Segment = Segment  # the name recovery snapshots of earlier releases pickled
 
 
 class AppWindows:
     """All window state of one app; :meth:`process` and :meth:`advance` return outputs."""
 
-    def __init__(self, spec: WindowSpec, prices: PriceTable = DEFAULT_PRICES) -> None:
+    def __init__(
+        self, spec: WindowSpec, prices: PriceTable = DEFAULT_PRICES, exact_calls: int = EXACT_CALLS
+    ) -> None:
         self.spec = spec
         self._prices = prices
         self._dedup = DedupState(spec.dedup_ttl)
-        self._max_ts: int | None = None
-        self._seen_at = 0.0  # system time (s) when _max_ts last grew
-        self._closed = -(2**62)  # watermark up to which windows are emitted
-        self._evicted = -(2**62)  # buckets starting before this are gone
-        self._segments: dict[str, _Segment] = {}
-        self._pending: list[tuple[int, int, int, str]] = []  # (end, kind, start, route)
-        self._queued: set[tuple[str, int, int]] = set()
-        self._requests: dict[str, tuple[str, int, int, int]] = {}  # rid → route, bucket, pos, ts
-        # rids by the bucket they were indexed in: eviction drops whole buckets' worth of them
-        # instead of testing every request held (up to the retention's worth of calls).
-        self._request_buckets: dict[int, list[str]] = {}
-        self._waiting: dict[str, tuple[Feedback, int]] = {}  # feedback before its call
+        self._clock = EventClock(spec.lateness)
+        self._store = WindowStore(spec, exact_calls)
+        self._join = FeedbackJoin(spec.feedback_join)
 
     # -- snapshots: immutable bytes ---------------------------------------------------------
     def __getstate__(self) -> dict[str, object]:
@@ -99,12 +55,10 @@ class AppWindows:
         return {k: v for k, v in self.__dict__.items() if k != "_prices"}
 
     def __setstate__(self, state: dict[str, object]) -> None:
+        if "_max_ts" in state:  # a snapshot of a release before the parts were split out
+            state = _from_flat(state)
         self.__dict__.update(state)
         self._prices = DEFAULT_PRICES
-        if "_request_buckets" not in state:  # a snapshot from before the index existed
-            self._request_buckets = {}
-            for rid, (_, index, _, _) in self._requests.items():
-                self._request_buckets.setdefault(index, []).append(rid)
 
     def snapshot(self) -> bytes:
         """The whole state as immutable bytes (a Bytewax recovery snapshot)."""
@@ -118,31 +72,18 @@ class AppWindows:
         state: AppWindows = pickle.loads(snapshot)  # noqa: S301 - our own recovery store
         state._prices = prices
         if now is not None:
-            state._seen_at = now
+            state._clock.seen_at = now
         return state
 
     # -- watermark --------------------------------------------------------------------------
     def watermark(self, now: float | None) -> int | None:
         """Max event time minus the allowed lateness, advanced by idle system time when ``now``."""
-        if self._max_ts is None:
-            return None
-        wm = self._max_ts - self.spec.lateness
-        if now is not None:
-            wm += max(0, round((now - self._seen_at) * 1000))
-        return wm
-
-    def _current_watermark(self) -> int:
-        """The watermark events are judged against: never behind what was already closed."""
-        if self._max_ts is None:
-            return self._closed
-        return max(self._closed, self._max_ts - self.spec.lateness)
+        return self._clock.watermark(now)
 
     def next_close_at(self) -> float | None:
         """System time (s) at which idle time will close the next pending window."""
-        if not self._pending or self._max_ts is None:
-            return None
-        wait_ms = self._pending[0][0] - (self._max_ts - self.spec.lateness)
-        return self._seen_at + max(0, wait_ms) / 1000
+        end = self._store.next_end()
+        return None if end is None else self._clock.close_at(end)
 
     # -- input ------------------------------------------------------------------------------
     def process(self, events: list[Event], now: float | None) -> list[Output]:
@@ -176,7 +117,7 @@ class AppWindows:
         that received late calls are re-emitted once, as their next revision.
         """
         out: list[Output] = []
-        closed_before = self._closed
+        closed_before = self._clock.closed
         dirty: set[tuple[str, int]] = set()
         if len(calls):
             dirty = self._take_calls(calls, now, out)
@@ -185,17 +126,17 @@ class AppWindows:
             for i in self._dedup.first_sightings([fb.event_id for fb in feedback], times):
                 ts = round(times[i] * 1000)
                 self._feedback(feedback[i], ts, out)
-                self._saw(ts, now)
-        wm = self._current_watermark()
-        if self._pending and self._pending[0][0] <= wm:
+                self._clock.saw(ts, now)
+        wm = self._clock.current()
+        end = self._store.next_end()
+        if end is not None and end <= wm:
             self._close_through(wm, out)
-        seen: set[tuple[str, int, int]] = set()
+        seen: set[tuple[str, Window]] = set()
         for route, index in sorted(dirty):
-            segment = self._segments[route]
-            for kind, start, end in self.spec.windows_of_bucket(index):
-                if end <= closed_before and (route, kind, start) not in seen:
-                    seen.add((route, kind, start))
-                    self._emit(segment, kind, start, end, out)
+            for window in self.spec.windows_of_bucket(index):
+                if window.end <= closed_before and (route, window) not in seen:
+                    seen.add((route, window))
+                    out += self._store.emit(route, window, self._prices)
         self._evict()
         self._expire(now, out)
         return out
@@ -203,8 +144,9 @@ class AppWindows:
     def advance(self, now: float | None) -> list[Output]:
         """Close what the idle-advanced watermark has passed (a timer, no new events)."""
         out: list[Output] = []
-        wm = self.watermark(now)
-        if wm is not None and self._pending and self._pending[0][0] <= wm:
+        wm = self._clock.watermark(now)
+        end = self._store.next_end()
+        if wm is not None and end is not None and end <= wm:
             self._close_through(wm, out)
         self._expire(now, out)
         return out
@@ -212,11 +154,11 @@ class AppWindows:
     def flush(self) -> list[Output]:
         """End of input: close every pending window and give up on waiting feedback."""
         out: list[Output] = []
-        if self._pending:
-            self._close_through(max(e for e, *_ in self._pending), out)
-        for rid, (fb, _ts) in list(self._waiting.items()):
-            out.append(self._unmatched(fb, "no call with this request_id before the input ended"))
-            del self._waiting[rid]
+        last = self._store.last_end()
+        if last is not None:
+            self._close_through(last, out)
+        detail = "no call with this request_id before the input ended"
+        out += [unmatched(fb, detail, self._wm()) for fb in self._join.drain()]
         return out
 
     # -- calls ------------------------------------------------------------------------------
@@ -224,26 +166,25 @@ class AppWindows:
         self, calls: CallBatch, now: float | None, out: list[Output]
     ) -> set[tuple[str, int]]:
         """Dedup, judge lateness, store calls in their buckets; return buckets to correct."""
-        spec, b = self.spec, self.spec.bucket
+        spec, b, clock = self.spec, self.spec.bucket, self._clock
         keep = self._dedup.first_sightings(calls.event_id, (calls.ts / 1000.0).tolist())
         if not keep:
             return set()
         rows = np.asarray(keep, dtype=np.int64)
         ts = calls.ts[rows]
-        floor = -(2**62)
-        previous = floor if self._max_ts is None else self._max_ts
+        previous = FAR_PAST if clock.newest is None else clock.newest
         newest_before = np.maximum(
             np.concatenate(([previous], np.maximum.accumulate(ts)[:-1])), previous
         )
-        wm_before = np.maximum(newest_before - spec.lateness, self._closed)
+        wm_before = np.maximum(newest_before - spec.lateness, clock.closed)
         late = ts < wm_before
         index = ts // b
         if late.any():
             line = wm_before - spec.retention
-            line = np.maximum(line - line % b, self._evicted)
-            expired = late & (self._min_start(index) < line)
+            line = np.maximum(line - line % b, self._store.evicted)
+            expired = late & (spec.earliest_starts(index) < line)
             for j in np.flatnonzero(expired).tolist():
-                out.append(self._late_stray(calls, int(rows[j]), int(wm_before[j]), None))
+                out.append(late_stray(calls, int(rows[j]), int(wm_before[j]), None))
             accepted = ~expired
             rows, ts, index, late, wm_before = (
                 rows[accepted],
@@ -252,24 +193,17 @@ class AppWindows:
                 late[accepted],
                 wm_before[accepted],
             )
-        dirty = self._store(calls, rows, index, late, out)
+        dirty = self._store_calls(calls, rows, index, late, out)
         for j in np.flatnonzero(late).tolist():
-            window_end = int(index[j]) * b - int(index[j]) * b % spec.tumbling + spec.tumbling
+            window_end = spec.tumbling_end(int(index[j]))
             out.append(
-                self._late_stray(calls, int(rows[j]), int(wm_before[j]), window_end <= self._closed)
+                late_stray(calls, int(rows[j]), int(wm_before[j]), window_end <= clock.closed)
             )
         if len(ts):
-            self._saw(int(ts.max()), now)
+            clock.saw(int(ts.max()), now)
         return dirty
 
-    def _saw(self, ts: int, now: float | None) -> None:
-        """Event time ``ts`` was seen: it may move the watermark (and reset the idle clock)."""
-        if self._max_ts is None or ts > self._max_ts:
-            self._max_ts = ts
-            if now is not None:
-                self._seen_at = now
-
-    def _store(
+    def _store_calls(
         self,
         calls: CallBatch,
         rows: I64,
@@ -277,211 +211,93 @@ class AppWindows:
         late: npt.NDArray[np.bool_],
         out: list[Output],
     ) -> set[tuple[str, int]]:
-        """Append rows to their (segment, bucket); return late-touched buckets behind _closed."""
+        """Append rows to their (segment, bucket); return late-touched buckets behind closed."""
         if not len(rows):
             return set()
-        segment_of = _segment_codes(calls)[rows]
-        # Segment routes as strings, not tuples: strings are invisible to the garbage collector.
-        routes: dict[int, str] = {}
-        order = np.lexsort((index, segment_of))  # stable: arrival order within a group
-        keys = segment_of[order] * (1 << 40) + index[order]
-        cuts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(order)]
         has_requests = any(calls.request_id)
         dirty: set[tuple[str, int]] = set()
-        for g0, g1 in pairwise(cuts):
-            group = order[g0:g1]
-            r0 = int(rows[group[0]])
-            code = int(segment_of[group[0]])
-            route = routes.get(code)
-            version = calls.config_version[r0]
-            if route is None:
-                route = routes[code] = "\x1f".join(
-                    (
-                        calls.task[r0],
-                        calls.model[r0],
-                        calls.variant[r0],
-                        "" if version is None else str(version),
-                    )
-                )
-            bucket_index = int(index[group[0]])
-            segment = self._segments.get(route)
-            if segment is None:
-                segment = self._segments[route] = _Segment(
-                    WindowKey(
-                        calls.app, calls.task[r0], calls.model[r0], calls.variant[r0], version
-                    )
-                )
-            bucket = segment.buckets.get(bucket_index)
-            if bucket is None:
-                bucket = segment.buckets[bucket_index] = Bucket(calls.model[r0], calls.provider[r0])
-                self._queue(route, bucket_index)
-            batch_rows = rows[group]
-            first = bucket.extend(calls, batch_rows, self._prices)
+        for group in self._store.add(calls, rows, index, self._clock.closed, self._prices):
             if has_requests:
-                where = (route, bucket_index, bucket, first)
-                self._index_requests(calls, batch_rows, where, out)
-            if late[group].any():
-                dirty.add((route, bucket_index))
+                stored = rows[group.rows]
+                indexed = zip(
+                    count(group.first),
+                    map(calls.request_id.__getitem__, stored.tolist()),
+                    calls.ts[stored].tolist(),
+                )
+                for fb in self._join.index(group.route, group.bucket_index, group.bucket, indexed):
+                    out.append(unmatched(fb, "arrived after the feedback join window", self._wm()))
+            if late[group.rows].any():
+                dirty.add((group.route, group.bucket_index))
         return dirty
-
-    def _index_requests(
-        self,
-        calls: CallBatch,
-        rows: I64,
-        where: tuple[str, int, Bucket, int],
-        out: list[Output],
-    ) -> None:
-        route, index, bucket, first = where
-        join = self.spec.feedback_join
-        requests, waiting = self._requests, self._waiting
-        indexed = self._request_buckets.setdefault(index, [])
-        rids = map(calls.request_id.__getitem__, rows.tolist())
-        for pos, rid, ts in zip(count(first), rids, calls.ts[rows].tolist()):
-            if not rid:
-                continue
-            requests[rid] = (route, index, pos, ts)
-            indexed.append(rid)
-            found = waiting.pop(rid, None) if waiting else None
-            if found is not None:
-                fb, fb_ts = found
-                if abs(fb_ts - ts) <= join:
-                    _apply(bucket, pos, fb)
-                else:
-                    out.append(self._unmatched(fb, "arrived after the feedback join window"))
-
-    def _min_start(self, index: I64) -> I64:
-        """Earliest start of the windows holding each bucket."""
-        spec = self.spec
-        start = index * spec.bucket
-        tumbling = start - start % spec.tumbling
-        sliding = start - start % spec.step + spec.step - spec.sliding
-        result: I64 = np.minimum(tumbling, sliding)
-        return result
-
-    def _queue(self, route: str, index: int) -> None:
-        for kind, start, end in self.spec.windows_of_bucket(index):
-            if end > self._closed and (route, kind, start) not in self._queued:
-                self._queued.add((route, kind, start))
-                heapq.heappush(self._pending, (end, kind, start, route))
 
     # -- feedback ---------------------------------------------------------------------------
     def _feedback(self, fb: Feedback, ts: int, out: list[Output]) -> None:
-        found = self._requests.get(fb.request_id)
+        found = self._join.find(fb, ts)
         if found is None:
-            self._waiting[fb.request_id] = (fb, ts)
             return
         route, index, pos, call_ts = found
         if abs(ts - call_ts) > self.spec.feedback_join:
-            out.append(self._unmatched(fb, "arrived after the feedback join window"))
+            out.append(unmatched(fb, "arrived after the feedback join window", self._wm()))
             return
-        if not self._retained(index):
-            out.append(self._unmatched(fb, "its call's windows are no longer retained"))
+        if not self._store.retained(index):
+            out.append(unmatched(fb, "its call's windows are no longer retained", self._wm()))
             return
-        segment = self._segments[route]
-        _apply(segment.buckets[index], pos, fb)
-        self._correct(segment, index, out)
+        apply_feedback(self._store.segments[route].buckets[index], pos, fb)
+        out += self._store.correct(route, index, self._clock.closed, self._prices)
 
     # -- closing ----------------------------------------------------------------------------
     def _close_through(self, wm: int, out: list[Output]) -> None:
-        pending = self._pending
-        while pending and pending[0][0] <= wm:
-            end, kind, start, route = heapq.heappop(pending)
-            self._queued.discard((route, kind, start))
-            self._emit(self._segments[route], kind, start, end, out)
-        self._closed = max(self._closed, wm)
+        out += self._store.close_through(wm, self._prices)
+        self._clock.closed = max(self._clock.closed, wm)
         self._evict()
 
-    def _emit(self, segment: _Segment, kind: int, start: int, end: int, out: list[Output]) -> None:
-        b = self.spec.bucket
-        parts = [
-            bucket.columns(self._prices)
-            for i in range(start // b, end // b)
-            if (bucket := segment.buckets.get(i)) is not None and len(bucket)
-        ]
-        if not parts:
-            return
-        revision = segment.emitted.get((kind, start), -1) + 1
-        segment.emitted[(kind, start)] = revision
-        out.append(
-            summarize_columns(
-                "tumbling" if kind == TUMBLING else "sliding",
-                _utc(start),
-                _utc(end),
-                segment.key,
-                Columns.concat(parts),
-                revision,
-            )
-        )
-
-    def _correct(self, segment: _Segment, index: int, out: list[Output]) -> None:
-        """Re-emit every window holding bucket ``index`` that the watermark already passed."""
-        for kind, start, end in self.spec.windows_of_bucket(index):
-            if end <= self._closed:
-                self._emit(segment, kind, start, end, out)
-
-    def _retained(self, index: int) -> bool:
-        """Whether every window holding bucket ``index`` still has all its buckets."""
-        return min(start for _, start, _ in self.spec.windows_of_bucket(index)) >= self._evicted
-
     def _evict(self) -> None:
-        """Drop buckets that start more than the retention behind the watermark."""
-        b = self.spec.bucket
-        horizon = self._closed - self.spec.retention
-        cut = horizon - horizon % b
-        if cut <= self._evicted:
-            return
-        self._evicted = cut
-        for segment in self._segments.values():
-            for index in [i for i in segment.buckets if i * b < cut]:
-                del segment.buckets[index]
-            for key in [k for k in segment.emitted if k[1] < cut]:
-                del segment.emitted[key]
-        requests = self._requests
-        for index in [i for i in self._request_buckets if not self._retained(i)]:
-            for rid in self._request_buckets.pop(index):
-                found = requests.get(rid)
-                if found is not None and found[1] == index:  # not indexed again since
-                    del requests[rid]
+        """Drop buckets (and their calls' index entries) the retention has passed."""
+        if self._store.evict(self._clock.closed):
+            self._join.evict(self._store.retained)
 
     def _expire(self, now: float | None, out: list[Output]) -> None:
-        wm = self.watermark(now)
-        if wm is None or not self._waiting:
+        wm = self._clock.watermark(now)
+        if wm is None or not self._join.waiting:
             return
-        for rid, (fb, ts) in list(self._waiting.items()):
-            if ts + self.spec.feedback_join < wm:
-                detail = "no call with this request_id within the join window"
-                out.append(self._unmatched(fb, detail))
-                del self._waiting[rid]
+        detail = "no call with this request_id within the join window"
+        out += [unmatched(fb, detail, self._wm()) for fb in self._join.expire(wm)]
 
-    # -- strays -----------------------------------------------------------------------------
-    @staticmethod
-    def _late_stray(calls: CallBatch, row: int, wm: int, corrected: bool | None) -> StrayEvent:
-        """The record of a late call: ``corrected`` None means its state had expired."""
-        ts = int(calls.ts[row])
-        if corrected is None:
-            detail = "state expired"
-        else:
-            detail = "window corrected" if corrected else "its window was still open"
-        return StrayEvent(
-            kind="late",
-            event_id=calls.event_id[row],
-            app=calls.app,
-            task=calls.task[row],
-            event_time=_utc(ts),
-            watermark=_utc(wm),
-            in_window=corrected is not None,
-            detail=f"{(wm - ts) / 1000:.3f}s behind the watermark; {detail}",
-        )
+    def _wm(self) -> int:
+        """The watermark a stray record reports."""
+        return self._clock.current()
 
-    def _unmatched(self, fb: Feedback, detail: str) -> StrayEvent:
-        wm = self._current_watermark()
-        return StrayEvent(
-            kind="unmatched_feedback",
-            event_id=fb.event_id,
-            app=fb.app,
-            task=fb.task or "default",
-            event_time=fb.timestamp,
-            watermark=_utc(wm),
-            in_window=False,
-            detail=f"request_id {fb.request_id!r}: {detail}",
-        )
+
+def _from_flat(state: dict[str, object]) -> dict[str, object]:
+    """The state of a snapshot from before the split, in today's parts."""
+    spec = state["spec"]
+    assert isinstance(spec, WindowSpec)
+    clock = EventClock(spec.lateness, state["_max_ts"], state["_seen_at"], state["_closed"])  # type: ignore[arg-type]
+    store = WindowStore(
+        spec,
+        EXACT_CALLS,
+        state["_segments"],  # type: ignore[arg-type]
+        [PendingWindow(e, WindowKind(k), s, r) for e, k, s, r in state["_pending"]],  # type: ignore[attr-defined]
+        state["_queued"],  # type: ignore[arg-type]
+        state["_evicted"],  # type: ignore[arg-type]
+    )
+    requests: dict[str, tuple[str, int, int, int]] = state["_requests"]  # type: ignore[assignment]
+    by_bucket: dict[int, list[str]] | None = state.get("_request_buckets")  # type: ignore[assignment]
+    if by_bucket is None:  # a snapshot from before the index by bucket existed
+        by_bucket = {}
+        for rid, (_, index, _, _) in requests.items():
+            by_bucket.setdefault(index, []).append(rid)
+    waiting: dict[str, tuple[Feedback, int]] = state["_waiting"]  # type: ignore[assignment]
+    join = FeedbackJoin(
+        spec.feedback_join,
+        {rid: CallRef(*ref) for rid, ref in requests.items()},
+        by_bucket,
+        {rid: WaitingFeedback(*w) for rid, w in waiting.items()},
+    )
+    return {
+        "spec": spec,
+        "_dedup": state["_dedup"],
+        "_clock": clock,
+        "_store": store,
+        "_join": join,
+    }

@@ -4,6 +4,7 @@ windows, dedup, late calls, feedback join, idle advance and snapshots."""
 from __future__ import annotations
 
 import itertools
+import pickle
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -519,13 +520,47 @@ def test_a_snapshot_without_the_request_index_restores_and_evicts_like_the_origi
     """Snapshots taken before requests were indexed by bucket still restore."""
     original = AppWindows(SPEC)
     original.process([call(t, request_id=f"r{t}") for t in range(0, 600, 5)], now=None)
-    old = AppWindows.restore(original.snapshot(), now=None)
-    del old._request_buckets  # what an older version pickled
-    restored = AppWindows.restore(old.snapshot(), now=None)
+    restored = AppWindows.__new__(AppWindows)
+    restored.__setstate__(flat_state(original, with_request_index=False))
+    restored = AppWindows.restore(restored.snapshot(), now=None)
     later = [call(t, request_id=f"r{t}") for t in range(600, 3000, 5)]
     assert windows(restored.process(later, now=None)) == windows(original.process(later, now=None))
-    assert restored._requests == original._requests  # the early ones evicted from both
-    assert min(int(r[1:]) for r in restored._requests) > 600
+    # the early ones evicted from both
+    assert restored._join.requests == original._join.requests
+    assert min(int(r[1:]) for r in restored._join.requests) > 600
+
+
+def flat_state(state: AppWindows, *, with_request_index: bool = True) -> dict[str, Any]:
+    """What releases before the split of clock, store and join pickled (plain tuples)."""
+    clock, store, join = state._clock, state._store, state._join
+    flat: dict[str, Any] = {
+        "spec": state.spec,
+        "_dedup": state._dedup,
+        "_max_ts": clock.newest,
+        "_seen_at": clock.seen_at,
+        "_closed": clock.closed,
+        "_evicted": store.evicted,
+        "_segments": store.segments,
+        "_pending": [(p.end, int(p.kind), p.start, p.route) for p in store.pending],
+        "_queued": store.queued,
+        "_requests": {rid: tuple(ref) for rid, ref in join.requests.items()},
+        "_waiting": {rid: tuple(w) for rid, w in join.waiting.items()},
+    }
+    if with_request_index:
+        flat["_request_buckets"] = join.by_bucket
+    return flat
+
+
+def test_a_snapshot_of_the_flat_state_before_the_split_continues_like_the_original() -> None:
+    original = AppWindows(SPEC)
+    first = [call(t, request_id=f"r{t}") for t in range(0, 400, 3)]
+    original.process([*first, feedback(500, "r600", 0.5)], now=None)
+    copy = pickle.loads(pickle.dumps(original))
+    restored = AppWindows.__new__(AppWindows)
+    restored.__setstate__(flat_state(copy))
+    later = [call(t, request_id=f"r{t}") for t in range(400, 2000, 7)]
+    assert restored.process(later, now=None) == original.process(later, now=None)
+    assert restored.flush() == original.flush()
 
 
 # --- 7. idle advance ------------------------------------------------------------------------------

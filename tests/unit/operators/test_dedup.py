@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 from datetime import UTC, datetime, timedelta
 
+import pytest
+import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from operators import dedup
 from operators.dedup import DedupState
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -247,3 +251,44 @@ def test_batches_out_of_order_and_snapshots_match_the_per_event_rule(
             if at + ttl_s > newest:
                 remembered[event_id] = at
         assert state.first_sightings(ids, times) == expected
+
+
+def test_the_sorted_tier_behind_a_full_dict_answers_like_the_dict() -> None:
+    """With the dict tier holding 3 ids, most ids live in the open slice's sorted array: the
+    reference models above still hold (every batch, seal and snapshot)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup, "OPEN_LIMIT", 3)
+        test_batches_out_of_order_and_snapshots_match_the_per_event_rule()
+        test_matches_a_reference_model_for_in_order_streams()
+
+
+def test_false_duplicates_come_only_from_hash_collisions_at_the_stated_rate() -> None:
+    """A new id is dropped iff its hash equals a remembered id's: with the hash cut to 16 bits,
+    the drop rate of new ids against n remembered ones is the chance of a collision
+    (1 - (1 - 2**-16)**d for d distinct remembered hashes, at most n / 2**16). 64-bit hashes
+    give n / 2**64 by the same rule. The count is checked within 6 standard deviations of the
+    binomial (a false failure below 1e-8)."""
+    n, probes = 3_000, 20_000
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(dedup, "_hash", lambda data: xxhash.xxh3_64_intdigest(data) & 0xFFFF)
+        patch.setattr(dedup, "OPEN_LIMIT", 1_000)  # every tier holds some of the ids
+        state = DedupState(timedelta(hours=1))
+        base = [f"kept-{i}" for i in range(n)]
+        remembered: set[int] = set()
+        for i in range(0, n, 500):
+            hashes = dedup._hashes(base[i : i + 500])
+            kept = state.first_sightings(base[i : i + 500], [100.0] * 500)
+            assert len(kept) == len(set(hashes) - remembered)
+            remembered.update(hashes)
+        # Probes older than the TTL are judged but never remembered: n stays fixed.
+        dropped = 0
+        for i in range(0, probes, 1_000):
+            ids = [f"probe-{j}" for j in range(i, i + 1_000)]
+            kept_now = set(state.first_sightings(ids, [-4_000.0] * 1_000))
+            expected = {k for k, h in enumerate(dedup._hashes(ids)) if h not in remembered}
+            assert kept_now == expected
+            dropped += 1_000 - len(kept_now)
+    p = 1 - (1 - 2**-16) ** len(remembered)
+    assert p <= n / 2**16
+    sd = math.sqrt(probes * p * (1 - p))
+    assert abs(dropped - probes * p) < 6 * sd

@@ -176,7 +176,7 @@ def test_shadow_pairs_survive_a_snapshot() -> None:
 def test_a_bucket_snapshot_from_before_shadow_scores_restores_empty() -> None:
     state = AppWindows(SPEC)
     state.process([call(5, quality=0.25)], now=None)
-    (segment,) = state._segments.values()
+    (segment,) = state._store.segments.values()
     (bucket,) = segment.buckets.values()
     old = bucket.__getstate__()[:-1]  # the state a bucket of the previous release pickled
     fresh = type(bucket).__new__(type(bucket))
