@@ -43,7 +43,12 @@ from operators.analyzers.metric_state import MetricState, period_seconds, record
 
 __all__ = ["IncidentMachine", "Reading"]
 
-_insight = insight_maker("anomaly")
+#: The statistic behind each insight kind this analyzer emits (``evidence["statistic"]``).
+STATISTICS: dict[str, str] = {
+    "anomaly_start": "robust_z",
+    "anomaly_end": "robust_z",
+}
+_insight = insight_maker("anomaly", STATISTICS)
 _STARTS_KEPT = 64  # would-be starts remembered for the time-of-day recurrence
 
 

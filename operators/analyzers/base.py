@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from core.insights import AnalyzerName, Insight, Severity, WindowGroup, make_insight
 
-__all__ = ["KIND_STATISTIC", "Analyzer", "InsightMaker", "PeerReader", "insight_maker"]
+__all__ = ["Analyzer", "InsightMaker", "PeerReader", "insight_maker"]
 
 S = TypeVar("S")
-
-KIND_STATISTIC: dict[str, str] = {
-    "latency_slo": "p95_vs_slo",
-    "latency_regression": "ratio_to_median",
-    "ttft_regression": "ratio_to_median",
-    "success_rate": "success_rate",
-    "throughput_drop": "poisson_p",
-    "daily_budget": "budget_share",
-    "monthly_budget": "budget_share",
-    "daily_budget_projection": "projected_spend",
-    "monthly_budget_projection": "projected_spend",
-    "cost_spike": "ratio_to_baseline",
-    "error_rate": "wilson_interval",
-    "error_rate_increase": "two_proportion_z",
-    "quality_degradation": "welch_t",
-    "no_quality_signal": "feedback_coverage",
-    "burst": "ratio_to_reference",
-    "traffic_trend": "slope_t_test",
-    "cache_potential": "repeat_ratio",
-    "batching_potential": "peak_rate",
-    "anomaly_start": "robust_z",
-    "anomaly_end": "robust_z",
-}
-"""The statistic behind each insight kind, recorded as ``evidence["statistic"]``."""
 
 
 class Analyzer(Protocol[S]):
@@ -93,11 +70,12 @@ class InsightMaker(Protocol):
         ...
 
 
-def insight_maker(analyzer: AnalyzerName) -> InsightMaker:
+def insight_maker(analyzer: AnalyzerName, statistics: Mapping[str, str]) -> InsightMaker:
     """An insight builder for ``analyzer`` whose evidence always names the basics.
 
     Every insight's evidence carries ``metric``, ``value``, ``baseline`` (when there is one),
-    ``statistic`` (:data:`KIND_STATISTIC` unless the analyzer named one), ``window_start`` and
+    ``statistic`` (from ``statistics``, the analyzer module's kind → statistic table, unless the
+    insight named one; ``threshold`` for a kind not in it), ``window_start`` and
     ``window_end`` (RFC 3339), next to the analyzer's own numbers and thresholds; what the
     analyzer set is never overwritten.
     """
@@ -117,7 +95,7 @@ def insight_maker(analyzer: AnalyzerName) -> InsightMaker:
         basics: dict[str, float | str] = {
             "metric": metric,
             "value": value,
-            "statistic": KIND_STATISTIC.get(kind, "threshold"),
+            "statistic": statistics.get(kind, "threshold"),
             "window_start": group.window_start.isoformat(),
             "window_end": group.window_end.isoformat(),
         }

@@ -21,7 +21,15 @@ from operators.analyzers.base import insight_maker
 
 __all__ = ["CostAnalyzer", "CostState", "TaskCostBaseline"]
 
-_insight = insight_maker("cost")
+#: The statistic behind each insight kind this analyzer emits (``evidence["statistic"]``).
+STATISTICS: dict[str, str] = {
+    "daily_budget": "budget_share",
+    "monthly_budget": "budget_share",
+    "daily_budget_projection": "projected_spend",
+    "monthly_budget_projection": "projected_spend",
+    "cost_spike": "ratio_to_baseline",
+}
+_insight = insight_maker("cost", STATISTICS)
 
 _Evidence = dict[str, float | str]
 _PERIOD_NAMES = {"day": "daily", "month": "monthly"}

@@ -31,7 +31,7 @@ from operators.analyzers.base import insight_maker
 __all__ = ["STREAMS", "DriftDetectors", "DriftState"]
 
 STREAMS = ("quality", "latency_ms.p50", "error_rate")
-_insight = insight_maker("anomaly")
+_insight = insight_maker("anomaly", {})  # drift insights name their statistic (ADWIN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,14 @@ from operators.analyzers.base import insight_maker
 
 __all__ = ["PatternAnalyzer", "PatternState", "ProfileBucket", "TaskPattern"]
 
-_insight = insight_maker("pattern")
+#: The statistic behind each insight kind this analyzer emits (``evidence["statistic"]``).
+STATISTICS: dict[str, str] = {
+    "burst": "ratio_to_reference",
+    "traffic_trend": "slope_t_test",
+    "cache_potential": "repeat_ratio",
+    "batching_potential": "peak_rate",
+}
+_insight = insight_maker("pattern", STATISTICS)
 
 
 @dataclass(frozen=True, slots=True)

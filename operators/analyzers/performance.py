@@ -37,7 +37,15 @@ from operators.analyzers.base import insight_maker
 
 __all__ = ["PerformanceAnalyzer", "PerformanceState", "TaskBaseline"]
 
-_insight = insight_maker("performance")
+#: The statistic behind each insight kind this analyzer emits (``evidence["statistic"]``).
+STATISTICS: dict[str, str] = {
+    "latency_slo": "p95_vs_slo",
+    "latency_regression": "ratio_to_median",
+    "ttft_regression": "ratio_to_median",
+    "success_rate": "success_rate",
+    "throughput_drop": "poisson_p",
+}
+_insight = insight_maker("performance", STATISTICS)
 
 _MAD_TO_SIGMA = 1.4826  # consistency constant: 1.4826 * MAD estimates sigma for normal data
 _RESOLUTION = 1e-9  # relative spread below which the MAD is float rounding, not variation

@@ -27,7 +27,14 @@ from operators.analyzers.base import insight_maker
 
 __all__ = ["QualityAnalyzer", "QualityState"]
 
-_insight = insight_maker("quality")
+#: The statistic behind each insight kind this analyzer emits (``evidence["statistic"]``).
+STATISTICS: dict[str, str] = {
+    "error_rate": "wilson_interval",
+    "error_rate_increase": "two_proportion_z",
+    "quality_degradation": "welch_t",
+    "no_quality_signal": "feedback_coverage",
+}
+_insight = insight_maker("quality", STATISTICS)
 
 ALL_MODELS = "*"  # the model of a task's aggregate segment
 _CI_LEVEL = 0.95  # the confidence of the reported intervals (contract: ci95)

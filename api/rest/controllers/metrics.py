@@ -13,7 +13,7 @@ from api.rest.params import page_limit
 from api.rest.resources import resources_of
 from api.service import MetricsSummary, TimeSeries
 from api.service.series import SeriesMetric
-from core.insights import Insight
+from core.insights import AnalyzerName, Insight, Severity
 
 __all__ = ["MetricsController"]
 
@@ -58,12 +58,10 @@ class MetricsController(Controller):
         app: Annotated[str, Parameter(min_length=1, max_length=512, description="application")],
         task: Annotated[str | None, Parameter(max_length=512, description="task")] = None,
         analyzer: Annotated[
-            Literal["performance", "cost", "quality", "pattern", "anomaly"] | None,
+            AnalyzerName | None,
             Parameter(description="analyzer"),
         ] = None,
-        severity: Annotated[
-            Literal["info", "warning", "critical"] | None, Parameter(description="severity")
-        ] = None,
+        severity: Annotated[Severity | None, Parameter(description="severity")] = None,
         since: Annotated[datetime | None, Parameter(description="window_start >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="window_end <= until")] = None,
         limit: Annotated[int, page_limit(10_000)] = 100,

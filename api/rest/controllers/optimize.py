@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get, post
@@ -14,15 +14,12 @@ from api.rest.auth import principal_of
 from api.rest.params import page_limit
 from api.rest.resources import resources_of
 from api.service import Analysis, RecommendationDetail
-from core.decisions import Decision, Deployment
+from core.decisions import Decision, DecisionStatus, Deployment
+from core.decisions import Strategy as StrategyName
 from storage.decisions import DecisionPage
 
 __all__ = ["OptimizeController"]
 
-StrategyName = Literal[
-    "model_selection", "caching", "rate_limiting", "batching", "prompt_optimization", "rollback"
-]
-DecisionStatusName = Literal["proposed", "canary", "promoted", "rolled_back", "rejected", "applied"]
 Text = Annotated[str, msgspec.Meta(max_length=2048)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
@@ -62,7 +59,7 @@ class OptimizeController(Controller):
         app: Annotated[str | None, Parameter(max_length=512)] = None,
         task: Annotated[str | None, Parameter(max_length=512)] = None,
         strategy: StrategyName | None = None,
-        status: Annotated[list[DecisionStatusName] | None, Parameter(description="any of")] = None,
+        status: Annotated[list[DecisionStatus] | None, Parameter(description="any of")] = None,
         since: Annotated[datetime | None, Parameter(description="created_at >= since")] = None,
         until: Annotated[datetime | None, Parameter(description="created_at < until")] = None,
         cursor: Annotated[str | None, Parameter(max_length=1024)] = None,

@@ -11,7 +11,7 @@ from operators.analyzers import (
     PerformanceAnalyzer,
     QualityAnalyzer,
 )
-from operators.analyzers.base import KIND_STATISTIC
+from operators.analyzers.registry import KIND_STATISTIC
 from tests.unit.operators.analyzers.test_anomaly import win
 
 SETTINGS = updated(AnalyzerSettings(), warmup_windows=3, anomaly__warmup_windows=5)
