@@ -40,7 +40,8 @@ CONSUMER_TUNING: dict[str, str | int | bool] = {
     "fetch.queue.backoff.ms": 5,
     # Prefetch bounds: librdkafka holds whole fetched record batches until their last record is
     # consumed; with its defaults (64 MB queue, 50 MB fetches) four partitions held ~250 MB per
-    # process. Smaller fetches read 1M events as fast and hold ~170 MB (bench/README.md).
+    # process. Smaller fetches read 1M events as fast and hold ~170 MB (measured 2026-11-29;
+    # `git log -p bench/README.md`).
     "queued.max.messages.kbytes": 16384,
     "fetch.max.bytes": 1024 * 1024,
     "max.partition.fetch.bytes": 256 * 1024,
