@@ -32,6 +32,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,7 @@ class _AppLoader:
     setup: WorkerSetup | None
     reloads: Any  # a queue, or None when the app has no reload hook
     metrics_dir: str = ""  # several workers: where their metrics meet
+    started: Any = None  # a shared counter each worker's app adds 1 to once it has started
 
     def __call__(self) -> ASGIApp:
         from api.rest.app import create_app
@@ -169,6 +171,9 @@ class _AppLoader:
         on_reload = None if reloads is None else (lambda: reloads.put_nowait("reload"))
         litestar = create_app(self.settings, on_reload=on_reload)
         litestar.state.metrics_registry = registry
+        if self.started is not None:
+            started = self.started
+            litestar.on_startup.append(lambda: _add_one(started))
         if self.metrics_dir:
             directory, pid = self.metrics_dir, os.getpid()
             Gauge(
@@ -184,12 +189,61 @@ class _AppLoader:
         return app
 
 
-def _granian(settings: Settings) -> MPServer:
+def _add_one(counter: Any) -> None:
+    with counter.get_lock():
+        counter.value += 1
+
+
+class _RollingServer(MPServer):
+    """granian's server whose reload stops an old worker only once its replacement serves.
+
+    granian replaces workers one by one on reload: it starts the new worker, waits
+    ``respawn_interval`` and stops the old one. A new worker that takes longer than that to build
+    its app (a busy host, a slow database) left the port with no listener for a moment: requests
+    were refused (``tests/integration/test_rest_server.py`` saw it). During a reload, starting a
+    worker here waits until its app has started (``started`` grows) or it died, then granian's
+    ``respawn_interval`` covers binding the socket.
+    """
+
+    def __init__(self, *args: Any, started: Any, start_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._started = started
+        self._start_timeout_s = start_timeout_s
+        self._rolling = False
+
+    def _reload(self, spawn_target: Any, target_loader: Any) -> Any:
+        self._rolling = True
+        try:
+            return super()._reload(spawn_target, target_loader)  # type: ignore[no-untyped-call]
+        finally:
+            self._rolling = False
+
+    def _spawn_worker(self, *args: Any, **kwargs: Any) -> Any:
+        worker: Any = super()._spawn_worker(*args, **kwargs)
+        if self._rolling:
+            start = worker.start
+
+            def start_and_wait() -> None:
+                before = self._started.value
+                start()
+                deadline = time.monotonic() + self._start_timeout_s  # a guard, not a pace
+                while (
+                    self._started.value <= before
+                    and worker.is_alive()
+                    and time.monotonic() < deadline
+                ):
+                    time.sleep(0.05)
+
+            worker.start = start_and_wait
+        return worker
+
+
+def _granian(settings: Settings, started: Any) -> MPServer:
     api = settings.api
     tls: dict[str, Any] = {}
     if api.tls_cert_path:
         tls = {"ssl_cert": Path(api.tls_cert_path), "ssl_key": Path(api.tls_key_path)}
-    return MPServer(
+    return _RollingServer(
         "api.rest:create_app",  # informative only: the app comes from the loader
         address=api.host,
         port=api.port,
@@ -204,6 +258,8 @@ def _granian(settings: Settings) -> MPServer:
         workers_kill_timeout=int(api.request_timeout.total_seconds()) + 5,
         respawn_interval=1.0,
         respawn_failed_workers=True,  # a crashed worker is replaced (a crash loop ends it all)
+        started=started,
+        start_timeout_s=settings.orchestrator.start_timeout.total_seconds(),
         **tls,
     )
 
@@ -239,10 +295,11 @@ def serve(
         ready: An event set once the socket is bound (workers may still be starting).
     """
     _follow_parent()
-    server = _granian(settings)
+    started = multiprocessing.Value("i", 0)
+    server = _granian(settings, started)
     metrics_dir = tempfile.mkdtemp(prefix="llmopt-rest-metrics-") if server.workers > 1 else ""
     loader = _AppLoader(
-        settings, setup, control.reloads if control is not None else None, metrics_dir
+        settings, setup, control.reloads if control is not None else None, metrics_dir, started
     )
     if control is not None:
 
