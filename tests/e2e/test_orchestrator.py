@@ -25,6 +25,12 @@ ADMIN_KEY = "e2e-admin-key"
 PROMTOOL = Path(__file__).parents[2] / ".tools" / "bin" / "promtool"
 
 
+# Guards, not paces: the orchestrator exits by itself when a service misses its own
+# orchestrator.start_timeout, and _wait_for fails at once when it exits; these bounds only stop a
+# hung run, so they are generous for a loaded machine (services start one after another).
+GUARD_S = 600
+
+
 def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen[bytes]):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -75,7 +81,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 return False
 
-        _wait_for(healthy, 60, "the REST API to become healthy", proc)
+        _wait_for(healthy, GUARD_S, "the REST API to become healthy", proc)
         health = httpx.get(base + "/health").json()
         assert health["status"] == "ok"
         assert set(health["dependencies"]) == {"database", "kafka", "cache"}
@@ -141,7 +147,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
             ).json()
             return body if body["windows"] else None
 
-        body = _wait_for(window, 60, "the window to reach the REST API", proc)
+        body = _wait_for(window, GUARD_S, "the window to reach the REST API", proc)
         first = body["windows"][0]
         assert first["window_start"] == minute.strftime("%Y-%m-%dT%H:%M:%SZ")
         assert first["count"] == 30
@@ -184,7 +190,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         logged = tmp_path / "orchestrator.log"
         _wait_for(
             lambda: "reload_rejected_keeping_old_settings" in logged.read_text(),
-            30,
+            GUARD_S,
             "the rejected reload to be logged",
             proc,
         )
@@ -196,7 +202,7 @@ def test_orchestrator_embedded_defaults_end_to_end(tmp_path: Path) -> None:
         )
         proc.send_signal(signal.SIGHUP)
         _wait_for(
-            lambda: "settings_reloaded" in logged.read_text(), 60, "the reload to apply", proc
+            lambda: "settings_reloaded" in logged.read_text(), GUARD_S, "the reload to apply", proc
         )
         codes = []
         with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
